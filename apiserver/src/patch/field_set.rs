@@ -1,0 +1,616 @@
+//! Sets of field paths, as server-side apply records ownership (upstream
+//! `sigs.k8s.io/structured-merge-diff/fieldpath`), with the `FieldsV1` JSON encoding used in
+//! `metadata.managedFields[].fieldsV1`.
+//!
+//! Also the schema-aware walks over objects that produce such sets: [`field_set_of`] (upstream
+//! `TypedValue.ToFieldSet`) and [`compare`] (upstream `TypedValue.Compare`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use super::list_types::{child_path, item_path, Schema, SsaList};
+
+/// One step of a field path (upstream `fieldpath.PathElement`). The derived order matches
+/// upstream's: field names, then keys, then values, then indices.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PathElement {
+    /// A field of a struct or a key of a map: `f:<name>`.
+    Field(String),
+    /// An item of a `listType=map` list, as the compact JSON object of its key fields with keys
+    /// sorted: `k:{"port":80,"protocol":"TCP"}`.
+    Key(String),
+    /// An item of a `listType=set` list, as compact JSON: `v:"example.com/finalizer"`.
+    Value(String),
+    /// A list item by position: `i:0` (not produced for the served kinds).
+    Index(usize),
+}
+
+impl PathElement {
+    /// The `FieldsV1` key of this element.
+    pub fn fields_v1_key(&self) -> String {
+        match self {
+            PathElement::Field(n) => format!("f:{n}"),
+            PathElement::Key(k) => format!("k:{k}"),
+            PathElement::Value(v) => format!("v:{v}"),
+            PathElement::Index(i) => format!("i:{i}"),
+        }
+    }
+
+    /// Parses a `FieldsV1` key.
+    pub fn from_fields_v1_key(key: &str) -> Result<PathElement, String> {
+        let (prefix, rest) = key
+            .split_once(':')
+            .ok_or_else(|| format!("unexpected fieldsV1 key {key:?}"))?;
+        Ok(match prefix {
+            "f" => PathElement::Field(rest.to_string()),
+            "k" => {
+                let v: Value = serde_json::from_str(rest)
+                    .map_err(|e| format!("invalid key in fieldsV1 {key:?}: {e}"))?;
+                let Value::Object(m) = v else {
+                    return Err(format!("invalid key in fieldsV1 {key:?}: not an object"));
+                };
+                PathElement::Key(canonical_key(m.into_iter().collect()))
+            }
+            "v" => {
+                let v: Value = serde_json::from_str(rest)
+                    .map_err(|e| format!("invalid value in fieldsV1 {key:?}: {e}"))?;
+                PathElement::Value(v.to_string())
+            }
+            "i" => PathElement::Index(
+                rest.parse()
+                    .map_err(|_| format!("invalid index in fieldsV1 {key:?}"))?,
+            ),
+            _ => return Err(format!("unexpected fieldsV1 key {key:?}")),
+        })
+    }
+}
+
+/// Compact JSON of key fields sorted by name, as upstream serializes `k:` elements.
+pub(crate) fn canonical_key(mut fields: Vec<(String, Value)>) -> String {
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut m = Map::new();
+    for (k, v) in fields {
+        m.insert(k, v);
+    }
+    Value::Object(m).to_string()
+}
+
+impl fmt::Display for PathElement {
+    /// Upstream `PathElement.String`: `.name`, `[port=80,protocol="TCP"]`, `[="v"]`, `[0]`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathElement::Field(n) => write!(f, ".{n}"),
+            PathElement::Key(k) => {
+                let parsed: Map<String, Value> = serde_json::from_str(k).unwrap_or_default();
+                let parts: Vec<String> = parsed.iter().map(|(n, v)| format!("{n}={v}")).collect();
+                write!(f, "[{}]", parts.join(","))
+            }
+            PathElement::Value(v) => write!(f, "[={v}]"),
+            PathElement::Index(i) => write!(f, "[{i}]"),
+        }
+    }
+}
+
+/// A full field path from the object root.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct FieldPath(pub Vec<PathElement>);
+
+impl FieldPath {
+    /// Builds a path of plain field names, e.g. `["metadata", "labels"]`.
+    pub fn fields(names: &[&str]) -> FieldPath {
+        FieldPath(
+            names
+                .iter()
+                .map(|n| PathElement::Field(n.to_string()))
+                .collect(),
+        )
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for pe in &self.0 {
+            write!(f, "{pe}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A set of field paths stored as a tree (upstream `fieldpath.Set`): `members` are paths that
+/// end at this node, `children` hold paths that continue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldSet {
+    members: BTreeSet<PathElement>,
+    children: BTreeMap<PathElement, FieldSet>,
+}
+
+impl FieldSet {
+    /// The empty set.
+    pub fn new() -> FieldSet {
+        FieldSet::default()
+    }
+
+    /// True when the set holds no path.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.children.values().all(FieldSet::is_empty)
+    }
+
+    /// Adds a path.
+    pub fn insert(&mut self, path: &[PathElement]) {
+        match path {
+            [] => {}
+            [last] => {
+                self.members.insert(last.clone());
+            }
+            [first, rest @ ..] => self.children.entry(first.clone()).or_default().insert(rest),
+        }
+    }
+
+    /// Whether the set holds exactly this path.
+    pub fn has(&self, path: &[PathElement]) -> bool {
+        match path {
+            [] => false,
+            [last] => self.members.contains(last),
+            [first, rest @ ..] => self.children.get(first).is_some_and(|c| c.has(rest)),
+        }
+    }
+
+    /// Whether the set holds this path or any path below it.
+    pub fn has_prefix(&self, path: &[PathElement]) -> bool {
+        match path {
+            [] => !self.is_empty(),
+            [first, rest @ ..] => {
+                (rest.is_empty() && self.members.contains(first))
+                    || self.children.get(first).is_some_and(|c| c.has_prefix(rest))
+            }
+        }
+    }
+
+    /// Whether the set holds a path strictly below this one.
+    pub fn has_descendant(&self, path: &[PathElement]) -> bool {
+        match path {
+            [] => !self.is_empty(),
+            [first, rest @ ..] => self
+                .children
+                .get(first)
+                .is_some_and(|c| c.has_descendant(rest)),
+        }
+    }
+
+    /// Paths in either set.
+    pub fn union(&self, other: &FieldSet) -> FieldSet {
+        let mut out = self.clone();
+        out.members.extend(other.members.iter().cloned());
+        for (k, c) in &other.children {
+            let merged = match out.children.get(k) {
+                Some(mine) => mine.union(c),
+                None => c.clone(),
+            };
+            out.children.insert(k.clone(), merged);
+        }
+        out
+    }
+
+    /// Paths in `self` that are not in `other` (upstream `Set.Difference`).
+    pub fn difference(&self, other: &FieldSet) -> FieldSet {
+        let mut out = FieldSet::new();
+        out.members = self.members.difference(&other.members).cloned().collect();
+        for (k, c) in &self.children {
+            let d = match other.children.get(k) {
+                Some(o) => c.difference(o),
+                None => c.clone(),
+            };
+            if !d.is_empty() {
+                out.children.insert(k.clone(), d);
+            }
+        }
+        out
+    }
+
+    /// Paths in `self` that are neither in `other` nor below one of its paths (upstream
+    /// `Set.RecursiveDifference`).
+    pub fn recursive_difference(&self, other: &FieldSet) -> FieldSet {
+        let mut out = FieldSet::new();
+        out.members = self.members.difference(&other.members).cloned().collect();
+        for (k, c) in &self.children {
+            if other.members.contains(k) {
+                continue;
+            }
+            let d = match other.children.get(k) {
+                Some(o) => c.recursive_difference(o),
+                None => c.clone(),
+            };
+            if !d.is_empty() {
+                out.children.insert(k.clone(), d);
+            }
+        }
+        out
+    }
+
+    /// Paths in both sets.
+    pub fn intersection(&self, other: &FieldSet) -> FieldSet {
+        let mut out = FieldSet::new();
+        out.members = self.members.intersection(&other.members).cloned().collect();
+        for (k, c) in &self.children {
+            if let Some(o) = other.children.get(k) {
+                let i = c.intersection(o);
+                if !i.is_empty() {
+                    out.children.insert(k.clone(), i);
+                }
+            }
+        }
+        out
+    }
+
+    /// Every path of the set, in upstream's iteration order (members, then children).
+    pub fn paths(&self) -> Vec<FieldPath> {
+        let mut out = Vec::new();
+        self.collect_paths(&mut Vec::new(), &mut out);
+        out
+    }
+
+    fn collect_paths(&self, prefix: &mut Vec<PathElement>, out: &mut Vec<FieldPath>) {
+        for m in &self.members {
+            let mut p = prefix.clone();
+            p.push(m.clone());
+            out.push(FieldPath(p));
+        }
+        for (k, c) in &self.children {
+            prefix.push(k.clone());
+            c.collect_paths(prefix, out);
+            prefix.pop();
+        }
+    }
+
+    /// Encodes the set as a `FieldsV1` object: each element maps to an object of its
+    /// children, with `".": {}` when the element is itself a member and has children.
+    pub fn to_fields_v1(&self) -> Value {
+        let mut keys: BTreeSet<&PathElement> = self.members.iter().collect();
+        keys.extend(
+            self.children
+                .iter()
+                .filter(|(_, c)| !c.is_empty())
+                .map(|(k, _)| k),
+        );
+        let mut out = Map::new();
+        for k in keys {
+            let mut inner = Map::new();
+            if let Some(c) = self.children.get(k).filter(|c| !c.is_empty()) {
+                if self.members.contains(k) {
+                    inner.insert(".".into(), Value::Object(Map::new()));
+                }
+                if let Value::Object(m) = c.to_fields_v1() {
+                    inner.extend(m);
+                }
+            }
+            out.insert(k.fields_v1_key(), Value::Object(inner));
+        }
+        Value::Object(out)
+    }
+
+    /// Decodes a `FieldsV1` object.
+    pub fn from_fields_v1(v: &Value) -> Result<FieldSet, String> {
+        let Value::Object(m) = v else {
+            return Err("fieldsV1 must be an object".into());
+        };
+        let mut out = FieldSet::new();
+        for (k, child) in m {
+            if k == "." {
+                continue;
+            }
+            let pe = PathElement::from_fields_v1_key(k)?;
+            let Value::Object(cm) = child else {
+                return Err(format!("fieldsV1 entry {k:?} must be an object"));
+            };
+            if cm.is_empty() || cm.contains_key(".") {
+                out.members.insert(pe.clone());
+            }
+            let sub = FieldSet::from_fields_v1(child)?;
+            if !sub.is_empty() {
+                out.children.insert(pe, sub);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Error while walking an object for server-side apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalkError(pub String);
+
+/// Default values of list-map key fields that upstream's schemas declare (`protocol`
+/// defaults to `TCP` for Service and container ports), used when an item omits them.
+fn key_default(field: &str) -> Option<Value> {
+    (field == "protocol").then(|| Value::String("TCP".into()))
+}
+
+/// The `k:` element identifying an item of a `listType=map` list, or an error naming the
+/// missing key field.
+pub(crate) fn item_key(
+    item: &Value,
+    keys: &[&str],
+    path: &FieldPath,
+) -> Result<PathElement, WalkError> {
+    let Value::Object(m) = item else {
+        return Err(WalkError(format!(
+            "{path}: expected map items in associative list"
+        )));
+    };
+    let mut fields = Vec::with_capacity(keys.len());
+    for k in keys {
+        match m.get(*k).cloned().or_else(|| key_default(k)) {
+            Some(v) => fields.push((k.to_string(), v)),
+            None => {
+                return Err(WalkError(format!(
+                    "{path}: associative list with keys has an element that omits key field {k:?} (and doesn't have default value)"
+                )))
+            }
+        }
+    }
+    Ok(PathElement::Key(canonical_key(fields)))
+}
+
+/// How a value at a schema path is walked.
+enum Shape<'v> {
+    Leaf,
+    Map(&'v Map<String, Value>),
+    SetList(&'v [Value]),
+    MapList(&'v [Value], &'static [&'static str]),
+}
+
+fn shape<'v>(schema: &Schema, spath: &str, v: &'v Value) -> Shape<'v> {
+    match v {
+        Value::Object(m) if !m.is_empty() && !schema.is_atomic_map(spath) => Shape::Map(m),
+        Value::Array(items) if !items.is_empty() => match schema.list(spath).ssa {
+            SsaList::Atomic => Shape::Leaf,
+            SsaList::Set => Shape::SetList(items),
+            SsaList::Map(keys) => Shape::MapList(items, keys),
+        },
+        _ => Shape::Leaf,
+    }
+}
+
+/// The set of fields an object sets: leaves and list items (upstream `ToFieldSet`). Maps and
+/// structs themselves are not members unless empty or atomic.
+pub fn field_set_of(schema: &Schema, v: &Value) -> Result<FieldSet, WalkError> {
+    let mut set = FieldSet::new();
+    if let Value::Object(m) = v {
+        for (k, child) in m {
+            let mut path = FieldPath(vec![PathElement::Field(k.clone())]);
+            walk_set(schema, k, child, &mut path, &mut set)?;
+        }
+    }
+    Ok(set)
+}
+
+fn walk_set(
+    schema: &Schema,
+    spath: &str,
+    v: &Value,
+    path: &mut FieldPath,
+    set: &mut FieldSet,
+) -> Result<(), WalkError> {
+    match shape(schema, spath, v) {
+        Shape::Leaf => set.insert(&path.0),
+        Shape::Map(m) => {
+            for (k, child) in m {
+                path.0.push(PathElement::Field(k.clone()));
+                walk_set(schema, &child_path(spath, k), child, path, set)?;
+                path.0.pop();
+            }
+        }
+        Shape::SetList(items) => {
+            for item in items {
+                path.0.push(PathElement::Value(item.to_string()));
+                set.insert(&path.0);
+                path.0.pop();
+            }
+        }
+        Shape::MapList(items, keys) => {
+            let ipath = item_path(spath);
+            let mut seen = BTreeSet::new();
+            for item in items {
+                let pe = item_key(item, keys, path)?;
+                if !seen.insert(pe.clone()) {
+                    return Err(WalkError(format!("{path}: duplicate entries for key {pe}")));
+                }
+                path.0.push(pe);
+                set.insert(&path.0);
+                if let Value::Object(m) = item {
+                    for (k, child) in m {
+                        path.0.push(PathElement::Field(k.clone()));
+                        walk_set(schema, &child_path(&ipath, k), child, path, set)?;
+                        path.0.pop();
+                    }
+                }
+                path.0.pop();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fields that differ between two versions of an object (upstream `typed.Comparison`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Comparison {
+    /// Leaves present in both with different values.
+    pub modified: FieldSet,
+    /// Paths present only in the new object (including new maps and list items themselves).
+    pub added: FieldSet,
+    /// Paths present only in the old object.
+    pub removed: FieldSet,
+}
+
+/// Top-level fields that upstream's typed objects always carry (non-pointer structs), so they
+/// never count as added or removed themselves.
+const ALWAYS_PRESENT: &[&str] = &["metadata", "spec", "status"];
+
+/// Compares two objects field by field.
+pub fn compare(schema: &Schema, old: &Value, new: &Value) -> Comparison {
+    let mut c = Comparison::default();
+    let empty = Map::new();
+    let old_m = old.as_object().unwrap_or(&empty);
+    let new_m = new.as_object().unwrap_or(&empty);
+    compare_maps(schema, "", old_m, new_m, &mut FieldPath::default(), &mut c);
+    c
+}
+
+fn compare_maps(
+    schema: &Schema,
+    spath: &str,
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    path: &mut FieldPath,
+    c: &mut Comparison,
+) {
+    let top = spath.is_empty();
+    for (k, ov) in old {
+        path.0.push(PathElement::Field(k.clone()));
+        let cp = child_path(spath, k);
+        match new.get(k) {
+            Some(nv) => compare_values(schema, &cp, ov, nv, path, c),
+            None => mark_all(
+                schema,
+                &cp,
+                ov,
+                path,
+                &mut c.removed,
+                top && ALWAYS_PRESENT.contains(&k.as_str()),
+            ),
+        }
+        path.0.pop();
+    }
+    for (k, nv) in new {
+        if old.contains_key(k) {
+            continue;
+        }
+        path.0.push(PathElement::Field(k.clone()));
+        let cp = child_path(spath, k);
+        mark_all(
+            schema,
+            &cp,
+            nv,
+            path,
+            &mut c.added,
+            top && ALWAYS_PRESENT.contains(&k.as_str()),
+        );
+        path.0.pop();
+    }
+}
+
+/// Marks a value that exists on one side only: the node itself (unless `skip_node`) and
+/// everything below it.
+fn mark_all(
+    schema: &Schema,
+    spath: &str,
+    v: &Value,
+    path: &mut FieldPath,
+    set: &mut FieldSet,
+    skip_node: bool,
+) {
+    if !skip_node {
+        set.insert(&path.0);
+    }
+    match shape(schema, spath, v) {
+        Shape::Leaf => {}
+        Shape::Map(m) => {
+            for (k, child) in m {
+                path.0.push(PathElement::Field(k.clone()));
+                mark_all(schema, &child_path(spath, k), child, path, set, false);
+                path.0.pop();
+            }
+        }
+        Shape::SetList(items) => {
+            for item in items {
+                path.0.push(PathElement::Value(item.to_string()));
+                set.insert(&path.0);
+                path.0.pop();
+            }
+        }
+        Shape::MapList(items, keys) => {
+            let ipath = item_path(spath);
+            for item in items {
+                // Items without their keys cannot be tracked; upstream rejects them earlier.
+                let Ok(pe) = item_key(item, keys, path) else {
+                    continue;
+                };
+                path.0.push(pe);
+                mark_all(schema, &ipath, item, path, set, false);
+                path.0.pop();
+            }
+        }
+    }
+}
+
+fn compare_values(
+    schema: &Schema,
+    spath: &str,
+    old: &Value,
+    new: &Value,
+    path: &mut FieldPath,
+    c: &mut Comparison,
+) {
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) if !schema.is_atomic_map(spath) => {
+            compare_maps(schema, spath, o, n, path, c)
+        }
+        (Value::Array(o), Value::Array(n)) => match schema.list(spath).ssa {
+            SsaList::Atomic => {
+                if old != new {
+                    c.modified.insert(&path.0);
+                }
+            }
+            SsaList::Set => {
+                for item in o {
+                    if !n.contains(item) {
+                        path.0.push(PathElement::Value(item.to_string()));
+                        c.removed.insert(&path.0);
+                        path.0.pop();
+                    }
+                }
+                for item in n {
+                    if !o.contains(item) {
+                        path.0.push(PathElement::Value(item.to_string()));
+                        c.added.insert(&path.0);
+                        path.0.pop();
+                    }
+                }
+            }
+            SsaList::Map(keys) => {
+                let ipath = item_path(spath);
+                let keyed = |items: &'_ [Value], path: &FieldPath| -> Vec<(PathElement, usize)> {
+                    items
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, item)| item_key(item, keys, path).ok().map(|k| (k, i)))
+                        .collect()
+                };
+                let old_items = keyed(o, path);
+                let new_items = keyed(n, path);
+                for (k, oi) in &old_items {
+                    path.0.push(k.clone());
+                    match new_items.iter().find(|(nk, _)| nk == k) {
+                        Some((_, ni)) => compare_values(schema, &ipath, &o[*oi], &n[*ni], path, c),
+                        None => mark_all(schema, &ipath, &o[*oi], path, &mut c.removed, false),
+                    }
+                    path.0.pop();
+                }
+                for (k, ni) in &new_items {
+                    if old_items.iter().any(|(ok, _)| ok == k) {
+                        continue;
+                    }
+                    path.0.push(k.clone());
+                    mark_all(schema, &ipath, &n[*ni], path, &mut c.added, false);
+                    path.0.pop();
+                }
+            }
+        },
+        _ => {
+            if old != new {
+                c.modified.insert(&path.0);
+            }
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Server-side apply and managed fields (KEP-555, upstream structured-merge-diff).
+
+use jiff::Timestamp;
+use serde_json::{json, Value};
+use svcplane_apiserver::patch::{
+    apply, record_update, reset_fields, ApplyError, ApplyOptions, Gvk, UpdateOptions,
+};
+
+fn t(seconds: i64) -> Timestamp {
+    Timestamp::from_second(seconds).unwrap()
+}
+
+fn apply_as(
+    live: Option<&Value>,
+    config: &Value,
+    manager: &str,
+    force: bool,
+) -> Result<Value, ApplyError> {
+    apply(
+        live,
+        config,
+        &ApplyOptions {
+            manager,
+            force,
+            subresource: None,
+            reset_fields: &[],
+            now: t(1_286_668_800),
+        },
+    )
+}
+
+fn update_as(old: Option<&Value>, new: &mut Value, manager: &str) {
+    record_update(
+        old,
+        new,
+        &UpdateOptions {
+            manager,
+            api_version: "v1",
+            subresource: None,
+            reset_fields: &["status"],
+            now: t(1_286_668_800),
+        },
+    );
+}
+
+fn managed(obj: &Value) -> Vec<Value> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn entry<'a>(obj: &'a Value, manager: &str) -> Option<&'a Value> {
+    obj["metadata"]["managedFields"]
+        .as_array()?
+        .iter()
+        .find(|e| e["manager"] == manager)
+}
+
+fn config_map(data: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "test-cm", "namespace": "default", "labels": {"test-label": "test"}},
+        "data": data
+    })
+}
+
+#[test]
+fn apply_creates_object_with_managed_fields_like_upstream_docs_example() {
+    // The example object of the upstream "Server-Side Apply" documentation page.
+    let out = apply_as(
+        None,
+        &config_map(json!({"key": "some value"})),
+        "kubectl",
+        false,
+    )
+    .unwrap();
+    assert_eq!(out["data"], json!({"key": "some value"}));
+    assert_eq!(
+        managed(&out),
+        vec![json!({
+            "manager": "kubectl",
+            "operation": "Apply",
+            "apiVersion": "v1",
+            "time": "2010-10-10T00:00:00Z",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {
+                "f:data": {"f:key": {}},
+                "f:metadata": {"f:labels": {"f:test-label": {}}}
+            }
+        })]
+    );
+    let text = serde_json::to_string(&managed(&out)[0]).unwrap();
+    assert!(
+        text.starts_with(r#"{"manager":"kubectl","operation":"Apply","apiVersion":"v1","time":"#)
+    );
+}
+
+#[test]
+fn reapply_without_a_field_removes_it() {
+    let live = apply_as(
+        None,
+        &config_map(json!({"a": "1", "b": "2"})),
+        "kubectl",
+        false,
+    )
+    .unwrap();
+    let out = apply_as(
+        Some(&live),
+        &config_map(json!({"a": "1"})),
+        "kubectl",
+        false,
+    )
+    .unwrap();
+    assert_eq!(out["data"], json!({"a": "1"}));
+    assert_eq!(
+        entry(&out, "kubectl").unwrap()["fieldsV1"]["f:data"],
+        json!({"f:a": {}})
+    );
+}
+
+#[test]
+fn reapply_keeps_a_dropped_field_that_another_manager_owns() {
+    let live = apply_as(None, &config_map(json!({"a": "1", "b": "2"})), "one", false).unwrap();
+    let live = apply_as(Some(&live), &config_map(json!({"b": "2"})), "two", false).unwrap();
+    let out = apply_as(Some(&live), &config_map(json!({"a": "1"})), "one", false).unwrap();
+    assert_eq!(out["data"], json!({"a": "1", "b": "2"}));
+}
+
+#[test]
+fn two_appliers_setting_different_values_conflict() {
+    let live = apply_as(None, &config_map(json!({"key": "x"})), "alice", false).unwrap();
+    let err = apply_as(Some(&live), &config_map(json!({"key": "y"})), "bob", false).unwrap_err();
+    let ApplyError::Conflicts(conflicts) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].field, ".data.key");
+    assert_eq!(conflicts[0].cause_message(), "conflict with \"alice\"");
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"alice\": .data.key"
+    );
+}
+
+#[test]
+fn same_value_is_shared_without_conflict() {
+    let live = apply_as(None, &config_map(json!({"key": "x"})), "alice", false).unwrap();
+    let out = apply_as(Some(&live), &config_map(json!({"key": "x"})), "bob", false).unwrap();
+    assert_eq!(
+        entry(&out, "alice").unwrap()["fieldsV1"]["f:data"],
+        json!({"f:key": {}})
+    );
+    assert_eq!(
+        entry(&out, "bob").unwrap()["fieldsV1"]["f:data"],
+        json!({"f:key": {}})
+    );
+}
+
+#[test]
+fn force_takes_over_conflicting_fields() {
+    let live = apply_as(
+        None,
+        &json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c"}, "data": {"key": "x"}}),
+        "alice",
+        false,
+    )
+    .unwrap();
+    let out = apply_as(Some(&live), &config_map(json!({"key": "y"})), "bob", true).unwrap();
+    assert_eq!(out["data"]["key"], "y");
+    // alice owned only data.key, so her entry disappears.
+    assert!(entry(&out, "alice").is_none());
+    assert_eq!(
+        entry(&out, "bob").unwrap()["fieldsV1"]["f:data"],
+        json!({"f:key": {}})
+    );
+}
+
+fn service(target_port: i64) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"selector": {"app": "web"},
+                 "ports": [{"port": 80, "protocol": "TCP", "targetPort": target_port}]}
+    })
+}
+
+#[test]
+fn update_records_fields_with_item_and_map_markers() {
+    let mut created = service(8080);
+    created["metadata"]["labels"] = json!({"app": "web"});
+    update_as(None, &mut created, "kubectl-client-side-apply");
+    assert_eq!(
+        managed(&created),
+        vec![json!({
+            "manager": "kubectl-client-side-apply",
+            "operation": "Update",
+            "apiVersion": "v1",
+            "time": "2010-10-10T00:00:00Z",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {
+                "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                "f:spec": {
+                    "f:ports": {".": {}, "k:{\"port\":80,\"protocol\":\"TCP\"}": {
+                        ".": {}, "f:port": {}, "f:protocol": {}, "f:targetPort": {}}},
+                    "f:selector": {}
+                }
+            }
+        })]
+    );
+}
+
+#[test]
+fn apply_conflicts_with_update_manager_on_list_map_item_field() {
+    let mut live = service(8080);
+    update_as(None, &mut live, "kubectl-client-side-apply");
+    let err = apply_as(Some(&live), &service(9090), "kubectl", false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using v1: .spec.ports[port=80,protocol=\"TCP\"].targetPort"
+    );
+    let ApplyError::Conflicts(c) = err else {
+        unreachable!()
+    };
+    assert_eq!(
+        c[0].cause_message(),
+        "conflict with \"kubectl-client-side-apply\" using v1"
+    );
+}
+
+#[test]
+fn apply_owns_list_map_items_by_key_with_defaulted_protocol() {
+    let config = json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}
+    });
+    let out = apply_as(None, &config, "mgr", false).unwrap();
+    assert_eq!(
+        entry(&out, "mgr").unwrap()["fieldsV1"]["f:spec"],
+        json!({"f:ports": {
+            "k:{\"port\":53,\"protocol\":\"UDP\"}": {".": {}, "f:port": {}, "f:protocol": {}},
+            "k:{\"port\":80,\"protocol\":\"TCP\"}": {".": {}, "f:port": {}}
+        }})
+    );
+}
+
+#[test]
+fn apply_merges_list_map_items_owned_by_different_managers() {
+    let a = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"ports": [{"port": 80, "protocol": "TCP", "name": "http"}]}});
+    let b = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"ports": [{"port": 443, "protocol": "TCP", "name": "https"}]}});
+    let live = apply_as(None, &a, "a", false).unwrap();
+    let out = apply_as(Some(&live), &b, "b", false).unwrap();
+    let ports: Vec<i64> = out["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ports, [80, 443]);
+    // b drops its port: only b's item goes, a's stays.
+    let b_empty =
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {}});
+    let out = apply_as(Some(&out), &b_empty, "b", false).unwrap();
+    assert_eq!(
+        out["spec"]["ports"],
+        json!([{"port": 80, "protocol": "TCP", "name": "http"}])
+    );
+}
+
+#[test]
+fn finalizers_are_owned_as_set_items() {
+    let config = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "finalizers": ["example.com/f"]}});
+    let out = apply_as(None, &config, "m", false).unwrap();
+    assert_eq!(
+        entry(&out, "m").unwrap()["fieldsV1"],
+        json!({"f:metadata": {"f:finalizers": {"v:\"example.com/f\"": {}}}})
+    );
+}
+
+#[test]
+fn update_by_another_manager_takes_over_changed_fields() {
+    let mut live = config_map(json!({"a": "1", "b": "2"}));
+    update_as(None, &mut live, "first");
+    let mut next = live.clone();
+    next["data"]["a"] = json!("changed");
+    next["data"]["c"] = json!("new");
+    next["data"].as_object_mut().unwrap().remove("b");
+    update_as(Some(&live), &mut next, "second");
+    assert_eq!(
+        entry(&next, "first").unwrap()["fieldsV1"],
+        // `data` itself stays owned; a member without children encodes as `{}`.
+        json!({"f:data": {}, "f:metadata": {"f:labels": {".": {}, "f:test-label": {}}}})
+    );
+    assert_eq!(
+        entry(&next, "second").unwrap()["fieldsV1"],
+        json!({"f:data": {"f:a": {}, "f:c": {}}})
+    );
+}
+
+#[test]
+fn update_drops_entries_left_without_fields() {
+    let mut live = config_map(json!({"a": "1"}));
+    live["metadata"].as_object_mut().unwrap().remove("labels");
+    update_as(None, &mut live, "first");
+    let mut next = live.clone();
+    next.as_object_mut().unwrap().remove("data");
+    update_as(Some(&live), &mut next, "second");
+    assert!(next["metadata"].get("managedFields").is_none(), "{next}");
+}
+
+#[test]
+fn noop_update_keeps_managed_fields_and_times() {
+    let mut live = config_map(json!({"a": "1"}));
+    update_as(None, &mut live, "first");
+    let mut same = live.clone();
+    record_update(
+        Some(&live),
+        &mut same,
+        &UpdateOptions {
+            manager: "second",
+            api_version: "v1",
+            subresource: None,
+            reset_fields: &[],
+            now: t(2_000_000_000),
+        },
+    );
+    assert_eq!(managed(&same), managed(&live));
+}
+
+#[test]
+fn update_ignores_metadata_that_is_not_tracked_and_reset_status() {
+    let mut obj = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "s", "namespace": "default", "uid": "u", "resourceVersion": "1",
+                     "creationTimestamp": "2020-01-01T00:00:00Z", "generation": 1},
+        "status": {"loadBalancer": {}}});
+    update_as(None, &mut obj, "m");
+    assert!(obj["metadata"].get("managedFields").is_none(), "{obj}");
+}
+
+#[test]
+fn status_subresource_entries_carry_subresource() {
+    // Like a real server, the live Service carries `status.loadBalancer: {}`.
+    let mut live = service(80);
+    live["status"] = json!({"loadBalancer": {}});
+    let mut next = live.clone();
+    next["status"] = json!({"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}});
+    let gvk = Gvk::new("v1", "Service");
+    record_update(
+        Some(&live),
+        &mut next,
+        &UpdateOptions {
+            manager: "lb-controller",
+            api_version: "v1",
+            subresource: Some("status"),
+            reset_fields: reset_fields(&gvk, Some("status")),
+            now: t(1_286_668_800),
+        },
+    );
+    let e = entry(&next, "lb-controller").unwrap();
+    assert_eq!(e["subresource"], "status");
+    assert_eq!(
+        e["fieldsV1"],
+        json!({"f:status": {"f:loadBalancer": {"f:ingress": {}}}})
+    );
+}
+
+#[test]
+fn multiple_conflicts_are_grouped_by_manager() {
+    let live = apply_as(
+        None,
+        &config_map(json!({"a": "1", "b": "1"})),
+        "alice",
+        false,
+    )
+    .unwrap();
+    let err = apply_as(
+        Some(&live),
+        &config_map(json!({"a": "2", "b": "2"})),
+        "bob",
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 2 conflicts: conflicts with \"alice\":\n- .data.a\n- .data.b"
+    );
+}
+
+#[test]
+fn invalid_configurations_are_rejected() {
+    let with_managed = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "managedFields": [{"manager": "x"}]}});
+    assert!(matches!(
+        apply_as(None, &with_managed, "m", false),
+        Err(ApplyError::BadRequest(m)) if m == "metadata.managedFields must be nil"
+    ));
+    let dup = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+        "spec": {"ports": [{"port": 80}, {"port": 80, "protocol": "TCP"}]}});
+    let err = apply_as(None, &dup, "m", false).unwrap_err();
+    assert_eq!(
+        err,
+        ApplyError::Invalid(
+            ".spec.ports: duplicate entries for key [port=80,protocol=\"TCP\"]".into()
+        )
+    );
+    let no_key = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"image": "x"}]}});
+    assert!(matches!(
+        apply_as(None, &no_key, "m", false),
+        Err(ApplyError::Invalid(_))
+    ));
+    assert!(matches!(
+        apply_as(None, &json!({"metadata": {}}), "m", false),
+        Err(ApplyError::BadRequest(_))
+    ));
+}
