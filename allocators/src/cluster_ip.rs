@@ -239,8 +239,11 @@ impl ClusterIpAllocator {
     }
 
     /// Bitmap offset of `ip`, if it is allocatable here.
+    ///
+    /// `base` is network + 1 and the bitmap never reaches past the CIDR's last
+    /// address, so a same-family `ip` with `0 <= ip - base < size` is in the CIDR.
     fn offset_of(&self, ip: IpAddr) -> Option<usize> {
-        if !self.cidr.contains(&ip) {
+        if IpFamily::of(&ip) != self.family() {
             return None;
         }
         let offset = ip_to_u128(ip).checked_sub(self.base)?;

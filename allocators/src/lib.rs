@@ -32,6 +32,8 @@
 //! counts per band are O(1). Releasing a value outside the range is an error
 //! here (upstream ignores it).
 
+#![warn(missing_docs)]
+
 mod band;
 mod bitmap;
 mod cluster_ip;
