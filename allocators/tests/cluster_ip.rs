@@ -213,3 +213,12 @@ fn snapshot_of_a_same_sized_other_cidr_is_refused() {
         Err(Error::MismatchedRange { .. })
     ));
 }
+
+#[test]
+fn allocators_can_be_shared_behind_a_lock_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ClusterIpAllocator>();
+    send_sync::<svcplane_allocators::DualStackClusterIps>();
+    send_sync::<svcplane_allocators::NodePortAllocator>();
+    send_sync::<Error>();
+}
