@@ -24,29 +24,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use super::field_set::{self, FieldPath, FieldSet, PathElement};
-use super::list_types::{child_path, item_path, Gvk, Schema, SsaList};
+use super::field_set::{self, FieldPath, FieldSet, PathElement, Untracked};
+use super::list_types::{Gvk, Schema, SchemaAt, SsaList};
 
 /// Operation recorded in a managed fields entry.
 pub const OPERATION_APPLY: &str = "Apply";
 /// Operation recorded in a managed fields entry.
 pub const OPERATION_UPDATE: &str = "Update";
-
-/// Fields never tracked in managed fields (upstream `stripMetaManager`).
-const STRIPPED_FIELDS: &[&[&str]] = &[
-    &["apiVersion"],
-    &["kind"],
-    &["metadata"],
-    &["metadata", "name"],
-    &["metadata", "namespace"],
-    &["metadata", "creationTimestamp"],
-    &["metadata", "selfLink"],
-    &["metadata", "uid"],
-    &["metadata", "clusterName"],
-    &["metadata", "generation"],
-    &["metadata", "managedFields"],
-    &["metadata", "resourceVersion"],
-];
 
 /// One field that another manager owns and an apply would change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,18 +307,13 @@ fn format_time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Removes untracked and reset fields from a set.
-fn filter_set(set: &FieldSet, reset_fields: &[&str]) -> FieldSet {
-    let mut stripped = FieldSet::new();
-    for p in STRIPPED_FIELDS {
-        stripped.insert(&FieldPath::fields(p).0);
+/// Removes reset fields deeper than the walks skip (the walks already skip untracked fields
+/// and top-level or `metadata.*` reset fields).
+fn filter_deep(set: FieldSet, untracked: &Untracked<'_>) -> FieldSet {
+    match untracked.deep_reset() {
+        Some(deep) => set.recursive_difference(&deep),
+        None => set,
     }
-    let mut reset = FieldSet::new();
-    for r in reset_fields {
-        let parts: Vec<&str> = r.split('.').collect();
-        reset.insert(&FieldPath::fields(&parts).0);
-    }
-    set.difference(&stripped).recursive_difference(&reset)
 }
 
 /// Server-side apply: merges `applied` into `live` (or creates from it when `live` is `None`)
@@ -370,9 +349,10 @@ pub fn apply(
     let api_version = gvk.api_version();
     let schema = Schema::for_kind(&gvk);
 
-    let config_set =
-        field_set::field_set_of(&schema, applied).map_err(|e| ApplyError::Invalid(e.0))?;
-    let config_set = filter_set(&config_set, opts.reset_fields);
+    let untracked = Untracked::new(opts.reset_fields);
+    let config_set = field_set::field_set_of(&schema, applied, &untracked)
+        .map_err(|e| ApplyError::Invalid(e.0))?;
+    let config_set = filter_deep(config_set, &untracked);
 
     let empty = Value::Object(Map::new());
     let live_v = live.unwrap_or(&empty);
@@ -383,8 +363,7 @@ pub fn apply(
 
     // Merge the configuration into the live object.
     let mut merged = merge_value(
-        &schema,
-        "",
+        schema.root(),
         Some(live_v),
         &Value::Object(applied_map.clone()),
     )
@@ -417,17 +396,17 @@ pub fn apply(
             if owned.has_descendant(&path.0) {
                 continue;
             }
-            remove_path(&schema, "", &mut merged, &path.0);
+            remove_path(schema.root(), &mut merged, &path.0);
         }
     }
 
     // Who loses what: conflicts for changed fields owned by others.
-    let comparison = field_set::compare(&schema, live_v, &merged);
-    let changed = filter_set(
-        &comparison.modified.union(&comparison.added),
-        opts.reset_fields,
+    let comparison = field_set::compare(&schema, live_v, &merged, &untracked);
+    let changed = filter_deep(
+        comparison.modified.union_owned(comparison.added),
+        &untracked,
     );
-    let removed = filter_set(&comparison.removed, opts.reset_fields);
+    let removed = filter_deep(comparison.removed, &untracked);
     let mut conflicts = Vec::new();
     for (mid, entry) in &managers {
         if *mid == me {
@@ -496,12 +475,13 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, opts: &UpdateOptions<
         .unwrap_or_else(Schema::unstructured);
 
     let empty = Value::Object(Map::new());
-    let comparison = field_set::compare(&schema, old.unwrap_or(&empty), new);
-    let changed = filter_set(
-        &comparison.modified.union(&comparison.added),
-        opts.reset_fields,
+    let untracked = Untracked::new(opts.reset_fields);
+    let comparison = field_set::compare(&schema, old.unwrap_or(&empty), new, &untracked);
+    let changed = filter_deep(
+        comparison.modified.union_owned(comparison.added),
+        &untracked,
     );
-    let removed = filter_set(&comparison.removed, opts.reset_fields);
+    let removed = filter_deep(comparison.removed, &untracked);
 
     let me = id(
         opts.manager,
@@ -509,8 +489,10 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, opts: &UpdateOptions<
         opts.api_version,
         opts.subresource,
     );
-    for entry in managers.values_mut() {
-        entry.set = entry.set.difference(&changed).difference(&removed);
+    if !changed.is_empty() || !removed.is_empty() {
+        for entry in managers.values_mut() {
+            entry.set = entry.set.difference(&changed).difference(&removed);
+        }
     }
     if !changed.is_empty() {
         let entry = managers.entry(me).or_insert_with(|| ManagerEntry {
@@ -518,7 +500,7 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, opts: &UpdateOptions<
             time: None,
             set: FieldSet::new(),
         });
-        entry.set = entry.set.union(&changed);
+        entry.set = std::mem::take(&mut entry.set).union_owned(changed);
         entry.api_version = opts.api_version.to_string();
         entry.time = Some(format_time(opts.now));
     }
@@ -529,20 +511,14 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, opts: &UpdateOptions<
 // ---------------------------------------------------------------------------------------------
 // Merging an applied configuration into the live object (upstream `TypedValue.Merge`).
 
-/// Merges `applied` over `live` at a schema path; `None` means the field is removed.
-fn merge_value(
-    schema: &Schema,
-    spath: &str,
-    live: Option<&Value>,
-    applied: &Value,
-) -> Option<Value> {
+/// Merges `applied` over `live` at a schema position; `None` means the field is removed.
+fn merge_value(at: SchemaAt, live: Option<&Value>, applied: &Value) -> Option<Value> {
     match (live, applied) {
         (_, Value::Null) => None,
-        (Some(Value::Object(l)), Value::Object(a)) if !schema.is_atomic_map(spath) => {
+        (Some(Value::Object(l)), Value::Object(a)) if !at.is_atomic_map() => {
             let mut out = l.clone();
             for (k, av) in a {
-                let cp = child_path(spath, k);
-                match merge_value(schema, &cp, l.get(k), av) {
+                match merge_value(at.field(k), l.get(k), av) {
                     Some(v) => {
                         out.insert(k.clone(), v);
                     }
@@ -553,38 +529,31 @@ fn merge_value(
             }
             Some(Value::Object(out))
         }
-        (Some(Value::Array(l)), Value::Array(a)) => {
-            Some(Value::Array(merge_list(schema, spath, l, a)))
-        }
-        (_, a) => Some(without_nulls(schema, spath, a)),
+        (Some(Value::Array(l)), Value::Array(a)) => Some(Value::Array(merge_list(at, l, a))),
+        (_, a) => Some(without_nulls(at, a)),
     }
 }
 
 /// A configured value with no live counterpart: drop `null` fields in maps.
-fn without_nulls(schema: &Schema, spath: &str, v: &Value) -> Value {
+fn without_nulls(at: SchemaAt, v: &Value) -> Value {
     match v {
-        Value::Object(m) if !schema.is_atomic_map(spath) => Value::Object(
+        Value::Object(m) if !at.is_atomic_map() => Value::Object(
             m.iter()
                 .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), without_nulls(schema, &child_path(spath, k), v)))
+                .map(|(k, v)| (k.clone(), without_nulls(at.field(k), v)))
                 .collect(),
         ),
         Value::Array(items) => {
-            let ip = item_path(spath);
-            Value::Array(
-                items
-                    .iter()
-                    .map(|i| without_nulls(schema, &ip, i))
-                    .collect(),
-            )
+            let item_at = at.items();
+            Value::Array(items.iter().map(|i| without_nulls(item_at, i)).collect())
         }
         other => other.clone(),
     }
 }
 
-/// Identity of a list item for merging, by the list's SSA type.
-fn list_item_id(schema: &Schema, spath: &str, item: &Value) -> Option<String> {
-    match schema.list(spath).ssa {
+/// Identity of a list item for merging, by the list's SSA type, as its `FieldsV1` key.
+fn list_item_id(at: SchemaAt, item: &Value) -> Option<String> {
+    match at.list().ssa {
         SsaList::Atomic => None,
         SsaList::Set => Some(PathElement::Value(item.to_string()).fields_v1_key()),
         SsaList::Map(keys) => field_set::item_key(item, keys, &FieldPath::default())
@@ -593,22 +562,15 @@ fn list_item_id(schema: &Schema, spath: &str, item: &Value) -> Option<String> {
     }
 }
 
-fn merge_list(schema: &Schema, spath: &str, live: &[Value], applied: &[Value]) -> Vec<Value> {
-    if matches!(schema.list(spath).ssa, SsaList::Atomic) {
-        return applied
-            .iter()
-            .map(|v| without_nulls(schema, &item_path(spath), v))
-            .collect();
+/// Merges lists: atomic lists are replaced; for sets and maps, live-only items keep their
+/// place and shared or new items follow the applied order.
+fn merge_list(at: SchemaAt, live: &[Value], applied: &[Value]) -> Vec<Value> {
+    let item_at = at.items();
+    if matches!(at.list().ssa, SsaList::Atomic) {
+        return applied.iter().map(|v| without_nulls(item_at, v)).collect();
     }
-    let ip = item_path(spath);
-    let live_ids: Vec<Option<String>> = live
-        .iter()
-        .map(|v| list_item_id(schema, spath, v))
-        .collect();
-    let applied_ids: Vec<Option<String>> = applied
-        .iter()
-        .map(|v| list_item_id(schema, spath, v))
-        .collect();
+    let live_ids: Vec<Option<String>> = live.iter().map(|v| list_item_id(at, v)).collect();
+    let applied_ids: Vec<Option<String>> = applied.iter().map(|v| list_item_id(at, v)).collect();
     let in_applied: BTreeSet<&String> = applied_ids.iter().flatten().collect();
     let mut out = Vec::with_capacity(live.len() + applied.len());
     let mut emitted: BTreeSet<String> = BTreeSet::new();
@@ -635,7 +597,7 @@ fn merge_list(schema: &Schema, spath: &str, live: &[Value], applied: &[Value]) -
                     .position(|l| l.as_ref() == Some(aid))
                     .map(|p| &live[p])
             });
-            if let Some(v) = merge_value(schema, &ip, lhs, &applied[j]) {
+            if let Some(v) = merge_value(item_at, lhs, &applied[j]) {
                 out.push(v);
             }
             if let Some(aid) = &applied_ids[j] {
@@ -650,7 +612,7 @@ fn merge_list(schema: &Schema, spath: &str, live: &[Value], applied: &[Value]) -
 }
 
 /// Removes the field or list item at `path` from `obj`, if present.
-fn remove_path(schema: &Schema, spath: &str, obj: &mut Value, path: &[PathElement]) {
+fn remove_path(at: SchemaAt, obj: &mut Value, path: &[PathElement]) {
     let Some((first, rest)) = path.split_first() else {
         return;
     };
@@ -659,28 +621,28 @@ fn remove_path(schema: &Schema, spath: &str, obj: &mut Value, path: &[PathElemen
             if rest.is_empty() {
                 m.remove(name);
             } else if let Some(child) = m.get_mut(name) {
-                remove_path(schema, &child_path(spath, name), child, rest);
+                remove_path(at.field(name), child, rest);
             }
         }
         (PathElement::Key(_) | PathElement::Value(_), Value::Array(items)) => {
             let wanted = first.fields_v1_key();
             let Some(pos) = items
                 .iter()
-                .position(|it| list_item_id(schema, spath, it).as_deref() == Some(wanted.as_str()))
+                .position(|it| list_item_id(at, it).as_deref() == Some(wanted.as_str()))
             else {
                 return;
             };
             if rest.is_empty() {
                 items.remove(pos);
             } else {
-                remove_path(schema, &item_path(spath), &mut items[pos], rest);
+                remove_path(at.items(), &mut items[pos], rest);
             }
         }
         (PathElement::Index(i), Value::Array(items)) if *i < items.len() => {
             if rest.is_empty() {
                 items.remove(*i);
             } else {
-                remove_path(schema, &item_path(spath), &mut items[*i], rest);
+                remove_path(at.items(), &mut items[*i], rest);
             }
         }
         _ => {}

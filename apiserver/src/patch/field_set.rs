@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::list_types::{child_path, item_path, Schema, SsaList};
+use super::list_types::{Schema, SchemaAt, SsaList};
 
 /// One step of a field path (upstream `fieldpath.PathElement`). The derived order matches
 /// upstream's: field names, then keys, then values, then indices.
@@ -68,13 +68,19 @@ impl PathElement {
 }
 
 /// Compact JSON of key fields sorted by name, as upstream serializes `k:` elements.
-pub(crate) fn canonical_key(mut fields: Vec<(String, Value)>) -> String {
-    fields.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut m = Map::new();
-    for (k, v) in fields {
-        m.insert(k, v);
+pub(crate) fn canonical_key<K: AsRef<str>>(mut fields: Vec<(K, Value)>) -> String {
+    fields.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+    let mut out = String::from("{");
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::String(k.as_ref().to_string()).to_string());
+        out.push(':');
+        out.push_str(&v.to_string());
     }
-    Value::Object(m).to_string()
+    out.push('}');
+    out
 }
 
 impl fmt::Display for PathElement {
@@ -144,8 +150,25 @@ impl FieldSet {
             [last] => {
                 self.members.insert(last.clone());
             }
-            [first, rest @ ..] => self.children.entry(first.clone()).or_default().insert(rest),
+            [first, rest @ ..] => self.child_mut(first).insert(rest),
         }
+    }
+
+    /// The node at a path, created when missing.
+    fn node_mut(&mut self, path: &[PathElement]) -> &mut FieldSet {
+        match path.split_first() {
+            None => self,
+            Some((first, rest)) => self.child_mut(first).node_mut(rest),
+        }
+    }
+
+    /// The child node for an element, created when missing (without cloning the element
+    /// when it exists).
+    fn child_mut(&mut self, pe: &PathElement) -> &mut FieldSet {
+        if !self.children.contains_key(pe) {
+            self.children.insert(pe.clone(), FieldSet::new());
+        }
+        self.children.get_mut(pe).expect("inserted above")
     }
 
     /// Whether the set holds exactly this path.
@@ -191,6 +214,25 @@ impl FieldSet {
             out.children.insert(k.clone(), merged);
         }
         out
+    }
+
+    /// Paths in either set, consuming both (no copies of shared subtrees).
+    pub fn union_owned(mut self, other: FieldSet) -> FieldSet {
+        if self.is_empty() {
+            return other;
+        }
+        self.members.extend(other.members);
+        for (k, c) in other.children {
+            match self.children.remove(&k) {
+                Some(mine) => {
+                    self.children.insert(k, mine.union_owned(c));
+                }
+                None => {
+                    self.children.insert(k, c);
+                }
+            }
+        }
+        self
     }
 
     /// Paths in `self` that are not in `other` (upstream `Set.Difference`).
@@ -267,27 +309,38 @@ impl FieldSet {
     /// Encodes the set as a `FieldsV1` object: each element maps to an object of its
     /// children, with `".": {}` when the element is itself a member and has children.
     pub fn to_fields_v1(&self) -> Value {
-        let mut keys: BTreeSet<&PathElement> = self.members.iter().collect();
-        keys.extend(
-            self.children
-                .iter()
-                .filter(|(_, c)| !c.is_empty())
-                .map(|(k, _)| k),
-        );
         let mut out = Map::new();
-        for k in keys {
-            let mut inner = Map::new();
-            if let Some(c) = self.children.get(k).filter(|c| !c.is_empty()) {
-                if self.members.contains(k) {
+        self.write_fields_v1(&mut out);
+        Value::Object(out)
+    }
+
+    fn write_fields_v1(&self, out: &mut Map<String, Value>) {
+        let mut members = self.members.iter().peekable();
+        let mut children = self
+            .children
+            .iter()
+            .filter(|(_, c)| !c.is_empty())
+            .peekable();
+        loop {
+            let take_child = match (members.peek(), children.peek()) {
+                (None, None) => break,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some(m), Some((c, _))) => c <= m,
+            };
+            if take_child {
+                let Some((k, c)) = children.next() else { break };
+                let mut inner = Map::new();
+                if members.peek() == Some(&k) {
+                    members.next();
                     inner.insert(".".into(), Value::Object(Map::new()));
                 }
-                if let Value::Object(m) = c.to_fields_v1() {
-                    inner.extend(m);
-                }
+                c.write_fields_v1(&mut inner);
+                out.insert(k.fields_v1_key(), Value::Object(inner));
+            } else if let Some(m) = members.next() {
+                out.insert(m.fields_v1_key(), Value::Object(Map::new()));
             }
-            out.insert(k.fields_v1_key(), Value::Object(inner));
         }
-        Value::Object(out)
     }
 
     /// Decodes a `FieldsV1` object.
@@ -341,7 +394,7 @@ pub(crate) fn item_key(
     let mut fields = Vec::with_capacity(keys.len());
     for k in keys {
         match m.get(*k).cloned().or_else(|| key_default(k)) {
-            Some(v) => fields.push((k.to_string(), v)),
+            Some(v) => fields.push((*k, v)),
             None => {
                 return Err(WalkError(format!(
                     "{path}: associative list with keys has an element that omits key field {k:?} (and doesn't have default value)"
@@ -352,7 +405,72 @@ pub(crate) fn item_key(
     Ok(PathElement::Key(canonical_key(fields)))
 }
 
-/// How a value at a schema path is walked.
+/// Fields the walks skip because upstream never tracks them (`stripMetaManager`) or the
+/// write may not touch them (reset fields given as top-level or `metadata.*` names).
+#[derive(Debug, Clone, Copy)]
+pub struct Untracked<'a> {
+    reset: &'a [&'a str],
+}
+
+/// `metadata` fields upstream strips from every managed set.
+const STRIPPED_METADATA: &[&str] = &[
+    "name",
+    "namespace",
+    "creationTimestamp",
+    "selfLink",
+    "uid",
+    "clusterName",
+    "generation",
+    "managedFields",
+    "resourceVersion",
+];
+
+impl<'a> Untracked<'a> {
+    /// Untracked fields plus the given reset fields (dotted paths).
+    pub fn new(reset: &'a [&'a str]) -> Untracked<'a> {
+        Untracked { reset }
+    }
+
+    fn top(&self, key: &str) -> bool {
+        key == "apiVersion" || key == "kind" || self.reset.contains(&key)
+    }
+
+    fn metadata(&self, key: &str) -> bool {
+        STRIPPED_METADATA.contains(&key)
+            || self
+                .reset
+                .iter()
+                .any(|r| r.strip_prefix("metadata.") == Some(key))
+    }
+
+    /// Whether a field at `depth` (0 = top level) under `parent` is skipped.
+    fn skips(&self, depth: usize, in_metadata: bool, key: &str) -> bool {
+        (depth == 0 && self.top(key)) || (depth == 1 && in_metadata && self.metadata(key))
+    }
+
+    /// Reset fields deeper than the walks can skip, removed afterwards.
+    pub(crate) fn deep_reset(&self) -> Option<FieldSet> {
+        let deep: Vec<&&str> = self
+            .reset
+            .iter()
+            .filter(|r| {
+                let n = r.split('.').count();
+                n > 2 || (n == 2 && !r.starts_with("metadata."))
+            })
+            .collect();
+        if deep.is_empty() {
+            return None;
+        }
+        let mut set = FieldSet::new();
+        for r in deep {
+            let parts: Vec<&str> = r.split('.').collect();
+            set.insert(&FieldPath::fields(&parts).0);
+        }
+        Some(set)
+    }
+}
+
+/// How a value is walked.
 enum Shape<'v> {
     Leaf,
     Map(&'v Map<String, Value>),
@@ -360,10 +478,10 @@ enum Shape<'v> {
     MapList(&'v [Value], &'static [&'static str]),
 }
 
-fn shape<'v>(schema: &Schema, spath: &str, v: &'v Value) -> Shape<'v> {
+fn shape(at: SchemaAt, v: &Value) -> Shape<'_> {
     match v {
-        Value::Object(m) if !m.is_empty() && !schema.is_atomic_map(spath) => Shape::Map(m),
-        Value::Array(items) if !items.is_empty() => match schema.list(spath).ssa {
+        Value::Object(m) if !m.is_empty() && !at.is_atomic_map() => Shape::Map(m),
+        Value::Array(items) if !items.is_empty() => match at.list().ssa {
             SsaList::Atomic => Shape::Leaf,
             SsaList::Set => Shape::SetList(items),
             SsaList::Map(keys) => Shape::MapList(items, keys),
@@ -372,32 +490,59 @@ fn shape<'v>(schema: &Schema, spath: &str, v: &'v Value) -> Shape<'v> {
     }
 }
 
+/// Iterates the fields of an object's top level or `metadata` that the walks consider.
+fn tracked<'m>(
+    m: &'m Map<String, Value>,
+    untracked: &'m Untracked<'_>,
+    depth: usize,
+    in_metadata: bool,
+) -> impl Iterator<Item = (&'m String, &'m Value)> + 'm {
+    m.iter()
+        .filter(move |(k, _)| !untracked.skips(depth, in_metadata, k))
+}
+
 /// The set of fields an object sets: leaves and list items (upstream `ToFieldSet`). Maps and
-/// structs themselves are not members unless empty or atomic.
-pub fn field_set_of(schema: &Schema, v: &Value) -> Result<FieldSet, WalkError> {
+/// structs themselves are not members unless empty or atomic. Untracked fields are skipped.
+pub fn field_set_of(
+    schema: &Schema,
+    v: &Value,
+    untracked: &Untracked<'_>,
+) -> Result<FieldSet, WalkError> {
     let mut set = FieldSet::new();
     if let Value::Object(m) = v {
-        for (k, child) in m {
+        let root = schema.root();
+        for (k, child) in tracked(m, untracked, 0, false) {
+            let at = root.field(k);
             let mut path = FieldPath(vec![PathElement::Field(k.clone())]);
-            walk_set(schema, k, child, &mut path, &mut set)?;
+            if k == "metadata" {
+                // `metadata` itself is never owned, only what is inside it.
+                if let Value::Object(meta) = child {
+                    for (mk, mv) in tracked(meta, untracked, 1, true) {
+                        path.0.push(PathElement::Field(mk.clone()));
+                        walk_set(at.field(mk), mv, &mut path, &mut set)?;
+                        path.0.pop();
+                    }
+                }
+                continue;
+            }
+            walk_set(at, child, &mut path, &mut set)?;
         }
     }
     Ok(set)
 }
 
 fn walk_set(
-    schema: &Schema,
-    spath: &str,
+    at: SchemaAt,
     v: &Value,
     path: &mut FieldPath,
     set: &mut FieldSet,
 ) -> Result<(), WalkError> {
-    match shape(schema, spath, v) {
+    match shape(at, v) {
         Shape::Leaf => set.insert(&path.0),
         Shape::Map(m) => {
             for (k, child) in m {
                 path.0.push(PathElement::Field(k.clone()));
-                walk_set(schema, &child_path(spath, k), child, path, set)?;
+                walk_set(at.field(k), child, path, set)?;
                 path.0.pop();
             }
         }
@@ -409,7 +554,7 @@ fn walk_set(
             }
         }
         Shape::MapList(items, keys) => {
-            let ipath = item_path(spath);
+            let item_at = at.items();
             let mut seen = BTreeSet::new();
             for item in items {
                 let pe = item_key(item, keys, path)?;
@@ -421,7 +566,7 @@ fn walk_set(
                 if let Value::Object(m) = item {
                     for (k, child) in m {
                         path.0.push(PathElement::Field(k.clone()));
-                        walk_set(schema, &child_path(&ipath, k), child, path, set)?;
+                        walk_set(item_at.field(k), child, path, set)?;
                         path.0.pop();
                     }
                 }
@@ -447,169 +592,193 @@ pub struct Comparison {
 /// never count as added or removed themselves.
 const ALWAYS_PRESENT: &[&str] = &["metadata", "spec", "status"];
 
-/// Compares two objects field by field.
-pub fn compare(schema: &Schema, old: &Value, new: &Value) -> Comparison {
+/// Compares two objects field by field, skipping untracked fields.
+pub fn compare(schema: &Schema, old: &Value, new: &Value, untracked: &Untracked<'_>) -> Comparison {
     let mut c = Comparison::default();
     let empty = Map::new();
     let old_m = old.as_object().unwrap_or(&empty);
     let new_m = new.as_object().unwrap_or(&empty);
-    compare_maps(schema, "", old_m, new_m, &mut FieldPath::default(), &mut c);
+    let mut walk = CompareWalk {
+        c: &mut c,
+        untracked,
+    };
+    walk.maps(
+        schema.root(),
+        0,
+        false,
+        old_m,
+        new_m,
+        &mut FieldPath::default(),
+    );
     c
 }
 
-fn compare_maps(
-    schema: &Schema,
-    spath: &str,
-    old: &Map<String, Value>,
-    new: &Map<String, Value>,
-    path: &mut FieldPath,
-    c: &mut Comparison,
-) {
-    let top = spath.is_empty();
-    for (k, ov) in old {
-        path.0.push(PathElement::Field(k.clone()));
-        let cp = child_path(spath, k);
-        match new.get(k) {
-            Some(nv) => compare_values(schema, &cp, ov, nv, path, c),
-            None => mark_all(
-                schema,
-                &cp,
-                ov,
-                path,
-                &mut c.removed,
-                top && ALWAYS_PRESENT.contains(&k.as_str()),
-            ),
+struct CompareWalk<'c, 'u> {
+    c: &'c mut Comparison,
+    untracked: &'u Untracked<'u>,
+}
+
+impl CompareWalk<'_, '_> {
+    fn maps(
+        &mut self,
+        at: SchemaAt,
+        depth: usize,
+        in_metadata: bool,
+        old: &Map<String, Value>,
+        new: &Map<String, Value>,
+        path: &mut FieldPath,
+    ) {
+        for (k, ov) in tracked(old, self.untracked, depth, in_metadata) {
+            path.0.push(PathElement::Field(k.clone()));
+            let child_at = at.field(k);
+            let skip_node = depth == 0 && ALWAYS_PRESENT.contains(&k.as_str());
+            let child_meta = depth == 0 && k == "metadata";
+            match new.get(k) {
+                Some(nv) => self.values(child_at, depth + 1, child_meta, ov, nv, path),
+                None => mark_all(child_at, ov, path, &mut self.c.removed, skip_node),
+            }
+            path.0.pop();
         }
-        path.0.pop();
+        for (k, nv) in tracked(new, self.untracked, depth, in_metadata) {
+            if old.contains_key(k) {
+                continue;
+            }
+            path.0.push(PathElement::Field(k.clone()));
+            let skip_node = depth == 0 && ALWAYS_PRESENT.contains(&k.as_str());
+            if depth == 0 && k == "metadata" {
+                // New metadata: walk it with the metadata filter.
+                if let Value::Object(nm) = nv {
+                    self.maps(at.field(k), 1, true, &Map::new(), nm, path);
+                }
+            } else {
+                mark_all(at.field(k), nv, path, &mut self.c.added, skip_node);
+            }
+            path.0.pop();
+        }
     }
-    for (k, nv) in new {
-        if old.contains_key(k) {
-            continue;
+
+    fn values(
+        &mut self,
+        at: SchemaAt,
+        depth: usize,
+        in_metadata: bool,
+        old: &Value,
+        new: &Value,
+        path: &mut FieldPath,
+    ) {
+        match (old, new) {
+            (Value::Object(o), Value::Object(n)) if !at.is_atomic_map() => {
+                self.maps(at, depth, in_metadata, o, n, path)
+            }
+            (Value::Array(o), Value::Array(n)) => match at.list().ssa {
+                SsaList::Atomic => {
+                    if old != new {
+                        self.c.modified.insert(&path.0);
+                    }
+                }
+                SsaList::Set => {
+                    for item in o {
+                        if !n.contains(item) {
+                            path.0.push(PathElement::Value(item.to_string()));
+                            self.c.removed.insert(&path.0);
+                            path.0.pop();
+                        }
+                    }
+                    for item in n {
+                        if !o.contains(item) {
+                            path.0.push(PathElement::Value(item.to_string()));
+                            self.c.added.insert(&path.0);
+                            path.0.pop();
+                        }
+                    }
+                }
+                SsaList::Map(keys) => {
+                    let item_at = at.items();
+                    let keyed = |items: &[Value], path: &FieldPath| -> Vec<(PathElement, usize)> {
+                        items
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, item)| item_key(item, keys, path).ok().map(|k| (k, i)))
+                            .collect()
+                    };
+                    let old_items = keyed(o, path);
+                    let new_items = keyed(n, path);
+                    for (k, oi) in &old_items {
+                        path.0.push(k.clone());
+                        match new_items.iter().find(|(nk, _)| nk == k) {
+                            Some((_, ni)) => {
+                                self.values(item_at, depth + 1, false, &o[*oi], &n[*ni], path)
+                            }
+                            None => mark_all(item_at, &o[*oi], path, &mut self.c.removed, false),
+                        }
+                        path.0.pop();
+                    }
+                    for (k, ni) in &new_items {
+                        if old_items.iter().any(|(ok, _)| ok == k) {
+                            continue;
+                        }
+                        path.0.push(k.clone());
+                        mark_all(item_at, &n[*ni], path, &mut self.c.added, false);
+                        path.0.pop();
+                    }
+                }
+            },
+            _ => {
+                if old != new {
+                    self.c.modified.insert(&path.0);
+                }
+            }
         }
-        path.0.push(PathElement::Field(k.clone()));
-        let cp = child_path(spath, k);
-        mark_all(
-            schema,
-            &cp,
-            nv,
-            path,
-            &mut c.added,
-            top && ALWAYS_PRESENT.contains(&k.as_str()),
-        );
-        path.0.pop();
     }
 }
 
 /// Marks a value that exists on one side only: the node itself (unless `skip_node`) and
 /// everything below it.
-fn mark_all(
-    schema: &Schema,
-    spath: &str,
-    v: &Value,
-    path: &mut FieldPath,
-    set: &mut FieldSet,
-    skip_node: bool,
-) {
+fn mark_all(at: SchemaAt, v: &Value, path: &mut FieldPath, set: &mut FieldSet, skip_node: bool) {
+    let Some((last, prefix)) = path.0.split_last() else {
+        return;
+    };
+    let mut below = FieldSet::new();
+    mark_below(at, v, &mut below);
+    let parent = set.node_mut(prefix);
     if !skip_node {
-        set.insert(&path.0);
+        parent.members.insert(last.clone());
     }
-    match shape(schema, spath, v) {
+    if !below.is_empty() {
+        let child = parent.child_mut(last);
+        *child = std::mem::take(child).union_owned(below);
+    }
+}
+
+/// Every path below a value, relative to it, each node a member.
+fn mark_below(at: SchemaAt, v: &Value, node: &mut FieldSet) {
+    let add = |pe: PathElement, child_at: SchemaAt, child: &Value, node: &mut FieldSet| {
+        let mut below = FieldSet::new();
+        mark_below(child_at, child, &mut below);
+        if !below.is_empty() {
+            node.children.insert(pe.clone(), below);
+        }
+        node.members.insert(pe);
+    };
+    match shape(at, v) {
         Shape::Leaf => {}
         Shape::Map(m) => {
             for (k, child) in m {
-                path.0.push(PathElement::Field(k.clone()));
-                mark_all(schema, &child_path(spath, k), child, path, set, false);
-                path.0.pop();
+                add(PathElement::Field(k.clone()), at.field(k), child, node);
             }
         }
         Shape::SetList(items) => {
             for item in items {
-                path.0.push(PathElement::Value(item.to_string()));
-                set.insert(&path.0);
-                path.0.pop();
+                node.members.insert(PathElement::Value(item.to_string()));
             }
         }
         Shape::MapList(items, keys) => {
-            let ipath = item_path(spath);
+            let item_at = at.items();
             for item in items {
                 // Items without their keys cannot be tracked; upstream rejects them earlier.
-                let Ok(pe) = item_key(item, keys, path) else {
-                    continue;
-                };
-                path.0.push(pe);
-                mark_all(schema, &ipath, item, path, set, false);
-                path.0.pop();
-            }
-        }
-    }
-}
-
-fn compare_values(
-    schema: &Schema,
-    spath: &str,
-    old: &Value,
-    new: &Value,
-    path: &mut FieldPath,
-    c: &mut Comparison,
-) {
-    match (old, new) {
-        (Value::Object(o), Value::Object(n)) if !schema.is_atomic_map(spath) => {
-            compare_maps(schema, spath, o, n, path, c)
-        }
-        (Value::Array(o), Value::Array(n)) => match schema.list(spath).ssa {
-            SsaList::Atomic => {
-                if old != new {
-                    c.modified.insert(&path.0);
+                if let Ok(pe) = item_key(item, keys, &FieldPath::default()) {
+                    add(pe, item_at, item, node);
                 }
-            }
-            SsaList::Set => {
-                for item in o {
-                    if !n.contains(item) {
-                        path.0.push(PathElement::Value(item.to_string()));
-                        c.removed.insert(&path.0);
-                        path.0.pop();
-                    }
-                }
-                for item in n {
-                    if !o.contains(item) {
-                        path.0.push(PathElement::Value(item.to_string()));
-                        c.added.insert(&path.0);
-                        path.0.pop();
-                    }
-                }
-            }
-            SsaList::Map(keys) => {
-                let ipath = item_path(spath);
-                let keyed = |items: &'_ [Value], path: &FieldPath| -> Vec<(PathElement, usize)> {
-                    items
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, item)| item_key(item, keys, path).ok().map(|k| (k, i)))
-                        .collect()
-                };
-                let old_items = keyed(o, path);
-                let new_items = keyed(n, path);
-                for (k, oi) in &old_items {
-                    path.0.push(k.clone());
-                    match new_items.iter().find(|(nk, _)| nk == k) {
-                        Some((_, ni)) => compare_values(schema, &ipath, &o[*oi], &n[*ni], path, c),
-                        None => mark_all(schema, &ipath, &o[*oi], path, &mut c.removed, false),
-                    }
-                    path.0.pop();
-                }
-                for (k, ni) in &new_items {
-                    if old_items.iter().any(|(ok, _)| ok == k) {
-                        continue;
-                    }
-                    path.0.push(k.clone());
-                    mark_all(schema, &ipath, &n[*ni], path, &mut c.added, false);
-                    path.0.pop();
-                }
-            }
-        },
-        _ => {
-            if old != new {
-                c.modified.insert(&path.0);
             }
         }
     }

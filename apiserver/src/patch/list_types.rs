@@ -11,6 +11,8 @@
 //! Paths are dot-separated field names from the object root; `[]` steps into the items of a
 //! list, e.g. `spec.containers[].ports`.
 
+use std::sync::OnceLock;
+
 use serde_json::Value;
 
 /// Group, version and kind of an object (upstream `schema.GroupVersionKind`).
@@ -273,12 +275,169 @@ const CUSTOM_RESOURCE_DEFINITION: Rules = &[(
 /// Kinds without list or atomic-map markers beyond `metadata`.
 const NONE: Rules = &[];
 
+/// Kinds with a rule table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KindTable {
+    Unstructured = 0,
+    Plain,
+    Service,
+    Pod,
+    Node,
+    Namespace,
+    Endpoints,
+    EndpointSlice,
+    ValidatingWebhookConfiguration,
+    CustomResourceDefinition,
+}
+
+const KIND_TABLES: usize = 10;
+
+impl KindTable {
+    fn rules(self) -> Rules {
+        match self {
+            KindTable::Unstructured | KindTable::Plain => NONE,
+            KindTable::Service => SERVICE,
+            KindTable::Pod => POD,
+            KindTable::Node => NODE,
+            KindTable::Namespace => NAMESPACE,
+            KindTable::Endpoints => ENDPOINTS,
+            KindTable::EndpointSlice => ENDPOINT_SLICE,
+            KindTable::ValidatingWebhookConfiguration => VALIDATING_WEBHOOK_CONFIGURATION,
+            KindTable::CustomResourceDefinition => CUSTOM_RESOURCE_DEFINITION,
+        }
+    }
+
+    fn all() -> [KindTable; KIND_TABLES] {
+        [
+            KindTable::Unstructured,
+            KindTable::Plain,
+            KindTable::Service,
+            KindTable::Pod,
+            KindTable::Node,
+            KindTable::Namespace,
+            KindTable::Endpoints,
+            KindTable::EndpointSlice,
+            KindTable::ValidatingWebhookConfiguration,
+            KindTable::CustomResourceDefinition,
+        ]
+    }
+}
+
+/// A node of a kind's rule tree: the rule at this path and the paths below it. `[]` is the
+/// segment for list items.
+#[derive(Debug, Default)]
+pub struct SchemaNode {
+    rule: Option<FieldRule>,
+    children: Vec<(&'static str, SchemaNode)>,
+}
+
+impl SchemaNode {
+    fn insert(&mut self, segments: &[&'static str], rule: FieldRule) {
+        match segments.split_first() {
+            None => self.rule = Some(rule),
+            Some((first, rest)) => {
+                let idx = match self.children.iter().position(|(s, _)| s == first) {
+                    Some(i) => i,
+                    None => {
+                        self.children.push((first, SchemaNode::default()));
+                        self.children.len() - 1
+                    }
+                };
+                self.children[idx].1.insert(rest, rule);
+            }
+        }
+    }
+
+    fn child(&self, segment: &str) -> Option<&SchemaNode> {
+        self.children
+            .iter()
+            .find(|(s, _)| *s == segment)
+            .map(|(_, n)| n)
+    }
+}
+
+/// Splits `spec.containers[].ports` into `spec`, `containers`, `[]`, `ports`.
+fn segments(path: &'static str) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        match part.strip_suffix("[]") {
+            Some(name) => {
+                out.push(name);
+                out.push("[]");
+            }
+            None => out.push(part),
+        }
+    }
+    out
+}
+
+fn build_tree(kind: KindTable) -> SchemaNode {
+    let mut root = SchemaNode::default();
+    for (path, rule) in METADATA.iter().chain(kind.rules()) {
+        root.insert(&segments(path), *rule);
+    }
+    if kind == KindTable::Pod {
+        for prefix in [
+            "spec.containers[]",
+            "spec.initContainers[]",
+            "spec.ephemeralContainers[]",
+        ] {
+            let base = segments(prefix);
+            for (path, rule) in CONTAINER {
+                let mut segs = base.clone();
+                segs.extend(segments(path));
+                root.insert(&segs, *rule);
+            }
+        }
+    }
+    root
+}
+
+fn tree(kind: KindTable) -> &'static SchemaNode {
+    static TREES: OnceLock<Vec<SchemaNode>> = OnceLock::new();
+    let trees = TREES.get_or_init(|| KindTable::all().into_iter().map(build_tree).collect());
+    &trees[kind as usize]
+}
+
+/// A position in a kind's rule tree while walking an object: cheap to copy, and `None` once
+/// the walk leaves every path the table mentions (everything below is default).
+#[derive(Debug, Clone, Copy)]
+pub struct SchemaAt(Option<&'static SchemaNode>);
+
+impl SchemaAt {
+    /// The position of a field (or map key) below this one.
+    pub fn field(self, name: &str) -> SchemaAt {
+        SchemaAt(self.0.and_then(|n| n.child(name)))
+    }
+
+    /// The position of this list's items.
+    pub fn items(self) -> SchemaAt {
+        self.field("[]")
+    }
+
+    /// The rule recorded here, if any.
+    pub fn rule(self) -> Option<FieldRule> {
+        self.0.and_then(|n| n.rule)
+    }
+
+    /// List semantics here; atomic unless the table says otherwise.
+    pub fn list(self) -> ListSemantics {
+        match self.rule() {
+            Some(FieldRule::List(l)) => l,
+            _ => ListSemantics::ATOMIC,
+        }
+    }
+
+    /// Whether server-side apply treats the map or struct here as one atomic value.
+    pub fn is_atomic_map(self) -> bool {
+        matches!(self.rule(), Some(FieldRule::AtomicMap))
+    }
+}
+
 /// The merge semantics of one kind: look up list and map behaviour by field path.
 #[derive(Debug, Clone, Copy)]
 pub struct Schema {
-    rules: Rules,
-    is_pod: bool,
-    builtin: bool,
+    kind: KindTable,
 }
 
 impl Schema {
@@ -286,95 +445,72 @@ impl Schema {
     /// is typed; every other list is atomic) for anything else, as upstream treats custom
     /// resources without list markers.
     pub fn for_kind(gvk: &Gvk) -> Schema {
-        let rules = match (gvk.group.as_str(), gvk.kind.as_str()) {
-            ("", "Service") => SERVICE,
-            ("", "Pod") => POD,
-            ("", "Node") => NODE,
-            ("", "Namespace") => NAMESPACE,
-            ("", "Endpoints") => ENDPOINTS,
-            ("", "ConfigMap" | "Secret" | "Event") => NONE,
-            ("discovery.k8s.io", "EndpointSlice") => ENDPOINT_SLICE,
-            ("coordination.k8s.io", "Lease") => NONE,
-            ("events.k8s.io", "Event") => NONE,
+        let kind = match (gvk.group.as_str(), gvk.kind.as_str()) {
+            ("", "Service") => KindTable::Service,
+            ("", "Pod") => KindTable::Pod,
+            ("", "Node") => KindTable::Node,
+            ("", "Namespace") => KindTable::Namespace,
+            ("", "Endpoints") => KindTable::Endpoints,
+            ("", "ConfigMap" | "Secret" | "Event") => KindTable::Plain,
+            ("discovery.k8s.io", "EndpointSlice") => KindTable::EndpointSlice,
+            ("coordination.k8s.io", "Lease") => KindTable::Plain,
+            ("events.k8s.io", "Event") => KindTable::Plain,
             ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
-                VALIDATING_WEBHOOK_CONFIGURATION
+                KindTable::ValidatingWebhookConfiguration
             }
-            ("apiextensions.k8s.io", "CustomResourceDefinition") => CUSTOM_RESOURCE_DEFINITION,
-            _ => return Schema::unstructured(),
+            ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+                KindTable::CustomResourceDefinition
+            }
+            _ => KindTable::Unstructured,
         };
-        Schema {
-            rules,
-            is_pod: gvk.group.is_empty() && gvk.kind == "Pod",
-            builtin: true,
-        }
+        Schema { kind }
     }
 
     /// The schema of an object whose kind has no Go type (a custom resource).
     pub fn unstructured() -> Schema {
         Schema {
-            rules: NONE,
-            is_pod: false,
-            builtin: false,
+            kind: KindTable::Unstructured,
         }
     }
 
     /// Whether the kind is a built-in with Go struct tags. Upstream serves strategic merge
     /// patch only for those (custom resources get 415 Unsupported Media Type).
     pub fn is_builtin(&self) -> bool {
-        self.builtin
+        self.kind != KindTable::Unstructured
+    }
+
+    /// The root of the kind's rule tree, for walking an object.
+    pub fn root(&self) -> SchemaAt {
+        SchemaAt(Some(tree(self.kind)))
+    }
+
+    /// The position of a dotted path (`spec.containers[].ports`) in the rule tree.
+    pub fn at(&self, path: &str) -> SchemaAt {
+        let mut at = self.root();
+        if path.is_empty() {
+            return at;
+        }
+        for part in path.split('.') {
+            match part.strip_suffix("[]") {
+                Some(name) => at = at.field(name).items(),
+                None => at = at.field(part),
+            }
+        }
+        at
     }
 
     /// The rule recorded for a path, if any.
     pub fn rule(&self, path: &str) -> Option<FieldRule> {
-        if let Some((_, r)) = METADATA.iter().find(|(p, _)| *p == path) {
-            return Some(*r);
-        }
-        if let Some((_, r)) = self.rules.iter().find(|(p, _)| *p == path) {
-            return Some(*r);
-        }
-        if self.is_pod {
-            return pod_container_rule(path);
-        }
-        None
+        self.at(path).rule()
     }
 
     /// List semantics at a path; atomic unless the table says otherwise.
     pub fn list(&self, path: &str) -> ListSemantics {
-        match self.rule(path) {
-            Some(FieldRule::List(l)) => l,
-            _ => ListSemantics::ATOMIC,
-        }
+        self.at(path).list()
     }
 
     /// Whether server-side apply treats the map or struct at a path as one atomic value.
     pub fn is_atomic_map(&self, path: &str) -> bool {
-        matches!(self.rule(path), Some(FieldRule::AtomicMap))
+        self.at(path).is_atomic_map()
     }
-}
-
-/// Container rules under `spec.containers[]`, `spec.initContainers[]` and
-/// `spec.ephemeralContainers[]`.
-fn pod_container_rule(path: &str) -> Option<FieldRule> {
-    let rest = [
-        "spec.containers[].",
-        "spec.initContainers[].",
-        "spec.ephemeralContainers[].",
-    ]
-    .iter()
-    .find_map(|prefix| path.strip_prefix(prefix))?;
-    CONTAINER.iter().find(|(p, _)| *p == rest).map(|(_, r)| *r)
-}
-
-/// Appends a field name to a schema path.
-pub(crate) fn child_path(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_string()
-    } else {
-        format!("{path}.{field}")
-    }
-}
-
-/// The schema path of a list's items.
-pub(crate) fn item_path(path: &str) -> String {
-    format!("{path}[]")
 }

@@ -16,7 +16,7 @@
 
 use serde_json::{Map, Value};
 
-use super::list_types::{child_path, item_path, Gvk, Schema, SmpList};
+use super::list_types::{Gvk, Schema, SchemaAt, SmpList};
 use super::PatchError;
 
 const DIRECTIVE: &str = "$patch";
@@ -58,15 +58,13 @@ pub fn strategic_merge_patch_with_schema(
     let Value::Object(patch) = patch else {
         return Err(PatchError::BadRequest(ERR_BAD_JSON_DOC.into()));
     };
-    let merger = Merger { schema };
-    merger
-        .merge_map(original, patch.clone(), "")
+    Merger
+        .merge_map(original, patch.clone(), schema.root())
         .map(Value::Object)
 }
 
-struct Merger<'a> {
-    schema: &'a Schema,
-}
+/// The recursive merge (upstream `mergeMap` / `mergeSlice` and friends).
+struct Merger;
 
 /// How a list's items are identified while merging.
 #[derive(Clone, Copy)]
@@ -75,18 +73,18 @@ enum ItemKey<'k> {
     Map(&'k str),
 }
 
-impl Merger<'_> {
+impl Merger {
     fn merge_map(
         &self,
         mut original: Map<String, Value>,
         mut patch: Map<String, Value>,
-        path: &str,
+        at: SchemaAt,
     ) -> Result<Map<String, Value>, PatchError> {
         if let Some(directive) = patch.get(DIRECTIVE) {
             return match directive.as_str() {
                 Some("replace") => {
                     patch.remove(DIRECTIVE);
-                    self.merge_map(Map::new(), patch, path)
+                    self.merge_map(Map::new(), patch, at)
                 }
                 Some("delete") => Ok(Map::new()),
                 _ => Err(bad_patch_type(directive, &patch)),
@@ -94,7 +92,7 @@ impl Merger<'_> {
         }
 
         self.apply_retain_keys(&mut original, &mut patch)?;
-        self.apply_set_element_order(&mut original, &mut patch, path)?;
+        self.apply_set_element_order(&mut original, &mut patch, at)?;
 
         for (key, patch_v) in patch {
             let (key, is_delete_list) = match key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) {
@@ -104,7 +102,7 @@ impl Merger<'_> {
                 },
                 None => (key, false),
             };
-            let field_path = child_path(path, &key);
+            let field_at = at.field(&key);
 
             if patch_v.is_null() {
                 original.remove(&key);
@@ -112,24 +110,24 @@ impl Merger<'_> {
             }
             let Some(orig_v) = original.remove(&key) else {
                 if !is_delete_list {
-                    let fresh = self.fresh_value(patch_v, &field_path)?;
+                    let fresh = self.fresh_value(patch_v, field_at)?;
                     original.insert(key, fresh);
                 }
                 continue;
             };
             let merged = match (orig_v, patch_v) {
                 (Value::Object(o), Value::Object(p)) => {
-                    Value::Object(self.merge_map(o, p, &field_path)?)
+                    Value::Object(self.merge_map(o, p, field_at)?)
                 }
                 (Value::Array(o), Value::Array(p)) => {
-                    Value::Array(self.merge_list_field(o, p, &field_path, is_delete_list)?)
+                    Value::Array(self.merge_list_field(o, p, field_at, is_delete_list)?)
                 }
                 (orig_v, patch_v) => {
                     if is_delete_list {
                         // A deletion list only applies to a list; keep the original value.
                         orig_v
                     } else {
-                        self.fresh_value(patch_v, &field_path)?
+                        self.fresh_value(patch_v, field_at)?
                     }
                 }
             };
@@ -140,11 +138,11 @@ impl Merger<'_> {
 
     /// A patch value that has nothing to merge with: merge it into an empty value so that
     /// directives are interpreted and `null`s dropped.
-    fn fresh_value(&self, v: Value, path: &str) -> Result<Value, PatchError> {
+    fn fresh_value(&self, v: Value, at: SchemaAt) -> Result<Value, PatchError> {
         Ok(match v {
-            Value::Object(m) => Value::Object(self.merge_map(Map::new(), m, path)?),
+            Value::Object(m) => Value::Object(self.merge_map(Map::new(), m, at)?),
             Value::Array(items) => {
-                Value::Array(self.merge_list_field(Vec::new(), items, path, false)?)
+                Value::Array(self.merge_list_field(Vec::new(), items, at, false)?)
             }
             other => other,
         })
@@ -185,7 +183,7 @@ impl Merger<'_> {
         &self,
         original: &mut Map<String, Value>,
         patch: &mut Map<String, Value>,
-        path: &str,
+        at: SchemaAt,
     ) -> Result<(), PatchError> {
         let keys: Vec<String> = patch
             .keys()
@@ -201,7 +199,7 @@ impl Merger<'_> {
                 Some(f) if !f.is_empty() => f.to_string(),
                 _ => return Err(PatchError::BadRequest(ERR_SET_ELEMENT_ORDER.into())),
             };
-            let field_path = child_path(path, &field);
+            let field_at = at.field(&field);
             let orig_list = match original.get(&field) {
                 None => None,
                 Some(Value::Array(a)) => Some(a.clone()),
@@ -212,7 +210,7 @@ impl Merger<'_> {
                 Some(Value::Array(a)) => Some(a),
                 Some(other) => return Err(bad_arg_type("[]interface {}", &other)),
             };
-            let semantics = self.schema.list(&field_path);
+            let semantics = field_at.list();
             let key = match semantics.smp {
                 SmpList::MergeByKey(k) => ItemKey::Map(k),
                 _ => ItemKey::Scalar,
@@ -222,9 +220,7 @@ impl Merger<'_> {
             let merged = match (orig_list.clone(), patch_list) {
                 (None, None) => continue,
                 (Some(o), None) => o,
-                (o, Some(p)) => {
-                    self.merge_list_field(o.unwrap_or_default(), p, &field_path, false)?
-                }
+                (o, Some(p)) => self.merge_list_field(o.unwrap_or_default(), p, field_at, false)?,
             };
             let (patch_items, server_only) = partition(merged, &order, key)?;
             let ordered = normalize_element_order(
@@ -244,18 +240,18 @@ impl Merger<'_> {
         &self,
         original: Vec<Value>,
         patch: Vec<Value>,
-        path: &str,
+        at: SchemaAt,
         is_delete_list: bool,
     ) -> Result<Vec<Value>, PatchError> {
-        let semantics = self.schema.list(path);
+        let semantics = at.list();
         let merge_key = match semantics.smp {
             SmpList::Replace if !is_delete_list => {
                 // Atomic list: the patch's list, with nested directives and nulls resolved.
-                let item = item_path(path);
+                let item = at.items();
                 return patch
                     .into_iter()
                     .map(|v| match v {
-                        Value::Object(m) => self.merge_map(Map::new(), m, &item).map(Value::Object),
+                        Value::Object(m) => self.merge_map(Map::new(), m, item).map(Value::Object),
                         other => Ok(other),
                     })
                     .collect();
@@ -263,7 +259,7 @@ impl Merger<'_> {
             SmpList::MergeByKey(k) => Some(k),
             _ => None,
         };
-        self.merge_list(original, patch, path, merge_key, is_delete_list)
+        self.merge_list(original, patch, at, merge_key, is_delete_list)
     }
 
     /// Upstream `mergeSlice`.
@@ -271,7 +267,7 @@ impl Merger<'_> {
         &self,
         original: Vec<Value>,
         patch: Vec<Value>,
-        path: &str,
+        at: SchemaAt,
         merge_key: Option<&str>,
         is_delete_list: bool,
     ) -> Result<Vec<Value>, PatchError> {
@@ -303,14 +299,14 @@ impl Merger<'_> {
         }
 
         let Some(merge_key) = merge_key else {
-            return Err(PatchError::BadRequest(format!(
-                "cannot merge lists without merge key for {path}"
-            )));
+            return Err(PatchError::BadRequest(
+                "cannot merge lists without merge key for type string".into(),
+            ));
         };
         let key = ItemKey::Map(merge_key);
         let (original_after_directives, plain_patch) =
             self.apply_list_directives(original.clone(), patch, merge_key)?;
-        let item = item_path(path);
+        let item = at.items();
         let mut merged = original_after_directives;
         for p in plain_patch.iter() {
             let Value::Object(pm) = p else {
@@ -321,15 +317,16 @@ impl Merger<'_> {
             };
             match find_by_key(&merged, merge_key, kv)? {
                 Some(idx) => {
-                    let Value::Object(om) = std::mem::take(&mut merged[idx]) else {
-                        unreachable!("find_by_key only returns maps");
+                    let om = match std::mem::take(&mut merged[idx]) {
+                        Value::Object(m) => m,
+                        _ => Map::new(),
                     };
-                    merged[idx] = Value::Object(self.merge_map(om, pm.clone(), &item)?);
+                    merged[idx] = Value::Object(self.merge_map(om, pm.clone(), item)?);
                 }
                 None => merged.push(Value::Object(self.merge_map(
                     Map::new(),
                     pm.clone(),
-                    &item,
+                    item,
                 )?)),
             }
         }
