@@ -418,3 +418,69 @@ fn invalid_configurations_are_rejected() {
         Err(ApplyError::BadRequest(_))
     ));
 }
+
+#[test]
+fn managers_own_different_fields_of_one_list_item_without_conflict() {
+    let a = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"ports": [{"port": 80, "protocol": "TCP", "targetPort": 8080}]}});
+    let b = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"ports": [{"port": 80, "protocol": "TCP", "name": "http"}]}});
+    let live = apply_as(None, &a, "a", false).unwrap();
+    let out = apply_as(Some(&live), &b, "b", false).unwrap();
+    assert_eq!(
+        out["spec"]["ports"],
+        json!([{"port": 80, "protocol": "TCP", "targetPort": 8080, "name": "http"}])
+    );
+    let key = "k:{\"port\":80,\"protocol\":\"TCP\"}";
+    assert!(
+        entry(&out, "a").unwrap()["fieldsV1"]["f:spec"]["f:ports"][key]
+            .get("f:targetPort")
+            .is_some()
+    );
+    assert!(
+        entry(&out, "b").unwrap()["fieldsV1"]["f:spec"]["f:ports"][key]
+            .get("f:name")
+            .is_some()
+    );
+}
+
+#[test]
+fn atomic_list_is_owned_and_conflicts_as_one_field() {
+    let cfg = |ips: Value| {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+            "spec": {"externalIPs": ips}})
+    };
+    let live = apply_as(None, &cfg(json!(["1.1.1.1"])), "a", false).unwrap();
+    assert_eq!(
+        entry(&live, "a").unwrap()["fieldsV1"]["f:spec"],
+        json!({"f:externalIPs": {}})
+    );
+    let err = apply_as(Some(&live), &cfg(json!(["1.1.1.1", "2.2.2.2"])), "b", false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"a\": .spec.externalIPs"
+    );
+}
+
+#[test]
+fn apply_of_status_on_main_resource_is_not_owned() {
+    let cfg = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"type": "ClusterIP"}, "status": {"loadBalancer": {"ingress": [{"ip": "1.1.1.1"}]}}});
+    let gvk = Gvk::new("v1", "Service");
+    let out = apply(
+        None,
+        &cfg,
+        &ApplyOptions {
+            manager: "m",
+            force: false,
+            subresource: None,
+            reset_fields: reset_fields(&gvk, None),
+            now: t(1_286_668_800),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        entry(&out, "m").unwrap()["fieldsV1"],
+        json!({"f:spec": {"f:type": {}}})
+    );
+}

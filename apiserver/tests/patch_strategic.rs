@@ -299,3 +299,49 @@ fn lists_of_lists_are_unprocessable() {
         PatchError::Unprocessable("lists of lists are not supported".into())
     );
 }
+
+#[test]
+fn owner_references_merge_by_uid() {
+    let original = json!({"metadata": {"ownerReferences": [
+        {"apiVersion": "v1", "kind": "Service", "name": "a", "uid": "u1"}
+    ]}});
+    let patch = json!({"metadata": {"ownerReferences": [
+        {"apiVersion": "v1", "kind": "Service", "name": "b", "uid": "u2", "controller": true}
+    ]}});
+    let out = smp(
+        original,
+        patch,
+        &Gvk::new("discovery.k8s.io/v1", "EndpointSlice"),
+    );
+    let uids: Vec<&str> = out["metadata"]["ownerReferences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["uid"].as_str().unwrap())
+        .collect();
+    assert_eq!(uids, ["u2", "u1"]);
+}
+
+#[test]
+fn kubectl_finalizer_patch_with_order_and_deletion_list() {
+    // kubectl apply after removing finalizer "b" and adding "c" to [a, b].
+    let original = json!({"metadata": {"finalizers": ["a", "b"]}});
+    let patch = json!({"metadata": {
+        "$setElementOrder/finalizers": ["a", "c"],
+        "$deleteFromPrimitiveList/finalizers": ["b"],
+        "finalizers": ["c"]
+    }});
+    let out = smp(original, patch, &service());
+    assert_eq!(out["metadata"]["finalizers"], json!(["a", "c"]));
+}
+
+#[test]
+fn value_of_another_type_replaces_the_original() {
+    let original = json!({"spec": {"selector": {"app": "web"}, "type": "ClusterIP"}});
+    let patch = json!({"spec": {"selector": "oops", "type": {"nested": true}}});
+    let out = smp(original, patch, &service());
+    assert_eq!(
+        out["spec"],
+        json!({"selector": "oops", "type": {"nested": true}})
+    );
+}
