@@ -3,7 +3,8 @@
 use jiff::Timestamp;
 use serde_json::{json, Value};
 use svcplane_apiserver::patch::{
-    apply, record_update, reset_fields, ApplyError, ApplyOptions, Gvk, UpdateOptions,
+    apply, manager_from_user_agent, record_update, reset_fields, ApplyError, ApplyOptions, Gvk,
+    UpdateOptions,
 };
 
 fn t(seconds: i64) -> Timestamp {
@@ -483,4 +484,47 @@ fn apply_of_status_on_main_resource_is_not_owned() {
         entry(&out, "m").unwrap()["fieldsV1"],
         json!({"f:spec": {"f:type": {}}})
     );
+}
+
+#[test]
+fn default_manager_is_user_agent_prefix() {
+    assert_eq!(
+        manager_from_user_agent("kubectl/v1.32.0 (linux/amd64) kubernetes/abc"),
+        "kubectl"
+    );
+    assert_eq!(manager_from_user_agent("kube-rs"), "kube-rs");
+    assert_eq!(manager_from_user_agent("a\u{7}b/1"), "ab");
+    assert_eq!(manager_from_user_agent(&"x".repeat(200)).len(), 128);
+}
+
+#[test]
+fn oldest_update_managers_are_merged_into_ancient_changes() {
+    let mut live = config_map(json!({}));
+    live["metadata"].as_object_mut().unwrap().remove("labels");
+    for i in 0..12 {
+        let mut next = live.clone();
+        next["data"][format!("k{i}")] = json!("v");
+        record_update(
+            Some(&live),
+            &mut next,
+            &UpdateOptions {
+                manager: &format!("writer-{i:02}"),
+                api_version: "v1",
+                subresource: None,
+                reset_fields: &[],
+                now: t(1_000 + i),
+            },
+        );
+        live = next;
+    }
+    let entries = managed(&live);
+    assert_eq!(entries.len(), 10, "{entries:#?}");
+    let bucket = entry(&live, "ancient-changes").expect("bucket entry");
+    // writer-00 and writer-01 plus writer-02 went into the bucket with writer-02's time.
+    assert_eq!(
+        bucket["fieldsV1"]["f:data"],
+        json!({"f:k0": {}, "f:k1": {}, "f:k2": {}})
+    );
+    assert!(entry(&live, "writer-00").is_none());
+    assert!(entry(&live, "writer-03").is_some());
 }

@@ -148,6 +148,24 @@ pub struct UpdateOptions<'a> {
     pub now: Timestamp,
 }
 
+/// Upstream's limit on `fieldManager` length (`FieldManagerMaxLength`).
+pub const FIELD_MANAGER_MAX_LENGTH: usize = 128;
+
+/// The manager name upstream uses for a write without `fieldManager`: the User-Agent up to
+/// its first `/`, without non-printable characters, cut to 128 bytes (upstream
+/// `prefixFromUserAgent`), e.g. `kubectl/v1.32.0 (linux/amd64)` gives `kubectl`.
+pub fn manager_from_user_agent(user_agent: &str) -> String {
+    let prefix = user_agent.split('/').next().unwrap_or_default();
+    let mut out = String::new();
+    for c in prefix.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > FIELD_MANAGER_MAX_LENGTH {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Upstream's reset fields for the served kinds: on the main resource of a kind with a status
 /// subresource, `status` is not writable; on `/status`, `spec` is not.
 pub fn reset_fields(gvk: &Gvk, subresource: Option<&str>) -> &'static [&'static str] {
@@ -302,6 +320,60 @@ fn set_managed_fields(obj: &mut Value, managers: &Managers) {
     }
 }
 
+/// Upstream keeps at most this many `Update` entries (`DefaultMaxUpdateManagers`).
+pub const MAX_UPDATE_MANAGERS: usize = 10;
+/// Manager name of the bucket the oldest `Update` entries are merged into.
+pub const ANCIENT_CHANGES_MANAGER: &str = "ancient-changes";
+
+/// Merges the oldest `Update` entries, per API version, into an `ancient-changes` entry until
+/// at most [`MAX_UPDATE_MANAGERS`] remain (upstream `capManagersManager`).
+fn cap_update_managers(managers: &mut Managers) {
+    let mut updaters: Vec<(Option<String>, ManagerId)> = managers
+        .iter()
+        .filter(|(id, _)| id.operation == OPERATION_UPDATE)
+        .map(|(id, e)| (e.time.clone(), id.clone()))
+        .collect();
+    if updaters.len() <= MAX_UPDATE_MANAGERS {
+        return;
+    }
+    updaters.sort_by(|(ta, a), (tb, b)| {
+        ta.as_deref()
+            .unwrap_or("")
+            .cmp(tb.as_deref().unwrap_or(""))
+            .then_with(|| a.cmp(b))
+    });
+    let mut remaining = updaters.len();
+    let mut first_of_version: BTreeMap<String, ManagerId> = BTreeMap::new();
+    for (time, mid) in updaters {
+        if remaining <= MAX_UPDATE_MANAGERS {
+            break;
+        }
+        let Some(version) = managers.get(&mid).map(|e| e.api_version.clone()) else {
+            continue;
+        };
+        let bucket = id(ANCIENT_CHANGES_MANAGER, OPERATION_UPDATE, &version, None);
+        match first_of_version.get(&version) {
+            Some(first) => {
+                if !managers.contains_key(&bucket) {
+                    if let Some(e) = managers.remove(first) {
+                        managers.insert(bucket.clone(), e);
+                    }
+                }
+                if let Some(e) = managers.remove(&mid) {
+                    if let Some(b) = managers.get_mut(&bucket) {
+                        b.set = std::mem::take(&mut b.set).union_owned(e.set);
+                        b.time = time;
+                    }
+                }
+                remaining -= 1;
+            }
+            None => {
+                first_of_version.insert(version, mid);
+            }
+        }
+    }
+}
+
 /// Formats a time as upstream `metav1.Time` (RFC 3339, seconds, UTC).
 fn format_time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -432,6 +504,7 @@ pub fn apply(
         entry.set = entry.set.difference(&changed).difference(&removed);
     }
     managers.retain(|_, e| !e.set.is_empty());
+    cap_update_managers(&mut managers);
 
     // Upstream only refreshes the applier's time when the object changed.
     let object_changed = live.is_none() || strip_managed(live_v) != strip_managed(&merged);
@@ -505,6 +578,7 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, opts: &UpdateOptions<
         entry.time = Some(format_time(opts.now));
     }
     managers.retain(|_, e| !e.set.is_empty());
+    cap_update_managers(&mut managers);
     set_managed_fields(new, &managers);
 }
 

@@ -9,7 +9,8 @@ pub mod list_types;
 pub mod strategic;
 
 pub use apply::{
-    apply, record_update, reset_fields, ApplyError, ApplyOptions, Conflict, UpdateOptions,
+    apply, manager_from_user_agent, record_update, reset_fields, ApplyError, ApplyOptions,
+    Conflict, UpdateOptions,
 };
 pub use list_types::{Gvk, Schema};
 pub use strategic::{strategic_merge_patch, strategic_merge_patch_with_schema};
