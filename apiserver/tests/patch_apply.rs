@@ -528,3 +528,60 @@ fn oldest_update_managers_are_merged_into_ancient_changes() {
     assert!(entry(&live, "writer-00").is_none());
     assert!(entry(&live, "writer-03").is_some());
 }
+
+/// A ConfigMap as client-side `kubectl apply` leaves it: Update entry by
+/// kubectl-client-side-apply and the last-applied annotation.
+fn client_side_applied(live_value: &str, last_applied_value: &str) -> Value {
+    let last = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"annotations": {}, "name": "c", "namespace": "default"},
+        "data": {"key": last_applied_value}});
+    let mut obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "default", "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": format!("{last}\n")}},
+        "data": {"key": live_value}});
+    update_as(None, &mut obj, "kubectl-client-side-apply");
+    obj
+}
+
+fn server_side_config(value: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "default"}, "data": {"key": value, "b": "<&>"}})
+}
+
+#[test]
+fn kubectl_server_side_apply_takes_over_fields_matching_last_applied() {
+    let live = client_side_applied("x", "x");
+    let out = apply_as(Some(&live), &server_side_config("y"), "kubectl", false).unwrap();
+    assert_eq!(out["data"]["key"], "y");
+    let kcsa = entry(&out, "kubectl-client-side-apply").unwrap();
+    // It keeps `data` itself (its `.` marker) but no longer owns `data.key`.
+    assert_eq!(kcsa["fieldsV1"]["f:data"], json!({}), "{kcsa}");
+    // The annotation now holds the server-side configuration, encoded like Go's json.Encoder.
+    assert_eq!(
+        out["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"],
+        "{\"apiVersion\":\"v1\",\"data\":{\"b\":\"\\u003c\\u0026\\u003e\",\"key\":\"y\"},\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"c\",\"namespace\":\"default\"}}\n"
+    );
+}
+
+#[test]
+fn kubectl_upgrade_still_conflicts_when_live_drifted_from_last_applied() {
+    let live = client_side_applied("edited", "x");
+    let err = apply_as(Some(&live), &server_side_config("y"), "kubectl", false).unwrap_err();
+    assert!(matches!(err, ApplyError::Conflicts(_)), "{err:?}");
+}
+
+#[test]
+fn other_managers_do_not_get_the_last_applied_upgrade() {
+    let live = client_side_applied("x", "x");
+    let err = apply_as(
+        Some(&live),
+        &server_side_config("y"),
+        "my-controller",
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using v1: .data.key"
+    );
+}

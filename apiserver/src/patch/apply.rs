@@ -9,6 +9,11 @@
 //! * [`record_update`] records ownership for every other write (create, update, patch):
 //!   operation `Update`, the writer takes the fields it changed or added, everyone else loses
 //!   them.
+//! * For the manager `kubectl` it also does what upstream does for `kubectl apply
+//!   --server-side` after client-side apply: conflicts on fields whose live values still match
+//!   the `last-applied-configuration` annotation are taken over, and that annotation is
+//!   rewritten to the new configuration (`lastAppliedManager`, `lastAppliedUpdater`).
+//! * At most ten `Update` entries are kept; older ones merge into `ancient-changes`.
 //!
 //! Approximations of upstream, stated: list order after merging follows the applied
 //! configuration for shared items and keeps live-only items in place (upstream interleaves
@@ -479,23 +484,39 @@ pub fn apply(
         &untracked,
     );
     let removed = filter_deep(comparison.removed, &untracked);
-    let mut conflicts = Vec::new();
+    let mut conflicts: Vec<(Conflict, FieldPath)> = Vec::new();
     for (mid, entry) in &managers {
         if *mid == me {
             continue;
         }
         for path in entry.set.intersection(&changed).paths() {
-            conflicts.push(Conflict {
+            let conflict = Conflict {
                 manager: mid.manager.clone(),
                 operation: mid.operation.clone(),
                 api_version: entry.api_version.clone(),
                 subresource: mid.subresource.clone(),
                 field: path.to_string(),
-            });
+            };
+            conflicts.push((conflict, path));
         }
     }
     if !conflicts.is_empty() && !opts.force {
-        return Err(ApplyError::Conflicts(conflicts));
+        // kubectl upgrading from client-side apply: fields whose live values still match
+        // the last-applied annotation are taken over (upstream `lastAppliedManager`).
+        let allowed = match live {
+            Some(l) if opts.manager == KUBECTL_MANAGER => {
+                allowed_by_last_applied(&schema, l, &untracked)
+            }
+            _ => None,
+        };
+        let remaining: Vec<Conflict> = conflicts
+            .into_iter()
+            .filter(|(_, path)| !allowed.as_ref().is_some_and(|a| a.has(&path.0)))
+            .map(|(c, _)| c)
+            .collect();
+        if !remaining.is_empty() {
+            return Err(ApplyError::Conflicts(remaining));
+        }
     }
     for (mid, entry) in managers.iter_mut() {
         if *mid == me {
@@ -506,6 +527,10 @@ pub fn apply(
     managers.retain(|_, e| !e.set.is_empty());
     cap_update_managers(&mut managers);
 
+    if opts.manager == KUBECTL_MANAGER {
+        update_last_applied(&mut merged, applied);
+    }
+
     // Upstream only refreshes the applier's time when the object changed.
     let object_changed = live.is_none() || strip_managed(live_v) != strip_managed(&merged);
     if let Some(e) = managers.get_mut(&me) {
@@ -515,6 +540,95 @@ pub fn apply(
     }
     set_managed_fields(&mut merged, &managers);
     Ok(merged)
+}
+
+/// The manager name `kubectl apply --server-side` uses.
+pub const KUBECTL_MANAGER: &str = "kubectl";
+/// The annotation client-side `kubectl apply` keeps its last applied configuration in.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// Upstream's limit on the total size of an object's annotations (256 KiB).
+const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+
+fn last_applied_of(obj: &Value) -> Option<&str> {
+    obj.pointer("/metadata/annotations")?
+        .get(LAST_APPLIED_ANNOTATION)?
+        .as_str()
+        .filter(|s| !s.is_empty())
+}
+
+/// Fields of the last-applied configuration whose values the live object still has
+/// (upstream `allowedConflictsFromLastApplied`).
+fn allowed_by_last_applied(
+    schema: &Schema,
+    live: &Value,
+    untracked: &Untracked<'_>,
+) -> Option<FieldSet> {
+    let last_applied: Value = serde_json::from_str(last_applied_of(live)?).ok()?;
+    let set = field_set::field_set_of(schema, &last_applied, untracked).ok()?;
+    let diff = field_set::compare(schema, &last_applied, live, untracked);
+    Some(
+        set.difference(&diff.modified)
+            .difference(&diff.added)
+            .difference(&diff.removed),
+    )
+}
+
+/// Rewrites the last-applied annotation, when the object has one, to the applied
+/// configuration without that annotation, encoded as Go's `json.Encoder` would (sorted keys,
+/// HTML characters escaped, trailing newline) (upstream `lastAppliedUpdater`).
+fn update_last_applied(merged: &mut Value, applied: &Value) {
+    if last_applied_of(merged).is_none() {
+        return;
+    }
+    let mut config = applied.clone();
+    if let Some(annotations) = config
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+    }
+    let encoded = go_json(&config) + "\n";
+    let Some(annotations) = merged
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    annotations.insert(LAST_APPLIED_ANNOTATION.into(), Value::String(encoded));
+    let total: usize = annotations
+        .iter()
+        .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+        .sum();
+    if total > TOTAL_ANNOTATION_SIZE_LIMIT {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+    }
+}
+
+/// Compact JSON with object keys sorted and `<`, `>`, `&`, U+2028, U+2029 escaped, as Go's
+/// `encoding/json` writes a decoded object.
+fn go_json(v: &Value) -> String {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(v)
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
 }
 
 fn strip_managed(v: &Value) -> Value {
