@@ -196,6 +196,22 @@ impl LabelSelector {
         }
     }
 
+    /// The selector that requires every `key=value` of a set (upstream `labels.SelectorFromSet`,
+    /// how a Service's `spec.selector` selects Pods); an empty set selects everything.
+    pub fn from_set(set: &BTreeMap<String, String>) -> LabelSelector {
+        LabelSelector {
+            requirements: set
+                .iter()
+                .map(|(k, v)| Requirement {
+                    key: k.clone(),
+                    operator: LabelOperator::Equals,
+                    values: vec![v.clone()],
+                })
+                .collect(),
+            nothing: false,
+        }
+    }
+
     /// Parses the `labelSelector` query syntax (upstream `labels.Parse`), with upstream's
     /// error messages, e.g. `unable to parse requirement: found '', expected: identifier`.
     pub fn parse(selector: &str) -> Result<LabelSelector, SelectorError> {
@@ -287,6 +303,32 @@ impl LabelSelector {
     /// Whether the labels given by a lookup function are selected.
     pub fn matches_with<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> bool {
         !self.nothing && self.requirements.iter().all(|r| r.matches_with(&lookup))
+    }
+}
+
+impl std::fmt::Display for Requirement {
+    /// Upstream `Requirement.String`: `k=v`, `k!=v`, `k in (a,b)`, `k`, `!k`, `k>1`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let values = self.values.join(",");
+        match self.operator {
+            LabelOperator::Equals => write!(f, "{}={values}", self.key),
+            LabelOperator::DoubleEquals => write!(f, "{}=={values}", self.key),
+            LabelOperator::NotEquals => write!(f, "{}!={values}", self.key),
+            LabelOperator::In => write!(f, "{} in ({values})", self.key),
+            LabelOperator::NotIn => write!(f, "{} notin ({values})", self.key),
+            LabelOperator::Exists => write!(f, "{}", self.key),
+            LabelOperator::DoesNotExist => write!(f, "!{}", self.key),
+            LabelOperator::GreaterThan => write!(f, "{}>{values}", self.key),
+            LabelOperator::LessThan => write!(f, "{}<{values}", self.key),
+        }
+    }
+}
+
+impl std::fmt::Display for LabelSelector {
+    /// Upstream `Selector.String`: requirements joined by `,`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.requirements.iter().map(|r| r.to_string()).collect();
+        write!(f, "{}", parts.join(","))
     }
 }
 
@@ -804,6 +846,28 @@ impl FieldSelector {
                 FieldOperator::NotEquals => actual != t.value,
             }
         })
+    }
+}
+
+impl std::fmt::Display for FieldSelector {
+    /// Upstream `Selector.String`: terms joined by `,`, values escaped.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .terms
+            .iter()
+            .map(|t| {
+                let value = t
+                    .value
+                    .replace('\\', "\\\\")
+                    .replace(',', "\\,")
+                    .replace('=', "\\=");
+                match t.operator {
+                    FieldOperator::Equals => format!("{}={value}", t.field),
+                    FieldOperator::NotEquals => format!("{}!={value}", t.field),
+                }
+            })
+            .collect();
+        write!(f, "{}", parts.join(","))
     }
 }
 

@@ -255,3 +255,21 @@ fn field_selector_invalid_syntax_gives_upstream_messages() {
         assert_eq!(err.to_string(), want, "selector {sel:?}");
     }
 }
+
+#[test]
+fn selectors_print_like_upstream_and_reparse() {
+    let s = LabelSelector::parse("z in (b,a), a!=1, !m, e, g>3").unwrap();
+    assert_eq!(s.to_string(), "a!=1,e,g>3,!m,z in (a,b)");
+    assert_eq!(LabelSelector::parse(&s.to_string()).unwrap(), s);
+    let f = FieldSelector::parse("spec.foo=a\\,b,metadata.name!=x").unwrap();
+    assert_eq!(f.to_string(), "metadata.name!=x,spec.foo=a\\,b");
+    assert_eq!(FieldSelector::parse(&f.to_string()).unwrap(), f);
+}
+
+#[test]
+fn selector_from_set_requires_every_pair() {
+    let sel = LabelSelector::from_set(&labels(&[("app", "web"), ("tier", "fe")]));
+    assert!(sel.matches(&labels(&[("app", "web"), ("tier", "fe"), ("x", "y")])));
+    assert!(!sel.matches(&labels(&[("app", "web")])));
+    assert!(LabelSelector::from_set(&BTreeMap::new()).matches(&labels(&[])));
+}
