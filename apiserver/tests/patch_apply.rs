@@ -585,3 +585,48 @@ fn other_managers_do_not_get_the_last_applied_upgrade() {
         "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using v1: .data.key"
     );
 }
+
+#[test]
+fn reset_fields_follow_upstream_strategies() {
+    let svc = Gvk::new("v1", "Service");
+    let pod = Gvk::new("v1", "Pod");
+    let cm = Gvk::new("v1", "ConfigMap");
+    assert_eq!(reset_fields(&svc, None), ["status"]);
+    assert_eq!(reset_fields(&svc, Some("status")), ["spec"]);
+    assert_eq!(
+        reset_fields(&pod, Some("status")),
+        [
+            "spec",
+            "metadata.deletionTimestamp",
+            "metadata.ownerReferences"
+        ]
+    );
+    assert!(reset_fields(&cm, None).is_empty());
+}
+
+#[test]
+fn pod_status_writes_do_not_own_owner_references() {
+    let mut live = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "n", "uid": "u"}]},
+        "spec": {"containers": [{"name": "c", "image": "i"}]}});
+    let mut next = live.clone();
+    next["metadata"]["ownerReferences"][0]["name"] = json!("changed");
+    next["status"] = json!({"phase": "Running"});
+    let gvk = Gvk::new("v1", "Pod");
+    live["status"] = json!({});
+    record_update(
+        Some(&live),
+        &mut next,
+        &UpdateOptions {
+            manager: "kubelet",
+            api_version: "v1",
+            subresource: Some("status"),
+            reset_fields: reset_fields(&gvk, Some("status")),
+            now: t(1_286_668_800),
+        },
+    );
+    assert_eq!(
+        entry(&next, "kubelet").unwrap()["fieldsV1"],
+        json!({"f:status": {"f:phase": {}}})
+    );
+}

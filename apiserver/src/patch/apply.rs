@@ -21,8 +21,8 @@
 //! itself (`".": {}`) except for the top-level `metadata`, `spec` and `status`, which upstream's
 //! typed objects always carry; custom resources use atomic lists everywhere (upstream reads
 //! `x-kubernetes-list-type` from the CRD schema); objects without managed fields do not get a
-//! `before-first-apply` manager; a `null` in an applied configuration removes the field and is
-//! not owned.
+//! `before-first-apply` manager; a `null` in an applied configuration removes the field (the
+//! applier still owns it, as upstream).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -171,16 +171,27 @@ pub fn manager_from_user_agent(user_agent: &str) -> String {
     out
 }
 
-/// Upstream's reset fields for the served kinds: on the main resource of a kind with a status
-/// subresource, `status` is not writable; on `/status`, `spec` is not.
+/// Upstream's reset fields for the served kinds (`GetResetFields` of their registry
+/// strategies): on the main resource of a kind with a status subresource, `status` is not
+/// writable; on `/status`, `spec` is not (and for Pods `metadata.deletionTimestamp` and
+/// `metadata.ownerReferences`, for CustomResourceDefinitions all of `metadata`).
 pub fn reset_fields(gvk: &Gvk, subresource: Option<&str>) -> &'static [&'static str] {
+    let kind = (gvk.group.as_str(), gvk.kind.as_str());
     let has_status = matches!(
-        (gvk.group.as_str(), gvk.kind.as_str()),
+        kind,
         ("", "Service" | "Pod" | "Node" | "Namespace")
             | ("apiextensions.k8s.io", "CustomResourceDefinition")
     );
-    match subresource {
-        Some("status") => &["spec"],
+    match (subresource, kind) {
+        (Some("status"), ("", "Pod")) => &[
+            "spec",
+            "metadata.deletionTimestamp",
+            "metadata.ownerReferences",
+        ],
+        (Some("status"), ("apiextensions.k8s.io", "CustomResourceDefinition")) => {
+            &["spec", "metadata"]
+        }
+        (Some("status"), _) => &["spec"],
         _ if has_status => &["status"],
         _ => &[],
     }
