@@ -630,3 +630,48 @@ fn pod_status_writes_do_not_own_owner_references() {
         json!({"f:status": {"f:phase": {}}})
     );
 }
+
+#[test]
+fn pod_create_records_containers_like_upstream_zero_value_comparison() {
+    // Upstream compares a created Pod with the zero Pod, whose `spec.containers` is null:
+    // the list itself is not marked, its items and their new sub-lists are.
+    let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx", "resources": {},
+            "ports": [{"containerPort": 80, "protocol": "TCP"}]}]},
+        "status": {"phase": "Pending"}});
+    let gvk = Gvk::new("v1", "Pod");
+    record_update(
+        None,
+        &mut pod,
+        &UpdateOptions {
+            manager: "kubectl-run",
+            api_version: "v1",
+            subresource: None,
+            reset_fields: reset_fields(&gvk, None),
+            now: t(1_286_668_800),
+        },
+    );
+    assert_eq!(
+        entry(&pod, "kubectl-run").unwrap()["fieldsV1"],
+        json!({
+            "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+            "f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {
+                ".": {}, "f:image": {}, "f:name": {}, "f:resources": {},
+                "f:ports": {".": {}, "k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {
+                    ".": {}, "f:containerPort": {}, "f:protocol": {}}}
+            }}}
+        })
+    );
+}
+
+#[test]
+fn custom_resource_create_marks_spec_itself() {
+    let mut cr = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w"}, "spec": {"size": 1}});
+    update_as(None, &mut cr, "m");
+    assert_eq!(
+        entry(&cr, "m").unwrap()["fieldsV1"],
+        json!({"f:spec": {".": {}, "f:size": {}}})
+    );
+}

@@ -17,9 +17,10 @@
 //!
 //! Approximations of upstream, stated: list order after merging follows the applied
 //! configuration for shared items and keeps live-only items in place (upstream interleaves
-//! slightly differently in corner cases); an `Update` that creates a whole map marks the map
-//! itself (`".": {}`) except for the top-level `metadata`, `spec` and `status`, which upstream's
-//! typed objects always carry; custom resources use atomic lists everywhere (upstream reads
+//! slightly differently in corner cases); an `Update` that creates a map or list marks it
+//! itself (`".": {}`) unless the table in `list_types` lists it as a field upstream's typed zero
+//! object already carries (`spec`, `status`, Pod `spec.containers`, ...), which is only
+//! transcribed for the served kinds; custom resources use atomic lists everywhere (upstream reads
 //! `x-kubernetes-list-type` from the CRD schema); objects without managed fields do not get a
 //! `before-first-apply` manager; a `null` in an applied configuration removes the field (the
 //! applier still owns it, as upstream).

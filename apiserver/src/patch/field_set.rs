@@ -588,10 +588,6 @@ pub struct Comparison {
     pub removed: FieldSet,
 }
 
-/// Top-level fields that upstream's typed objects always carry (non-pointer structs), so they
-/// never count as added or removed themselves.
-const ALWAYS_PRESENT: &[&str] = &["metadata", "spec", "status"];
-
 /// Compares two objects field by field, skipping untracked fields.
 pub fn compare(schema: &Schema, old: &Value, new: &Value, untracked: &Untracked<'_>) -> Comparison {
     let mut c = Comparison::default();
@@ -631,11 +627,14 @@ impl CompareWalk<'_, '_> {
         for (k, ov) in tracked(old, self.untracked, depth, in_metadata) {
             path.0.push(PathElement::Field(k.clone()));
             let child_at = at.field(k);
-            let skip_node = depth == 0 && ALWAYS_PRESENT.contains(&k.as_str());
             let child_meta = depth == 0 && k == "metadata";
             match new.get(k) {
                 Some(nv) => self.values(child_at, depth + 1, child_meta, ov, nv, path),
-                None => mark_all(child_at, ov, path, &mut self.c.removed, skip_node),
+                // A field upstream's typed objects always carry compares with its zero value.
+                None if child_at.is_present() => {
+                    self.values(child_at, depth + 1, child_meta, ov, &zero_like(ov), path)
+                }
+                None => mark_all(child_at, ov, path, &mut self.c.removed),
             }
             path.0.pop();
         }
@@ -644,14 +643,16 @@ impl CompareWalk<'_, '_> {
                 continue;
             }
             path.0.push(PathElement::Field(k.clone()));
-            let skip_node = depth == 0 && ALWAYS_PRESENT.contains(&k.as_str());
+            let child_at = at.field(k);
             if depth == 0 && k == "metadata" {
                 // New metadata: walk it with the metadata filter.
                 if let Value::Object(nm) = nv {
-                    self.maps(at.field(k), 1, true, &Map::new(), nm, path);
+                    self.maps(child_at, 1, true, &Map::new(), nm, path);
                 }
+            } else if child_at.is_present() {
+                self.values(child_at, depth + 1, false, &zero_like(nv), nv, path);
             } else {
-                mark_all(at.field(k), nv, path, &mut self.c.added, skip_node);
+                mark_all(child_at, nv, path, &mut self.c.added);
             }
             path.0.pop();
         }
@@ -670,59 +671,16 @@ impl CompareWalk<'_, '_> {
             (Value::Object(o), Value::Object(n)) if !at.is_atomic_map() => {
                 self.maps(at, depth, in_metadata, o, n, path)
             }
-            (Value::Array(o), Value::Array(n)) => match at.list().ssa {
-                SsaList::Atomic => {
-                    if old != new {
-                        self.c.modified.insert(&path.0);
-                    }
-                }
-                SsaList::Set => {
-                    for item in o {
-                        if !n.contains(item) {
-                            path.0.push(PathElement::Value(item.to_string()));
-                            self.c.removed.insert(&path.0);
-                            path.0.pop();
-                        }
-                    }
-                    for item in n {
-                        if !o.contains(item) {
-                            path.0.push(PathElement::Value(item.to_string()));
-                            self.c.added.insert(&path.0);
-                            path.0.pop();
-                        }
-                    }
-                }
-                SsaList::Map(keys) => {
-                    let item_at = at.items();
-                    let keyed = |items: &[Value], path: &FieldPath| -> Vec<(PathElement, usize)> {
-                        items
-                            .iter()
-                            .enumerate()
-                            .filter_map(|(i, item)| item_key(item, keys, path).ok().map(|k| (k, i)))
-                            .collect()
-                    };
-                    let old_items = keyed(o, path);
-                    let new_items = keyed(n, path);
-                    for (k, oi) in &old_items {
-                        path.0.push(k.clone());
-                        match new_items.iter().find(|(nk, _)| nk == k) {
-                            Some((_, ni)) => {
-                                self.values(item_at, depth + 1, false, &o[*oi], &n[*ni], path)
-                            }
-                            None => mark_all(item_at, &o[*oi], path, &mut self.c.removed, false),
-                        }
-                        path.0.pop();
-                    }
-                    for (k, ni) in &new_items {
-                        if old_items.iter().any(|(ok, _)| ok == k) {
-                            continue;
-                        }
-                        path.0.push(k.clone());
-                        mark_all(item_at, &n[*ni], path, &mut self.c.added, false);
-                        path.0.pop();
-                    }
-                }
-            },
+            // Set and map lists compare item by item; a null list counts as empty (upstream
+            // dereferences null lists).
+            (Value::Array(_) | Value::Null, Value::Array(_) | Value::Null)
+                if (old.is_array() || new.is_array())
+                    && !matches!(at.list().ssa, SsaList::Atomic) =>
+            {
+                let o = old.as_array().map(Vec::as_slice).unwrap_or(&[]);
+                let n = new.as_array().map(Vec::as_slice).unwrap_or(&[]);
+                self.lists(at, depth, o, n, path);
+            }
             _ => {
                 if old != new {
                     self.c.modified.insert(&path.0);
@@ -730,26 +688,95 @@ impl CompareWalk<'_, '_> {
             }
         }
     }
+
+    /// Compares the items of a set or map list.
+    fn lists(
+        &mut self,
+        at: SchemaAt,
+        depth: usize,
+        o: &[Value],
+        n: &[Value],
+        path: &mut FieldPath,
+    ) {
+        match at.list().ssa {
+            SsaList::Atomic => {
+                if o != n {
+                    self.c.modified.insert(&path.0);
+                }
+            }
+            SsaList::Set => {
+                for item in o {
+                    if !n.contains(item) {
+                        path.0.push(PathElement::Value(item.to_string()));
+                        self.c.removed.insert(&path.0);
+                        path.0.pop();
+                    }
+                }
+                for item in n {
+                    if !o.contains(item) {
+                        path.0.push(PathElement::Value(item.to_string()));
+                        self.c.added.insert(&path.0);
+                        path.0.pop();
+                    }
+                }
+            }
+            SsaList::Map(keys) => {
+                let item_at = at.items();
+                let keyed = |items: &[Value], path: &FieldPath| -> Vec<(PathElement, usize)> {
+                    items
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, item)| item_key(item, keys, path).ok().map(|k| (k, i)))
+                        .collect()
+                };
+                let old_items = keyed(o, path);
+                let new_items = keyed(n, path);
+                for (k, oi) in &old_items {
+                    path.0.push(k.clone());
+                    match new_items.iter().find(|(nk, _)| nk == k) {
+                        Some((_, ni)) => {
+                            self.values(item_at, depth + 1, false, &o[*oi], &n[*ni], path)
+                        }
+                        None => mark_all(item_at, &o[*oi], path, &mut self.c.removed),
+                    }
+                    path.0.pop();
+                }
+                for (k, ni) in &new_items {
+                    if old_items.iter().any(|(ok, _)| ok == k) {
+                        continue;
+                    }
+                    path.0.push(k.clone());
+                    mark_all(item_at, &n[*ni], path, &mut self.c.added);
+                    path.0.pop();
+                }
+            }
+        }
+    }
 }
 
-/// Marks a value that exists on one side only: the node itself (unless `skip_node`) and
-/// everything below it.
-fn mark_all(at: SchemaAt, v: &Value, path: &mut FieldPath, set: &mut FieldSet, skip_node: bool) {
+/// The zero value upstream's typed objects carry for an always-present field: `null` for a
+/// list, `{}` for a struct.
+fn zero_like(v: &Value) -> Value {
+    match v {
+        Value::Object(_) => Value::Object(Map::new()),
+        _ => Value::Null,
+    }
+}
+
+/// Marks a value that exists on one side only: the node itself and everything below it.
+fn mark_all(at: SchemaAt, v: &Value, path: &mut FieldPath, set: &mut FieldSet) {
     let Some((last, prefix)) = path.0.split_last() else {
         return;
     };
     let mut below = FieldSet::new();
     mark_below(at, v, &mut below);
     let parent = set.node_mut(prefix);
-    if !skip_node {
-        parent.members.insert(last.clone());
-    }
+    parent.members.insert(last.clone());
     if !below.is_empty() {
         let child = parent.child_mut(last);
         *child = std::mem::take(child).union_owned(below);
     }
 }
-
 /// Every path below a value, relative to it, each node a member.
 fn mark_below(at: SchemaAt, v: &Value, node: &mut FieldSet) {
     let add = |pe: PathElement, child_at: SchemaAt, child: &Value, node: &mut FieldSet| {

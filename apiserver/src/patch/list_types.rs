@@ -307,6 +307,44 @@ impl KindTable {
         }
     }
 
+    /// Fields the kind's Go type always carries, even in its zero value (non-pointer structs
+    /// and slices without `omitempty`): upstream compares a new object against that zero value
+    /// on create, so these never count as added themselves.
+    fn present(self) -> &'static [&'static str] {
+        match self {
+            KindTable::Unstructured => &[],
+            KindTable::Plain => &[
+                "spec",
+                "status",
+                "involvedObject",
+                "source",
+                "regarding",
+                "deprecatedSource",
+            ],
+            KindTable::Service => &["spec", "status", "status.loadBalancer"],
+            KindTable::Pod => &["spec", "status", "spec.containers"],
+            KindTable::Node => &[
+                "spec",
+                "status",
+                "status.daemonEndpoints",
+                "status.daemonEndpoints.kubeletEndpoint",
+                "status.nodeInfo",
+            ],
+            KindTable::EndpointSlice => &["endpoints", "ports"],
+            KindTable::CustomResourceDefinition => &[
+                "spec",
+                "status",
+                "spec.names",
+                "status.acceptedNames",
+                "status.conditions",
+                "status.storedVersions",
+            ],
+            KindTable::Namespace
+            | KindTable::Endpoints
+            | KindTable::ValidatingWebhookConfiguration => &["spec", "status"],
+        }
+    }
+
     fn all() -> [KindTable; KIND_TABLES] {
         [
             KindTable::Unstructured,
@@ -328,13 +366,14 @@ impl KindTable {
 #[derive(Debug, Default)]
 pub struct SchemaNode {
     rule: Option<FieldRule>,
+    present: bool,
     children: Vec<(&'static str, SchemaNode)>,
 }
 
 impl SchemaNode {
-    fn insert(&mut self, segments: &[&'static str], rule: FieldRule) {
+    fn node(&mut self, segments: &[&'static str]) -> &mut SchemaNode {
         match segments.split_first() {
-            None => self.rule = Some(rule),
+            None => self,
             Some((first, rest)) => {
                 let idx = match self.children.iter().position(|(s, _)| s == first) {
                     Some(i) => i,
@@ -343,9 +382,13 @@ impl SchemaNode {
                         self.children.len() - 1
                     }
                 };
-                self.children[idx].1.insert(rest, rule);
+                self.children[idx].1.node(rest)
             }
         }
+    }
+
+    fn insert(&mut self, segments: &[&'static str], rule: FieldRule) {
+        self.node(segments).rule = Some(rule);
     }
 
     fn child(&self, segment: &str) -> Option<&SchemaNode> {
@@ -375,6 +418,9 @@ fn build_tree(kind: KindTable) -> SchemaNode {
     let mut root = SchemaNode::default();
     for (path, rule) in METADATA.iter().chain(kind.rules()) {
         root.insert(&segments(path), *rule);
+    }
+    for path in kind.present() {
+        root.node(&segments(path)).present = true;
     }
     if kind == KindTable::Pod {
         for prefix in [
@@ -413,6 +459,11 @@ impl SchemaAt {
     /// The position of this list's items.
     pub fn items(self) -> SchemaAt {
         self.field("[]")
+    }
+
+    /// Whether the kind's Go type always carries this field (see upstream zero values).
+    pub fn is_present(self) -> bool {
+        self.0.is_some_and(|n| n.present)
     }
 
     /// The rule recorded here, if any.
