@@ -675,3 +675,23 @@ fn custom_resource_create_marks_spec_itself() {
         json!({"f:spec": {".": {}, "f:size": {}}})
     );
 }
+
+#[test]
+fn reapplying_the_same_configuration_changes_nothing() {
+    let cfg = service(8080);
+    let live = apply_as(None, &cfg, "kubectl", false).unwrap();
+    let again = apply(
+        Some(&live),
+        &cfg,
+        &ApplyOptions {
+            manager: "kubectl",
+            force: false,
+            subresource: None,
+            reset_fields: &[],
+            now: t(2_000_000_000),
+        },
+    )
+    .unwrap();
+    // Same object and the same managed fields: upstream keeps the time when nothing changed.
+    assert_eq!(again, live);
+}

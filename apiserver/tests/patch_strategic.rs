@@ -345,3 +345,11 @@ fn value_of_another_type_replaces_the_original() {
         json!({"selector": "oops", "type": {"nested": true}})
     );
 }
+
+#[test]
+fn empty_patch_and_self_patch_leave_object_unchanged() {
+    let original = json!({"metadata": {"name": "p", "finalizers": ["a", "b"]},
+        "spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80}]}, {"name": "b"}]}});
+    assert_eq!(smp(original.clone(), json!({}), &pod()), original);
+    assert_eq!(smp(original.clone(), original.clone(), &pod()), original);
+}
