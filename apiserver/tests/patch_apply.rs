@@ -695,3 +695,25 @@ fn reapplying_the_same_configuration_changes_nothing() {
     // Same object and the same managed fields: upstream keeps the time when nothing changed.
     assert_eq!(again, live);
 }
+
+#[test]
+fn applied_objects_keep_their_key_order() {
+    let live = apply_as(
+        None,
+        &config_map(json!({"a": "1", "b": "2", "c": "3"})),
+        "m",
+        false,
+    )
+    .unwrap();
+    let out = apply_as(
+        Some(&live),
+        &config_map(json!({"a": "1", "c": "4"})),
+        "m",
+        false,
+    )
+    .unwrap();
+    let keys: Vec<&String> = out["data"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["a", "c"]);
+    let top: Vec<&String> = out.as_object().unwrap().keys().collect();
+    assert_eq!(top, ["apiVersion", "kind", "metadata", "data"]);
+}

@@ -353,3 +353,18 @@ fn empty_patch_and_self_patch_leave_object_unchanged() {
     assert_eq!(smp(original.clone(), json!({}), &pod()), original);
     assert_eq!(smp(original.clone(), original.clone(), &pod()), original);
 }
+
+#[test]
+fn merged_objects_keep_their_key_order() {
+    let original = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "s", "labels": {"a": "1", "b": "2", "c": "3"}},
+        "spec": {"type": "ClusterIP", "ports": [{"port": 80}], "selector": {"app": "x"}}});
+    let patch =
+        json!({"metadata": {"labels": {"a": null, "b": "9"}}, "spec": {"type": "NodePort"}});
+    let out = smp(original, patch, &service());
+    let text = serde_json::to_string(&out).unwrap();
+    assert_eq!(
+        text,
+        r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"s","labels":{"b":"9","c":"3"}},"spec":{"type":"NodePort","ports":[{"port":80}],"selector":{"app":"x"}}}"#
+    );
+}

@@ -330,7 +330,7 @@ fn set_managed_fields(obj: &mut Value, managers: &Managers) {
         .or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(meta) = meta {
         if encoded.is_empty() {
-            meta.remove("managedFields");
+            meta.shift_remove("managedFields");
         } else {
             meta.insert("managedFields".into(), Value::Array(encoded));
         }
@@ -597,7 +597,7 @@ fn update_last_applied(merged: &mut Value, applied: &Value) {
         .pointer_mut("/metadata/annotations")
         .and_then(Value::as_object_mut)
     {
-        annotations.remove(LAST_APPLIED_ANNOTATION);
+        annotations.shift_remove(LAST_APPLIED_ANNOTATION);
     }
     let encoded = go_json(&config) + "\n";
     let Some(annotations) = merged
@@ -612,7 +612,7 @@ fn update_last_applied(merged: &mut Value, applied: &Value) {
         .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
         .sum();
     if total > TOTAL_ANNOTATION_SIZE_LIMIT {
-        annotations.remove(LAST_APPLIED_ANNOTATION);
+        annotations.shift_remove(LAST_APPLIED_ANNOTATION);
     }
 }
 
@@ -646,7 +646,7 @@ fn go_json(v: &Value) -> String {
 fn strip_managed(v: &Value) -> Value {
     let mut v = v.clone();
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("managedFields");
+        meta.shift_remove("managedFields");
     }
     v
 }
@@ -723,7 +723,7 @@ fn merge_value(at: SchemaAt, live: Option<&Value>, applied: &Value) -> Option<Va
                         out.insert(k.clone(), v);
                     }
                     None => {
-                        out.remove(k);
+                        out.shift_remove(k);
                     }
                 }
             }
@@ -819,7 +819,7 @@ fn remove_path(at: SchemaAt, obj: &mut Value, path: &[PathElement]) {
     match (first, obj) {
         (PathElement::Field(name), Value::Object(m)) => {
             if rest.is_empty() {
-                m.remove(name);
+                m.shift_remove(name);
             } else if let Some(child) = m.get_mut(name) {
                 remove_path(at.field(name), child, rest);
             }

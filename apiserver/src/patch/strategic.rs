@@ -105,16 +105,18 @@ impl Merger {
             let field_at = at.field(&key);
 
             if patch_v.is_null() {
-                original.remove(&key);
+                original.shift_remove(&key);
                 continue;
             }
-            let Some(orig_v) = original.remove(&key) else {
+            // Merge in place so the object keeps its key order.
+            let Some(slot) = original.get_mut(&key) else {
                 if !is_delete_list {
                     let fresh = self.fresh_value(patch_v, field_at)?;
                     original.insert(key, fresh);
                 }
                 continue;
             };
+            let orig_v = std::mem::take(slot);
             let merged = match (orig_v, patch_v) {
                 (Value::Object(o), Value::Object(p)) => {
                     Value::Object(self.merge_map(o, p, field_at)?)
@@ -131,7 +133,9 @@ impl Merger {
                     }
                 }
             };
-            original.insert(key, merged);
+            if let Some(slot) = original.get_mut(&key) {
+                *slot = merged;
+            }
         }
         Ok(original)
     }
