@@ -1,0 +1,159 @@
+//! Topology hints from `spec.trafficDistribution` (upstream `k8s.io/endpointslice/trafficdist`,
+//! KEP-4444 and KEP-3015).
+//!
+//! `PreferClose` and `PreferSameZone` give each ready endpoint `hints.forZones` with its own
+//! zone; `PreferSameNode` adds `hints.forNodes` with its own node. Without a (known) value all
+//! hints are removed. The deprecated `service.kubernetes.io/topology-mode: Auto` heuristic
+//! (zone allocation by node CPU share) is not implemented: such Services get no hints.
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointHints, ForNode, ForZone};
+
+/// The hint policy derived from a Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HintPolicy {
+    /// No hints (field unset or unknown value).
+    None,
+    /// `PreferClose` / `PreferSameZone`: zone hints.
+    SameZone,
+    /// `PreferSameNode`: node and zone hints.
+    SameNode,
+}
+
+impl HintPolicy {
+    /// Reads `spec.trafficDistribution`.
+    pub fn for_service(service: &Service) -> Self {
+        match service
+            .spec
+            .as_ref()
+            .and_then(|s| s.traffic_distribution.as_deref())
+        {
+            Some("PreferClose") | Some("PreferSameZone") => HintPolicy::SameZone,
+            Some("PreferSameNode") => HintPolicy::SameNode,
+            _ => HintPolicy::None,
+        }
+    }
+
+    /// The `trafficDistribution` label value used in metrics (upstream uses the raw value).
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            HintPolicy::None => "",
+            HintPolicy::SameZone => "PreferSameZone",
+            HintPolicy::SameNode => "PreferSameNode",
+        }
+    }
+}
+
+/// Sets `endpoint.hints` as upstream's `preferCloseHeuristic.update` / `defaultHeuristic`
+/// would: only ready endpoints get hints.
+pub fn apply_hints(policy: HintPolicy, endpoint: &mut Endpoint) {
+    let ready = endpoint
+        .conditions
+        .as_ref()
+        .and_then(|c| c.ready)
+        .unwrap_or(false);
+    if policy == HintPolicy::None || !ready {
+        endpoint.hints = None;
+        return;
+    }
+    let for_zones = endpoint
+        .zone
+        .as_ref()
+        .map(|z| vec![ForZone { name: z.clone() }]);
+    let for_nodes = match policy {
+        HintPolicy::SameNode => endpoint
+            .node_name
+            .as_ref()
+            .map(|n| vec![ForNode { name: n.clone() }]),
+        _ => None,
+    };
+    endpoint.hints = if for_zones.is_some() || for_nodes.is_some() {
+        Some(EndpointHints {
+            for_zones,
+            for_nodes,
+        })
+    } else {
+        None
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ServiceSpec;
+    use k8s_openapi::api::discovery::v1::EndpointConditions;
+
+    fn svc(td: Option<&str>) -> Service {
+        Service {
+            spec: Some(ServiceSpec {
+                traffic_distribution: td.map(String::from),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn ep(ready: bool) -> Endpoint {
+        Endpoint {
+            addresses: vec!["10.0.0.1".into()],
+            conditions: Some(EndpointConditions {
+                ready: Some(ready),
+                ..Default::default()
+            }),
+            zone: Some("zone-a".into()),
+            node_name: Some("node-1".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn traffic_distribution_values_map_to_hint_policies() {
+        let cases = [
+            (None, HintPolicy::None),
+            (Some("PreferClose"), HintPolicy::SameZone),
+            (Some("PreferSameZone"), HintPolicy::SameZone),
+            (Some("PreferSameNode"), HintPolicy::SameNode),
+            (Some("Bogus"), HintPolicy::None),
+        ];
+        for (td, want) in cases {
+            assert_eq!(HintPolicy::for_service(&svc(td)), want, "{td:?}");
+        }
+    }
+
+    #[test]
+    fn prefer_close_sets_own_zone_only() {
+        let mut e = ep(true);
+        apply_hints(HintPolicy::SameZone, &mut e);
+        let h = e.hints.unwrap();
+        assert_eq!(h.for_zones.unwrap()[0].name, "zone-a");
+        assert!(h.for_nodes.is_none());
+    }
+
+    #[test]
+    fn prefer_same_node_sets_node_and_zone() {
+        let mut e = ep(true);
+        apply_hints(HintPolicy::SameNode, &mut e);
+        let h = e.hints.unwrap();
+        assert_eq!(h.for_nodes.unwrap()[0].name, "node-1");
+        assert_eq!(h.for_zones.unwrap()[0].name, "zone-a");
+    }
+
+    #[test]
+    fn hints_removed_when_unset_or_not_ready() {
+        let mut e = ep(true);
+        apply_hints(HintPolicy::SameZone, &mut e);
+        apply_hints(HintPolicy::None, &mut e);
+        assert!(e.hints.is_none());
+        let mut nr = ep(false);
+        apply_hints(HintPolicy::SameNode, &mut nr);
+        assert!(nr.hints.is_none());
+    }
+
+    #[test]
+    fn no_zone_and_no_node_gives_no_hints() {
+        let mut e = ep(true);
+        e.zone = None;
+        apply_hints(HintPolicy::SameZone, &mut e);
+        assert!(e.hints.is_none());
+    }
+}
