@@ -1,1 +1,33 @@
-//! svcplane webhook
+//! svcplane webhook: Service, EndpointSlice and Endpoints defaulting and validation the way
+//! kube-apiserver does it, the validating admission webhook server, and `svcplane validate`.
+//!
+//! One source of truth: the embedded API server, the webhook and the CLI all call
+//! [`defaults`] then [`validate_object`] (or the typed `validate_*` functions).
+
+pub mod cluster_ips;
+pub mod defaults;
+pub mod endpoint_slice;
+pub mod endpoints;
+pub mod field_error;
+pub mod ip;
+pub mod ip_families;
+pub mod meta;
+pub mod names;
+pub mod object;
+pub mod service;
+pub mod service_model;
+pub mod service_update;
+
+pub use defaults::{
+    default_endpoint_slice, default_endpoints, default_service, prepare_service_create,
+    prepare_service_update,
+};
+pub use endpoint_slice::{
+    validate_endpoint_slice, validate_endpoint_slice_update, warnings_for_endpoint_slice,
+};
+pub use endpoints::{validate_endpoints, validate_endpoints_update, warnings_for_endpoints};
+pub use field_error::{invalid_message, BadValue, ErrorKind, FieldError, Verdict};
+pub use ip_families::{init_ip_family_fields, ClusterFamilies};
+pub use object::{validate_object, DecodeError, Kind};
+pub use service::{validate_service, warnings_for_service, Phase};
+pub use service_update::validate_service_update;
