@@ -1,0 +1,108 @@
+//! Objects a fresh kube-apiserver creates for itself: the system namespaces and the
+//! `default/kubernetes` Service, which takes the first address of the primary service range.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::handlers::create_internal;
+use crate::state::AppState;
+use crate::Error;
+
+/// Namespaces every cluster has.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Creates the bootstrap objects that do not exist yet.
+pub async fn run(state: &Arc<AppState>) -> Result<(), Error> {
+    let namespaces = state
+        .registry
+        .get("", "v1", "namespaces")
+        .expect("built-in");
+    for ns in SYSTEM_NAMESPACES {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        ignore_exists(create_internal(state, &namespaces, obj).await)?;
+    }
+    let services = state.registry.get("", "v1", "services").expect("built-in");
+    let mut spec = json!({
+        "type": "ClusterIP",
+        "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+        "sessionAffinity": "None",
+    });
+    if let Some(ip) = state.services.first_address() {
+        spec["clusterIP"] = json!(ip);
+        spec["clusterIPs"] = json!([ip]);
+    }
+    let svc = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "labels": {"component": "apiserver", "provider": "kubernetes"},
+        },
+        "spec": spec,
+    });
+    ignore_exists(create_internal(state, &services, svc).await)?;
+    Ok(())
+}
+
+fn ignore_exists(r: Result<String, ApiError>) -> Result<(), Error> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.reason == "AlreadyExists" => Ok(()),
+        Err(e) => Err(Error::Bootstrap(e.message)),
+    }
+}
+
+/// Creates the objects of a multi-document YAML (or JSON) manifest, as `kubectl create` would,
+/// then writes each object's `status` through the status subresource when it has one (so
+/// example Pods carry IPs and readiness). Returns `kind/name` of each object created.
+pub async fn apply_manifests(state: &Arc<AppState>, text: &str) -> Result<Vec<String>, Error> {
+    use serde::Deserialize;
+    let mut created = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = serde_json::Value::deserialize(doc)
+            .map_err(|e| Error::Bootstrap(format!("document {i}: not valid YAML: {e}")))?;
+        if value.is_null() {
+            continue;
+        }
+        let api_version = value["apiVersion"].as_str().unwrap_or_default();
+        let kind = value["kind"].as_str().unwrap_or_default();
+        let info = state.registry.by_kind(api_version, kind).ok_or_else(|| {
+            Error::Bootstrap(format!(
+                "document {i}: no resource serves apiVersion {api_version:?} kind {kind:?}"
+            ))
+        })?;
+        let mut obj = value.clone();
+        if info.namespaced && obj["metadata"]["namespace"].is_null() {
+            obj["metadata"]["namespace"] = json!("default");
+        }
+        let status = obj.get("status").cloned();
+        let name = crate::metadata::name(&obj).to_string();
+        match create_internal(state, &info, obj).await {
+            Ok(_) => {}
+            Err(e) if e.reason == "AlreadyExists" => continue,
+            Err(e) => return Err(Error::Bootstrap(format!("{kind} {name:?}: {}", e.message))),
+        }
+        if let (Some(status), true) = (status, info.has_status) {
+            let ns = if info.namespaced {
+                value["metadata"]["namespace"].as_str().unwrap_or("default")
+            } else {
+                ""
+            };
+            if let Some(current) = state.store.get(&info.key(), ns, &name) {
+                let mut v = current.value();
+                v["status"] = status;
+                crate::handlers::update_status_internal(state, &info, &current, v)
+                    .await
+                    .map_err(|e| {
+                        Error::Bootstrap(format!("{kind} {name:?} status: {}", e.message))
+                    })?;
+            }
+        }
+        created.push(format!("{}/{name}", kind.to_lowercase()));
+    }
+    Ok(created)
+}

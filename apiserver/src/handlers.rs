@@ -1,0 +1,1102 @@
+//! The REST verbs over the store: get, list, create, update, patch, apply, delete and
+//! deletecollection, with upstream's preconditions, status-subresource rules and error bodies.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use serde_json::{json, Value};
+
+use crate::codec::{self, body_format, decode_object, json_response, value_response, Body};
+use crate::error::ApiError;
+use crate::metadata;
+use crate::patch_request::{self, PatchKind};
+use crate::request::{Query, ResourceRequest, Verb};
+use crate::resources::ResourceInfo;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::state::AppState;
+use crate::store::{StoreError, StoredObject, Write};
+use crate::{admission, strategy, table};
+
+/// A successful response and the warnings to attach to it.
+pub struct Reply {
+    /// The HTTP response.
+    pub response: http::Response<Body>,
+    /// `Warning` headers.
+    pub warnings: Vec<String>,
+}
+
+impl Reply {
+    fn new(response: http::Response<Body>) -> Self {
+        Reply {
+            response,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// How many times a patch or apply is retried when the object changes underneath it.
+const MAX_PATCH_RETRIES: usize = 16;
+
+/// Dispatches a resource request to its verb.
+pub async fn handle(
+    state: &Arc<AppState>,
+    rr: &ResourceRequest,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    if !rr.info.namespaced && rr.namespace.is_some() {
+        return Err(ApiError::path_not_found());
+    }
+    match rr.verb {
+        Verb::Get => get(state, rr, query, headers),
+        Verb::List => list(state, rr, query, headers),
+        Verb::Watch => unreachable!("watch is served by the watch module"),
+        Verb::Create => create(state, rr, query, headers, body).await,
+        Verb::Update => update(state, rr, query, headers, body).await,
+        Verb::Patch | Verb::Apply => patch(state, rr, query, headers, body).await,
+        Verb::Delete => delete(state, rr, query, headers, body).await,
+        Verb::DeleteCollection => delete_collection(state, rr, query, headers, body).await,
+    }
+}
+
+fn namespace_of(rr: &ResourceRequest) -> String {
+    rr.namespace.clone().unwrap_or_default()
+}
+
+fn store_key_ns(rr: &ResourceRequest) -> String {
+    if rr.info.namespaced {
+        namespace_of(rr)
+    } else {
+        String::new()
+    }
+}
+
+fn get(
+    state: &Arc<AppState>,
+    rr: &ResourceRequest,
+    query: &Query,
+    headers: &HeaderMap,
+) -> Result<Reply, ApiError> {
+    let name = rr.name.as_deref().unwrap_or_default();
+    if rr.info.namespaced && rr.namespace.is_none() {
+        return Err(ApiError::path_not_found());
+    }
+    let obj = state
+        .store
+        .get(&rr.info.key(), &store_key_ns(rr), name)
+        .ok_or_else(|| ApiError::not_found(&rr.info.group, &rr.info.plural, name))?;
+    if table::wants_table(headers) {
+        let t = table::to_table(&rr.info, &[obj], &obj_rv_string(state), None, query);
+        return Ok(Reply::new(value_response(200, &t)));
+    }
+    Ok(Reply::new(json_response(200, obj.json.to_string())))
+}
+
+fn obj_rv_string(state: &AppState) -> String {
+    state.store.current_rv().to_string()
+}
+
+/// Parsed `labelSelector` and `fieldSelector`, checked against the resource's selectable fields.
+pub struct Selectors {
+    /// Label selector.
+    pub labels: LabelSelector,
+    /// Field selector.
+    pub fields: FieldSelector,
+}
+
+impl Selectors {
+    /// Parses the selectors of a list, watch or deletecollection request.
+    pub fn from_query(info: &ResourceInfo, query: &Query) -> Result<Self, ApiError> {
+        let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or_default())
+            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+        let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or_default())
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        for f in fields.fields() {
+            let supported = f == "metadata.name"
+                || f == "metadata.namespace"
+                || info.selectable_fields.iter().any(|s| s == f);
+            if !supported {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {f}"
+                )));
+            }
+        }
+        Ok(Selectors { labels, fields })
+    }
+
+    /// Whether an object matches both selectors.
+    pub fn matches(&self, obj: &StoredObject) -> bool {
+        self.labels.matches(&obj.labels) && self.fields.matches(|f| obj.field(f))
+    }
+}
+
+/// Opaque continue token: the last key returned and the list revision.
+fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
+    let raw = json!({"rv": rv, "ns": ns, "name": name}).to_string();
+    raw.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_continue(token: &str) -> Result<(u64, String, String), ApiError> {
+    let bad = || {
+        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
+    if token.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let bytes: Result<Vec<u8>, _> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+        .collect();
+    let v: Value = serde_json::from_slice(&bytes.map_err(|_| bad())?).map_err(|_| bad())?;
+    Ok((
+        v["rv"].as_u64().ok_or_else(bad)?,
+        v["ns"].as_str().ok_or_else(bad)?.to_string(),
+        v["name"].as_str().ok_or_else(bad)?.to_string(),
+    ))
+}
+
+fn list(
+    state: &Arc<AppState>,
+    rr: &ResourceRequest,
+    query: &Query,
+    headers: &HeaderMap,
+) -> Result<Reply, ApiError> {
+    let selectors = Selectors::from_query(&rr.info, query)?;
+    let limit = query
+        .number("limit")?
+        .filter(|l| *l > 0)
+        .map(|l| l as usize);
+    let cont = match query.get("continue") {
+        Some(t) if !t.is_empty() => Some(decode_continue(t)?),
+        _ => None,
+    };
+    let ns = rr.namespace.as_deref();
+    let (rv, items, more) = state.store.list(
+        &rr.info.key(),
+        ns,
+        |o| selectors.matches(o),
+        cont.as_ref().map(|(_, ns, n)| (ns.as_str(), n.as_str())),
+        limit,
+    );
+    // A continued list reports the revision of its first page, as upstream.
+    let list_rv = cont.as_ref().map_or(rv, |(rv, _, _)| *rv);
+    let continue_token = if more {
+        items
+            .last()
+            .map(|o| encode_continue(list_rv, &o.namespace, &o.name))
+    } else {
+        None
+    };
+    if table::wants_table(headers) {
+        let t = table::to_table(
+            &rr.info,
+            &items,
+            &list_rv.to_string(),
+            continue_token.as_deref(),
+            query,
+        );
+        return Ok(Reply::new(value_response(200, &t)));
+    }
+    let mut body =
+        String::with_capacity(items.iter().map(|o| o.json.len() + 1).sum::<usize>() + 256);
+    body.push_str(&format!(
+        "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{{\"resourceVersion\":\"{}\"",
+        json!(rr.info.list_kind),
+        json!(rr.info.api_version()),
+        list_rv
+    ));
+    if let Some(token) = &continue_token {
+        body.push_str(&format!(",\"continue\":\"{token}\""));
+    }
+    body.push_str("},\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&item.json);
+    }
+    body.push_str("]}");
+    Ok(Reply::new(json_response(200, body)))
+}
+
+/// Options common to writes.
+struct WriteOptions {
+    dry_run: bool,
+    field_manager: String,
+    strict: FieldValidation,
+}
+
+/// `fieldValidation` query parameter (upstream server-side field validation, default Warn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Unknown or duplicate fields fail the request.
+    Strict,
+    /// They produce warnings.
+    Warn,
+    /// They are dropped silently.
+    Ignore,
+}
+
+fn write_options(query: &Query, headers: &HeaderMap, verb: Verb) -> Result<WriteOptions, ApiError> {
+    let dry_run = query.dry_run()?;
+    let field_manager = match query.get("fieldManager") {
+        Some(m) if !m.is_empty() => {
+            if m.len() > 128 {
+                return Err(ApiError::bad_request(
+                    "fieldManager: Too long: may not be more than 128 bytes",
+                ));
+            }
+            m.to_string()
+        }
+        _ if verb == Verb::Apply => {
+            return Err(ApiError::bad_request(
+                "PATCH, application/apply-patch+yaml requests require fieldManager to be set",
+            ))
+        }
+        _ => default_manager(headers),
+    };
+    let strict = match query.get("fieldValidation") {
+        None | Some("") | Some("Warn") => FieldValidation::Warn,
+        Some("Strict") => FieldValidation::Strict,
+        Some("Ignore") => FieldValidation::Ignore,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
+            )))
+        }
+    };
+    Ok(WriteOptions {
+        dry_run,
+        field_manager,
+        strict,
+    })
+}
+
+/// Upstream derives the default field manager from the user agent's program name.
+fn default_manager(headers: &HeaderMap) -> String {
+    headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+/// Checks `apiVersion` and `kind` of a body against the addressed resource.
+fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+    let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
+    let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+    if kind.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Object 'Kind' is missing in '{}'",
+            truncate(&obj.to_string(), 200)
+        )));
+    }
+    if api_version.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Object 'apiVersion' is missing in '{}'",
+            truncate(&obj.to_string(), 200)
+        )));
+    }
+    if api_version != info.api_version() {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            info.api_version()
+        )));
+    }
+    if kind != info.kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            info.kind
+        )));
+    }
+    if !obj["metadata"].is_null() && !obj["metadata"].is_object() {
+        return Err(ApiError::bad_request(format!(
+            "metadata: must be an object, got {}",
+            codec::kind_of(&obj["metadata"])
+        )));
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        s.to_string()
+    } else {
+        let mut end = n;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &s[..end])
+    }
+}
+
+/// Aligns `metadata.namespace` with the URL (upstream `rest.EnsureObjectNamespaceMatchesRequestNamespace`).
+fn check_namespace(
+    info: &ResourceInfo,
+    rr_ns: Option<&str>,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
+    let body_ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
+    if !info.namespaced {
+        if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("namespace");
+        }
+        return Ok(());
+    }
+    let Some(url_ns) = rr_ns else {
+        return Err(ApiError::bad_request(
+            "the namespace of the object must be set in the request path",
+        ));
+    };
+    match body_ns {
+        Some(ns) if !ns.is_empty() && ns != url_ns => Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+        _ => {
+            obj["metadata"]["namespace"] = json!(url_ns);
+            Ok(())
+        }
+    }
+}
+
+/// Upstream refuses creates in missing or terminating namespaces.
+fn check_namespace_accepts(
+    state: &AppState,
+    info: &ResourceInfo,
+    ns: &str,
+) -> Result<(), ApiError> {
+    if !info.namespaced {
+        return Ok(());
+    }
+    let key = crate::resources::ResourceKey {
+        group: String::new(),
+        plural: "namespaces".into(),
+    };
+    match state.store.get(&key, "", ns) {
+        None => Err(ApiError::not_found("", "namespaces", ns)),
+        Some(obj) if obj.value()["metadata"]["deletionTimestamp"].is_string() => Err(ApiError::forbidden(format!(
+            "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            info.plural,
+            ""
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+async fn create(
+    state: &Arc<AppState>,
+    rr: &ResourceRequest,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    if rr.subresource.is_some() {
+        return Err(ApiError::method_not_allowed(
+            "create is not allowed on subresources",
+        ));
+    }
+    let opts = write_options(query, headers, rr.verb)?;
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let mut obj = decode_object(body, body_format(content_type)?)?;
+    check_type(&rr.info, &mut obj)?;
+    check_namespace(&rr.info, rr.namespace.as_deref(), &mut obj)?;
+    let mut warnings =
+        strategy::check_unknown_fields(&rr.info, &obj, opts.strict == FieldValidation::Strict)?;
+    if opts.strict == FieldValidation::Ignore {
+        warnings.clear();
+    }
+    let ns = store_key_ns(rr);
+    check_namespace_accepts(state, &rr.info, &ns)?;
+    let (stored, more) = create_object(state, &rr.info, obj, &opts).await?;
+    warnings.extend(more);
+    let mut reply = Reply::new(json_response(201, stored));
+    reply.warnings = warnings;
+    Ok(reply)
+}
+
+/// Creates an object (already type- and namespace-checked): names it, fills metadata, runs
+/// defaulting, validation, allocation and admission webhooks, and commits.
+/// Returns the created object's JSON and the warnings.
+async fn create_object(
+    state: &Arc<AppState>,
+    info: &Arc<ResourceInfo>,
+    mut obj: Value,
+    opts: &WriteOptions,
+) -> Result<(String, Vec<String>), ApiError> {
+    let generate = obj["metadata"]["generateName"]
+        .as_str()
+        .filter(|_| metadata::name(&obj).is_empty())
+        .map(str::to_string);
+    if metadata::name(&obj).is_empty() && generate.is_none() {
+        return Err(ApiError::invalid(
+            &info.group,
+            &info.kind,
+            "",
+            format!("{} \"\" is invalid: metadata.name: Required value: name or generateName is required", info.kind),
+            vec![crate::error::Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value: name or generateName is required".into(),
+                field: "metadata.name".into(),
+            }],
+        ));
+    }
+    metadata::prepare_create(&mut obj, strategy::tracks_generation(info));
+    strategy::prepare_create(info, &mut obj);
+    crate::managed_fields::record(
+        None,
+        &mut obj,
+        &opts.field_manager,
+        &info.api_version(),
+        false,
+    );
+    // Up to a few attempts when a generated name collides, like upstream's retry.
+    for _attempt in 0..8 {
+        if let Some(prefix) = &generate {
+            obj["metadata"]["name"] = json!(metadata::generate_name(prefix));
+        }
+        let mut warnings = strategy::validate(state, info, &obj, None)?;
+        let reservation = if info.group.is_empty() && info.plural == "services" {
+            state.services.allocate_create(&mut obj)?
+        } else {
+            Default::default()
+        };
+        match admission::call_webhooks(state, info, "CREATE", &obj, None, opts.dry_run).await {
+            Ok(w) => warnings.extend(w),
+            Err(e) => {
+                reservation.rollback(&state.services);
+                return Err(e);
+            }
+        }
+        if opts.dry_run {
+            reservation.rollback(&state.services);
+            let mut preview = obj.clone();
+            preview["metadata"]["resourceVersion"] = json!("");
+            return Ok((preview.to_string(), warnings));
+        }
+        let name = metadata::name(&obj).to_string();
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        match state
+            .store
+            .commit(&info.key(), &ns, &name, Write::Create(obj.clone()))
+        {
+            Ok(stored) => {
+                reservation.commit(&state.services);
+                strategy::after_commit(state, info, Some(&stored), None);
+                return Ok((stored.json.to_string(), warnings));
+            }
+            Err(StoreError::Exists) if generate.is_some() => {
+                reservation.rollback(&state.services);
+                continue;
+            }
+            Err(StoreError::Exists) => {
+                reservation.rollback(&state.services);
+                return Err(ApiError::already_exists(&info.group, &info.plural, &name));
+            }
+            Err(e) => {
+                reservation.rollback(&state.services);
+                return Err(ApiError::internal(e.to_string()));
+            }
+        }
+    }
+    Err(ApiError::internal(
+        "could not generate a unique name; try again",
+    ))
+}
+
+async fn update(
+    state: &Arc<AppState>,
+    rr: &ResourceRequest,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let opts = write_options(query, headers, rr.verb)?;
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let mut obj = decode_object(body, body_format(content_type)?)?;
+    check_type(&rr.info, &mut obj)?;
+    check_namespace(&rr.info, rr.namespace.as_deref(), &mut obj)?;
+    let name = rr.name.clone().unwrap_or_default();
+    let body_name = metadata::name(&obj).to_string();
+    if body_name.is_empty() {
+        obj["metadata"]["name"] = json!(name);
+    } else if body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    let mut warnings =
+        strategy::check_unknown_fields(&rr.info, &obj, opts.strict == FieldValidation::Strict)?;
+    if opts.strict == FieldValidation::Ignore {
+        warnings.clear();
+    }
+    let ns = store_key_ns(rr);
+    let current = state
+        .store
+        .get(&rr.info.key(), &ns, &name)
+        .ok_or_else(|| ApiError::not_found(&rr.info.group, &rr.info.plural, &name))?;
+    let requested_rv = obj["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if !requested_rv.is_empty() && requested_rv != current.rv.to_string() {
+        return Err(ApiError::conflict(&rr.info.group, &rr.info.plural, &name));
+    }
+    let (json, more) = update_object(state, rr, &current, obj, &opts).await?;
+    warnings.extend(more);
+    let mut reply = Reply::new(json_response(200, json));
+    reply.warnings = warnings;
+    Ok(reply)
+}
+
+/// Writes a new version of an existing object through the update pipeline. The caller has
+/// checked preconditions against `current`; a concurrent change in between is a Conflict.
+async fn update_object(
+    state: &Arc<AppState>,
+    rr: &ResourceRequest,
+    current: &Arc<StoredObject>,
+    mut obj: Value,
+    opts: &WriteOptions,
+) -> Result<(String, Vec<String>), ApiError> {
+    let info = &rr.info;
+    let old = current.value();
+    let status_only = rr.subresource.as_deref() == Some("status");
+    strategy::merge_subresource(info, &mut obj, &old, status_only);
+    metadata::prepare_update(&mut obj, &old, strategy::tracks_generation(info));
+    strategy::prepare_update(info, &mut obj, &old);
+    crate::managed_fields::record(
+        Some(&old),
+        &mut obj,
+        &opts.field_manager,
+        &info.api_version(),
+        status_only,
+    );
+    let mut warnings = strategy::validate(state, info, &obj, Some(&old))?;
+    let is_service = info.group.is_empty() && info.plural == "services";
+    let reservation = if is_service && !status_only {
+        state.services.allocate_update(&mut obj, &old)?
+    } else {
+        Default::default()
+    };
+    match admission::call_webhooks(state, info, "UPDATE", &obj, Some(&old), opts.dry_run).await {
+        Ok(w) => warnings.extend(w),
+        Err(e) => {
+            reservation.rollback(&state.services);
+            return Err(e);
+        }
+    }
+    if opts.dry_run {
+        reservation.rollback(&state.services);
+        return Ok((obj.to_string(), warnings));
+    }
+    // Removing the last finalizer of an object being deleted completes the delete.
+    let finished = metadata::is_deleting(&obj) && metadata::finalizers(&obj).is_empty();
+    let write = if finished {
+        Write::Delete {
+            expected_rv: current.rv,
+        }
+    } else {
+        Write::Update {
+            expected_rv: current.rv,
+            value: obj.clone(),
+        }
+    };
+    let name = current.name.clone();
+    match state
+        .store
+        .commit(&info.key(), &current.namespace, &name, write)
+    {
+        Ok(stored) => {
+            reservation.commit(&state.services);
+            if finished {
+                if is_service {
+                    state.services.release(&old);
+                }
+                strategy::after_commit(state, info, None, Some(&old));
+            } else {
+                strategy::after_commit(state, info, Some(&stored), Some(&old));
+            }
+            Ok((stored.json.to_string(), warnings))
+        }
+        Err(StoreError::Conflict) => {
+            reservation.rollback(&state.services);
+            Err(ApiError::conflict(&info.group, &info.plural, &name))
+        }
+        Err(StoreError::NotFound) => {
+            reservation.rollback(&state.services);
+            Err(ApiError::not_found(&info.group, &info.plural, &name))
+        }
+        Err(e) => {
+            reservation.rollback(&state.services);
+            Err(ApiError::internal(e.to_string()))
+        }
+    }
+}
+
+async fn patch(
+    state: &Arc<AppState>,
+    rr: &ResourceRequest,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let opts = write_options(query, headers, rr.verb)?;
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let kind = PatchKind::from_content_type(content_type)?;
+    let patch = patch_request::decode_patch(kind, body)?;
+    let name = rr.name.clone().unwrap_or_default();
+    let ns = store_key_ns(rr);
+    let force = query.flag("force");
+    if force && kind != PatchKind::Apply {
+        return Err(ApiError::bad_request(
+            "force: Invalid value: true: may not be specified for non-apply patch",
+        ));
+    }
+    for _ in 0..MAX_PATCH_RETRIES {
+        let current = state.store.get(&rr.info.key(), &ns, &name);
+        let Some(current) = current else {
+            if kind == PatchKind::Apply && rr.subresource.is_none() {
+                // Server-side apply creates missing objects.
+                let mut obj = patch_request::apply_to_new(&rr.info, &patch, &opts.field_manager)?;
+                check_type(&rr.info, &mut obj)?;
+                check_namespace(&rr.info, rr.namespace.as_deref(), &mut obj)?;
+                if metadata::name(&obj) != name {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({}) does not match the name on the URL ({name})",
+                        metadata::name(&obj)
+                    )));
+                }
+                check_namespace_accepts(state, &rr.info, &ns)?;
+                let (json, warnings) = create_object(state, &rr.info, obj, &opts).await?;
+                let mut reply = Reply::new(json_response(201, json));
+                reply.warnings = warnings;
+                return Ok(reply);
+            }
+            return Err(ApiError::not_found(&rr.info.group, &rr.info.plural, &name));
+        };
+        let old = current.value();
+        let mut new =
+            patch_request::apply_patch(&rr.info, kind, &old, &patch, &opts.field_manager, force)?;
+        check_type(&rr.info, &mut new).map_err(|e| {
+            ApiError::bad_request(format!("patch changed the object's type: {}", e.message))
+        })?;
+        if metadata::name(&new) != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                metadata::name(&new)
+            )));
+        }
+        check_namespace(&rr.info, rr.namespace.as_deref(), &mut new)?;
+        // A resourceVersion in the patch is a precondition.
+        let patched_rv = new["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default();
+        if !patched_rv.is_empty() && patched_rv != current.rv.to_string() {
+            return Err(ApiError::conflict(&rr.info.group, &rr.info.plural, &name));
+        }
+        let explicit_precondition = !patched_rv.is_empty();
+        match update_object(state, rr, &current, new, &opts).await {
+            Err(e)
+                if e.reason == "Conflict"
+                    && !explicit_precondition
+                    && e.causes.is_empty()
+                    && e.message.contains("the object has been modified") =>
+            {
+                continue
+            }
+            Err(e) => return Err(e),
+            Ok((json, warnings)) => {
+                let mut reply = Reply::new(json_response(200, json));
+                reply.warnings = warnings;
+                return Ok(reply);
+            }
+        }
+    }
+    Err(ApiError::conflict(&rr.info.group, &rr.info.plural, &name))
+}
+
+/// `DeleteOptions` from the body and query.
+#[derive(Debug, Default)]
+pub struct DeleteOptions {
+    /// `propagationPolicy`: Orphan, Background or Foreground.
+    pub propagation: Option<String>,
+    /// `gracePeriodSeconds`.
+    pub grace_period: Option<i64>,
+    /// `preconditions.uid`.
+    pub uid: Option<String>,
+    /// `preconditions.resourceVersion`.
+    pub resource_version: Option<String>,
+    /// `dryRun: [All]`.
+    pub dry_run: bool,
+}
+
+fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+    let mut opts = DeleteOptions {
+        propagation: query.get("propagationPolicy").map(str::to_string),
+        grace_period: query
+            .get("gracePeriodSeconds")
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ApiError::bad_request(format!("gracePeriodSeconds: invalid value {v:?}"))
+                })
+            })
+            .transpose()?,
+        dry_run: query.dry_run()?,
+        ..Default::default()
+    };
+    if !body.is_empty() {
+        let v: Value = serde_json::from_slice(body)
+            .or_else(|_| serde_yaml::from_slice(body))
+            .map_err(|e| {
+                ApiError::bad_request(format!("the body of the DeleteOptions is not valid: {e}"))
+            })?;
+        if let Some(p) = v["propagationPolicy"].as_str() {
+            opts.propagation = Some(p.to_string());
+        }
+        if let Some(orphan) = v["orphanDependents"].as_bool() {
+            if opts.propagation.is_none() {
+                opts.propagation = Some(if orphan { "Orphan" } else { "Background" }.to_string());
+            }
+        }
+        if let Some(g) = v["gracePeriodSeconds"].as_i64() {
+            opts.grace_period = Some(g);
+        }
+        if let Some(u) = v["preconditions"]["uid"].as_str() {
+            opts.uid = Some(u.to_string());
+        }
+        if let Some(r) = v["preconditions"]["resourceVersion"].as_str() {
+            opts.resource_version = Some(r.to_string());
+        }
+        if v["dryRun"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d == "All"))
+        {
+            opts.dry_run = true;
+        }
+    }
+    if let Some(p) = &opts.propagation {
+        if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "DeleteOptions",
+                "",
+                format!("DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""),
+                vec![],
+            ));
+        }
+    }
+    if opts.grace_period.is_some_and(|g| g < 0) {
+        opts.grace_period = Some(0);
+    }
+    Ok(opts)
+}
+
+async fn delete(
+    state: &Arc<AppState>,
+    rr: &ResourceRequest,
+    query: &Query,
+    _headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    if rr.subresource.is_some() {
+        return Err(ApiError::method_not_allowed(
+            "delete is not allowed on subresources",
+        ));
+    }
+    let opts = delete_options(query, body)?;
+    let name = rr.name.clone().unwrap_or_default();
+    let ns = store_key_ns(rr);
+    let (status, value) = delete_object(state, &rr.info, &ns, &name, &opts).await?;
+    Ok(Reply::new(json_response(status, value)))
+}
+
+/// Deletes one object, honouring finalizers, propagation policy and pod graceful deletion.
+/// Returns the HTTP status and the body (the object, final or marked for deletion).
+pub async fn delete_object(
+    state: &Arc<AppState>,
+    info: &Arc<ResourceInfo>,
+    ns: &str,
+    name: &str,
+    opts: &DeleteOptions,
+) -> Result<(u16, String), ApiError> {
+    for _ in 0..MAX_PATCH_RETRIES {
+        let current = state
+            .store
+            .get(&info.key(), ns, name)
+            .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))?;
+        if opts.uid.as_deref().is_some_and(|u| u != current.uid) {
+            return Err(ApiError::conflict_with(
+                &info.group,
+                &info.plural,
+                name,
+                format!(
+                    "Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                    opts.uid.as_deref().unwrap_or_default(),
+                    current.uid
+                ),
+            ));
+        }
+        if opts
+            .resource_version
+            .as_deref()
+            .is_some_and(|r| r != current.rv.to_string())
+        {
+            return Err(ApiError::conflict_with(&info.group, &info.plural, name, format!(
+                "Precondition failed: ResourceVersion in precondition: {}, ResourceVersion in object meta: {}",
+                opts.resource_version.as_deref().unwrap_or_default(),
+                current.rv
+            )));
+        }
+        admission::call_webhooks(
+            state,
+            info,
+            "DELETE",
+            &Value::Null,
+            Some(&current.value()),
+            opts.dry_run,
+        )
+        .await?;
+        if opts.dry_run {
+            return Ok((200, current.json.to_string()));
+        }
+        let mut obj = current.value();
+        let mut finalizers = metadata::finalizers(&obj);
+        let is_namespace = info.group.is_empty() && info.plural == "namespaces";
+        if is_namespace {
+            // Namespace deletion: Terminating phase, content removed by the namespace cleaner.
+            if !metadata::is_deleting(&obj) {
+                obj["metadata"]["deletionTimestamp"] = json!(metadata::now_rfc3339());
+                obj["status"]["phase"] = json!("Terminating");
+                match state.store.commit(
+                    &info.key(),
+                    ns,
+                    name,
+                    Write::Update {
+                        expected_rv: current.rv,
+                        value: obj,
+                    },
+                ) {
+                    Ok(stored) => {
+                        state.gc_wakeup.notify_one();
+                        state.persist_wakeup.notify_one();
+                        return Ok((200, stored.json.to_string()));
+                    }
+                    Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(ApiError::internal(e.to_string())),
+                }
+            }
+            return Ok((200, current.json.to_string()));
+        }
+        // Pods bound to a node terminate gracefully (upstream pod strategy `CheckGracefulDelete`).
+        if info.group.is_empty() && info.plural == "pods" {
+            let bound = obj["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty());
+            let phase = obj["status"]["phase"].as_str().unwrap_or_default();
+            let terminal = phase == "Succeeded" || phase == "Failed";
+            let grace = opts.grace_period.unwrap_or_else(|| {
+                obj["spec"]["terminationGracePeriodSeconds"]
+                    .as_i64()
+                    .unwrap_or(30)
+            });
+            let current_grace = obj["metadata"]["deletionGracePeriodSeconds"].as_i64();
+            if bound && !terminal && grace > 0 && current_grace.is_none_or(|g| grace < g) {
+                obj["metadata"]["deletionTimestamp"] = json!(metadata::rfc3339_in(grace));
+                obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+                match state.store.commit(
+                    &info.key(),
+                    ns,
+                    name,
+                    Write::Update {
+                        expected_rv: current.rv,
+                        value: obj,
+                    },
+                ) {
+                    Ok(stored) => {
+                        state.gc_wakeup.notify_one();
+                        state.persist_wakeup.notify_one();
+                        return Ok((200, stored.json.to_string()));
+                    }
+                    Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(ApiError::internal(e.to_string())),
+                }
+            }
+            if bound && !terminal && grace > 0 && current_grace.is_some() {
+                return Ok((200, current.json.to_string()));
+            }
+        }
+        let extra = match opts.propagation.as_deref() {
+            Some("Foreground") => Some("foregroundDeletion"),
+            Some("Orphan") => Some("orphan"),
+            _ => None,
+        };
+        if let Some(f) = extra {
+            if !finalizers.iter().any(|x| x == f) {
+                finalizers.push(f.to_string());
+            }
+        }
+        if !finalizers.is_empty() {
+            let changed = !metadata::is_deleting(&obj) || metadata::finalizers(&obj) != finalizers;
+            if !changed {
+                return Ok((202, current.json.to_string()));
+            }
+            if !metadata::is_deleting(&obj) {
+                obj["metadata"]["deletionTimestamp"] = json!(metadata::now_rfc3339());
+                obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            }
+            obj["metadata"]["finalizers"] = json!(finalizers);
+            match state.store.commit(
+                &info.key(),
+                ns,
+                name,
+                Write::Update {
+                    expected_rv: current.rv,
+                    value: obj,
+                },
+            ) {
+                Ok(stored) => {
+                    state.gc_wakeup.notify_one();
+                    state.persist_wakeup.notify_one();
+                    return Ok((
+                        if extra.is_some() { 200 } else { 202 },
+                        stored.json.to_string(),
+                    ));
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(ApiError::internal(e.to_string())),
+            }
+        }
+        match state.store.commit(
+            &info.key(),
+            ns,
+            name,
+            Write::Delete {
+                expected_rv: current.rv,
+            },
+        ) {
+            Ok(stored) => {
+                if info.group.is_empty() && info.plural == "services" {
+                    state.services.release(&obj);
+                }
+                strategy::after_commit(state, info, None, Some(&obj));
+                return Ok((200, stored.json.to_string()));
+            }
+            Err(StoreError::Conflict) => continue,
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::not_found(&info.group, &info.plural, name))
+            }
+            Err(e) => return Err(ApiError::internal(e.to_string())),
+        }
+    }
+    Err(ApiError::conflict(&info.group, &info.plural, name))
+}
+
+async fn delete_collection(
+    state: &Arc<AppState>,
+    rr: &ResourceRequest,
+    query: &Query,
+    _headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let opts = delete_options(query, body)?;
+    let selectors = Selectors::from_query(&rr.info, query)?;
+    let (rv, items, _) = state.store.list(
+        &rr.info.key(),
+        rr.namespace.as_deref(),
+        |o| selectors.matches(o),
+        None,
+        None,
+    );
+    let mut deleted = Vec::new();
+    for item in items {
+        match delete_object(state, &rr.info, &item.namespace, &item.name, &opts).await {
+            Ok((_, json)) => deleted.push(json),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let body = format!(
+        "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{{\"resourceVersion\":\"{rv}\"}},\"items\":[{}]}}",
+        json!(rr.info.list_kind),
+        json!(rr.info.api_version()),
+        deleted.join(",")
+    );
+    Ok(Reply::new(json_response(200, body)))
+}
+
+/// Creates an object from inside the server (bootstrap objects, examples), bypassing HTTP but
+/// not the write pipeline.
+pub async fn create_internal(
+    state: &Arc<AppState>,
+    info: &Arc<ResourceInfo>,
+    obj: Value,
+) -> Result<String, ApiError> {
+    let opts = WriteOptions {
+        dry_run: false,
+        field_manager: "kube-apiserver".into(),
+        strict: FieldValidation::Ignore,
+    };
+    create_object(state, info, obj, &opts)
+        .await
+        .map(|(json, _)| json)
+}
+
+/// Writes a new version of an object from inside the server (GC, namespace cleanup).
+pub async fn update_internal(
+    state: &Arc<AppState>,
+    info: &Arc<ResourceInfo>,
+    current: &Arc<StoredObject>,
+    obj: Value,
+) -> Result<String, ApiError> {
+    let rr = ResourceRequest {
+        info: info.clone(),
+        namespace: (!current.namespace.is_empty()).then(|| current.namespace.clone()),
+        name: Some(current.name.clone()),
+        subresource: None,
+        verb: Verb::Update,
+    };
+    let opts = WriteOptions {
+        dry_run: false,
+        field_manager: "kube-controller-manager".into(),
+        strict: FieldValidation::Ignore,
+    };
+    update_object(state, &rr, current, obj, &opts)
+        .await
+        .map(|(json, _)| json)
+}
+
+/// Writes an object's status through the status subresource from inside the server.
+pub async fn update_status_internal(
+    state: &Arc<AppState>,
+    info: &Arc<ResourceInfo>,
+    current: &Arc<StoredObject>,
+    obj: Value,
+) -> Result<String, ApiError> {
+    let rr = ResourceRequest {
+        info: info.clone(),
+        namespace: (!current.namespace.is_empty()).then(|| current.namespace.clone()),
+        name: Some(current.name.clone()),
+        subresource: Some("status".into()),
+        verb: Verb::Update,
+    };
+    let opts = WriteOptions {
+        dry_run: false,
+        field_manager: "svcplane-dev".into(),
+        strict: FieldValidation::Ignore,
+    };
+    update_object(state, &rr, current, obj, &opts)
+        .await
+        .map(|(json, _)| json)
+}

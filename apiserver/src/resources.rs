@@ -1,0 +1,397 @@
+//! The resource table: which group/version/resource triples the server serves, their kinds,
+//! scope and subresources, plus custom resources registered by CustomResourceDefinitions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde_json::Value;
+
+/// Static description of one served resource (upstream `metav1.APIResource` plus what the
+/// server needs to store it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceInfo {
+    /// API group, empty for the core (legacy) group.
+    pub group: String,
+    /// API version within the group.
+    pub version: String,
+    /// Plural resource name used in URLs (`services`).
+    pub plural: String,
+    /// Singular name (`service`).
+    pub singular: String,
+    /// Kind of a single object (`Service`).
+    pub kind: String,
+    /// Kind of a list (`ServiceList`).
+    pub list_kind: String,
+    /// Whether objects live in namespaces.
+    pub namespaced: bool,
+    /// Short names `kubectl` accepts (`svc`).
+    pub short_names: Vec<String>,
+    /// Categories (`all`).
+    pub categories: Vec<String>,
+    /// Whether a `/status` subresource exists; the main resource then ignores status writes.
+    pub has_status: bool,
+    /// Fields besides `metadata.name`/`metadata.namespace` usable in field selectors.
+    pub selectable_fields: Vec<String>,
+}
+
+impl ResourceInfo {
+    /// `group/version`, or just `version` for the core group (the `apiVersion` of objects).
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Stable key identifying this resource in the store (`group/resource`).
+    pub fn key(&self) -> ResourceKey {
+        ResourceKey {
+            group: self.group.clone(),
+            plural: self.plural.clone(),
+        }
+    }
+
+    /// Label for metrics and logs (the plural, as upstream's `resource` label).
+    pub fn metric_name(&self) -> &str {
+        &self.plural
+    }
+}
+
+/// Identity of a resource in storage: objects are stored once per group and resource.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct ResourceKey {
+    /// API group, empty for core.
+    pub group: String,
+    /// Plural resource name.
+    pub plural: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn builtin(
+    group: &str,
+    version: &str,
+    plural: &str,
+    kind: &str,
+    namespaced: bool,
+    short_names: &[&str],
+    has_status: bool,
+    categories: &[&str],
+) -> ResourceInfo {
+    ResourceInfo {
+        group: group.to_string(),
+        version: version.to_string(),
+        plural: plural.to_string(),
+        singular: kind.to_lowercase(),
+        kind: kind.to_string(),
+        list_kind: format!("{kind}List"),
+        namespaced,
+        short_names: short_names.iter().map(|s| s.to_string()).collect(),
+        categories: categories.iter().map(|s| s.to_string()).collect(),
+        has_status,
+        selectable_fields: Vec::new(),
+    }
+}
+
+/// The built-in resources this server serves (issue 2's list).
+pub fn builtin_resources() -> Vec<ResourceInfo> {
+    let mut pods = builtin("", "v1", "pods", "Pod", true, &["po"], true, &["all"]);
+    pods.selectable_fields = vec![
+        "spec.nodeName".into(),
+        "spec.restartPolicy".into(),
+        "spec.schedulerName".into(),
+        "spec.serviceAccountName".into(),
+        "status.phase".into(),
+        "status.podIP".into(),
+        "status.nominatedNodeName".into(),
+    ];
+    let mut events = builtin("", "v1", "events", "Event", true, &["ev"], false, &[]);
+    events.selectable_fields = vec![
+        "involvedObject.kind".into(),
+        "involvedObject.namespace".into(),
+        "involvedObject.name".into(),
+        "involvedObject.uid".into(),
+        "involvedObject.apiVersion".into(),
+        "involvedObject.resourceVersion".into(),
+        "involvedObject.fieldPath".into(),
+        "reason".into(),
+        "reportingComponent".into(),
+        "source".into(),
+        "type".into(),
+    ];
+    let mut secrets = builtin("", "v1", "secrets", "Secret", true, &[], false, &[]);
+    secrets.selectable_fields = vec!["type".into()];
+    let mut namespaces = builtin(
+        "",
+        "v1",
+        "namespaces",
+        "Namespace",
+        false,
+        &["ns"],
+        true,
+        &[],
+    );
+    namespaces.selectable_fields = vec!["status.phase".into()];
+    let mut nodes = builtin("", "v1", "nodes", "Node", false, &["no"], true, &[]);
+    nodes.selectable_fields = vec!["spec.unschedulable".into()];
+    let mut endpoints = builtin(
+        "",
+        "v1",
+        "endpoints",
+        "Endpoints",
+        true,
+        &["ep"],
+        false,
+        &[],
+    );
+    endpoints.singular = "endpoints".into();
+    vec![
+        namespaces,
+        builtin(
+            "",
+            "v1",
+            "services",
+            "Service",
+            true,
+            &["svc"],
+            true,
+            &["all"],
+        ),
+        pods,
+        nodes,
+        endpoints,
+        events,
+        builtin(
+            "",
+            "v1",
+            "configmaps",
+            "ConfigMap",
+            true,
+            &["cm"],
+            false,
+            &[],
+        ),
+        secrets,
+        builtin(
+            "discovery.k8s.io",
+            "v1",
+            "endpointslices",
+            "EndpointSlice",
+            true,
+            &[],
+            false,
+            &[],
+        ),
+        builtin(
+            "coordination.k8s.io",
+            "v1",
+            "leases",
+            "Lease",
+            true,
+            &[],
+            false,
+            &[],
+        ),
+        builtin(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "Event",
+            true,
+            &["ev"],
+            false,
+            &[],
+        ),
+        builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+            "ValidatingWebhookConfiguration",
+            false,
+            &[],
+            false,
+            &["api-extensions"],
+        ),
+        builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            false,
+            &["crd", "crds"],
+            true,
+            &["api-extensions"],
+        ),
+    ]
+}
+
+/// Preferred order of groups in discovery (core first, like upstream).
+pub const GROUP_ORDER: &[&str] = &[
+    "",
+    "apiextensions.k8s.io",
+    "admissionregistration.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "events.k8s.io",
+];
+
+/// The set of served resources; custom resources come and go with their CRDs.
+#[derive(Debug, Default)]
+pub struct Registry {
+    inner: RwLock<RegistryInner>,
+}
+
+#[derive(Debug, Default)]
+struct RegistryInner {
+    /// Keyed by (group, version, plural).
+    by_gvr: BTreeMap<(String, String, String), Arc<ResourceInfo>>,
+}
+
+impl Registry {
+    /// A registry holding the built-in resources.
+    pub fn with_builtins() -> Self {
+        let registry = Registry::default();
+        for info in builtin_resources() {
+            registry.insert(info);
+        }
+        registry
+    }
+
+    fn insert(&self, info: ResourceInfo) {
+        let key = (
+            info.group.clone(),
+            info.version.clone(),
+            info.plural.clone(),
+        );
+        self.inner.write().by_gvr.insert(key, Arc::new(info));
+    }
+
+    /// Looks up a resource by group, version and plural name.
+    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
+        self.inner
+            .read()
+            .by_gvr
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+            .cloned()
+    }
+
+    /// Looks up a resource by `apiVersion` and `kind` (as found in object bodies).
+    pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<Arc<ResourceInfo>> {
+        let (group, version) = split_api_version(api_version);
+        self.inner
+            .read()
+            .by_gvr
+            .values()
+            .find(|r| r.group == group && r.version == version && r.kind == kind)
+            .cloned()
+    }
+
+    /// Every served resource.
+    pub fn all(&self) -> Vec<Arc<ResourceInfo>> {
+        self.inner.read().by_gvr.values().cloned().collect()
+    }
+
+    /// Whether any resource of the group/version is served.
+    pub fn has_group_version(&self, group: &str, version: &str) -> bool {
+        self.inner
+            .read()
+            .by_gvr
+            .keys()
+            .any(|(g, v, _)| g == group && v == version)
+    }
+
+    /// Registers (or re-registers) the resources a CustomResourceDefinition defines, replacing
+    /// previous registrations of the same group and plural. Returns the resource keys served.
+    pub fn register_crd(&self, crd: &Value) -> Vec<ResourceInfo> {
+        let infos = crd_resources(crd);
+        let mut inner = self.inner.write();
+        if let Some(first) = infos.first() {
+            inner
+                .by_gvr
+                .retain(|(g, _, p), _| !(g == &first.group && p == &first.plural));
+        }
+        for info in &infos {
+            inner.by_gvr.insert(
+                (
+                    info.group.clone(),
+                    info.version.clone(),
+                    info.plural.clone(),
+                ),
+                Arc::new(info.clone()),
+            );
+        }
+        infos
+    }
+
+    /// Removes the resources of a deleted CustomResourceDefinition.
+    pub fn unregister_crd(&self, crd: &Value) {
+        for info in crd_resources(crd) {
+            self.inner
+                .write()
+                .by_gvr
+                .remove(&(info.group, info.version, info.plural));
+        }
+    }
+}
+
+/// Splits `group/version` (or a bare core `version`).
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    }
+}
+
+/// The served versions of a CRD as resource descriptions (`spec.versions[*].served`).
+pub fn crd_resources(crd: &Value) -> Vec<ResourceInfo> {
+    let spec = &crd["spec"];
+    let group = spec["group"].as_str().unwrap_or_default().to_string();
+    let names = &spec["names"];
+    let plural = names["plural"].as_str().unwrap_or_default().to_string();
+    let kind = names["kind"].as_str().unwrap_or_default().to_string();
+    if group.is_empty() || plural.is_empty() || kind.is_empty() {
+        return Vec::new();
+    }
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let namespaced = spec["scope"].as_str() != Some("Cluster");
+    let mut out = Vec::new();
+    for version in spec["versions"].as_array().into_iter().flatten() {
+        if version["served"].as_bool() == Some(false) {
+            continue;
+        }
+        let Some(name) = version["name"].as_str() else {
+            continue;
+        };
+        out.push(ResourceInfo {
+            group: group.clone(),
+            version: name.to_string(),
+            plural: plural.clone(),
+            singular: names["singular"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| kind.to_lowercase()),
+            kind: kind.clone(),
+            list_kind: names["listKind"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{kind}List")),
+            namespaced,
+            short_names: strings(&names["shortNames"]),
+            categories: strings(&names["categories"]),
+            has_status: version["subresources"]["status"].is_object(),
+            selectable_fields: Vec::new(),
+        });
+    }
+    out
+}

@@ -1,0 +1,424 @@
+//! The HTTP(S) server: accepting connections, routing requests to discovery, health, metrics and
+//! the resource handlers, and the handle (`RunningServer`) tests and `svcplane dev` hold.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Method, Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::codec::{
+    add_warnings, error_response, json_response, value_response, Body, MAX_BODY_BYTES,
+};
+use crate::error::ApiError;
+use crate::request::{parse_resource_path, Query, Verb};
+use crate::state::{AppState, Config};
+use crate::{discovery, gc, handlers, persist, watch as watch_mod, Error};
+
+/// A started server. Dropping it does not stop the server; call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// Base URL (`http://127.0.0.1:PORT` or `https://...`).
+    pub url: String,
+    /// The CA certificate (PEM) to trust in HTTPS mode.
+    pub ca_pem: Option<String>,
+    state: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Shared state, for in-process components (dev mode) and fault injection.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Fault injection controls.
+    pub fn faults(&self) -> &crate::faults::Faults {
+        &self.state.faults
+    }
+
+    /// Metrics in Prometheus text format (same as `GET /metrics`).
+    pub fn metrics_text(&self) -> String {
+        render_metrics(&self.state)
+    }
+
+    /// A kubeconfig for `kubectl` and kube-rs pointing at this server.
+    pub fn kubeconfig(&self) -> String {
+        crate::kubeconfig::render(&self.url, self.ca_pem.as_deref())
+    }
+
+    /// Stops accepting connections, ends background tasks and writes a final snapshot.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(path) = &self.state.config.state_file {
+            if let Err(err) = persist::save(&self.state, path) {
+                tracing::error!(%err, "final state snapshot failed");
+            }
+        }
+    }
+}
+
+/// Starts the server: loads persisted state, bootstraps default objects, binds and serves.
+pub async fn start(config: Config) -> Result<RunningServer, Error> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::Bind(config.listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Bind(config.listen, e))?;
+    let certs = if config.tls {
+        Some(crate::tls::generate(addr.ip())?)
+    } else {
+        None
+    };
+    let state = AppState::new(config.clone())?;
+    if let Some(path) = &config.state_file {
+        persist::load(&state, path)?;
+    }
+    crate::bootstrap::run(&state).await?;
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    let url = format!(
+        "{}://{host}",
+        if certs.is_some() { "https" } else { "http" }
+    );
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let acceptor = certs
+        .as_ref()
+        .map(|c| tokio_rustls::TlsAcceptor::from(c.server_config.clone()));
+    tasks.push(tokio::spawn(accept_loop(
+        listener,
+        acceptor,
+        state.clone(),
+        shutdown_rx,
+        host,
+    )));
+    tasks.push(tokio::spawn(gc::run(state.clone())));
+    if let Some(path) = config.state_file.clone() {
+        tasks.push(tokio::spawn(persist::run(state.clone(), path)));
+    }
+    tracing::info!(%url, "embedded API server listening");
+    Ok(RunningServer {
+        addr,
+        url,
+        ca_pem: certs.map(|c| c.ca_pem),
+        state,
+        shutdown: shutdown_tx,
+        tasks,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<AppState>,
+    mut shutdown: watch::Receiver<bool>,
+    public_addr: SocketAddr,
+) {
+    loop {
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(err) => {
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let acceptor = acceptor.clone();
+        let mut conn_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(route(state, req, public_addr).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let result = match acceptor {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(tls) => {
+                        let conn = builder.serve_connection(TokioIo::new(tls), service);
+                        tokio::select! {
+                            r = conn => r,
+                            _ = conn_shutdown.changed() => Ok(()),
+                        }
+                    }
+                    Err(err) => {
+                        tracing::debug!(%err, "TLS handshake failed");
+                        return;
+                    }
+                },
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    tokio::select! {
+                        r = conn => r,
+                        _ = conn_shutdown.changed() => Ok(()),
+                    }
+                }
+            };
+            if let Err(err) = result {
+                tracing::debug!(%err, "connection ended with error");
+            }
+        });
+    }
+}
+
+fn render_metrics(state: &AppState) -> String {
+    for r in state.registry.all() {
+        state
+            .metrics
+            .objects
+            .with_label_values(&[&r.plural])
+            .set(state.store.count(&r.key()) as i64);
+    }
+    state
+        .metrics
+        .resource_version
+        .set(state.store.current_rv() as i64);
+    state.metrics.render()
+}
+
+/// Routes one request and records `apiserver_request_total` and latency.
+async fn route(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    public_addr: SocketAddr,
+) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = Query::parse(req.uri().query());
+    let headers = req.headers().clone();
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+
+    if path == "/debug/faults" {
+        return faults_endpoint(&state, &method, req).await;
+    }
+    // Non-resource paths.
+    let simple = match (method.clone(), path.as_str()) {
+        (Method::GET, "/healthz" | "/readyz" | "/livez") => Some(text(200, "ok")),
+        (Method::GET, "/metrics") => Some(text(200, &render_metrics(&state))),
+        (Method::GET, "/version") => Some(value_response(200, &discovery::version())),
+        (Method::GET, "/api") => Some(value_response(
+            200,
+            &discovery::core_versions(&public_addr.to_string()),
+        )),
+        (Method::GET, "/apis") => {
+            Some(value_response(200, &discovery::group_list(&state.registry)))
+        }
+        (Method::GET, "/openapi/v3") => Some(value_response(
+            200,
+            &discovery::openapi_index(&state.registry),
+        )),
+        (Method::GET, p) if p.starts_with("/openapi/v3/") => Some(
+            match discovery::openapi_document(&state.registry, &p["/openapi/v3/".len()..]) {
+                Some(doc) => value_response(200, &doc),
+                None => error_response(&ApiError::path_not_found()),
+            },
+        ),
+        (Method::GET, "/debug/allocators") => {
+            Some(value_response(200, &state.services.usage_json()))
+        }
+        (Method::GET, p)
+            if p.starts_with("/apis/") && p.trim_matches('/').split('/').count() == 2 =>
+        {
+            let group = p.trim_matches('/').split('/').nth(1).unwrap_or_default();
+            Some(match discovery::group(&state.registry, group) {
+                Some(g) => value_response(200, &g),
+                None => error_response(&ApiError::path_not_found()),
+            })
+        }
+        _ => None,
+    };
+    if let Some(resp) = simple {
+        return resp;
+    }
+    let rr = match parse_resource_path(
+        &state.registry,
+        &method,
+        &path,
+        &query,
+        content_type.as_deref(),
+    ) {
+        Ok(Some(rr)) => rr,
+        Ok(None) => {
+            // Discovery of a group version.
+            let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+            let (group, version) = match segs.as_slice() {
+                ["api", v] => ("", *v),
+                ["apis", g, v] => (*g, *v),
+                _ => ("", ""),
+            };
+            return match (method == Method::GET)
+                .then(|| discovery::resource_list(&state.registry, group, version))
+                .flatten()
+            {
+                Some(list) => value_response(200, &list),
+                None => error_response(&ApiError::path_not_found()),
+            };
+        }
+        Err(err) => return error_response(&err),
+    };
+    let group = rr.info.group.clone();
+    let version = rr.info.version.clone();
+    let resource = rr.info.plural.clone();
+    let subresource = rr.subresource.clone().unwrap_or_default();
+    let verb = rr.verb;
+
+    let response = async {
+        if let Some(latency) = state.faults.latency() {
+            tokio::time::sleep(latency).await;
+        }
+        state.faults.check(
+            verb.name(),
+            &resource,
+            rr.name.as_deref().unwrap_or_default(),
+        )?;
+        let body = if verb.is_write() {
+            read_body(req).await?
+        } else {
+            bytes::Bytes::new()
+        };
+        if verb == Verb::Watch {
+            return watch_mod::watch(&state, &rr, &query, &headers);
+        }
+        let reply = handlers::handle(&state, &rr, &query, &headers, &body).await?;
+        let mut resp = reply.response;
+        add_warnings(&mut resp, &reply.warnings);
+        Ok::<_, ApiError>(resp)
+    }
+    .await;
+    let response = response.unwrap_or_else(|e| error_response(&e));
+    let code = response.status().as_u16().to_string();
+    state
+        .metrics
+        .requests
+        .with_label_values(&[
+            verb.metric_label(),
+            &group,
+            &version,
+            &resource,
+            &subresource,
+            &code,
+        ])
+        .inc();
+    if verb != Verb::Watch {
+        state
+            .metrics
+            .latency
+            .with_label_values(&[
+                verb.metric_label(),
+                &group,
+                &version,
+                &resource,
+                &subresource,
+            ])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    tracing::debug!(verb = verb.metric_label(), %resource, %code, path, "request");
+    response
+}
+
+/// Reads a request body up to the 3 MiB limit (413 beyond, as upstream).
+async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err)
+            if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::too_large(format!(
+                "the request body is larger than the limit of {MAX_BODY_BYTES} bytes"
+            )))
+        }
+        Err(err) => Err(ApiError::bad_request(format!(
+            "reading the request body failed: {err}"
+        ))),
+    }
+}
+
+fn text(status: u16, body: &str) -> Response<Body> {
+    let mut resp = json_response(status, body.to_string());
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// `GET/POST/DELETE /debug/faults` (only with `faults_endpoint`). POST takes a
+/// [`crate::faults::FaultConfig`] plus optional `dropWatches` and `expireHistory` actions.
+async fn faults_endpoint(
+    state: &Arc<AppState>,
+    method: &Method,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    if !state.config.faults_endpoint {
+        return error_response(&ApiError::path_not_found());
+    }
+    match *method {
+        Method::GET => value_response(200, &json!(state.faults.get())),
+        Method::DELETE => {
+            state.faults.clear();
+            value_response(200, &json!(state.faults.get()))
+        }
+        Method::POST => {
+            let body = match read_body(req).await {
+                Ok(b) => b,
+                Err(e) => return error_response(&e),
+            };
+            let value: serde_json::Value = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) => {
+                    return error_response(&ApiError::bad_request(format!(
+                        "invalid fault configuration: {e}"
+                    )))
+                }
+            };
+            let config: crate::faults::FaultConfig = match serde_json::from_value(value.clone()) {
+                Ok(c) => c,
+                Err(e) => {
+                    return error_response(&ApiError::bad_request(format!(
+                        "invalid fault configuration: {e}"
+                    )))
+                }
+            };
+            if let Err(msg) = state.faults.set(config) {
+                return error_response(&ApiError::bad_request(msg));
+            }
+            if value["dropWatches"] == true {
+                state.faults.drop_watches();
+            }
+            if value["expireHistory"] == true {
+                state.store.compact_all();
+            }
+            value_response(200, &json!(state.faults.get()))
+        }
+        _ => error_response(&ApiError::method_not_allowed("use GET, POST or DELETE")),
+    }
+}

@@ -1,0 +1,109 @@
+//! Configuration and the state shared by every request handler.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::faults::Faults;
+use crate::metrics::Metrics;
+use crate::resources::Registry;
+use crate::services::ServiceAllocations;
+use crate::store::Store;
+
+/// Default `--service-cluster-ip-range` (kube-apiserver's documented default).
+pub const DEFAULT_SERVICE_CLUSTER_IP_RANGE: &str = "10.96.0.0/12";
+/// Default `--service-node-port-range`.
+pub const DEFAULT_SERVICE_NODE_PORT_RANGE: &str = "30000-32767";
+
+/// How to run the embedded API server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Serve HTTPS with a self-signed CA generated at start (otherwise plain HTTP).
+    pub tls: bool,
+    /// Number of events kept for watch resumption (older resumes get 410 Gone).
+    pub history_limit: usize,
+    /// Enable the `POST /debug/faults` admin path.
+    pub faults_endpoint: bool,
+    /// Persist objects to this file (atomically) and load them at start.
+    pub state_file: Option<PathBuf>,
+    /// `--service-cluster-ip-range`: one CIDR, or two comma-separated for dual-stack.
+    pub service_cluster_ip_range: String,
+    /// `--service-node-port-range`.
+    pub service_node_port_range: String,
+    /// Finish graceful pod deletions when their grace period ends, as a kubelet would
+    /// (beyond envtest, which has no kubelet; on by default so `kubectl delete pod` returns).
+    pub simulate_pod_termination: bool,
+    /// Interval of watch bookmarks when clients allow them.
+    pub bookmark_interval: std::time::Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: false,
+            history_limit: 200_000,
+            faults_endpoint: false,
+            state_file: None,
+            service_cluster_ip_range: DEFAULT_SERVICE_CLUSTER_IP_RANGE.to_string(),
+            service_node_port_range: DEFAULT_SERVICE_NODE_PORT_RANGE.to_string(),
+            simulate_pod_termination: true,
+            bookmark_interval: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// State shared by every handler and background task.
+pub struct AppState {
+    /// Configuration.
+    pub config: Config,
+    /// Served resources.
+    pub registry: Registry,
+    /// Objects.
+    pub store: Store,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Fault injection.
+    pub faults: Faults,
+    /// Wakes the garbage collector (owner deleted, finalizer to process, namespace terminating).
+    pub gc_wakeup: Notify,
+    /// Wakes the persister after writes.
+    pub persist_wakeup: Notify,
+    /// ClusterIP and NodePort allocation for Services.
+    pub services: ServiceAllocations,
+    /// HTTP client for calling admission webhooks.
+    pub webhook_client: reqwest::Client,
+}
+
+impl AppState {
+    /// Builds the state: registry, empty store, allocators.
+    pub fn new(config: Config) -> Result<Arc<Self>, crate::Error> {
+        let registry = Registry::with_builtins();
+        let selectable: HashMap<_, _> = registry
+            .all()
+            .iter()
+            .map(|r| (r.key(), r.selectable_fields.clone()))
+            .collect();
+        let store = Store::new(config.history_limit, selectable);
+        let services = ServiceAllocations::new(
+            &config.service_cluster_ip_range,
+            &config.service_node_port_range,
+        )?;
+        Ok(Arc::new(AppState {
+            registry,
+            store,
+            metrics: Metrics::new(),
+            faults: Faults::default(),
+            gc_wakeup: Notify::new(),
+            persist_wakeup: Notify::new(),
+            services,
+            webhook_client: reqwest::Client::new(),
+            config,
+        }))
+    }
+}

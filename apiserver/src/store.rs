@@ -1,0 +1,485 @@
+//! In-memory object storage with one global, monotonically increasing `resourceVersion` and a
+//! bounded watch history (the role etcd plus the watch cache play upstream).
+//!
+//! Objects are kept serialized (like etcd keeps bytes), with their labels and selectable fields
+//! extracted once at write time, so lists and watches never re-parse them.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::resources::ResourceKey;
+
+/// One stored object version.
+#[derive(Debug)]
+pub struct StoredObject {
+    /// The `resourceVersion` this version was written at.
+    pub rv: u64,
+    /// Namespace ("" for cluster-scoped objects).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// The full serialized object, `metadata.resourceVersion` included.
+    pub json: Box<str>,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// Values of the resource's selectable fields (`spec.nodeName`, ...), for field selectors.
+    pub fields: Vec<(String, String)>,
+    /// `metadata.ownerReferences[*].uid`, for the garbage collector.
+    pub owners: Vec<String>,
+    /// Whether `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
+}
+
+impl StoredObject {
+    /// Parses the stored bytes back into a JSON value.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.json).expect("stored objects are valid JSON")
+    }
+
+    /// Looks up a field for field selectors (`metadata.name`, `metadata.namespace`, or one of
+    /// the resource's selectable fields).
+    pub fn field(&self, path: &str) -> Option<String> {
+        match path {
+            "metadata.name" => Some(self.name.clone()),
+            "metadata.namespace" => Some(self.namespace.clone()),
+            _ => self
+                .fields
+                .iter()
+                .find(|(k, _)| k == path)
+                .map(|(_, v)| v.clone()),
+        }
+    }
+}
+
+/// Watch event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Object created.
+    Added,
+    /// Object changed.
+    Modified,
+    /// Object removed; carries its last state.
+    Deleted,
+}
+
+impl EventType {
+    /// Upstream wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change in the global history.
+#[derive(Debug)]
+pub struct Event {
+    /// Global revision of the change (for a delete, a new revision).
+    pub rv: u64,
+    /// What happened.
+    pub kind: EventType,
+    /// Which resource.
+    pub resource: ResourceKey,
+    /// The object after the change (for deletes: the last state, with the delete's revision).
+    pub object: Arc<StoredObject>,
+    /// The version before the change (for label-selected watches: an object that stops matching
+    /// is reported as DELETED, one that starts matching as ADDED, as upstream's watch cache does).
+    pub prev: Option<Arc<StoredObject>>,
+}
+
+/// A write to commit atomically against the current state.
+#[derive(Debug)]
+pub enum Write {
+    /// Create; fails with `Exists` if the name is taken.
+    Create(Value),
+    /// Replace the object if its current revision is `expected_rv`.
+    Update {
+        /// Precondition.
+        expected_rv: u64,
+        /// New content.
+        value: Value,
+    },
+    /// Remove the object if its current revision is `expected_rv`.
+    Delete {
+        /// Precondition.
+        expected_rv: u64,
+    },
+}
+
+/// Why a write was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Create of an existing name.
+    #[error("already exists")]
+    Exists,
+    /// Update or delete of a missing object.
+    #[error("not found")]
+    NotFound,
+    /// The object changed since the caller read it.
+    #[error("conflict")]
+    Conflict,
+    /// The object could not be serialized.
+    #[error("serialization failed: {0}")]
+    Serialize(String),
+}
+
+/// Watch start failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WatchError {
+    /// The requested revision is older than the retained history (upstream 410 Gone).
+    #[error("too old resource version: {requested} ({oldest})")]
+    TooOld {
+        /// Requested revision.
+        requested: u64,
+        /// Oldest revision a watch may still start from.
+        oldest: u64,
+    },
+}
+
+type ObjKey = (String, String);
+
+#[derive(Default)]
+struct Inner {
+    rv: u64,
+    tables: HashMap<ResourceKey, BTreeMap<ObjKey, Arc<StoredObject>>>,
+    history: VecDeque<Arc<Event>>,
+    /// Watches must start at or after this revision.
+    compacted_rv: u64,
+}
+
+/// The store. Cheap to share behind an `Arc`.
+pub struct Store {
+    inner: RwLock<Inner>,
+    tx: broadcast::Sender<Arc<Event>>,
+    history_limit: usize,
+    selectable: HashMap<ResourceKey, Vec<String>>,
+}
+
+/// A watch subscription: events already in history after the start revision, then live ones.
+pub struct Subscription {
+    /// Events after the start revision, in order.
+    pub backlog: Vec<Arc<Event>>,
+    /// Live events (may include ones already in the backlog: skip `rv <= last seen`).
+    pub live: broadcast::Receiver<Arc<Event>>,
+}
+
+fn string_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reads a dotted path as a field-selector string value (`spec.unschedulable` → `false`).
+fn field_value(obj: &Value, path: &str) -> String {
+    let mut cur = obj;
+    for part in path.split('.') {
+        cur = &cur[part];
+    }
+    match cur {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Null => match path {
+            "spec.unschedulable" => "false".into(),
+            _ => String::new(),
+        },
+        other => other.to_string(),
+    }
+}
+
+impl Store {
+    /// A store keeping at most `history_limit` events for watch resumption.
+    /// `selectable` lists, per resource, the extra fields usable in field selectors.
+    pub fn new(history_limit: usize, selectable: HashMap<ResourceKey, Vec<String>>) -> Self {
+        let (tx, _) = broadcast::channel(65_536);
+        Store {
+            inner: RwLock::new(Inner::default()),
+            tx,
+            history_limit: history_limit.max(1),
+            selectable,
+        }
+    }
+
+    /// The newest revision.
+    pub fn current_rv(&self) -> u64 {
+        self.inner.read().rv
+    }
+
+    /// The oldest revision a watch may start from.
+    pub fn compacted_rv(&self) -> u64 {
+        self.inner.read().compacted_rv
+    }
+
+    fn build(
+        &self,
+        resource: &ResourceKey,
+        rv: u64,
+        mut value: Value,
+    ) -> Result<StoredObject, StoreError> {
+        value["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        let meta = &value["metadata"];
+        let namespace = meta["namespace"].as_str().unwrap_or_default().to_string();
+        let name = meta["name"].as_str().unwrap_or_default().to_string();
+        let uid = meta["uid"].as_str().unwrap_or_default().to_string();
+        let labels = string_map(&meta["labels"]);
+        let owners = meta["ownerReferences"]
+            .as_array()
+            .map(|refs| {
+                refs.iter()
+                    .filter_map(|r| r["uid"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let deleting = meta["deletionTimestamp"].is_string();
+        let fields = self
+            .selectable
+            .get(resource)
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|p| (p.clone(), field_value(&value, p)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let json = serde_json::to_string(&value)
+            .map_err(|e| StoreError::Serialize(e.to_string()))?
+            .into_boxed_str();
+        Ok(StoredObject {
+            rv,
+            namespace,
+            name,
+            uid,
+            json,
+            labels,
+            fields,
+            owners,
+            deleting,
+        })
+    }
+
+    /// Reads one object.
+    pub fn get(
+        &self,
+        resource: &ResourceKey,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<StoredObject>> {
+        let inner = self.inner.read();
+        inner
+            .tables
+            .get(resource)?
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Lists objects of a resource (optionally one namespace), sorted by namespace and name,
+    /// starting after `continue_after`, with the revision the list is consistent at.
+    pub fn list(
+        &self,
+        resource: &ResourceKey,
+        namespace: Option<&str>,
+        mut filter: impl FnMut(&StoredObject) -> bool,
+        continue_after: Option<(&str, &str)>,
+        limit: Option<usize>,
+    ) -> (u64, Vec<Arc<StoredObject>>, bool) {
+        let inner = self.inner.read();
+        let rv = inner.rv;
+        let Some(table) = inner.tables.get(resource) else {
+            return (rv, Vec::new(), false);
+        };
+        let start = match (continue_after, namespace) {
+            (Some((ns, name)), _) => std::ops::Bound::Excluded((ns.to_string(), name.to_string())),
+            (None, Some(ns)) => std::ops::Bound::Included((ns.to_string(), String::new())),
+            (None, None) => std::ops::Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        let mut more = false;
+        for ((ns, _), obj) in table.range((start, std::ops::Bound::Unbounded)) {
+            if let Some(want) = namespace {
+                if ns != want {
+                    if ns.as_str() > want {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            if !filter(obj) {
+                continue;
+            }
+            if limit.is_some_and(|l| out.len() >= l) {
+                more = true;
+                break;
+            }
+            out.push(obj.clone());
+        }
+        (rv, out, more)
+    }
+
+    /// Counts objects of a resource.
+    pub fn count(&self, resource: &ResourceKey) -> usize {
+        self.inner
+            .read()
+            .tables
+            .get(resource)
+            .map_or(0, |t| t.len())
+    }
+
+    /// Commits one write atomically: assigns the next revision, records the event and notifies
+    /// watchers. Returns the stored version (for deletes, the removed object).
+    pub fn commit(
+        &self,
+        resource: &ResourceKey,
+        namespace: &str,
+        name: &str,
+        write: Write,
+    ) -> Result<Arc<StoredObject>, StoreError> {
+        let mut inner = self.inner.write();
+        let key = (namespace.to_string(), name.to_string());
+        let current = inner
+            .tables
+            .get(resource)
+            .and_then(|t| t.get(&key))
+            .cloned();
+        let rv = inner.rv + 1;
+        let (kind, stored) = match write {
+            Write::Create(value) => {
+                if current.is_some() {
+                    return Err(StoreError::Exists);
+                }
+                (EventType::Added, Arc::new(self.build(resource, rv, value)?))
+            }
+            Write::Update { expected_rv, value } => {
+                let cur = current.clone().ok_or(StoreError::NotFound)?;
+                if cur.rv != expected_rv {
+                    return Err(StoreError::Conflict);
+                }
+                (
+                    EventType::Modified,
+                    Arc::new(self.build(resource, rv, value)?),
+                )
+            }
+            Write::Delete { expected_rv } => {
+                let cur = current.clone().ok_or(StoreError::NotFound)?;
+                if cur.rv != expected_rv {
+                    return Err(StoreError::Conflict);
+                }
+                // The DELETED event carries the last state at the delete's revision, as upstream.
+                let mut value = cur.value();
+                value["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+                (
+                    EventType::Deleted,
+                    Arc::new(self.build(resource, rv, value)?),
+                )
+            }
+        };
+        inner.rv = rv;
+        let table = inner.tables.entry(resource.clone()).or_default();
+        if kind == EventType::Deleted {
+            table.remove(&key);
+        } else {
+            table.insert(key, stored.clone());
+        }
+        let event = Arc::new(Event {
+            rv,
+            kind,
+            resource: resource.clone(),
+            object: stored.clone(),
+            prev: current,
+        });
+        inner.history.push_back(event.clone());
+        while inner.history.len() > self.history_limit {
+            if let Some(old) = inner.history.pop_front() {
+                inner.compacted_rv = old.rv;
+            }
+        }
+        let _ = self.tx.send(event);
+        Ok(stored)
+    }
+
+    /// Starts a watch after revision `from_rv`: the retained events newer than it, then live ones.
+    pub fn subscribe(&self, from_rv: u64) -> Result<Subscription, WatchError> {
+        let inner = self.inner.read();
+        if from_rv < inner.compacted_rv {
+            return Err(WatchError::TooOld {
+                requested: from_rv,
+                oldest: inner.compacted_rv + 1,
+            });
+        }
+        let start = inner.history.partition_point(|e| e.rv <= from_rv);
+        let backlog = inner.history.iter().skip(start).cloned().collect();
+        Ok(Subscription {
+            backlog,
+            live: self.tx.subscribe(),
+        })
+    }
+
+    /// Starts a watch at the current state: every existing object of the resource (as the
+    /// synthetic ADDED events upstream sends), the revision they are consistent at, and live events.
+    pub fn subscribe_with_state(
+        &self,
+        resource: &ResourceKey,
+    ) -> (u64, Vec<Arc<StoredObject>>, broadcast::Receiver<Arc<Event>>) {
+        let inner = self.inner.read();
+        let objects = inner
+            .tables
+            .get(resource)
+            .map(|t| t.values().cloned().collect())
+            .unwrap_or_default();
+        (inner.rv, objects, self.tx.subscribe())
+    }
+
+    /// Forgets all history: every watch resuming from an older revision gets 410 Gone
+    /// (fault injection, and what etcd compaction does to a real server).
+    pub fn compact_all(&self) {
+        let mut inner = self.inner.write();
+        inner.history.clear();
+        inner.compacted_rv = inner.rv;
+    }
+
+    /// Every stored object, for snapshots.
+    pub fn dump(&self) -> (u64, Vec<(ResourceKey, Arc<StoredObject>)>) {
+        let inner = self.inner.read();
+        let mut out = Vec::new();
+        for (key, table) in &inner.tables {
+            for obj in table.values() {
+                out.push((key.clone(), obj.clone()));
+            }
+        }
+        (inner.rv, out)
+    }
+
+    /// Loads objects from a snapshot into an empty store (no events are emitted).
+    pub fn restore(&self, rv: u64, objects: Vec<(ResourceKey, Value)>) -> Result<(), StoreError> {
+        let mut inner = self.inner.write();
+        let mut max_rv = rv;
+        for (key, value) in objects {
+            let obj_rv = value["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(rv);
+            max_rv = max_rv.max(obj_rv);
+            let stored = self.build(&key, obj_rv, value)?;
+            let obj_key = (stored.namespace.clone(), stored.name.clone());
+            inner
+                .tables
+                .entry(key)
+                .or_default()
+                .insert(obj_key, Arc::new(stored));
+        }
+        inner.rv = max_rv;
+        inner.compacted_rv = max_rv;
+        Ok(())
+    }
+}

@@ -1,0 +1,405 @@
+//! Per-resource write rules (upstream's REST strategies): status reset on create, the status
+//! subresource split, generation tracking, server-side field validation, and the hooks that run
+//! after a commit (CRD registration, GC and persistence wake-ups).
+
+use std::sync::Arc;
+
+use serde::{de::DeserializeOwned, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, Cause};
+use crate::resources::ResourceInfo;
+use crate::state::AppState;
+use crate::store::StoredObject;
+
+fn is(info: &ResourceInfo, group: &str, plural: &str) -> bool {
+    info.group == group && info.plural == plural
+}
+
+fn is_builtin(info: &ResourceInfo) -> bool {
+    crate::resources::builtin_resources()
+        .iter()
+        .any(|b| b.group == info.group && b.plural == info.plural)
+}
+
+/// Whether `metadata.generation` is maintained for the resource (bumped on spec changes).
+pub fn tracks_generation(info: &ResourceInfo) -> bool {
+    !is_builtin(info)
+        || is(info, "", "services")
+        || is(info, "", "pods")
+        || is(info, "discovery.k8s.io", "endpointslices")
+        || is(
+            info,
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+        )
+        || is(info, "apiextensions.k8s.io", "customresourcedefinitions")
+}
+
+/// Resource-specific preparation of a new object (upstream `PrepareForCreate`).
+pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
+    if is(info, "", "pods") {
+        obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+        default_pod_spec(obj);
+    } else if is(info, "", "services") {
+        obj["status"] = json!({"loadBalancer": {}});
+    } else if is(info, "", "namespaces") {
+        obj["status"] = json!({"phase": "Active"});
+        obj["spec"] = json!({"finalizers": ["kubernetes"]});
+        label_namespace(obj);
+    } else if is(info, "apiextensions.k8s.io", "customresourcedefinitions") {
+        let names = obj["spec"]["names"].clone();
+        let now = crate::metadata::now_rfc3339();
+        obj["status"] = json!({
+            "acceptedNames": names,
+            "conditions": [
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
+                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now},
+            ],
+            "storedVersions": obj["spec"]["versions"].as_array().map(|vs| vs.iter().filter(|v| v["storage"] == true).map(|v| v["name"].clone()).collect::<Vec<_>>()).unwrap_or_default(),
+        });
+    } else if info.has_status && !is_builtin(info) {
+        if let Some(m) = obj.as_object_mut() {
+            m.remove("status");
+        }
+    }
+    default_protocols(info, obj);
+}
+
+/// Resource-specific preparation of an updated object (upstream `PrepareForUpdate`).
+pub fn prepare_update(info: &ResourceInfo, obj: &mut Value, _old: &Value) {
+    if is(info, "", "namespaces") {
+        label_namespace(obj);
+    }
+    if is(info, "", "pods") {
+        default_pod_spec(obj);
+    }
+    default_protocols(info, obj);
+}
+
+/// Upstream sets `kubernetes.io/metadata.name` on every namespace.
+fn label_namespace(obj: &mut Value) {
+    let name = crate::metadata::name(obj).to_string();
+    if !obj["metadata"]["labels"].is_object() {
+        obj["metadata"]["labels"] = json!({});
+    }
+    obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+}
+
+/// A few of upstream's Pod defaults (`SetDefaults_PodSpec`, `SetDefaults_ContainerPort`).
+fn default_pod_spec(obj: &mut Value) {
+    let spec = &mut obj["spec"];
+    if !spec.is_object() {
+        return;
+    }
+    for (key, value) in [
+        ("restartPolicy", json!("Always")),
+        ("dnsPolicy", json!("ClusterFirst")),
+        ("schedulerName", json!("default-scheduler")),
+        ("terminationGracePeriodSeconds", json!(30)),
+        ("enableServiceLinks", json!(true)),
+    ] {
+        if spec[key].is_null() {
+            spec[key] = value;
+        }
+    }
+    for list in ["containers", "initContainers"] {
+        if let Some(containers) = spec[list].as_array_mut() {
+            for c in containers {
+                if let Some(ports) = c["ports"].as_array_mut() {
+                    for p in ports {
+                        if p.is_object() && p["protocol"].is_null() {
+                            p["protocol"] = json!("TCP");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Port protocols default to TCP on EndpointSlices and Endpoints (upstream defaulters).
+fn default_protocols(info: &ResourceInfo, obj: &mut Value) {
+    if is(info, "discovery.k8s.io", "endpointslices") {
+        if let Some(ports) = obj["ports"].as_array_mut() {
+            for p in ports {
+                if p.is_object() && p["protocol"].is_null() {
+                    p["protocol"] = json!("TCP");
+                }
+            }
+        }
+    } else if is(info, "", "endpoints") {
+        if let Some(subsets) = obj["subsets"].as_array_mut() {
+            for s in subsets {
+                if let Some(ports) = s["ports"].as_array_mut() {
+                    for p in ports {
+                        if p.is_object() && p["protocol"].is_null() {
+                            p["protocol"] = json!("TCP");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The status subresource split: writes to the main resource keep the stored status; writes to
+/// `/status` keep everything but status (and metadata labels/annotations, as upstream allows).
+pub fn merge_subresource(info: &ResourceInfo, new: &mut Value, old: &Value, status_only: bool) {
+    if status_only {
+        let mut merged = old.clone();
+        merged["status"] = new["status"].clone();
+        if merged["status"].is_null() {
+            if let Some(m) = merged.as_object_mut() {
+                m.remove("status");
+            }
+        }
+        for key in ["labels", "annotations", "resourceVersion"] {
+            match new["metadata"].get(key) {
+                Some(v) if !v.is_null() => merged["metadata"][key] = v.clone(),
+                _ => {
+                    if key != "resourceVersion" {
+                        if let Some(m) = merged["metadata"].as_object_mut() {
+                            m.remove(key);
+                        }
+                    }
+                }
+            }
+        }
+        *new = merged;
+    } else if info.has_status {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(m) = new.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+    }
+}
+
+/// Validates a create (`old` = None) or update: object metadata for every kind, and the
+/// Service/EndpointSlice/Endpoints rules of the validation library for those kinds.
+/// Returns warnings; errors are a 422 with one cause per field.
+pub fn validate(
+    _state: &AppState,
+    info: &ResourceInfo,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Result<Vec<String>, ApiError> {
+    let mut causes = Vec::new();
+    let name = crate::metadata::name(obj);
+    if let Some(msg) = name_problem(info, name) {
+        causes.push(Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {name:?}: {msg}"),
+            field: "metadata.name".into(),
+        });
+    }
+    if let Some(old) = old {
+        if crate::metadata::name(old) != name {
+            causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!("Invalid value: {name:?}: field is immutable"),
+                field: "metadata.name".into(),
+            });
+        }
+    }
+    if causes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect();
+    let joined = if list.len() == 1 {
+        list[0].clone()
+    } else {
+        format!("[{}]", list.join(", "))
+    };
+    Err(ApiError::invalid(
+        &info.group,
+        &info.kind,
+        name,
+        format!("{} {name:?} is invalid: {joined}", info.kind),
+        causes,
+    ))
+}
+
+/// Upstream name rules: DNS-1035 labels for Services, DNS-1123 labels for Namespaces,
+/// DNS-1123 subdomains for everything else.
+fn name_problem(info: &ResourceInfo, name: &str) -> Option<String> {
+    if is(info, "", "services") {
+        return dns1035_label(name);
+    }
+    if is(info, "", "namespaces") {
+        return dns1123_label(name);
+    }
+    dns1123_subdomain(name)
+}
+
+fn dns1123_label(s: &str) -> Option<String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric();
+    if ok {
+        None
+    } else if s.len() > 63 {
+        Some("must be no more than 63 characters".into())
+    } else {
+        Some("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into())
+    }
+}
+
+fn dns1035_label(s: &str) -> Option<String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.as_bytes()[0].is_ascii_lowercase()
+        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric();
+    if ok {
+        None
+    } else if s.len() > 63 {
+        Some("must be no more than 63 characters".into())
+    } else {
+        Some("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')".into())
+    }
+}
+
+fn dns1123_subdomain(s: &str) -> Option<String> {
+    let ok =
+        !s.is_empty() && s.len() <= 253 && s.split('.').all(|part| dns1123_label(part).is_none());
+    if ok {
+        None
+    } else if s.len() > 253 {
+        Some("must be no more than 253 characters".into())
+    } else {
+        Some("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into())
+    }
+}
+
+/// Server-side field validation for built-in types: decodes the body into the typed object and
+/// reports fields the type does not declare (upstream `fieldValidation`: Strict fails with 400,
+/// Warn returns warnings). Values of the wrong JSON type are always a 400, as upstream.
+pub fn check_unknown_fields(
+    info: &ResourceInfo,
+    obj: &Value,
+    strict: bool,
+) -> Result<Vec<String>, ApiError> {
+    use k8s_openapi::api;
+    let g = info.group.as_str();
+    let p = info.plural.as_str();
+    let roundtrip = match (g, p) {
+        ("", "services") => roundtrip::<api::core::v1::Service>(obj),
+        ("", "pods") => roundtrip::<api::core::v1::Pod>(obj),
+        ("", "nodes") => roundtrip::<api::core::v1::Node>(obj),
+        ("", "namespaces") => roundtrip::<api::core::v1::Namespace>(obj),
+        ("", "endpoints") => roundtrip::<api::core::v1::Endpoints>(obj),
+        ("", "configmaps") => roundtrip::<api::core::v1::ConfigMap>(obj),
+        ("", "secrets") => roundtrip::<api::core::v1::Secret>(obj),
+        ("", "events") => roundtrip::<api::core::v1::Event>(obj),
+        ("discovery.k8s.io", "endpointslices") => {
+            roundtrip::<api::discovery::v1::EndpointSlice>(obj)
+        }
+        ("coordination.k8s.io", "leases") => roundtrip::<api::coordination::v1::Lease>(obj),
+        ("events.k8s.io", "events") => roundtrip::<api::events::v1::Event>(obj),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations") => {
+            roundtrip::<api::admissionregistration::v1::ValidatingWebhookConfiguration>(obj)
+        }
+        _ => return Ok(Vec::new()),
+    };
+    let typed = roundtrip.map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version {:?} cannot be handled as a {}: {e}",
+            info.kind, info.version, info.kind
+        ))
+    })?;
+    let mut unknown = Vec::new();
+    unknown_paths(obj, &typed, "", &mut unknown);
+    if unknown.is_empty() {
+        return Ok(Vec::new());
+    }
+    if strict {
+        let msg = if unknown.len() == 1 {
+            format!("strict decoding error: unknown field {:?}", unknown[0])
+        } else {
+            format!(
+                "strict decoding error: {}",
+                unknown
+                    .iter()
+                    .map(|u| format!("unknown field {u:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        return Err(ApiError::bad_request(msg));
+    }
+    Ok(unknown
+        .into_iter()
+        .map(|u| format!("unknown field {u:?}"))
+        .collect())
+}
+
+fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<Value, serde_json::Error> {
+    let typed: T = serde_json::from_value(obj.clone())?;
+    serde_json::to_value(typed)
+}
+
+fn unknown_paths(input: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
+    match (input, typed) {
+        (Value::Object(i), Value::Object(t)) => {
+            for (k, v) in i {
+                if v.is_null() {
+                    continue;
+                }
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match t.get(k) {
+                    Some(tv) => unknown_paths(v, tv, &child, out),
+                    None => out.push(child),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(t)) => {
+            for (idx, (iv, tv)) in i.iter().zip(t.iter()).enumerate() {
+                unknown_paths(iv, tv, &format!("{path}[{idx}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Side effects of a committed write: CRDs (un)register their resources; deletes and
+/// deletion-marked objects wake the garbage collector; every write wakes the persister.
+pub fn after_commit(
+    state: &Arc<AppState>,
+    info: &ResourceInfo,
+    new: Option<&Arc<StoredObject>>,
+    old: Option<&Value>,
+) {
+    if is(info, "apiextensions.k8s.io", "customresourcedefinitions") {
+        match new {
+            Some(stored) => {
+                state.registry.register_crd(&stored.value());
+            }
+            None => {
+                if let Some(old) = old {
+                    state.registry.unregister_crd(old);
+                }
+            }
+        }
+    }
+    let deleting = new.is_none() || new.is_some_and(|n| n.json.contains("\"deletionTimestamp\""));
+    if deleting {
+        state.gc_wakeup.notify_one();
+    }
+    state.persist_wakeup.notify_one();
+}

@@ -1,0 +1,469 @@
+//! Server-side printing: `meta.k8s.io/v1` Table responses, which `kubectl get` asks for, with
+//! the columns upstream's printers use for the served types (priority-1 columns are `-o wide`).
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use serde_json::{json, Value};
+
+use crate::request::Query;
+use crate::resources::ResourceInfo;
+use crate::store::StoredObject;
+
+/// Whether the client asked for a Table (`Accept: application/json;as=Table;g=meta.k8s.io;v=v1`).
+pub fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next()
+        .is_some_and(|first| first.contains("as=Table"))
+}
+
+struct Column {
+    name: &'static str,
+    kind: &'static str,
+    priority: u8,
+    cell: fn(&Value) -> Value,
+}
+
+const fn col(
+    name: &'static str,
+    kind: &'static str,
+    priority: u8,
+    cell: fn(&Value) -> Value,
+) -> Column {
+    Column {
+        name,
+        kind,
+        priority,
+        cell,
+    }
+}
+
+fn name_cell(o: &Value) -> Value {
+    o["metadata"]["name"].clone()
+}
+
+fn age_cell(o: &Value) -> Value {
+    json!(age(o["metadata"]["creationTimestamp"].as_str()))
+}
+
+/// Upstream's `HumanDuration`-style age (`5s`, `3m`, `2d`).
+pub fn age(timestamp: Option<&str>) -> String {
+    let Some(then) = timestamp.and_then(crate::metadata::parse_rfc3339) else {
+        return "<unknown>".into();
+    };
+    let secs = (jiff::Timestamp::now().as_second() - then).max(0);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 => format!("{}m{}s", s / 60, s % 60),
+        s if s < 3 * 3600 => format!("{}m", s / 60),
+        s if s < 8 * 3600 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        s if s < 48 * 3600 => format!("{}h", s / 3600),
+        s if s < 8 * 86400 => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+fn none_if_empty(s: String) -> Value {
+    if s.is_empty() {
+        json!("<none>")
+    } else {
+        json!(s)
+    }
+}
+
+fn pod_ready(o: &Value) -> Value {
+    let total = o["spec"]["containers"].as_array().map_or(0, |c| c.len());
+    let ready = o["status"]["containerStatuses"]
+        .as_array()
+        .map_or(0, |c| c.iter().filter(|s| s["ready"] == true).count());
+    json!(format!("{ready}/{total}"))
+}
+
+fn pod_status(o: &Value) -> Value {
+    if o["metadata"]["deletionTimestamp"].is_string() {
+        return json!("Terminating");
+    }
+    json!(o["status"]["phase"].as_str().unwrap_or("Unknown"))
+}
+
+fn pod_restarts(o: &Value) -> Value {
+    json!(o["status"]["containerStatuses"].as_array().map_or(0, |c| c
+        .iter()
+        .map(|s| s["restartCount"].as_i64().unwrap_or(0))
+        .sum::<i64>()))
+}
+
+fn svc_type(o: &Value) -> Value {
+    o["spec"]["type"].clone()
+}
+
+fn svc_cluster_ip(o: &Value) -> Value {
+    match o["spec"]["clusterIPs"].as_array() {
+        Some(ips) if !ips.is_empty() => json!(ips
+            .iter()
+            .filter_map(|i| i.as_str())
+            .collect::<Vec<_>>()
+            .join(",")),
+        _ => none_if_empty(
+            o["spec"]["clusterIP"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+    }
+}
+
+fn svc_external_ip(o: &Value) -> Value {
+    let spec = &o["spec"];
+    match spec["type"].as_str() {
+        Some("ExternalName") => spec["externalName"].clone(),
+        Some("LoadBalancer") => {
+            let mut ips: Vec<String> = o["status"]["loadBalancer"]["ingress"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| {
+                    i["ip"]
+                        .as_str()
+                        .or(i["hostname"].as_str())
+                        .map(str::to_string)
+                })
+                .collect();
+            ips.extend(strings(&spec["externalIPs"]));
+            if ips.is_empty() {
+                json!("<pending>")
+            } else {
+                json!(ips.join(","))
+            }
+        }
+        _ => none_if_empty(strings(&spec["externalIPs"]).join(",")),
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn svc_ports(o: &Value) -> Value {
+    let ports: Vec<String> = o["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let proto = p["protocol"].as_str().unwrap_or("TCP");
+            match p["nodePort"].as_i64() {
+                Some(np) => format!("{}:{np}/{proto}", p["port"]),
+                None => format!("{}/{proto}", p["port"]),
+            }
+        })
+        .collect();
+    none_if_empty(ports.join(","))
+}
+
+fn selector_cell(o: &Value) -> Value {
+    let sel: Vec<String> = o["spec"]["selector"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    none_if_empty(sel.join(","))
+}
+
+fn node_status(o: &Value) -> Value {
+    let ready = o["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| c["status"].as_str() == Some("True"));
+    let mut s = match ready {
+        Some(true) => "Ready".to_string(),
+        _ => "NotReady".to_string(),
+    };
+    if o["spec"]["unschedulable"] == true {
+        s.push_str(",SchedulingDisabled");
+    }
+    json!(s)
+}
+
+fn node_roles(o: &Value) -> Value {
+    let roles: Vec<String> = o["metadata"]["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, _)| {
+            k.strip_prefix("node-role.kubernetes.io/")
+                .map(str::to_string)
+        })
+        .collect();
+    none_if_empty(roles.join(","))
+}
+
+fn node_address(o: &Value, kind: &str) -> Value {
+    none_if_empty(
+        o["status"]["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["type"] == kind)
+            .and_then(|a| a["address"].as_str())
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+/// Upstream prints at most 3 endpoints then `+ N more...`.
+fn format_endpoints(list: Vec<String>) -> Value {
+    if list.is_empty() {
+        return json!("<none>");
+    }
+    let shown = list.iter().take(3).cloned().collect::<Vec<_>>().join(",");
+    if list.len() > 3 {
+        json!(format!("{shown} + {} more...", list.len() - 3))
+    } else {
+        json!(shown)
+    }
+}
+
+fn endpoints_cell(o: &Value) -> Value {
+    let mut list = Vec::new();
+    for s in o["subsets"].as_array().into_iter().flatten() {
+        let ports: Vec<i64> = s["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["port"].as_i64())
+            .collect();
+        for a in s["addresses"].as_array().into_iter().flatten() {
+            let ip = a["ip"].as_str().unwrap_or_default();
+            if ports.is_empty() {
+                list.push(ip.to_string());
+            }
+            for p in &ports {
+                list.push(format!("{ip}:{p}"));
+            }
+        }
+    }
+    format_endpoints(list)
+}
+
+fn slice_ports(o: &Value) -> Value {
+    let ports: Vec<String> = o["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["port"].as_i64().map(|n| n.to_string()))
+        .collect();
+    if ports.is_empty() {
+        json!("<unset>")
+    } else {
+        json!(ports.join(","))
+    }
+}
+
+fn slice_endpoints(o: &Value) -> Value {
+    let list: Vec<String> = o["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| strings(&e["addresses"]))
+        .collect();
+    if list.is_empty() {
+        return json!("<unset>");
+    }
+    format_endpoints(list)
+}
+
+fn columns(info: &ResourceInfo) -> Vec<Column> {
+    let name = col("Name", "string", 0, name_cell);
+    let age_column = col("Age", "string", 0, age_cell);
+    match (info.group.as_str(), info.plural.as_str()) {
+        ("", "pods") => vec![
+            name,
+            col("Ready", "string", 0, pod_ready),
+            col("Status", "string", 0, pod_status),
+            col("Restarts", "string", 0, pod_restarts),
+            age_column,
+            col("IP", "string", 1, |o| {
+                none_if_empty(o["status"]["podIP"].as_str().unwrap_or_default().into())
+            }),
+            col("Node", "string", 1, |o| {
+                none_if_empty(o["spec"]["nodeName"].as_str().unwrap_or_default().into())
+            }),
+            col("Nominated Node", "string", 1, |_| json!("<none>")),
+            col("Readiness Gates", "string", 1, |_| json!("<none>")),
+        ],
+        ("", "services") => vec![
+            name,
+            col("Type", "string", 0, svc_type),
+            col("Cluster-IP", "string", 0, svc_cluster_ip),
+            col("External-IP", "string", 0, svc_external_ip),
+            col("Port(s)", "string", 0, svc_ports),
+            age_column,
+            col("Selector", "string", 1, selector_cell),
+        ],
+        ("", "nodes") => vec![
+            name,
+            col("Status", "string", 0, node_status),
+            col("Roles", "string", 0, node_roles),
+            age_column,
+            col("Version", "string", 0, |o| {
+                o["status"]["nodeInfo"]["kubeletVersion"].clone()
+            }),
+            col("Internal-IP", "string", 1, |o| {
+                node_address(o, "InternalIP")
+            }),
+            col("External-IP", "string", 1, |o| {
+                node_address(o, "ExternalIP")
+            }),
+        ],
+        ("", "endpoints") => vec![
+            name,
+            col("Endpoints", "string", 0, endpoints_cell),
+            age_column,
+        ],
+        ("discovery.k8s.io", "endpointslices") => vec![
+            name,
+            col("AddressType", "string", 0, |o| o["addressType"].clone()),
+            col("Ports", "string", 0, slice_ports),
+            col("Endpoints", "string", 0, slice_endpoints),
+            age_column,
+        ],
+        ("", "namespaces") => vec![
+            name,
+            col("Status", "string", 0, |o| o["status"]["phase"].clone()),
+            age_column,
+        ],
+        ("", "configmaps") => vec![
+            name,
+            col("Data", "integer", 0, |o| {
+                json!(
+                    o["data"].as_object().map_or(0, |m| m.len())
+                        + o["binaryData"].as_object().map_or(0, |m| m.len())
+                )
+            }),
+            age_column,
+        ],
+        ("", "secrets") => vec![
+            name,
+            col("Type", "string", 0, |o| o["type"].clone()),
+            col("Data", "integer", 0, |o| {
+                json!(o["data"].as_object().map_or(0, |m| m.len()))
+            }),
+            age_column,
+        ],
+        ("coordination.k8s.io", "leases") => vec![
+            name,
+            col("Holder", "string", 0, |o| {
+                o["spec"]["holderIdentity"].clone()
+            }),
+            age_column,
+        ],
+        ("", "events") => vec![
+            col("Last Seen", "string", 0, |o| {
+                json!(self::age(
+                    o["lastTimestamp"].as_str().or(o["eventTime"].as_str())
+                ))
+            }),
+            col("Type", "string", 0, |o| o["type"].clone()),
+            col("Reason", "string", 0, |o| o["reason"].clone()),
+            col("Object", "string", 0, |o| {
+                json!(format!(
+                    "{}/{}",
+                    o["involvedObject"]["kind"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_lowercase(),
+                    o["involvedObject"]["name"].as_str().unwrap_or_default()
+                ))
+            }),
+            col("Message", "string", 0, |o| o["message"].clone()),
+            col("Name", "string", 1, name_cell),
+        ],
+        ("apiextensions.k8s.io", "customresourcedefinitions") => vec![
+            name,
+            col("Created At", "date", 0, |o| {
+                o["metadata"]["creationTimestamp"].clone()
+            }),
+        ],
+        _ => vec![name, age_column],
+    }
+}
+
+/// Builds a Table for the objects.
+pub fn to_table(
+    info: &ResourceInfo,
+    objects: &[Arc<StoredObject>],
+    resource_version: &str,
+    continue_token: Option<&str>,
+    query: &Query,
+) -> Value {
+    let values: Vec<Value> = objects.iter().map(|o| o.value()).collect();
+    table_of_values(info, &values, resource_version, continue_token, query)
+}
+
+/// Builds a Table for parsed objects (also used for watch events).
+pub fn table_of_values(
+    info: &ResourceInfo,
+    objects: &[Value],
+    resource_version: &str,
+    continue_token: Option<&str>,
+    query: &Query,
+) -> Value {
+    let cols = columns(info);
+    let include = query.get("includeObject").unwrap_or("Metadata");
+    let defs: Vec<Value> = cols
+        .iter()
+        .map(|c| {
+            json!({
+                "name": c.name,
+                "type": c.kind,
+                "format": if c.name == "Name" { "name" } else { "" },
+                "description": "",
+                "priority": c.priority,
+            })
+        })
+        .collect();
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            let cells: Vec<Value> = cols.iter().map(|c| (c.cell)(o)).collect();
+            let object = match include {
+                "None" => Value::Null,
+                "Object" => o.clone(),
+                _ => json!({
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": o["metadata"],
+                }),
+            };
+            let mut row = json!({"cells": cells});
+            if !object.is_null() {
+                row["object"] = object;
+            }
+            row
+        })
+        .collect();
+    let mut meta = json!({"resourceVersion": resource_version});
+    if let Some(token) = continue_token {
+        meta["continue"] = json!(token);
+    }
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": meta,
+        "columnDefinitions": defs,
+        "rows": rows,
+    })
+}

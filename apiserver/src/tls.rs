@@ -1,0 +1,61 @@
+//! A self-signed CA and serving certificate generated at start, for HTTPS mode.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::Error;
+
+/// Generated TLS material.
+pub struct ServingCerts {
+    /// PEM of the CA certificate clients must trust.
+    pub ca_pem: String,
+    /// Server configuration for the listener.
+    pub server_config: Arc<rustls::ServerConfig>,
+}
+
+/// Generates a CA and a serving certificate for `localhost`, `127.0.0.1`, `::1` and `ip`.
+pub fn generate(ip: IpAddr) -> Result<ServingCerts, Error> {
+    let tls = |e: rcgen::Error| Error::Tls(e.to_string());
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "svcplane-apiserver-ca");
+    let ca_key = KeyPair::generate().map_err(tls)?;
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(tls)?;
+
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).map_err(tls)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "svcplane-apiserver");
+    for addr in [
+        IpAddr::from([127, 0, 0, 1]),
+        IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ip,
+    ] {
+        if !params.subject_alt_names.contains(&SanType::IpAddress(addr)) {
+            params.subject_alt_names.push(SanType::IpAddress(addr));
+        }
+    }
+    let key = KeyPair::generate().map_err(tls)?;
+    let cert = params.signed_by(&key, &ca_cert, &ca_key).map_err(tls)?;
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .map_err(|e| Error::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(ServingCerts {
+        ca_pem: ca_cert.pem(),
+        server_config: Arc::new(config),
+    })
+}

@@ -1,0 +1,124 @@
+//! `svcplane dev`: the embedded API server plus every in-process component, with examples.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+/// Arguments of `svcplane dev`.
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// Address the embedded API server listens on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// Where to write the kubeconfig for kubectl.
+    #[arg(long, default_value = "svcplane-dev.kubeconfig")]
+    pub kubeconfig_out: PathBuf,
+    /// Extra manifests (files or directories of .yaml/.yml/.json) to create at start.
+    #[arg(long)]
+    pub manifests: Vec<PathBuf>,
+    /// Do not create the bundled example Nodes, Pods and Services.
+    #[arg(long)]
+    pub no_examples: bool,
+    /// Persist objects to this file and load them at start.
+    #[arg(long)]
+    pub state_file: Option<PathBuf>,
+    /// Serve plain HTTP instead of HTTPS.
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// Enable fault injection over `POST /debug/faults`.
+    #[arg(long)]
+    pub faults: bool,
+    /// Service ClusterIP range(s), as kube-apiserver's flag: one CIDR, or two comma-separated.
+    #[arg(long, default_value = svcplane_apiserver::state::DEFAULT_SERVICE_CLUSTER_IP_RANGE)]
+    pub service_cluster_ip_range: String,
+    /// NodePort range, as kube-apiserver's flag.
+    #[arg(long, default_value = svcplane_apiserver::state::DEFAULT_SERVICE_NODE_PORT_RANGE)]
+    pub service_node_port_range: String,
+}
+
+/// The bundled examples, created unless `--no-examples`.
+const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "examples/nodes.yaml",
+        include_str!("../examples/nodes.yaml"),
+    ),
+    ("examples/pods.yaml", include_str!("../examples/pods.yaml")),
+    (
+        "examples/services.yaml",
+        include_str!("../examples/services.yaml"),
+    ),
+];
+
+fn manifest_files(path: &PathBuf) -> anyhow::Result<Vec<PathBuf>> {
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("--manifests {}: cannot read directory", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml" | "json")
+                )
+            })
+            .collect();
+        files.sort();
+        Ok(files)
+    } else {
+        Ok(vec![path.clone()])
+    }
+}
+
+/// Runs until Ctrl-C.
+pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let config = svcplane_apiserver::Config {
+        listen: args.listen,
+        tls: !args.insecure_http,
+        faults_endpoint: args.faults,
+        state_file: args.state_file.clone(),
+        service_cluster_ip_range: args.service_cluster_ip_range.clone(),
+        service_node_port_range: args.service_node_port_range.clone(),
+        ..Default::default()
+    };
+    let server = svcplane_apiserver::start(config)
+        .await
+        .context("starting the embedded API server")?;
+    let state = server.state().clone();
+    if !args.no_examples {
+        for (name, text) in EXAMPLES {
+            let created = svcplane_apiserver::bootstrap::apply_manifests(&state, text)
+                .await
+                .with_context(|| format!("creating {name}"))?;
+            tracing::info!(manifest = name, objects = created.len(), "examples created");
+        }
+    }
+    for path in &args.manifests {
+        for file in manifest_files(path)? {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("--manifests {}: cannot read", file.display()))?;
+            let created = svcplane_apiserver::bootstrap::apply_manifests(&state, &text)
+                .await
+                .with_context(|| format!("--manifests {}", file.display()))?;
+            tracing::info!(manifest = %file.display(), objects = created.len(), "manifest created");
+        }
+    }
+    std::fs::write(&args.kubeconfig_out, server.kubeconfig()).with_context(|| {
+        format!(
+            "--kubeconfig-out {}: cannot write",
+            args.kubeconfig_out.display()
+        )
+    })?;
+    println!("svcplane dev: API server listening on {}", server.url);
+    println!(
+        "  kubectl --kubeconfig {} get nodes,pods,services,endpointslices",
+        args.kubeconfig_out.display()
+    );
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    println!("svcplane dev: shutting down");
+    server.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
