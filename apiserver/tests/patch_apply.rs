@@ -717,3 +717,28 @@ fn applied_objects_keep_their_key_order() {
     let top: Vec<&String> = out.as_object().unwrap().keys().collect();
     assert_eq!(top, ["apiVersion", "kind", "metadata", "data"]);
 }
+
+#[test]
+fn first_apply_to_unmanaged_object_conflicts_with_before_first_apply() {
+    let unmanaged = config_map(json!({"key": "x"}));
+    let err = apply_as(
+        Some(&unmanaged),
+        &config_map(json!({"key": "y"})),
+        "m",
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"before-first-apply\" using v1: .data.key"
+    );
+    let out = apply_as(
+        Some(&unmanaged),
+        &config_map(json!({"key": "x"})),
+        "m",
+        false,
+    )
+    .unwrap();
+    assert!(entry(&out, "before-first-apply").is_some());
+    assert!(entry(&out, "m").is_some());
+}

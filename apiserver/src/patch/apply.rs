@@ -14,16 +14,17 @@
 //!   the `last-applied-configuration` annotation are taken over, and that annotation is
 //!   rewritten to the new configuration (`lastAppliedManager`, `lastAppliedUpdater`).
 //! * At most ten `Update` entries are kept; older ones merge into `ancient-changes`.
+//! * The first apply to an object without managed fields first attributes its fields to
+//!   `before-first-apply`.
 //!
 //! Approximations of upstream, stated: list order after merging follows the applied
 //! configuration for shared items and keeps live-only items in place (upstream interleaves
 //! slightly differently in corner cases); an `Update` that creates a map or list marks it
 //! itself (`".": {}`) unless the table in `list_types` lists it as a field upstream's typed zero
 //! object already carries (`spec`, `status`, Pod `spec.containers`, ...), which is only
-//! transcribed for the served kinds; custom resources use atomic lists everywhere (upstream reads
-//! `x-kubernetes-list-type` from the CRD schema); objects without managed fields do not get a
-//! `before-first-apply` manager; a `null` in an applied configuration removes the field (the
-//! applier still owns it, as upstream).
+//! transcribed for the served kinds; custom resources use atomic lists everywhere (upstream
+//! reads `x-kubernetes-list-type` from the CRD schema); a `null` in an applied configuration
+//! removes the field (the applier still owns it, as upstream).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -449,6 +450,23 @@ pub fn apply(
         Some(l) => decode_managed_fields(l).map_err(ApplyError::ManagedFields)?,
         None => Managers::new(),
     };
+    if let (Some(l), true) = (live, managers.is_empty()) {
+        // An existing object nobody manages yet: its fields are first attributed to
+        // `before-first-apply` (upstream `skipNonAppliedManager`).
+        let mut attributed = l.clone();
+        record_update(
+            None,
+            &mut attributed,
+            &UpdateOptions {
+                manager: BEFORE_FIRST_APPLY_MANAGER,
+                api_version: &api_version,
+                subresource: opts.subresource,
+                reset_fields: opts.reset_fields,
+                now: opts.now,
+            },
+        );
+        managers = decode_managed_fields(&attributed).map_err(ApplyError::ManagedFields)?;
+    }
 
     // Merge the configuration into the live object.
     let mut merged = merge_value(
@@ -553,6 +571,9 @@ pub fn apply(
     set_managed_fields(&mut merged, &managers);
     Ok(merged)
 }
+
+/// Manager that owns an unmanaged object's fields before its first apply.
+pub const BEFORE_FIRST_APPLY_MANAGER: &str = "before-first-apply";
 
 /// The manager name `kubectl apply --server-side` uses.
 pub const KUBECTL_MANAGER: &str = "kubectl";
