@@ -222,6 +222,8 @@ fn list(
 
 /// Options common to writes.
 struct WriteOptions {
+    /// The write is a server-side apply (managedFields already computed).
+    applied: bool,
     dry_run: bool,
     field_manager: String,
     strict: FieldValidation,
@@ -267,6 +269,7 @@ fn write_options(query: &Query, headers: &HeaderMap, verb: Verb) -> Result<Write
         }
     };
     Ok(WriteOptions {
+        applied: verb == Verb::Apply,
         dry_run,
         field_manager,
         strict,
@@ -275,13 +278,11 @@ fn write_options(query: &Query, headers: &HeaderMap, verb: Verb) -> Result<Write
 
 /// Upstream derives the default field manager from the user agent's program name.
 fn default_manager(headers: &HeaderMap) -> String {
-    headers
+    let ua = headers
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .and_then(|ua| ua.split('/').next())
-        .filter(|s| !s.is_empty())
-        .unwrap_or("unknown")
-        .to_string()
+        .unwrap_or_default();
+    crate::patch::apply::manager_from_user_agent(ua)
 }
 
 /// Checks `apiVersion` and `kind` of a body against the addressed resource.
@@ -447,23 +448,33 @@ async fn create_object(
     }
     metadata::prepare_create(&mut obj, strategy::tracks_generation(info));
     strategy::prepare_create(info, &mut obj);
-    crate::managed_fields::record(
-        None,
-        &mut obj,
-        &opts.field_manager,
-        &info.api_version(),
-        false,
-    );
+    if !opts.applied {
+        crate::managed_fields::record(
+            None,
+            &mut obj,
+            &opts.field_manager,
+            &info.api_version(),
+            None,
+        );
+    }
     // Up to a few attempts when a generated name collides, like upstream's retry.
     for _attempt in 0..8 {
         if let Some(prefix) = &generate {
             obj["metadata"]["name"] = json!(metadata::generate_name(prefix));
         }
-        let mut warnings = strategy::validate(state, info, &obj, None)?;
+        // Services allocate before validation, as upstream's `BeginCreate` hook runs before
+        // `BeforeCreate` (so an out-of-range nodePort reports the allocator's message).
         let reservation = if info.group.is_empty() && info.plural == "services" {
-            state.services.allocate_create(&mut obj)?
+            state.services.allocate_create(&mut obj, opts.dry_run)?
         } else {
             Default::default()
+        };
+        let mut warnings = match strategy::validate(state, info, &obj, None) {
+            Ok(w) => w,
+            Err(e) => {
+                reservation.rollback(&state.services);
+                return Err(e);
+            }
         };
         match admission::call_webhooks(state, info, "CREATE", &obj, None, opts.dry_run).await {
             Ok(w) => warnings.extend(w),
@@ -573,19 +584,29 @@ async fn update_object(
     strategy::merge_subresource(info, &mut obj, &old, status_only);
     metadata::prepare_update(&mut obj, &old, strategy::tracks_generation(info));
     strategy::prepare_update(info, &mut obj, &old);
-    crate::managed_fields::record(
-        Some(&old),
-        &mut obj,
-        &opts.field_manager,
-        &info.api_version(),
-        status_only,
-    );
-    let mut warnings = strategy::validate(state, info, &obj, Some(&old))?;
+    if !opts.applied {
+        crate::managed_fields::record(
+            Some(&old),
+            &mut obj,
+            &opts.field_manager,
+            &info.api_version(),
+            rr.subresource.as_deref(),
+        );
+    }
     let is_service = info.group.is_empty() && info.plural == "services";
     let reservation = if is_service && !status_only {
-        state.services.allocate_update(&mut obj, &old)?
+        state
+            .services
+            .allocate_update(&mut obj, &old, opts.dry_run)?
     } else {
         Default::default()
+    };
+    let mut warnings = match strategy::validate(state, info, &obj, Some(&old)) {
+        Ok(w) => w,
+        Err(e) => {
+            reservation.rollback(&state.services);
+            return Err(e);
+        }
     };
     match admission::call_webhooks(state, info, "UPDATE", &obj, Some(&old), opts.dry_run).await {
         Ok(w) => warnings.extend(w),
@@ -687,8 +708,15 @@ async fn patch(
             return Err(ApiError::not_found(&rr.info.group, &rr.info.plural, &name));
         };
         let old = current.value();
-        let mut new =
-            patch_request::apply_patch(&rr.info, kind, &old, &patch, &opts.field_manager, force)?;
+        let mut new = patch_request::apply_patch(
+            &rr.info,
+            kind,
+            &old,
+            &patch,
+            &opts.field_manager,
+            force,
+            rr.subresource.as_deref(),
+        )?;
         check_type(&rr.info, &mut new).map_err(|e| {
             ApiError::bad_request(format!("patch changed the object's type: {}", e.message))
         })?;
@@ -1044,6 +1072,7 @@ pub async fn create_internal(
     obj: Value,
 ) -> Result<String, ApiError> {
     let opts = WriteOptions {
+        applied: false,
         dry_run: false,
         field_manager: "kube-apiserver".into(),
         strict: FieldValidation::Ignore,
@@ -1068,6 +1097,7 @@ pub async fn update_internal(
         verb: Verb::Update,
     };
     let opts = WriteOptions {
+        applied: false,
         dry_run: false,
         field_manager: "kube-controller-manager".into(),
         strict: FieldValidation::Ignore,
@@ -1092,6 +1122,7 @@ pub async fn update_status_internal(
         verb: Verb::Update,
     };
     let opts = WriteOptions {
+        applied: false,
         dry_run: false,
         field_manager: "svcplane-dev".into(),
         strict: FieldValidation::Ignore,

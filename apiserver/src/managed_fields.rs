@@ -3,22 +3,25 @@
 
 use serde_json::Value;
 
-/// Updates `new`'s managedFields for a write by `manager` (see `patch::apply`).
+use crate::patch::apply::{record_update, reset_fields, UpdateOptions};
+use crate::patch::Gvk;
+
+/// Updates `new`'s managedFields for a write by `manager` (see [`crate::patch::apply`]).
 pub fn record(
     old: Option<&Value>,
     new: &mut Value,
     manager: &str,
     api_version: &str,
-    status_only: bool,
+    subresource: Option<&str>,
 ) {
-    let _ = (manager, api_version, status_only);
-    // Clients may not write managedFields directly; keep the stored ones.
-    match old.and_then(|o| o["metadata"].get("managedFields")) {
-        Some(mf) => new["metadata"]["managedFields"] = mf.clone(),
-        None => {
-            if let Some(m) = new["metadata"].as_object_mut() {
-                m.remove("managedFields");
-            }
-        }
-    }
+    let kind = new["kind"].as_str().unwrap_or_default().to_string();
+    let gvk = Gvk::new(api_version, &kind);
+    let opts = UpdateOptions {
+        manager,
+        api_version,
+        subresource,
+        reset_fields: reset_fields(&gvk, subresource),
+        now: jiff::Timestamp::now(),
+    };
+    record_update(old, new, &opts);
 }

@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Cause};
+use crate::patch::apply::reset_fields;
+use crate::patch::{ApplyError, ApplyOptions, Gvk, PatchError};
 use crate::resources::ResourceInfo;
 
 /// Patch types upstream accepts.
@@ -63,6 +65,7 @@ pub fn apply_patch(
     patch: &Value,
     manager: &str,
     force: bool,
+    subresource: Option<&str>,
 ) -> Result<Value, ApiError> {
     match kind {
         PatchKind::Json => {
@@ -93,13 +96,15 @@ pub fn apply_patch(
             }
             strategic_merge(info, current, patch)
         }
-        PatchKind::Apply => server_side_apply(info, Some(current), patch, manager, force),
+        PatchKind::Apply => {
+            server_side_apply(info, Some(current), patch, manager, force, subresource)
+        }
     }
 }
 
 /// Server-side apply of a missing object: the applied configuration becomes the object.
 pub fn apply_to_new(info: &ResourceInfo, patch: &Value, manager: &str) -> Result<Value, ApiError> {
-    server_side_apply(info, None, patch, manager, false)
+    server_side_apply(info, None, patch, manager, false, None)
 }
 
 /// Whether the resource is a built-in type (strategic merge patch needs its Go struct tags).
@@ -109,26 +114,60 @@ fn is_builtin(info: &ResourceInfo) -> bool {
         .any(|b| b.group == info.group && b.plural == info.plural)
 }
 
-fn strategic_merge(
-    _info: &ResourceInfo,
-    current: &Value,
-    patch: &Value,
-) -> Result<Value, ApiError> {
-    let mut doc = current.clone();
-    json_patch::merge(&mut doc, patch);
-    Ok(doc)
+fn gvk(info: &ResourceInfo) -> Gvk {
+    Gvk::new(&info.api_version(), &info.kind)
 }
 
-fn server_side_apply(
-    _info: &ResourceInfo,
+fn strategic_merge(info: &ResourceInfo, current: &Value, patch: &Value) -> Result<Value, ApiError> {
+    crate::patch::strategic_merge_patch(current, patch, &gvk(info)).map_err(|e| match e {
+        PatchError::BadRequest(m) => ApiError::bad_request(m),
+        PatchError::Unprocessable(m) => ApiError::invalid(
+            &info.group,
+            &info.kind,
+            crate::metadata::name(current),
+            m,
+            Vec::new(),
+        ),
+    })
+}
+
+/// Server-side apply through the field-manager logic of [`crate::patch::apply`].
+pub fn server_side_apply(
+    info: &ResourceInfo,
     current: Option<&Value>,
     patch: &Value,
-    _manager: &str,
-    _force: bool,
+    manager: &str,
+    force: bool,
+    subresource: Option<&str>,
 ) -> Result<Value, ApiError> {
-    let mut doc = current
-        .cloned()
-        .unwrap_or(Value::Object(Default::default()));
-    json_patch::merge(&mut doc, patch);
-    Ok(doc)
+    let gvk = gvk(info);
+    let opts = ApplyOptions {
+        manager,
+        force,
+        subresource,
+        reset_fields: reset_fields(&gvk, subresource),
+        now: jiff::Timestamp::now(),
+    };
+    let name = patch["metadata"]["name"].as_str().unwrap_or_default();
+    crate::patch::apply(current, patch, &opts).map_err(|e| match &e {
+        ApplyError::Conflicts(conflicts) => {
+            let mut err = ApiError::conflict_with(&info.group, &info.plural, name, e.to_string());
+            err.causes = conflicts
+                .iter()
+                .map(|c| Cause {
+                    reason: "FieldManagerConflict".into(),
+                    message: c.cause_message(),
+                    field: c.field.clone(),
+                })
+                .collect();
+            err
+        }
+        ApplyError::BadRequest(m) => ApiError::bad_request(m.clone()),
+        ApplyError::Invalid(m) => {
+            ApiError::invalid(&info.group, &info.kind, name, m.clone(), Vec::new())
+        }
+        ApplyError::ManagedFields(m) => {
+            ApiError::internal(format!("failed to decode managed fields: {m}"))
+        }
+    })
 }

@@ -41,12 +41,21 @@ impl ServiceAllocations {
     }
 
     /// Allocates what a new Service needs.
-    pub fn allocate_create(&self, _svc: &mut Value) -> Result<Reservation, ApiError> {
+    pub fn allocate_create(
+        &self,
+        _svc: &mut Value,
+        _dry_run: bool,
+    ) -> Result<Reservation, ApiError> {
         Ok(Reservation::default())
     }
 
     /// Allocates or releases what an updated Service needs.
-    pub fn allocate_update(&self, _new: &mut Value, _old: &Value) -> Result<Reservation, ApiError> {
+    pub fn allocate_update(
+        &self,
+        _new: &mut Value,
+        _old: &Value,
+        _dry_run: bool,
+    ) -> Result<Reservation, ApiError> {
         Ok(Reservation::default())
     }
 
