@@ -12,6 +12,22 @@ pub mod port_map;
 pub mod slice_plan;
 
 pub use error::{Error, Result};
+pub mod cache;
+pub mod config;
+pub mod context;
+pub mod endpoints_controller;
 pub mod endpoints_plan;
+pub mod endpointslice_controller;
+pub mod manager;
+pub mod metrics;
+pub mod mirroring_controller;
 pub mod mirroring_plan;
+pub mod queue;
+pub mod rate_limit;
+pub mod recorder;
+pub mod slice_apply;
+pub mod strip;
 pub mod tracker;
+
+pub use config::{ControllerConfig, ControllerKind};
+pub use manager::{run_controllers, ControllerManager};

@@ -1,0 +1,167 @@
+//! What every sync needs (`Context` of the kube-rs controller shape), and helpers shared by
+//! the controllers.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Client;
+
+use crate::cache::ObjectCache;
+use crate::config::ControllerConfig;
+use crate::endpoint_set::NodeLookup;
+use crate::labels::LABEL_TOPOLOGY_ZONE;
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+use crate::recorder::Recorder;
+use crate::tracker::{SliceTracker, StaleVersions};
+
+/// The informer caches.
+pub struct Caches {
+    /// Services.
+    pub services: Arc<ObjectCache<Service>>,
+    /// Pods (label-indexed).
+    pub pods: Arc<ObjectCache<Pod>>,
+    /// Nodes.
+    pub nodes: Arc<ObjectCache<Node>>,
+    /// EndpointSlices (label-indexed).
+    pub slices: Arc<ObjectCache<EndpointSlice>>,
+    /// Endpoints.
+    pub endpoints: Arc<ObjectCache<Endpoints>>,
+}
+
+impl Caches {
+    /// Empty caches.
+    pub fn new() -> Self {
+        Caches {
+            services: Arc::new(ObjectCache::new(false)),
+            pods: Arc::new(ObjectCache::new(true)),
+            nodes: Arc::new(ObjectCache::new(false)),
+            slices: Arc::new(ObjectCache::new(true)),
+            endpoints: Arc::new(ObjectCache::new(false)),
+        }
+    }
+
+    /// Zone lookup for endpoint computation.
+    pub fn node_lookup(&self, name: &str) -> NodeLookup {
+        match self.nodes.get("", name) {
+            None => NodeLookup::Missing,
+            Some(node) => NodeLookup::Found(
+                node.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_TOPOLOGY_ZONE))
+                    .cloned(),
+            ),
+        }
+    }
+
+    /// Pods selected by a Service (none without a selector).
+    pub fn pods_for_service(&self, service: &Service) -> Vec<Arc<Pod>> {
+        let ns = service.metadata.namespace.as_deref().unwrap_or_default();
+        match service.spec.as_ref().and_then(|s| s.selector.as_ref()) {
+            Some(selector) => self.pods.select(ns, selector),
+            None => Vec::new(),
+        }
+    }
+
+    /// Keys (`namespace/name`) of the Services whose selector matches `labels` in `namespace`.
+    pub fn services_selecting(
+        &self,
+        namespace: &str,
+        labels: Option<&BTreeMap<String, String>>,
+    ) -> Vec<String> {
+        let empty = BTreeMap::new();
+        let labels = labels.unwrap_or(&empty);
+        self.services
+            .list_namespace(namespace)
+            .into_iter()
+            .filter_map(|svc| {
+                let selector = svc.spec.as_ref()?.selector.as_ref()?;
+                selector
+                    .iter()
+                    .all(|(k, v)| labels.get(k) == Some(v))
+                    .then(|| {
+                        key_of(
+                            svc.metadata.namespace.as_deref(),
+                            svc.metadata.name.as_deref(),
+                        )
+                    })
+            })
+            .collect()
+    }
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `namespace/name`.
+pub fn key_of(namespace: Option<&str>, name: Option<&str>) -> String {
+    format!(
+        "{}/{}",
+        namespace.unwrap_or_default(),
+        name.unwrap_or_default()
+    )
+}
+
+/// Splits a `namespace/name` key.
+pub fn split_key(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or(("", key))
+}
+
+/// Shared state of all controllers of one manager.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Configuration.
+    pub config: ControllerConfig,
+    /// Informer caches.
+    pub caches: Caches,
+    /// Client-side write rate limit.
+    pub limiter: RateLimiter,
+    /// Slices written by the EndpointSlice controller.
+    pub slice_tracker: SliceTracker,
+    /// Slices written by the mirroring controller.
+    pub mirror_tracker: SliceTracker,
+    /// Endpoints versions replaced by the Endpoints controller.
+    pub endpoints_stale: StaleVersions,
+    started: AtomicBool,
+}
+
+impl Context {
+    /// A context with empty caches.
+    pub fn new(client: Client, config: ControllerConfig, metrics: Arc<Metrics>) -> Self {
+        Context {
+            recorder: Recorder::new(client.clone(), "endpointslice-controller"),
+            limiter: RateLimiter::new(config.kube_api_qps, config.kube_api_burst),
+            client,
+            metrics,
+            config,
+            caches: Caches::new(),
+            slice_tracker: SliceTracker::new(),
+            mirror_tracker: SliceTracker::new(),
+            endpoints_stale: StaleVersions::new(),
+            started: AtomicBool::new(false),
+        }
+    }
+
+    /// True once all caches synced and the initial keys were queued; event handlers ignore
+    /// events before that (the initial full resync covers them).
+    pub fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+
+    /// Marks the controllers started.
+    pub fn mark_started(&self) {
+        self.started.store(true, Ordering::Release);
+    }
+}

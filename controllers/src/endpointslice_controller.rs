@@ -1,0 +1,285 @@
+//! The EndpointSlice controller (upstream `pkg/controller/endpointslice`): keeps the slices
+//! of every Service with a selector equal to [`crate::slice_plan::plan_slices`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use tracing::instrument;
+
+use crate::cache::InformerEvent;
+use crate::context::{key_of, split_key, Context};
+use crate::error::{Error, Result};
+use crate::hints::HintPolicy;
+use crate::labels::{LABEL_MANAGED_BY, LABEL_SERVICE_NAME};
+use crate::queue::WorkQueue;
+use crate::recorder::object_ref;
+use crate::slice_apply::apply_slice_plan;
+use crate::slice_plan::{plan_delete_all, plan_slices, SlicePlan, SlicePlanConfig};
+
+/// Metric/log name.
+pub const NAME: &str = "endpointslice";
+
+/// The controller: event handlers that queue Service keys, and the sync of one key.
+pub struct EndpointSliceController {
+    ctx: Arc<Context>,
+    /// Its work queue of `namespace/name` Service keys.
+    pub queue: Arc<WorkQueue>,
+}
+
+/// True when a Pod changed in a way that matters to endpoints (the cached Pods are already
+/// stripped to exactly those fields).
+pub fn pod_changed(old: &Pod, new: &Pod) -> bool {
+    old.metadata.labels != new.metadata.labels
+        || old.metadata.deletion_timestamp != new.metadata.deletion_timestamp
+        || old.spec != new.spec
+        || old.status != new.status
+}
+
+/// Service keys to sync for a Pod event (upstream `GetServicesToUpdate`: Services matching
+/// the new labels, plus those matching the old labels when the labels changed).
+pub fn services_for_pod_event(ctx: &Context, event: &InformerEvent<Pod>) -> Vec<String> {
+    match event {
+        InformerEvent::Applied { old, new } => {
+            let ns = new.metadata.namespace.as_deref().unwrap_or_default();
+            if let Some(old) = old {
+                if !pod_changed(old, new) {
+                    return Vec::new();
+                }
+                let mut keys = ctx
+                    .caches
+                    .services_selecting(ns, new.metadata.labels.as_ref());
+                if old.metadata.labels != new.metadata.labels {
+                    keys.extend(
+                        ctx.caches
+                            .services_selecting(ns, old.metadata.labels.as_ref()),
+                    );
+                    keys.sort();
+                    keys.dedup();
+                }
+                keys
+            } else {
+                ctx.caches
+                    .services_selecting(ns, new.metadata.labels.as_ref())
+            }
+        }
+        InformerEvent::Deleted(pod) => ctx.caches.services_selecting(
+            pod.metadata.namespace.as_deref().unwrap_or_default(),
+            pod.metadata.labels.as_ref(),
+        ),
+        InformerEvent::Listed { .. } => Vec::new(),
+    }
+}
+
+impl EndpointSliceController {
+    /// A controller over the shared context.
+    pub fn new(ctx: Arc<Context>) -> Self {
+        let queue = Arc::new(WorkQueue::new(
+            ctx.config.sync_backoff_base,
+            ctx.config.sync_backoff_max,
+        ));
+        EndpointSliceController { ctx, queue }
+    }
+
+    fn managed_by(&self) -> &str {
+        &self.ctx.config.managed_by
+    }
+
+    /// Queues every Service and every Service that still has slices of ours.
+    pub fn resync_all(&self) {
+        for svc in self.ctx.caches.services.list() {
+            self.queue.add(key_of(
+                svc.metadata.namespace.as_deref(),
+                svc.metadata.name.as_deref(),
+            ));
+        }
+        for slice in self.ctx.caches.slices.list() {
+            if let Some(key) = self.slice_service_key(&slice) {
+                self.queue.add(key);
+            }
+        }
+    }
+
+    fn slice_service_key(&self, slice: &EndpointSlice) -> Option<String> {
+        let labels = slice.metadata.labels.as_ref()?;
+        if labels.get(LABEL_MANAGED_BY).map(String::as_str) != Some(self.managed_by()) {
+            return None;
+        }
+        let svc = labels.get(LABEL_SERVICE_NAME)?;
+        Some(key_of(slice.metadata.namespace.as_deref(), Some(svc)))
+    }
+
+    /// Service events: sync now.
+    pub fn on_service(&self, event: &InformerEvent<Service>) {
+        if !self.ctx.started() {
+            return;
+        }
+        match event {
+            InformerEvent::Applied { new: svc, .. } | InformerEvent::Deleted(svc) => {
+                self.queue.add(key_of(
+                    svc.metadata.namespace.as_deref(),
+                    svc.metadata.name.as_deref(),
+                ))
+            }
+            InformerEvent::Listed { initial: false } => self.resync_all(),
+            InformerEvent::Listed { initial: true } => {}
+        }
+    }
+
+    /// Pod events: sync the affected Services after the batch period.
+    pub fn on_pod(&self, event: &InformerEvent<Pod>) {
+        if !self.ctx.started() {
+            return;
+        }
+        if let InformerEvent::Listed { initial: false } = event {
+            return self.resync_all();
+        }
+        for key in services_for_pod_event(&self.ctx, event) {
+            self.queue
+                .add_after(key, self.ctx.config.endpoint_updates_batch_period);
+        }
+    }
+
+    /// Slice events: a slice of ours changed or vanished without us → repair.
+    pub fn on_slice(&self, event: &InformerEvent<EndpointSlice>) {
+        if !self.ctx.started() {
+            return;
+        }
+        match event {
+            InformerEvent::Applied { old, new } => {
+                if let Some(key) = self.slice_service_key(new) {
+                    if self.ctx.slice_tracker.should_sync(new) {
+                        self.queue.add(key);
+                    }
+                } else if let Some(key) = old.as_deref().and_then(|o| self.slice_service_key(o)) {
+                    // Our managed-by label was taken away: the slice is no longer ours.
+                    self.queue.add(key);
+                }
+            }
+            InformerEvent::Deleted(slice) => {
+                if let Some(key) = self.slice_service_key(slice) {
+                    if self.ctx.slice_tracker.handle_deletion(slice) {
+                        self.queue.add(key);
+                    }
+                }
+            }
+            InformerEvent::Listed { initial: false } => self.resync_all(),
+            InformerEvent::Listed { initial: true } => {}
+        }
+    }
+
+    /// Syncs one Service.
+    #[instrument(skip(self, trigger), fields(controller = NAME))]
+    pub async fn sync(&self, key: &str, trigger: Timestamp) -> Result<()> {
+        let ctx = &self.ctx;
+        let (ns, name) = split_key(key);
+        let started = Instant::now();
+        let selector: BTreeMap<String, String> = [
+            (LABEL_SERVICE_NAME.to_string(), name.to_string()),
+            (LABEL_MANAGED_BY.to_string(), self.managed_by().to_string()),
+        ]
+        .into();
+        let slices = ctx.caches.slices.select(ns, &selector);
+        let slice_refs: Vec<&EndpointSlice> = slices.iter().map(|s| s.as_ref()).collect();
+        let service = ctx.caches.services.get(ns, name);
+        let selectorless = service.as_deref().is_none_or(|svc| {
+            let spec = svc.spec.as_ref();
+            spec.and_then(|s| s.selector.as_ref()).is_none()
+                || spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName")
+        });
+        let (plan, hints) = if selectorless {
+            // Service gone, without selector or ExternalName: our slices go (beyond upstream,
+            // which leaves them to the garbage collector or in place).
+            if slice_refs.is_empty() {
+                ctx.metrics.set_desired(NAME, key, None);
+                if service.is_none() {
+                    ctx.slice_tracker.delete_service(key);
+                }
+                return Ok(());
+            }
+            (plan_delete_all(&slice_refs), HintPolicy::None)
+        } else {
+            let service = service.as_deref().expect("checked above");
+            if ctx.slice_tracker.stale(key, &slice_refs) {
+                return Err(Error::StaleCache {
+                    key: key.to_string(),
+                    detail: "EndpointSlice informer cache is out of date".into(),
+                });
+            }
+            let pods = ctx.caches.pods_for_service(service);
+            let pod_refs: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
+            let config = SlicePlanConfig {
+                max_endpoints_per_slice: ctx.config.max_endpoints_per_slice,
+                managed_by: self.managed_by().to_string(),
+            };
+            let lookup = |node: &str| ctx.caches.node_lookup(node);
+            let mut plan = plan_slices(service, &pod_refs, &slice_refs, &lookup, &config);
+            plan.stamp_trigger_time(Some(trigger));
+            (plan, HintPolicy::for_service(service))
+        };
+        let result = self.apply(key, ns, &plan, service.as_deref()).await;
+        self.record(key, &plan, hints, service.is_some());
+        tracing::debug!(
+            writes = plan.writes(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "synced"
+        );
+        result?;
+        if !plan.missing_nodes.is_empty() {
+            let (pods, nodes): (Vec<String>, Vec<String>) =
+                plan.missing_nodes.iter().cloned().unzip();
+            return Err(Error::NodeNotFound {
+                service: key.to_string(),
+                pods,
+                nodes,
+            });
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        key: &str,
+        ns: &str,
+        plan: &SlicePlan,
+        service: Option<&Service>,
+    ) -> Result<()> {
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let owner = format!("Service {key}");
+        let result =
+            apply_slice_plan(&self.ctx, NAME, &owner, ns, plan, &self.ctx.slice_tracker).await;
+        if let (Err(err), Some(svc)) = (&result, service) {
+            self.ctx.recorder.warn(
+                object_ref(
+                    "Service",
+                    ns,
+                    svc.metadata.name.as_deref().unwrap_or_default(),
+                    svc.metadata.uid.clone(),
+                ),
+                "FailedToUpdateEndpointSlices",
+                format!("Error updating Endpoint Slices for Service {key}: {err}"),
+            );
+        }
+        result
+    }
+
+    fn record(&self, key: &str, plan: &SlicePlan, hints: HintPolicy, exists: bool) {
+        let m = &self.ctx.metrics;
+        m.endpoints_added_per_sync
+            .with_label_values(&[NAME])
+            .observe(plan.endpoints_added as f64);
+        m.endpoints_removed_per_sync
+            .with_label_values(&[NAME])
+            .observe(plan.endpoints_removed as f64);
+        m.slices_changed_per_sync
+            .with_label_values(&[NAME, hints.metric_label()])
+            .observe(plan.writes() as f64);
+        let desired = exists.then_some((plan.desired_endpoints as i64, plan.desired_slices as i64));
+        m.set_desired(NAME, key, desired);
+    }
+}

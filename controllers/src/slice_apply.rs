@@ -1,0 +1,69 @@
+//! The thin apply step for slice plans (upstream `finalize`): creates, then updates, then
+//! deletes, recording every write in the tracker and the metrics.
+
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DeleteParams, PostParams};
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::slice_plan::SlicePlan;
+use crate::tracker::SliceTracker;
+
+/// Applies a plan for the Service (or Endpoints) `owner` (`namespace/name`).
+pub async fn apply_slice_plan(
+    ctx: &Context,
+    controller: &'static str,
+    owner: &str,
+    namespace: &str,
+    plan: &SlicePlan,
+    tracker: &SliceTracker,
+) -> Result<()> {
+    let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), namespace);
+    let changes = |op: &str| {
+        ctx.metrics
+            .changes
+            .with_label_values(&[controller, op])
+            .inc()
+    };
+    for slice in &plan.to_create {
+        ctx.limiter.acquire().await;
+        let created = api
+            .create(&PostParams::default(), slice)
+            .await
+            .map_err(|e| Error::api(format!("failed to create EndpointSlice for {owner}"), e))?;
+        tracker.update(&created);
+        changes("create");
+    }
+    for slice in &plan.to_update {
+        let name = slice.metadata.name.clone().unwrap_or_default();
+        ctx.limiter.acquire().await;
+        let updated = api
+            .replace(&name, &PostParams::default(), slice)
+            .await
+            .map_err(|e| {
+                Error::api(
+                    format!("failed to update {name} EndpointSlice for {owner}"),
+                    e,
+                )
+            })?;
+        tracker.update(&updated);
+        changes("update");
+    }
+    for slice in &plan.to_delete {
+        let name = slice.metadata.name.clone().unwrap_or_default();
+        ctx.limiter.acquire().await;
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                return Err(Error::api(
+                    format!("failed to delete {name} EndpointSlice for {owner}"),
+                    e,
+                ))
+            }
+        }
+        tracker.expect_deletion(slice);
+        changes("delete");
+    }
+    Ok(())
+}
