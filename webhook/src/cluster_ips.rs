@@ -125,7 +125,7 @@ pub fn validate_cluster_ips_related_fields(svc: &Service) -> Vec<FieldError> {
 
     if ips.len() > 1 {
         let v6 = ips.iter().filter(|ip| is_ipv6_string(ip)).count();
-        let dual = v6 > 0 && v6 < ips.len() && ips.len() == 2;
+        let dual = v6 > 0 && v6 < ips.len();
         if !dual {
             errs.push(FieldError::invalid(
                 &ips_path,

@@ -90,6 +90,12 @@ pub fn default_service(svc: &mut Service) -> Vec<String> {
 /// `clusterIP` (`NormalizeClusterIPs` for create).
 pub fn prepare_service_create(svc: &mut Service) {
     svc.status = None;
+    normalize_cluster_ips_create(svc);
+}
+
+/// Upstream `NormalizeClusterIPs` for create: an old client that only sets `clusterIP` gets
+/// `clusterIPs: [clusterIP]`.
+pub fn normalize_cluster_ips_create(svc: &mut Service) {
     let spec = svc.spec.get_or_insert_with(Default::default);
     let ip = spec.cluster_ip.clone().unwrap_or_default();
     if !ip.is_empty() && spec.cluster_ips.as_ref().is_none_or(|v| v.is_empty()) {

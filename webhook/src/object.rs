@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::defaults::{
-    default_endpoint_slice, default_endpoints, default_service, prepare_service_create,
-    prepare_service_update,
+    default_endpoint_slice, default_endpoints, default_service, normalize_cluster_ips_create,
+    prepare_service_create, prepare_service_update,
 };
 use crate::endpoint_slice::{
     validate_endpoint_slice, validate_endpoint_slice_update, warnings_for_endpoint_slice,
@@ -206,6 +206,7 @@ pub fn validate_object(obj: &Value, old: Option<&Value>) -> Result<Verdict, Deco
                 Some(old) => {
                     let mut old: Service = decode(kind, old)?;
                     default_service(&mut old);
+                    normalize_cluster_ips_create(&mut old);
                     prepare_service_update(&mut svc, &old);
                     validate_service_update(&svc, &old, Phase::Admission)
                 }

@@ -160,15 +160,13 @@ pub(crate) fn validate_service_fields(
         errs.push(FieldError::required(spec_path.child("ports"), ""));
     }
     match ty.as_str() {
-        "LoadBalancer" | "NodePort" => {
-            if headless {
-                let first = cluster_ips.first().cloned().unwrap_or_default();
-                errs.push(FieldError::invalid(
-                    spec_path.child("clusterIPs").index(0),
-                    first,
-                    format!("may not be set to 'None' for {ty} services"),
-                ));
-            }
+        "LoadBalancer" | "NodePort" if headless => {
+            let first = cluster_ips.first().cloned().unwrap_or_default();
+            errs.push(FieldError::invalid(
+                spec_path.child("clusterIPs").index(0),
+                first,
+                format!("may not be set to 'None' for {ty} services"),
+            ));
         }
         "ExternalName" => {
             if !cluster_ips.is_empty() {

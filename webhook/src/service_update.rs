@@ -106,7 +106,9 @@ fn validate_upgrade_downgrade_ip_families(old: &Service, new: &Service) -> Vec<F
             }
         }
     } else if o.len() > n.len() {
-        if n.is_empty() {
+        // Upstream tests `clusterIPs` here, not `ipFamilies`: a client that omits the
+        // families but keeps the IPs is not downgrading.
+        if cluster_ips(new).is_empty() {
             errs.push(FieldError::invalid(
                 path.index(0),
                 families_value(&n),
