@@ -447,7 +447,7 @@ async fn create_object(
         ));
     }
     metadata::prepare_create(&mut obj, strategy::tracks_generation(info));
-    strategy::prepare_create(info, &mut obj);
+    let defaulting_warnings = strategy::prepare_create(info, &mut obj);
     if !opts.applied {
         crate::managed_fields::record(
             None,
@@ -470,7 +470,10 @@ async fn create_object(
             Default::default()
         };
         let mut warnings = match strategy::validate(state, info, &obj, None) {
-            Ok(w) => w,
+            Ok(mut w) => {
+                w.splice(0..0, defaulting_warnings.iter().cloned());
+                w
+            }
             Err(e) => {
                 reservation.rollback(&state.services);
                 return Err(e);
@@ -583,7 +586,7 @@ async fn update_object(
     let status_only = rr.subresource.as_deref() == Some("status");
     strategy::merge_subresource(info, &mut obj, &old, status_only);
     metadata::prepare_update(&mut obj, &old, strategy::tracks_generation(info));
-    strategy::prepare_update(info, &mut obj, &old);
+    let defaulting_warnings = strategy::prepare_update(info, &mut obj, &old, status_only);
     if !opts.applied {
         crate::managed_fields::record(
             Some(&old),
@@ -602,7 +605,10 @@ async fn update_object(
         Default::default()
     };
     let mut warnings = match strategy::validate(state, info, &obj, Some(&old)) {
-        Ok(w) => w,
+        Ok(mut w) => {
+            w.splice(0..0, defaulting_warnings);
+            w
+        }
         Err(e) => {
             reservation.rollback(&state.services);
             return Err(e);

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::{Endpoints, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
 
@@ -36,8 +38,33 @@ pub fn tracks_generation(info: &ResourceInfo) -> bool {
         || is(info, "apiextensions.k8s.io", "customresourcedefinitions")
 }
 
-/// Resource-specific preparation of a new object (upstream `PrepareForCreate`).
-pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
+/// Runs a typed mutation on a JSON object; objects that do not decode are left unchanged
+/// (their type errors are reported by [`check_unknown_fields`] or validation).
+fn typed<T: DeserializeOwned + Serialize, R: Default>(
+    obj: &mut Value,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    let Ok(mut typed) = serde_json::from_value::<T>(obj.clone()) else {
+        return R::default();
+    };
+    let out = f(&mut typed);
+    if let Ok(v) = serde_json::to_value(&typed) {
+        *obj = v;
+    }
+    out
+}
+
+/// Resource-specific preparation of a new object: defaulting (the webhook crate's defaulters,
+/// the one source of truth) and upstream `PrepareForCreate`. Returns defaulting warnings.
+pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if is(info, "", "services") {
+        warnings = typed(obj, |svc: &mut Service| {
+            let w = svcplane_webhook::default_service(svc);
+            svcplane_webhook::defaults::prepare_service_create(svc);
+            w
+        });
+    }
     if is(info, "", "pods") {
         obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
         default_pod_spec(obj);
@@ -63,18 +90,39 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) {
             m.remove("status");
         }
     }
-    default_protocols(info, obj);
+    default_non_service(info, obj);
+    warnings
 }
 
-/// Resource-specific preparation of an updated object (upstream `PrepareForUpdate`).
-pub fn prepare_update(info: &ResourceInfo, obj: &mut Value, _old: &Value) {
+/// Resource-specific preparation of an updated object: defaulting and upstream
+/// `PrepareForUpdate`. Returns defaulting warnings. Status writes are not defaulted.
+pub fn prepare_update(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    old: &Value,
+    status_only: bool,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if status_only {
+        return warnings;
+    }
+    if is(info, "", "services") {
+        if let Ok(old_svc) = serde_json::from_value::<Service>(old.clone()) {
+            warnings = typed(obj, |svc: &mut Service| {
+                let w = svcplane_webhook::default_service(svc);
+                svcplane_webhook::defaults::prepare_service_update(svc, &old_svc);
+                w
+            });
+        }
+    }
     if is(info, "", "namespaces") {
         label_namespace(obj);
     }
     if is(info, "", "pods") {
         default_pod_spec(obj);
     }
-    default_protocols(info, obj);
+    default_non_service(info, obj);
+    warnings
 }
 
 /// Upstream sets `kubernetes.io/metadata.name` on every namespace.
@@ -118,28 +166,12 @@ fn default_pod_spec(obj: &mut Value) {
     }
 }
 
-/// Port protocols default to TCP on EndpointSlices and Endpoints (upstream defaulters).
-fn default_protocols(info: &ResourceInfo, obj: &mut Value) {
+/// EndpointSlice and Endpoints defaulting (port protocol TCP), from the webhook crate.
+fn default_non_service(info: &ResourceInfo, obj: &mut Value) {
     if is(info, "discovery.k8s.io", "endpointslices") {
-        if let Some(ports) = obj["ports"].as_array_mut() {
-            for p in ports {
-                if p.is_object() && p["protocol"].is_null() {
-                    p["protocol"] = json!("TCP");
-                }
-            }
-        }
+        typed(obj, svcplane_webhook::default_endpoint_slice);
     } else if is(info, "", "endpoints") {
-        if let Some(subsets) = obj["subsets"].as_array_mut() {
-            for s in subsets {
-                if let Some(ports) = s["ports"].as_array_mut() {
-                    for p in ports {
-                        if p.is_object() && p["protocol"].is_null() {
-                            p["protocol"] = json!("TCP");
-                        }
-                    }
-                }
-            }
-        }
+        typed(obj, svcplane_webhook::default_endpoints);
     }
 }
 
@@ -179,15 +211,86 @@ pub fn merge_subresource(info: &ResourceInfo, new: &mut Value, old: &Value, stat
     }
 }
 
-/// Validates a create (`old` = None) or update: object metadata for every kind, and the
-/// Service/EndpointSlice/Endpoints rules of the validation library for those kinds.
-/// Returns warnings; errors are a 422 with one cause per field.
+/// Validates a create (`old` = None) or update: Services, EndpointSlices and Endpoints with the
+/// webhook crate's rules (the same code the webhook and `svcplane validate` run); object
+/// metadata names for every other kind. Returns warnings; errors are a 422 with one cause per
+/// field, kind = the object Kind, as upstream.
 pub fn validate(
     _state: &AppState,
     info: &ResourceInfo,
     obj: &Value,
     old: Option<&Value>,
 ) -> Result<Vec<String>, ApiError> {
+    use svcplane_webhook::service::Phase;
+    let name = crate::metadata::name(obj).to_string();
+    let (errors, warnings) = if is(info, "", "services") {
+        let svc: Service = decode(info, obj)?;
+        let errs = match old {
+            None => svcplane_webhook::validate_service(&svc, Phase::Storage),
+            Some(old) => {
+                svcplane_webhook::validate_service_update(&svc, &decode(info, old)?, Phase::Storage)
+            }
+        };
+        (errs, svcplane_webhook::warnings_for_service(&svc))
+    } else if is(info, "discovery.k8s.io", "endpointslices") {
+        let slice: EndpointSlice = decode(info, obj)?;
+        let errs = match old {
+            None => svcplane_webhook::validate_endpoint_slice(&slice),
+            Some(old) => {
+                svcplane_webhook::validate_endpoint_slice_update(&slice, &decode(info, old)?)
+            }
+        };
+        (errs, svcplane_webhook::warnings_for_endpoint_slice(&slice))
+    } else if is(info, "", "endpoints") {
+        let ep: Endpoints = decode(info, obj)?;
+        let errs = match old {
+            None => svcplane_webhook::validate_endpoints(&ep),
+            Some(old) => svcplane_webhook::validate_endpoints_update(&ep, &decode(info, old)?),
+        };
+        (errs, svcplane_webhook::warnings_for_endpoints(&ep))
+    } else {
+        return validate_generic(info, obj, old).map(|()| Vec::new());
+    };
+    if errors.is_empty() {
+        return Ok(warnings);
+    }
+    Err(invalid_from_field_errors(info, &name, &errors))
+}
+
+/// A 422 from field errors, with upstream's message and one cause per error.
+pub fn invalid_from_field_errors(
+    info: &ResourceInfo,
+    name: &str,
+    errors: &[svcplane_webhook::FieldError],
+) -> ApiError {
+    let causes = errors
+        .iter()
+        .map(|e| Cause {
+            reason: e.kind.reason().to_string(),
+            message: e.body(),
+            field: e.field.clone(),
+        })
+        .collect();
+    ApiError::invalid(
+        &info.group,
+        &info.kind,
+        name,
+        svcplane_webhook::invalid_message(&info.kind, name, errors),
+        causes,
+    )
+}
+
+fn decode<T: DeserializeOwned>(info: &ResourceInfo, obj: &Value) -> Result<T, ApiError> {
+    serde_json::from_value(obj.clone()).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version {:?} cannot be handled as a {}: {e}",
+            info.kind, info.version, info.kind
+        ))
+    })
+}
+
+/// Name rules for kinds without their own validation.
+fn validate_generic(info: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
     let mut causes = Vec::new();
     let name = crate::metadata::name(obj);
     if let Some(msg) = name_problem(info, name) {
@@ -207,7 +310,7 @@ pub fn validate(
         }
     }
     if causes.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let list: Vec<String> = causes
         .iter()
