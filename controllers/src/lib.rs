@@ -31,3 +31,7 @@ pub mod tracker;
 
 pub use config::{ControllerConfig, ControllerKind};
 pub use manager::{run_controllers, ControllerManager};
+pub mod cli;
+pub mod leader_election;
+
+pub use cli::{run, run_with_leader_election, ControllerManagerArgs};
