@@ -479,7 +479,8 @@ async fn create_object(
                 return Err(e);
             }
         };
-        match admission::call_webhooks(state, info, "CREATE", &obj, None, opts.dry_run).await {
+        match admission::call_webhooks(state, info, None, "CREATE", &obj, None, opts.dry_run).await
+        {
             Ok(w) => warnings.extend(w),
             Err(e) => {
                 reservation.rollback(&state.services);
@@ -614,7 +615,17 @@ async fn update_object(
             return Err(e);
         }
     };
-    match admission::call_webhooks(state, info, "UPDATE", &obj, Some(&old), opts.dry_run).await {
+    match admission::call_webhooks(
+        state,
+        info,
+        rr.subresource.as_deref(),
+        "UPDATE",
+        &obj,
+        Some(&old),
+        opts.dry_run,
+    )
+    .await
+    {
         Ok(w) => warnings.extend(w),
         Err(e) => {
             reservation.rollback(&state.services);
@@ -896,6 +907,7 @@ pub async fn delete_object(
         admission::call_webhooks(
             state,
             info,
+            None,
             "DELETE",
             &Value::Null,
             Some(&current.value()),

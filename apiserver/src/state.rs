@@ -76,8 +76,8 @@ pub struct AppState {
     pub persist_wakeup: Notify,
     /// ClusterIP and NodePort allocation for Services.
     pub services: ServiceAllocations,
-    /// HTTP client for calling admission webhooks.
-    pub webhook_client: reqwest::Client,
+    /// HTTP clients for calling admission webhooks.
+    pub webhook_clients: crate::admission::WebhookClients,
 }
 
 impl AppState {
@@ -102,7 +102,7 @@ impl AppState {
             gc_wakeup: Notify::new(),
             persist_wakeup: Notify::new(),
             services,
-            webhook_client: reqwest::Client::new(),
+            webhook_clients: Default::default(),
             config,
         }))
     }
