@@ -33,6 +33,9 @@ pub struct DevArgs {
     /// Service ClusterIP range(s), as kube-apiserver's flag: one CIDR, or two comma-separated.
     #[arg(long, default_value = svcplane_apiserver::state::DEFAULT_SERVICE_CLUSTER_IP_RANGE)]
     pub service_cluster_ip_range: String,
+    /// Directory for generated files (webhook certificates).
+    #[arg(long, default_value = ".svcplane-dev")]
+    pub work_dir: PathBuf,
     /// NodePort range, as kube-apiserver's flag.
     #[arg(long, default_value = svcplane_apiserver::state::DEFAULT_SERVICE_NODE_PORT_RANGE)]
     pub service_node_port_range: String,
@@ -109,16 +112,27 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
             args.kubeconfig_out.display()
         )
     })?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let webhook_url = crate::dev_components::start_webhook(&state, &args.work_dir, stop_rx.clone())
+        .await
+        .context("starting the validating admission webhook")?;
+    let controllers = crate::dev_components::start_controllers(&server, stop_rx.clone())
+        .await
+        .context("starting the controllers")?;
     println!("svcplane dev: API server listening on {}", server.url);
     println!(
         "  kubectl --kubeconfig {} get nodes,pods,services,endpointslices",
         args.kubeconfig_out.display()
     );
+    println!("  admission webhook: {webhook_url}");
+    println!("  controllers: endpointslice, endpointslicemirroring, endpoints");
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
     println!("svcplane dev: shutting down");
+    let _ = stop_tx.send(true);
+    let _ = controllers.await;
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

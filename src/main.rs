@@ -1,7 +1,11 @@
 //! `svcplane`: the Kubernetes Service networking control plane.
 
 mod dev;
+mod dev_components;
 mod logging;
+mod node_agent;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -20,11 +24,24 @@ struct Cli {
 enum Command {
     /// Run the whole system on an embedded API server, with example objects, for kubectl.
     Dev(dev::DevArgs),
+    /// Run the EndpointSlice, EndpointSlice mirroring and Endpoints controllers against a cluster.
+    ControllerManager(svcplane_controllers::ControllerManagerArgs),
+    /// Serve the validating admission webhook for Services, EndpointSlices and Endpoints.
+    Webhook(svcplane_webhook::WebhookArgs),
+    /// Program node-local Service forwarding (IPVS, nftables) on this node.
+    NodeAgent(node_agent::NodeAgentArgs),
+    /// Validate Service, EndpointSlice and Endpoints manifests offline, as the API server would.
+    Validate(svcplane_webhook::ValidateArgs),
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
+    if let Command::Validate(args) = &cli.command {
+        // Offline and synchronous: 0 all allowed, 1 any rejected, 2 unreadable input.
+        let code = svcplane_webhook::run_validate(args, &mut std::io::stdout());
+        return ExitCode::from(code);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -32,19 +49,29 @@ fn main() -> std::process::ExitCode {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
-            return std::process::ExitCode::from(1);
+            return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(async {
+    let result: anyhow::Result<ExitCode> = runtime.block_on(async {
         match cli.command {
             Command::Dev(args) => dev::run(args).await,
+            Command::ControllerManager(args) => {
+                svcplane_controllers::run(args).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Webhook(args) => {
+                svcplane_webhook::run(args).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::NodeAgent(args) => node_agent::run(args).await,
+            Command::Validate(_) => unreachable!("handled above"),
         }
     });
     match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            std::process::ExitCode::from(1)
+            ExitCode::from(1)
         }
     }
 }

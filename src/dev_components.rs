@@ -1,0 +1,116 @@
+//! The in-process components `svcplane dev` runs next to the embedded API server: the
+//! validating admission webhook (over real TLS, registered through a
+//! ValidatingWebhookConfiguration like in a cluster) and the controllers (over a real client).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use serde_json::json;
+use tokio::sync::watch;
+
+use svcplane_apiserver::state::AppState;
+use svcplane_apiserver::RunningServer;
+
+/// Name of the webhook configuration `svcplane dev` registers.
+pub const WEBHOOK_CONFIGURATION: &str = "svcplane-validation";
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Generates certificates, starts the webhook on a loopback port and registers it.
+/// Returns the webhook URL.
+pub async fn start_webhook(
+    state: &Arc<AppState>,
+    work_dir: &Path,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<String> {
+    let dir = work_dir.join("webhook-certs");
+    let certs = svcplane_webhook::generate_certs(&dir, &["localhost".into(), "127.0.0.1".into()])
+        .with_context(|| format!("generating webhook certificates in {}", dir.display()))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the webhook listener")?;
+    let addr = listener.local_addr()?;
+    let tls = svcplane_webhook::TlsFiles {
+        cert: certs.cert.clone(),
+        key: certs.key.clone(),
+        reload_interval: std::time::Duration::from_secs(10),
+    };
+    let options = svcplane_webhook::ServeOptions::new()?;
+    tokio::spawn(async move {
+        if let Err(err) = svcplane_webhook::serve(listener, tls, options, stopped(stop)).await {
+            tracing::error!(%err, "webhook server stopped");
+        }
+    });
+    let url = format!("https://{addr}/validate");
+    let ca = std::fs::read(&certs.ca_cert).context("reading the webhook CA")?;
+    let config = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": WEBHOOK_CONFIGURATION},
+        "webhooks": [{
+            "name": "services.svcplane.dev",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 5,
+            "clientConfig": {
+                "url": url,
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca),
+            },
+            "rules": [
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["services", "endpoints"]},
+                {"apiGroups": ["discovery.k8s.io"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["endpointslices"]},
+            ],
+        }],
+    });
+    let info = state
+        .registry
+        .get(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+        )
+        .expect("built-in resource");
+    let key = info.key();
+    if let Some(existing) = state.store.get(&key, "", WEBHOOK_CONFIGURATION) {
+        // A state file from an earlier run holds an old port and CA: replace it.
+        let _ = svcplane_apiserver::handlers::delete_object(
+            state,
+            &info,
+            "",
+            &existing.name,
+            &Default::default(),
+        )
+        .await;
+    }
+    svcplane_apiserver::handlers::create_internal(state, &info, config)
+        .await
+        .map_err(|e| anyhow::anyhow!("registering the webhook: {}", e.message))?;
+    Ok(url)
+}
+
+/// Starts the controllers against the server over a real client.
+pub async fn start_controllers(
+    server: &RunningServer,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&server.kubeconfig())?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    let client = kube::Client::try_from(config)?;
+    let controller_config = svcplane_controllers::ControllerConfig::default();
+    Ok(tokio::spawn(async move {
+        if let Err(err) =
+            svcplane_controllers::run_controllers(client, controller_config, stopped(stop)).await
+        {
+            tracing::error!(%err, "controllers stopped");
+        }
+    }))
+}
