@@ -31,3 +31,37 @@ pub use ip_families::{init_ip_family_fields, ClusterFamilies};
 pub use object::{validate_object, DecodeError, Kind};
 pub use service::{validate_service, warnings_for_service, Phase};
 pub use service_update::validate_service_update;
+
+pub mod admission;
+pub mod certs;
+pub mod metrics;
+pub mod server;
+pub mod tls;
+pub mod validate_cmd;
+pub mod webhook_cmd;
+
+pub use certs::{generate_certs, GeneratedCerts};
+pub use server::{serve, serve_plain, ServeOptions};
+pub use tls::TlsFiles;
+pub use validate_cmd::{run_validate, ValidateArgs};
+pub use webhook_cmd::{run, WebhookArgs};
+
+/// Errors of the webhook crate (variant names are stable: they appear in logs).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{0}: {1}")]
+    Io(String, String),
+    /// TLS configuration failed (bad certificate or key).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Certificate generation failed.
+    #[error("generating certificates: {0}")]
+    CertGeneration(String),
+    /// Metrics registration failed.
+    #[error("metrics: {0}")]
+    Metrics(String),
+    /// Bad command-line arguments.
+    #[error("{0}")]
+    Args(String),
+}

@@ -1,0 +1,189 @@
+//! The validating admission webhook server: axum over TLS (rustls, ring) with
+//! `POST /validate`, `/healthz`, `/readyz` and `/metrics`.
+//!
+//! One path serves every kind: the handler dispatches on `request.kind`.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{BoxError, Json, Router};
+use bytes::Bytes;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admission::{review, review_error_body};
+use crate::metrics::WebhookMetrics;
+use crate::tls::{server_config, ReloadingCert, TlsFiles};
+use crate::Error;
+
+/// Largest AdmissionReview body accepted (3 MiB, like kube-apiserver's request limit for
+/// webhook payloads); larger bodies get HTTP 413.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// Time allowed for a TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options shared by the TLS and plain-HTTP servers.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Per-request timeout (reading the body and answering); on expiry HTTP 408.
+    pub request_timeout: Duration,
+    /// Metrics to record into and expose on `/metrics`.
+    pub metrics: WebhookMetrics,
+}
+
+impl ServeOptions {
+    /// Defaults: 10 s per request, fresh metrics.
+    pub fn new() -> Result<Self, Error> {
+        Ok(ServeOptions {
+            request_timeout: Duration::from_secs(10),
+            metrics: WebhookMetrics::new().map_err(|e| Error::Metrics(e.to_string()))?,
+        })
+    }
+}
+
+async fn validate(State(metrics): State<WebhookMetrics>, body: Bytes) -> Response {
+    let start = Instant::now();
+    match review(&body) {
+        Ok(out) => {
+            metrics.observe(
+                &out.kind,
+                &out.operation,
+                out.allowed,
+                start.elapsed().as_secs_f64(),
+            );
+            tracing::debug!(kind = %out.kind, operation = %out.operation, allowed = out.allowed, "review answered");
+            Json(out.body).into_response()
+        }
+        Err(e) => {
+            metrics.observe("", "", false, start.elapsed().as_secs_f64());
+            tracing::info!(error = %e, "bad AdmissionReview");
+            (StatusCode::BAD_REQUEST, Json(review_error_body(&e))).into_response()
+        }
+    }
+}
+
+async fn metrics_handler(State(metrics): State<WebhookMetrics>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+async fn handle_timeout(err: BoxError) -> (StatusCode, String) {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        (StatusCode::REQUEST_TIMEOUT, "request timed out".into())
+    } else {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: {err}"),
+        )
+    }
+}
+
+/// The webhook's routes with body limit and per-request timeout.
+pub fn router(options: &ServeOptions) -> Router {
+    Router::new()
+        .route("/validate", post(validate))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics_handler))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(handle_timeout))
+                .timeout(options.request_timeout),
+        )
+        .with_state(options.metrics.clone())
+}
+
+/// Serve the webhook over TLS on `listener` until `shutdown` completes. The certificate is
+/// re-read when its files change (checked every `tls.reload_interval`).
+pub async fn serve(
+    listener: TcpListener,
+    tls: TlsFiles,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    let resolver = ReloadingCert::new(tls)?;
+    let watcher = resolver.spawn_watcher();
+    let acceptor = TlsAcceptor::from(server_config(resolver)?);
+    let app = router(&options);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let acceptor = acceptor.clone();
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    serve_connection(TokioIo::new(stream), app).await;
+                });
+            }
+        }
+    }
+    watcher.abort();
+    Ok(())
+}
+
+async fn serve_connection<I>(io: I, app: Router)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    if let Err(e) = builder
+        .serve_connection(io, TowerToHyperService::new(app))
+        .await
+    {
+        tracing::debug!(error = %e, "connection ended with error");
+    }
+}
+
+/// Serve the same routes over plain HTTP (metrics endpoint, benchmarks' baseline, tests).
+pub async fn serve_plain(
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let app = router(&options);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::Io("listener".into(), e.to_string()))
+}

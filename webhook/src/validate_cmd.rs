@@ -1,0 +1,161 @@
+//! `svcplane validate -f FILE|-`: check multi-document YAML/JSON offline with the same
+//! defaulting and validation as the API server and the webhook.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::object::{kind_of, validate_object, DecodeError};
+
+/// Exit status: every object allowed.
+pub const EXIT_ALLOWED: u8 = 0;
+/// Exit status: at least one object rejected.
+pub const EXIT_REJECTED: u8 = 1;
+/// Exit status: the input could not be read or parsed.
+pub const EXIT_UNREADABLE: u8 = 2;
+
+/// Command-line arguments of `svcplane validate`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ValidateArgs {
+    /// File with one or more YAML or JSON documents; `-` reads standard input.
+    #[arg(short = 'f', long = "filename")]
+    pub file: PathBuf,
+}
+
+/// Run `svcplane validate`: print each object's verdict, errors and warnings to `out` and
+/// return the exit status (0 allowed, 1 rejected, 2 unreadable input).
+pub fn run_validate(args: &ValidateArgs, out: &mut dyn Write) -> u8 {
+    let mut text = String::new();
+    let read = if args.file.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::read_to_string(&args.file).map(|t| text = t)
+    };
+    if let Err(e) = read {
+        let _ = writeln!(out, "error: cannot read {}: {e}", args.file.display());
+        return EXIT_UNREADABLE;
+    }
+    validate_documents(&text, out)
+}
+
+/// Split a YAML (or JSON) stream into objects, expanding `kind: List`.
+pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
+    let mut docs = Vec::new();
+    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let y: serde_yaml::Value =
+            serde::Deserialize::deserialize(de).map_err(|e| format!("document {}: {e}", i + 1))?;
+        let v: Value = serde_json::to_value(&y).map_err(|e| format!("document {}: {e}", i + 1))?;
+        match v {
+            Value::Null => {}
+            Value::Object(ref m) if m.get("kind").and_then(Value::as_str) == Some("List") => {
+                if let Some(Value::Array(items)) = m.get("items") {
+                    docs.extend(items.iter().cloned());
+                }
+            }
+            other => docs.push(other),
+        }
+    }
+    Ok(docs)
+}
+
+fn describe(obj: &Value) -> String {
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("<no kind>");
+    let ns = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .or_else(|| {
+            obj.pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+                .map(|g| format!("{g}*"))
+        })
+        .unwrap_or_else(|| "<no name>".into());
+    format!("{kind} {ns}/{name}")
+}
+
+/// Fill what `kubectl` and the API server fill before validation: the namespace
+/// (`default`) and a generated name for `generateName`.
+fn complete(obj: &mut Value) {
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if meta
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
+        meta.insert("namespace".into(), Value::from("default"));
+    }
+    let name_empty = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty();
+    if name_empty {
+        if let Some(g) = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|g| !g.is_empty())
+        {
+            let generated = format!("{g}x0000");
+            meta.insert("name".into(), Value::from(generated));
+        }
+    }
+}
+
+/// Validate every document of `text`, printing verdicts; returns the exit status.
+pub fn validate_documents(text: &str, out: &mut dyn Write) -> u8 {
+    let docs = match parse_documents(text) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = writeln!(out, "error: unreadable input: {e}");
+            return EXIT_UNREADABLE;
+        }
+    };
+    let mut status = EXIT_ALLOWED;
+    for mut obj in docs {
+        let label = describe(&obj);
+        if let Err(
+            e @ (DecodeError::UnknownKind { .. }
+            | DecodeError::MissingTypeMeta
+            | DecodeError::NotAnObject(_)),
+        ) = kind_of(&obj)
+        {
+            let _ = writeln!(out, "{label}: skipped ({e})");
+            continue;
+        }
+        complete(&mut obj);
+        match validate_object(&obj, None) {
+            Err(e) => {
+                status = EXIT_REJECTED;
+                let _ = writeln!(out, "{label}: rejected");
+                let _ = writeln!(out, "  error: {e}");
+            }
+            Ok(v) => {
+                if v.allowed() {
+                    let _ = writeln!(out, "{label}: allowed");
+                } else {
+                    status = EXIT_REJECTED;
+                    let _ = writeln!(out, "{label}: rejected");
+                }
+                for e in &v.errors {
+                    let _ = writeln!(out, "  error: {e}");
+                }
+                for w in &v.warnings {
+                    let _ = writeln!(out, "  warning: {w}");
+                }
+            }
+        }
+    }
+    status
+}

@@ -1,0 +1,137 @@
+//! `svcplane webhook`: run the validating admission webhook server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::certs::generate_certs;
+use crate::server::{serve, serve_plain, ServeOptions};
+use crate::tls::TlsFiles;
+use crate::Error;
+
+/// Parse durations like `500ms`, `10s`, `2m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("invalid duration unit in {s:?} (use ms, s or m)")),
+    }
+}
+
+/// Command-line arguments of `svcplane webhook`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WebhookArgs {
+    /// Address to serve HTTPS on.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// PEM serving certificate (default: DIR/tls.crt with --generate-certs).
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM serving key (default: DIR/tls.key with --generate-certs).
+    #[arg(long)]
+    pub tls_key_file: Option<PathBuf>,
+    /// Write a CA and a CA-signed serving certificate (ca.crt, tls.crt, tls.key) into DIR
+    /// unless tls.crt already exists there.
+    #[arg(long, value_name = "DIR")]
+    pub generate_certs: Option<PathBuf>,
+    /// DNS names (and IPs) for the generated serving certificate.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1,svcplane-webhook,svcplane-webhook.svcplane-system.svc"
+    )]
+    pub cert_dns_names: Vec<String>,
+    /// Generate certificates and exit (for a Helm pre-install job).
+    #[arg(long)]
+    pub generate_only: bool,
+    /// How often to check the certificate files for changes.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub cert_reload_interval: Duration,
+    /// Per-request timeout.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Also serve the routes (including /metrics) over plain HTTP on this address.
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Resolve the certificate files from the arguments, generating them if asked.
+pub fn prepare_tls(args: &WebhookArgs) -> Result<TlsFiles, Error> {
+    if let Some(dir) = &args.generate_certs {
+        if !dir.join("tls.crt").exists() {
+            let out = generate_certs(dir, &args.cert_dns_names)?;
+            tracing::info!(ca = %out.ca_cert.display(), "generated webhook certificates");
+        }
+    }
+    let dir = args.generate_certs.clone();
+    let cert = args
+        .tls_cert_file
+        .clone()
+        .or_else(|| dir.as_ref().map(|d| d.join("tls.crt")))
+        .ok_or_else(|| Error::Args("--tls-cert-file or --generate-certs DIR is required".into()))?;
+    let key = args
+        .tls_key_file
+        .clone()
+        .or_else(|| dir.as_ref().map(|d| d.join("tls.key")))
+        .ok_or_else(|| Error::Args("--tls-key-file or --generate-certs DIR is required".into()))?;
+    Ok(TlsFiles {
+        cert,
+        key,
+        reload_interval: args.cert_reload_interval,
+    })
+}
+
+/// Run `svcplane webhook` until Ctrl-C.
+pub async fn run(args: WebhookArgs) -> Result<(), Error> {
+    let tls = prepare_tls(&args)?;
+    if args.generate_only {
+        return Ok(());
+    }
+    let mut options = ServeOptions::new()?;
+    options.request_timeout = args.request_timeout;
+    let io = |e: std::io::Error| Error::Io(args.listen.to_string(), e.to_string());
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(io)?;
+    tracing::info!(listen = %args.listen, "webhook serving HTTPS");
+    if let Some(addr) = args.metrics_listen {
+        let plain = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Io(addr.to_string(), e.to_string()))?;
+        let opts = options.clone();
+        tokio::spawn(async move {
+            let stop = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            if let Err(e) = serve_plain(plain, opts, stop).await {
+                tracing::warn!(error = %e, "plain HTTP listener stopped");
+            }
+        });
+    }
+    serve(listener, tls, options, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+}
