@@ -1,0 +1,375 @@
+//! EndpointSlice controller behaviour through the embedded API server.
+
+mod controllers_support;
+
+use std::time::Duration;
+
+use controllers_support::*;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use svcplane_tests::Fixture;
+
+const T: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn slices_hold_at_most_100_endpoints() {
+    let fx = Fixture::start().await;
+    let c = &fx.client;
+    create_nodes(c, 3).await;
+    create_service(c, &service("web", IntOrString::Int(8080))).await;
+    create_pods(c, "web", 0..250, 1, 3, true).await;
+    let running = start_controllers(&fx, test_config()).await;
+    eventually(T, "250 endpoints in slices", || async {
+        endpoint_count(&our_slices(c, "web").await) == 250
+    })
+    .await;
+    let slices = our_slices(c, "web").await;
+    let mut sizes: Vec<usize> = slices.iter().map(|s| s.endpoints.len()).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, vec![50, 100, 100]);
+    check_service(c, "web", 100).await.unwrap();
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn slice_metadata_matches_kube_controller_manager() {
+    let fx = Fixture::start().await;
+    let c = &fx.client;
+    create_nodes(c, 1).await;
+    let mut svc = service("web", IntOrString::Int(8080));
+    svc.metadata.labels = Some([("team".to_string(), "blue".to_string())].into());
+    let svc = create_service(c, &svc).await;
+    create_pods(c, "web", 0..1, 1, 1, true).await;
+    let running = start_controllers(&fx, test_config()).await;
+    eventually(T, "one endpoint", || async {
+        endpoint_count(&our_slices(c, "web").await) == 1
+    })
+    .await;
+    let s = our_slices(c, "web").await.remove(0);
+    assert_eq!(s.metadata.generate_name.as_deref(), Some("web-"));
+    assert!(s.metadata.name.as_deref().unwrap().starts_with("web-"));
+    let labels = s.metadata.labels.clone().unwrap();
+    let keys: Vec<&str> = labels.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "endpointslice.kubernetes.io/managed-by",
+            "kubernetes.io/service-name",
+            "team"
+        ]
+    );
+    let owner = &s.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (
+            owner.api_version.as_str(),
+            owner.kind.as_str(),
+            owner.controller,
+            owner.block_owner_deletion
+        ),
+        ("v1", "Service", Some(true), Some(true))
+    );
+    assert_eq!(Some(&owner.uid), svc.metadata.uid.as_ref());
+    assert!(s
+        .metadata
+        .annotations
+        .unwrap()
+        .contains_key("endpoints.kubernetes.io/last-change-trigger-time"));
+    let ep = &s.endpoints[0];
+    let cond = ep.conditions.clone().unwrap();
+    assert_eq!(
+        (cond.ready, cond.serving, cond.terminating),
+        (Some(true), Some(true), Some(false))
+    );
+    assert_eq!(ep.node_name.as_deref(), Some("node-0"));
+    assert_eq!(ep.zone.as_deref(), Some("zone-a"));
+    let target = ep.target_ref.clone().unwrap();
+    assert_eq!(
+        (target.kind.as_deref(), target.name.as_deref()),
+        (Some("Pod"), Some("web-0"))
+    );
+    assert!(target.uid.is_some());
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn placeholder_slice_for_no_endpoints() {
+    let fx = Fixture::start().await;
+    let c = &fx.client;
+    create_service(c, &service("empty", IntOrString::Int(8080))).await;
+    let running = start_controllers(&fx, test_config()).await;
+    eventually(T, "placeholder slice", || async {
+        our_slices(c, "empty").await.len() == 1
+    })
+    .await;
+    let s = our_slices(c, "empty").await.remove(0);
+    assert!(s.endpoints.is_empty());
+    assert!(s.ports.unwrap_or_default().is_empty());
+    // It stays the only write: no churn while nothing changes.
+    let before = fx.write_count("endpointslices");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fx.write_count("endpointslices"), before);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn named_target_port_splits_slices() {
+    let fx = Fixture::start().await;
+    let c = &fx.client;
+    create_nodes(c, 1).await;
+    create_service(c, &service("named", IntOrString::String("http".into()))).await;
+    create_pod(c, "named", "a", "node-0", 8080, &[pod_ip(1, 1)], true).await;
+    create_pod(c, "named", "b", "node-0", 8080, &[pod_ip(1, 2)], true).await;
+    create_pod(c, "named", "c", "node-0", 9090, &[pod_ip(1, 3)], true).await;
+    let running = start_controllers(&fx, test_config()).await;
+    eventually(T, "two slices", || async {
+        endpoint_count(&our_slices(c, "named").await) == 3
+    })
+    .await;
+    let mut by_port: Vec<(i32, usize)> = our_slices(c, "named")
+        .await
+        .iter()
+        .map(|s| {
+            (
+                s.ports.as_ref().unwrap()[0].port.unwrap(),
+                s.endpoints.len(),
+            )
+        })
+        .collect();
+    by_port.sort();
+    assert_eq!(by_port, vec![(8080, 2), (9090, 1)]);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn dual_stack_gets_two_address_types() {
+    let fx = Fixture::start_with(svcplane_apiserver::Config {
+        service_cluster_ip_range: "10.96.0.0/16,fd00:10:96::/112".into(),
+        ..Default::default()
+    })
+    .await;
+    let c = &fx.client;
+    create_nodes(c, 1).await;
+    let mut svc = service("ds", IntOrString::Int(8080));
+    svc.spec.as_mut().unwrap().ip_family_policy = Some("RequireDualStack".into());
+    create_service(c, &svc).await;
+    create_pod(
+        c,
+        "ds",
+        "p",
+        "node-0",
+        8080,
+        &["10.1.0.1".into(), "fd00:1::1".into()],
+        true,
+    )
+    .await;
+    let running = start_controllers(&fx, test_config()).await;
+    eventually(T, "IPv4 and IPv6 slices", || async {
+        let slices = our_slices(c, "ds").await;
+        slices.len() == 2 && endpoint_count(&slices) == 2
+    })
+    .await;
+    let mut got: Vec<(String, String)> = our_slices(c, "ds")
+        .await
+        .iter()
+        .map(|s| (s.address_type.clone(), s.endpoints[0].addresses[0].clone()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("IPv4".into(), "10.1.0.1".into()),
+            ("IPv6".into(), "fd00:1::1".into())
+        ]
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn hand_edited_slice_is_repaired() {
+    let fx = Fixture::start().await;
+    let c = &fx.client;
+    create_nodes(c, 1).await;
+    create_service(c, &service("web", IntOrString::Int(8080))).await;
+    create_pods(c, "web", 0..5, 1, 1, true).await;
+    let running = start_controllers(&fx, test_config()).await;
+    eventually(T, "5 endpoints", || async {
+        endpoint_count(&our_slices(c, "web").await) == 5
+    })
+    .await;
+    let api: Api<EndpointSlice> = Api::namespaced(c.clone(), NS);
+    // Edit: drop two endpoints by hand.
+    let mut s = our_slices(c, "web").await.remove(0);
+    s.endpoints.truncate(3);
+    api.replace(
+        s.metadata.name.as_deref().unwrap(),
+        &PostParams::default(),
+        &s,
+    )
+    .await
+    .unwrap();
+    eventually(T, "edited slice repaired", || async {
+        endpoint_count(&our_slices(c, "web").await) == 5
+    })
+    .await;
+    // Delete: a new slice appears.
+    let name = our_slices(c, "web").await.remove(0).metadata.name.unwrap();
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    eventually(T, "deleted slice recreated", || async {
+        let slices = our_slices(c, "web").await;
+        slices.len() == 1
+            && slices[0].metadata.name.as_deref() != Some(&name)
+            && endpoint_count(&slices) == 5
+    })
+    .await;
+    check_service(c, "web", 100).await.unwrap();
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_change_reaches_slice_within_a_second() {
+    let fx = Fixture::start().await;
+    let c = &fx.client;
+    create_nodes(c, 1).await;
+    create_service(c, &service("web", IntOrString::Int(8080))).await;
+    create_pods(c, "web", 0..3, 1, 1, true).await;
+    let running = start_controllers(&fx, test_config()).await;
+    eventually(T, "3 endpoints", || async {
+        endpoint_count(&our_slices(c, "web").await) == 3
+    })
+    .await;
+    set_pod_status(c, "web-1", &[pod_ip(1, 1)], false).await;
+    let took = eventually(T, "endpoint not ready", || async {
+        slice_addresses(&our_slices(c, "web").await).contains(&(pod_ip(1, 1), false))
+    })
+    .await;
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    check_service(c, "web", 100).await.unwrap();
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn terminating_pod_is_published_as_serving_not_ready() {
+    let fx = Fixture::start().await;
+    let c = &fx.client;
+    create_nodes(c, 1).await;
+    create_service(c, &service("web", IntOrString::Int(8080))).await;
+    create_pods(c, "web", 0..2, 1, 1, true).await;
+    let running = start_controllers(&fx, test_config()).await;
+    eventually(T, "2 endpoints", || async {
+        endpoint_count(&our_slices(c, "web").await) == 2
+    })
+    .await;
+    // Graceful deletion: deletionTimestamp set, pod kept for its grace period.
+    Api::<k8s_openapi::api::core::v1::Pod>::namespaced(c.clone(), NS)
+        .delete(
+            "web-0",
+            &DeleteParams {
+                grace_period_seconds: Some(30),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    eventually(T, "terminating endpoint", || async {
+        our_slices(c, "web")
+            .await
+            .iter()
+            .flat_map(|s| s.endpoints.clone())
+            .any(|e| {
+                let cond = e.conditions.unwrap_or_default();
+                e.addresses[0] == pod_ip(1, 0)
+                    && cond.terminating == Some(true)
+                    && cond.serving == Some(true)
+                    && cond.ready == Some(false)
+            })
+    })
+    .await;
+    // The legacy Endpoints drop it entirely.
+    eventually(T, "Endpoints without terminating pod", || async {
+        endpoints_of(c, "web").await.is_some_and(|ep| {
+            let (r, nr) = endpoints_addresses(&ep);
+            r.len() == 1 && nr.is_empty()
+        })
+    })
+    .await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn prefer_close_sets_zone_hints() {
+    let fx = Fixture::start().await;
+    let c = &fx.client;
+    create_nodes(c, 3).await;
+    let mut svc = service("web", IntOrString::Int(8080));
+    svc.spec.as_mut().unwrap().traffic_distribution = Some("PreferClose".into());
+    create_service(c, &svc).await;
+    create_pods(c, "web", 0..3, 1, 3, true).await;
+    let running = start_controllers(&fx, test_config()).await;
+    eventually(T, "zone hints", || async {
+        let eps: Vec<_> = our_slices(c, "web")
+            .await
+            .into_iter()
+            .flat_map(|s| s.endpoints)
+            .collect();
+        eps.len() == 3
+            && eps.iter().all(|e| {
+                e.hints
+                    .as_ref()
+                    .and_then(|h| h.for_zones.as_ref())
+                    .is_some_and(|z| Some(&z[0].name) == e.zone.as_ref())
+            })
+    })
+    .await;
+    // Unsetting the field removes the hints.
+    Api::<Service>::namespaced(c.clone(), NS)
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"trafficDistribution": null}})),
+        )
+        .await
+        .unwrap();
+    eventually(T, "hints removed", || async {
+        our_slices(c, "web")
+            .await
+            .iter()
+            .flat_map(|s| s.endpoints.iter())
+            .all(|e| e.hints.is_none())
+    })
+    .await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn service_deletion_and_selector_removal_delete_our_slices() {
+    let fx = Fixture::start().await;
+    let c = &fx.client;
+    create_nodes(c, 1).await;
+    create_service(c, &service("a", IntOrString::Int(8080))).await;
+    create_service(c, &service("b", IntOrString::Int(8080))).await;
+    create_pods(c, "a", 0..3, 1, 1, true).await;
+    create_pods(c, "b", 0..3, 2, 1, true).await;
+    let running = start_controllers(&fx, test_config()).await;
+    eventually(T, "slices", || async {
+        endpoint_count(&our_slices(c, "a").await) == 3
+            && endpoint_count(&our_slices(c, "b").await) == 3
+    })
+    .await;
+    let svcs: Api<Service> = Api::namespaced(c.clone(), NS);
+    svcs.delete("a", &DeleteParams::default()).await.unwrap();
+    svcs.patch(
+        "b",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"selector": null}})),
+    )
+    .await
+    .unwrap();
+    eventually(T, "our slices gone", || async {
+        our_slices(c, "a").await.is_empty() && our_slices(c, "b").await.is_empty()
+    })
+    .await;
+    running.stop().await;
+}
