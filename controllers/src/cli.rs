@@ -190,20 +190,31 @@ pub async fn run_with_leader_election(
     metrics.is_leader.set(1);
     let manager = ControllerManager::new(client, config, metrics.clone())?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(manager.run(async {
+    // Run in this task (not spawned): dropping this future stops the controllers too, so an
+    // instance that dies stops acting at once.
+    let running = manager.run(async {
         let _ = stop_rx.await;
-    }));
+    });
+    tokio::pin!(running);
+    let mut finished = None;
     let outcome = tokio::select! {
         _ = &mut shutdown => Ok(()),
         lost = elector.hold() => Err(lost),
+        res = &mut running => {
+            finished = Some(res);
+            Ok(())
+        }
     };
     let _ = stop_tx.send(());
-    let joined = running.await;
+    let joined = match finished {
+        Some(res) => res,
+        None => running.await,
+    };
     metrics.is_leader.set(0);
     if outcome.is_ok() {
         elector.release().await;
     }
-    if let Ok(Err(err)) = joined {
+    if let Err(err) = joined {
         tracing::warn!(error = %err, "controllers stopped with an error");
     }
     outcome
