@@ -742,3 +742,19 @@ fn first_apply_to_unmanaged_object_conflicts_with_before_first_apply() {
     assert!(entry(&out, "before-first-apply").is_some());
     assert!(entry(&out, "m").is_some());
 }
+
+#[test]
+fn errors_map_to_upstream_http_statuses() {
+    let live = apply_as(None, &config_map(json!({"key": "x"})), "alice", false).unwrap();
+    let conflict =
+        apply_as(Some(&live), &config_map(json!({"key": "y"})), "bob", false).unwrap_err();
+    assert_eq!(conflict.http_status(), 409);
+    let bad = apply_as(None, &json!(["x"]), "m", false).unwrap_err();
+    assert_eq!(bad.http_status(), 400);
+    let dup = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "a"}, {"name": "a"}]}});
+    assert_eq!(
+        apply_as(None, &dup, "m", false).unwrap_err().http_status(),
+        422
+    );
+}

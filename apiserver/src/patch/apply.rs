@@ -95,6 +95,18 @@ pub enum ApplyError {
     ManagedFields(String),
 }
 
+impl ApplyError {
+    /// The HTTP status upstream answers with: 409 for conflicts, 400, 422, 500.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ApplyError::Conflicts(_) => 409,
+            ApplyError::BadRequest(_) => 400,
+            ApplyError::Invalid(_) => 422,
+            ApplyError::ManagedFields(_) => 500,
+        }
+    }
+}
+
 /// Upstream `getConflictMessage`.
 fn conflict_message(conflicts: &[Conflict]) -> String {
     if let [c] = conflicts {

@@ -30,3 +30,13 @@ pub enum PatchError {
     #[error("{0}")]
     Unprocessable(String),
 }
+
+impl PatchError {
+    /// The HTTP status upstream answers with: 400 or 422.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            PatchError::BadRequest(_) => 400,
+            PatchError::Unprocessable(_) => 422,
+        }
+    }
+}
