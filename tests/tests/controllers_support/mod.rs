@@ -215,7 +215,8 @@ pub async fn delete_pod(client: &Client, name: &str) {
         .expect("delete pod");
 }
 
-/// Creates `n` pods `<app>-<i>` (ready) with IPs from `pod_ip(net, i)`.
+/// Creates pods `<app>-<i>` for `i` in `range` with IPs from `pod_ip(net, i)`, 25 at a time
+/// concurrently (like a ReplicaSet controller would).
 pub async fn create_pods(
     client: &Client,
     app: &str,
@@ -224,18 +225,43 @@ pub async fn create_pods(
     nodes: usize,
     ready: bool,
 ) {
-    for i in range {
-        create_pod(
-            client,
-            app,
-            &format!("{app}-{i}"),
-            &format!("node-{}", i % nodes),
-            8080,
-            &[pod_ip(net, i)],
-            ready,
-        )
+    let all: Vec<usize> = range.collect();
+    for chunk in all.chunks(25) {
+        futures::future::join_all(chunk.iter().map(|&i| async move {
+            create_pod(
+                client,
+                app,
+                &format!("{app}-{i}"),
+                &format!("node-{}", i % nodes),
+                8080,
+                &[pod_ip(net, i)],
+                ready,
+            )
+            .await
+        }))
         .await;
     }
+}
+
+/// Deletes pods `<app>-<i>` for `i` in `range` concurrently.
+pub async fn delete_pods(client: &Client, app: &str, range: std::ops::Range<usize>) {
+    futures::future::join_all(
+        range.map(|i| async move { delete_pod(client, &format!("{app}-{i}")).await }),
+    )
+    .await;
+}
+
+/// Requests answered with `code` for a verb and resource.
+pub fn responses_with_code(fx: &Fixture, verb: &str, resource: &str, code: &str) -> u64 {
+    svcplane_tests::request_counts(&fx.server.metrics_text())
+        .into_iter()
+        .filter(|(l, _)| {
+            l.get("verb").map(String::as_str) == Some(verb)
+                && l.get("resource").map(String::as_str) == Some(resource)
+                && l.get("code").map(String::as_str) == Some(code)
+        })
+        .map(|(_, v)| v)
+        .sum()
 }
 
 /// The slices of a Service managed by `managed_by`.
