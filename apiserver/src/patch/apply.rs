@@ -430,7 +430,7 @@ pub fn apply(
     applied: &Value,
     opts: &ApplyOptions<'_>,
 ) -> Result<Value, ApplyError> {
-    let Value::Object(applied_map) = applied else {
+    let Value::Object(_) = applied else {
         return Err(ApplyError::BadRequest(
             "applied configuration must be a JSON object".into(),
         ));
@@ -481,12 +481,8 @@ pub fn apply(
     }
 
     // Merge the configuration into the live object.
-    let mut merged = merge_value(
-        schema.root(),
-        Some(live_v),
-        &Value::Object(applied_map.clone()),
-    )
-    .unwrap_or_else(|| Value::Object(Map::new()));
+    let mut merged = merge_value(schema.root(), Some(live_v), applied)
+        .unwrap_or_else(|| Value::Object(Map::new()));
 
     // The applier now owns exactly what it applied.
     let me = id(
@@ -502,7 +498,7 @@ pub fn apply(
         ManagerEntry {
             api_version: api_version.clone(),
             time: previous_time,
-            set: config_set.clone(),
+            set: config_set,
         },
     );
 
