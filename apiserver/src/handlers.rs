@@ -407,7 +407,7 @@ async fn create(
     check_type(&rr.info, &mut obj)?;
     check_namespace(&rr.info, rr.namespace.as_deref(), &mut obj)?;
     let mut warnings =
-        strategy::check_unknown_fields(&rr.info, &obj, opts.strict == FieldValidation::Strict)?;
+        strategy::check_unknown_fields(&rr.info, &mut obj, opts.strict == FieldValidation::Strict)?;
     if opts.strict == FieldValidation::Ignore {
         warnings.clear();
     }
@@ -550,7 +550,7 @@ async fn update(
         )));
     }
     let mut warnings =
-        strategy::check_unknown_fields(&rr.info, &obj, opts.strict == FieldValidation::Strict)?;
+        strategy::check_unknown_fields(&rr.info, &mut obj, opts.strict == FieldValidation::Strict)?;
     if opts.strict == FieldValidation::Ignore {
         warnings.clear();
     }
@@ -737,6 +737,19 @@ async fn patch(
         check_type(&rr.info, &mut new).map_err(|e| {
             ApiError::bad_request(format!("patch changed the object's type: {}", e.message))
         })?;
+        // Upstream checks the patched object's fields like a create's body (`fieldValidation`).
+        let mut field_warnings = if kind == PatchKind::Apply {
+            Vec::new()
+        } else {
+            strategy::check_unknown_fields(
+                &rr.info,
+                &mut new,
+                opts.strict == FieldValidation::Strict,
+            )?
+        };
+        if opts.strict == FieldValidation::Ignore {
+            field_warnings.clear();
+        }
         if metadata::name(&new) != name {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -764,7 +777,8 @@ async fn patch(
             Err(e) => return Err(e),
             Ok((json, warnings)) => {
                 let mut reply = Reply::new(json_response(200, json));
-                reply.warnings = warnings;
+                field_warnings.extend(warnings);
+                reply.warnings = field_warnings;
                 return Ok(reply);
             }
         }

@@ -389,9 +389,11 @@ fn dns1123_subdomain(s: &str) -> Option<String> {
 /// Server-side field validation for built-in types: decodes the body into the typed object and
 /// reports fields the type does not declare (upstream `fieldValidation`: Strict fails with 400,
 /// Warn returns warnings). Values of the wrong JSON type are always a 400, as upstream.
+/// Unknown fields are removed from `obj` otherwise: upstream decodes built-in objects into their
+/// Go types, so undeclared fields never reach storage.
 pub fn check_unknown_fields(
     info: &ResourceInfo,
-    obj: &Value,
+    obj: &mut Value,
     strict: bool,
 ) -> Result<Vec<String>, ApiError> {
     use k8s_openapi::api;
@@ -427,6 +429,9 @@ pub fn check_unknown_fields(
     if unknown.is_empty() {
         return Ok(Vec::new());
     }
+    if !strict {
+        prune_unknown(obj, &typed);
+    }
     if strict {
         let msg = if unknown.len() == 1 {
             format!("strict decoding error: unknown field {:?}", unknown[0])
@@ -451,6 +456,26 @@ pub fn check_unknown_fields(
 fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<Value, serde_json::Error> {
     let typed: T = serde_json::from_value(obj.clone())?;
     serde_json::to_value(typed)
+}
+
+/// Removes the fields [`unknown_paths`] reports (keys absent from the typed round trip).
+fn prune_unknown(input: &mut Value, typed: &Value) {
+    match (input, typed) {
+        (Value::Object(i), Value::Object(t)) => {
+            i.retain(|k, v| v.is_null() || t.contains_key(k));
+            for (k, v) in i.iter_mut() {
+                if let Some(tv) = t.get(k) {
+                    prune_unknown(v, tv);
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(t)) => {
+            for (iv, tv) in i.iter_mut().zip(t.iter()) {
+                prune_unknown(iv, tv);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn unknown_paths(input: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
