@@ -25,6 +25,11 @@ pub async fn run(state: &Arc<AppState>) -> Result<(), Error> {
         ignore_exists(create_internal(state, &namespaces, obj).await)?;
     }
     let services = state.registry.get("", "v1", "services").expect("built-in");
+    // Allocation runs before the store sees the name (as upstream's `BeginCreate`), so
+    // re-creating an existing `kubernetes` Service would fail on its taken ClusterIP.
+    if state.store.get(&services.key(), "default", "kubernetes").is_some() {
+        return Ok(());
+    }
     let mut spec = json!({
         "type": "ClusterIP",
         "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],

@@ -111,6 +111,7 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
         host,
     )));
     tasks.push(tokio::spawn(gc::run(state.clone())));
+    tasks.push(crate::services::repair::spawn(state.clone()));
     if let Some(path) = config.state_file.clone() {
         tasks.push(tokio::spawn(persist::run(state.clone(), path)));
     }

@@ -1,0 +1,381 @@
+//! The repair audit of upstream's ClusterIP and NodePort repair controllers
+//! (`pkg/registry/core/service/ipallocator/controller/repair.go`,
+//! `pkg/registry/core/service/portallocator/controller/repair.go`).
+//!
+//! Each pass rebuilds the bitmaps from all stored Services and compares them with the live
+//! allocators: values two Services claim (`ClusterIPAlreadyAllocated`,
+//! `PortAlreadyAllocated`), values outside the configured ranges (`ClusterIPOutOfRange`,
+//! `PortOutOfRange`), unparsable or unconfigured-family IPs (`ClusterIPNotValid`), values a
+//! Service holds that the allocator lost (`ClusterIPNotAllocated`, `PortNotAllocated`:
+//! re-allocated), and values allocated with no owner (leaks: released after
+//! [`REPAIRS_BEFORE_LEAK_CLEANUP`] consecutive passes, as upstream). Problems on a Service
+//! become Warning Events on it and every problem counts in
+//! `svcplane_allocator_errors_total{kind}`.
+//!
+//! The audit ([`audit`]) is a pure function over the Services and the allocators; the pass
+//! applies it under the allocator lock and then writes Events through the normal create path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use svcplane_allocators::{Error, IpFamily};
+
+use super::holdings::{holdings, Held, Holdings};
+use super::pools::Pools;
+use super::service_json::decode_service;
+use super::ServiceAllocations;
+use crate::resources::ResourceKey;
+use crate::state::AppState;
+
+/// Consecutive passes that must find a value leaked before it is released (upstream
+/// `numRepairsBeforeLeakCleanup`), so in-flight deletes are not mistaken for leaks.
+pub const REPAIRS_BEFORE_LEAK_CLEANUP: u32 = 3;
+
+/// How often the background audit runs (kube-apiserver repairs every 3 minutes).
+pub const REPAIR_INTERVAL: Duration = Duration::from_secs(180);
+
+/// `reportingController` of ClusterIP events (upstream's recorder name).
+pub const IP_REPAIR_CONTROLLER: &str = "ipallocator-repair-controller";
+/// `reportingController` of node port events.
+pub const PORT_REPAIR_CONTROLLER: &str = "portallocator-repair-controller";
+
+/// A stored Service as the audit sees it.
+#[derive(Debug, Clone)]
+pub struct StoredService {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `metadata.resourceVersion`.
+    pub resource_version: String,
+    /// What it holds.
+    pub holdings: Holdings,
+}
+
+/// One problem on one Service, reported as a Warning Event on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Service namespace.
+    pub namespace: String,
+    /// Service name.
+    pub name: String,
+    /// Service uid.
+    pub uid: String,
+    /// Service resourceVersion.
+    pub resource_version: String,
+    /// Event reason, as upstream (`ClusterIPAlreadyAllocated`, `PortOutOfRange`, ...).
+    pub reason: &'static str,
+    /// Event action (`ClusterIPAllocation` or `PortAllocation`).
+    pub action: &'static str,
+    /// Event message, as upstream words it.
+    pub message: String,
+    /// Metric label of `svcplane_allocator_errors_total`: `Duplicate`, `OutOfRange`,
+    /// `NotAllocated` or `Invalid`.
+    pub kind: &'static str,
+    /// The recording controller.
+    pub controller: &'static str,
+}
+
+/// What a pure audit found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audit {
+    /// Problems on Services.
+    pub findings: Vec<Finding>,
+    /// Values a Service holds that the allocators do not have (to allocate).
+    pub not_allocated: Vec<Held>,
+    /// Values allocated that no Service holds and no in-flight write owns.
+    pub leaked: Vec<Held>,
+}
+
+/// The result of one repair pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Problems on Services (each also written as an Event).
+    pub findings: Vec<Finding>,
+    /// Values re-allocated because a Service holds them.
+    pub repaired: Vec<Held>,
+    /// Leaked values flagged in this pass and kept for now.
+    pub leaks_flagged: Vec<Held>,
+    /// Leaked values released in this pass.
+    pub leaks_released: Vec<Held>,
+}
+
+/// Every stored Service with its holdings, in store order (namespace, name).
+pub fn stored_services(state: &AppState) -> Vec<StoredService> {
+    let key = ResourceKey {
+        group: String::new(),
+        plural: "services".into(),
+    };
+    let (_, items, _) = state.store.list(&key, None, |_| true, None, None);
+    items
+        .iter()
+        .filter_map(|obj| {
+            let value = obj.value();
+            match decode_service(&value) {
+                Ok(svc) => Some(StoredService {
+                    namespace: obj.namespace.clone(),
+                    name: obj.name.clone(),
+                    uid: obj.uid.clone(),
+                    resource_version: obj.rv.to_string(),
+                    holdings: holdings(&svc),
+                }),
+                Err(err) => {
+                    tracing::warn!(namespace = %obj.namespace, name = %obj.name, err = %err.message,
+                        "stored Service does not decode; skipped by the repair audit");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+fn finding(
+    svc: &StoredService,
+    value: Held,
+    reason: &'static str,
+    kind: &'static str,
+    message: String,
+) -> Finding {
+    let (action, controller) = match value {
+        Held::ClusterIp(_) => ("ClusterIPAllocation", IP_REPAIR_CONTROLLER),
+        Held::NodePort(_) => ("PortAllocation", PORT_REPAIR_CONTROLLER),
+    };
+    Finding {
+        namespace: svc.namespace.clone(),
+        name: svc.name.clone(),
+        uid: svc.uid.clone(),
+        resource_version: svc.resource_version.clone(),
+        reason,
+        action,
+        message,
+        kind,
+        controller,
+    }
+}
+
+/// Rebuilds the allocators from `services` and compares them with `live` (upstream
+/// `runOnce`). Pure: `live` is not changed.
+pub fn audit(live: &Pools, services: &[StoredService]) -> Audit {
+    let mut rebuilt = live.empty_like();
+    let mut out = Audit::default();
+    for svc in services {
+        for ip in &svc.holdings.invalid_cluster_ips {
+            // Any ClusterIp value picks the ClusterIP action and controller.
+            out.findings.push(finding(
+                svc,
+                Held::ClusterIp(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                "ClusterIPNotValid",
+                "Invalid",
+                format!("Cluster IP {ip} is not a valid IP; please recreate service"),
+            ));
+        }
+        for value in svc.holdings.values() {
+            let result = rebuilt.allocate(value);
+            let problem = match (value, result) {
+                (_, Ok(())) => {
+                    if !live.contains(value) {
+                        out.not_allocated.push(value);
+                        Some(match value {
+                            Held::ClusterIp(ip) => (
+                                "ClusterIPNotAllocated",
+                                "NotAllocated",
+                                format!("Cluster IP [{}]:{ip} is not allocated; repairing", IpFamily::of(&ip)),
+                            ),
+                            Held::NodePort(p) => (
+                                "PortNotAllocated",
+                                "NotAllocated",
+                                format!("Port {p} is not allocated; repairing"),
+                            ),
+                        })
+                    } else {
+                        None
+                    }
+                }
+                (Held::ClusterIp(ip), Err(Error::AlreadyAllocated { .. })) => Some((
+                    "ClusterIPAlreadyAllocated",
+                    "Duplicate",
+                    format!(
+                        "Cluster IP [{}]:{ip} was assigned to multiple services; please recreate service",
+                        IpFamily::of(&ip)
+                    ),
+                )),
+                (Held::ClusterIp(ip), Err(_)) => {
+                    let family = IpFamily::of(&ip);
+                    Some(match live.ips.for_family(family) {
+                        Some(alloc) => (
+                            "ClusterIPOutOfRange",
+                            "OutOfRange",
+                            format!(
+                                "Cluster IP [{family}]:{ip} is not within the service CIDR {}; please recreate service",
+                                alloc.cidr()
+                            ),
+                        ),
+                        None => (
+                            "ClusterIPNotValid",
+                            "Invalid",
+                            format!(
+                                "Cluster IP {ip}({family}) is of ip family that is no longer configured on cluster; please recreate service"
+                            ),
+                        ),
+                    })
+                }
+                (Held::NodePort(p), Err(Error::AlreadyAllocated { .. })) => Some((
+                    "PortAlreadyAllocated",
+                    "Duplicate",
+                    format!("Port {p} was assigned to multiple services; please recreate service"),
+                )),
+                (Held::NodePort(p), Err(_)) => Some((
+                    "PortOutOfRange",
+                    "OutOfRange",
+                    format!(
+                        "Port {p} is not within the port range {}; please recreate service",
+                        live.ports.range()
+                    ),
+                )),
+            };
+            if let Some((reason, kind, message)) = problem {
+                out.findings
+                    .push(finding(svc, value, reason, kind, message));
+            }
+        }
+    }
+    out.leaked = live
+        .allocated()
+        .into_iter()
+        .filter(|v| !rebuilt.contains(*v) && !live.is_in_flight(*v))
+        .collect();
+    out
+}
+
+impl ServiceAllocations {
+    /// One repair pass without side effects outside the allocators: audits under the lock,
+    /// re-allocates values Services hold, counts leaks and releases those found
+    /// [`REPAIRS_BEFORE_LEAK_CLEANUP`] times in a row. Events are written by [`repair`].
+    pub fn repair_pass(&self, state: &AppState) -> RepairReport {
+        let mut pools = self.pools.lock();
+        // Listed under the lock: no allocation or release can happen in between, so a value
+        // a listed Service holds cannot look "not allocated" because of a racing delete.
+        let services = stored_services(state);
+        let found = audit(&pools, &services);
+        let mut report = RepairReport {
+            findings: found.findings,
+            ..Default::default()
+        };
+        for v in found.not_allocated {
+            if pools.allocate(v).is_ok() {
+                report.repaired.push(v);
+            }
+        }
+        let mut leaks = self.leaks.lock();
+        let mut next: HashMap<Held, u32> = HashMap::new();
+        for v in found.leaked {
+            let count = leaks.get(&v).copied().unwrap_or(0) + 1;
+            if count == 1 {
+                self.metrics.count_error("Leak");
+            }
+            if count >= REPAIRS_BEFORE_LEAK_CLEANUP {
+                pools.release(v);
+                tracing::warn!(value = %v, "allocated value appears to have leaked: cleaning up");
+                report.leaks_released.push(v);
+            } else {
+                tracing::warn!(value = %v, "allocated value may have leaked: flagging for later clean up");
+                next.insert(v, count);
+                report.leaks_flagged.push(v);
+            }
+        }
+        *leaks = next;
+        for f in &report.findings {
+            self.metrics.count_error(f.kind);
+            tracing::warn!(namespace = %f.namespace, name = %f.name, reason = f.reason, "{}", f.message);
+        }
+        report
+    }
+}
+
+/// One repair pass with Events: [`ServiceAllocations::repair_pass`], then a Warning Event on
+/// each Service with a problem (a repeated problem bumps the Event's `count`).
+pub async fn repair(state: &Arc<AppState>) -> RepairReport {
+    let report = state.services.repair_pass(state);
+    for f in &report.findings {
+        record_event(state, f).await;
+    }
+    report
+}
+
+/// Registers the allocator metrics and starts the periodic audit (first pass right away).
+pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    if let Err(err) = state
+        .metrics
+        .registry()
+        .register(state.services.metrics().collector())
+    {
+        tracing::warn!(%err, "allocator metrics not registered");
+    }
+    tokio::spawn(async move {
+        loop {
+            repair(&state).await;
+            tokio::time::sleep(REPAIR_INTERVAL).await;
+        }
+    })
+}
+
+/// FNV-1a, for stable Event names per (Service, reason, message).
+fn fnv64(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain(std::iter::once(0)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+async fn record_event(state: &Arc<AppState>, f: &Finding) {
+    let Some(info) = state.registry.get("", "v1", "events") else {
+        return;
+    };
+    let name = format!("{}.{:016x}", f.name, fnv64(&[&f.uid, f.reason, &f.message]));
+    let now = crate::metadata::now_rfc3339();
+    let key = info.key();
+    if let Some(current) = state.store.get(&key, &f.namespace, &name) {
+        let mut ev = current.value();
+        let count = ev["count"].as_i64().unwrap_or(1) + 1;
+        ev["count"] = json!(count);
+        ev["lastTimestamp"] = json!(now);
+        if let Err(err) = crate::handlers::update_internal(state, &info, &current, ev).await {
+            tracing::debug!(err = %err.message, "repair event not updated");
+        }
+        return;
+    }
+    let event = json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": f.namespace},
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "name": f.name,
+            "namespace": f.namespace,
+            "uid": f.uid,
+            "resourceVersion": f.resource_version,
+        },
+        "reason": f.reason,
+        "message": f.message,
+        "type": "Warning",
+        "source": {"component": f.controller},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+        "action": f.action,
+        "reportingComponent": f.controller,
+        "reportingInstance": "svcplane-apiserver",
+    });
+    if let Err(err) = crate::handlers::create_internal(state, &info, event).await {
+        tracing::debug!(err = %err.message, "repair event not recorded");
+    }
+}

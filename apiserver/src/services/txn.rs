@@ -1,0 +1,174 @@
+//! One request's allocations, made under the allocator lock and undone if the request fails
+//! (upstream's `metaTransaction` of `callbackTransaction`s and `PortAllocationOperation`).
+//!
+//! Dry runs reserve nothing and mirror upstream's dry-run allocators: a user-chosen ClusterIP
+//! is only checked against the range (`dryRunRange.Allocate`), a user-chosen node port only
+//! against the allocated set (`PortAllocationOperation.Allocate`), a dynamic ClusterIP is the
+//! network address of the range and dynamic node ports are placeholders from 32769 upwards.
+
+use std::net::IpAddr;
+
+use svcplane_allocators::{Error, IpFamily, Resource};
+
+use super::holdings::Held;
+use super::metrics::AllocatorMetrics;
+use super::pools::Pools;
+use super::reservation::Reservation;
+
+/// First placeholder node port of a dry run, minus one (upstream `lastPort = 32768`).
+const DRY_RUN_PORT_BASE: i32 = 32768;
+
+/// Allocations of one request.
+pub struct Txn<'a> {
+    pools: &'a mut Pools,
+    metrics: &'a AllocatorMetrics,
+    dry_run: bool,
+    allocated: Vec<Held>,
+    /// Ports a dry run pretended to allocate.
+    dry_ports: Vec<i32>,
+}
+
+impl<'a> Txn<'a> {
+    /// Starts a transaction on locked pools.
+    pub fn new(pools: &'a mut Pools, metrics: &'a AllocatorMetrics, dry_run: bool) -> Self {
+        Txn {
+            pools,
+            metrics,
+            dry_run,
+            allocated: Vec::new(),
+            dry_ports: Vec::new(),
+        }
+    }
+
+    /// Whether this transaction already took `value`.
+    pub fn took(&self, value: Held) -> bool {
+        match value {
+            Held::NodePort(p) if self.dry_run => self.dry_ports.contains(&p),
+            _ => self.allocated.contains(&value),
+        }
+    }
+
+    /// Reserves a user-chosen ClusterIP.
+    pub fn cluster_ip(&mut self, ip: IpAddr) -> Result<(), Error> {
+        let value = Held::ClusterIp(ip);
+        let result = if self.dry_run {
+            match self.pools.check_allocatable(value) {
+                Err(e @ Error::NotInRange { .. }) => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            self.pools.allocate(value)
+        };
+        self.record(value, result)
+    }
+
+    /// Takes the next free ClusterIP of `family`.
+    pub fn next_cluster_ip(&mut self, family: IpFamily) -> Result<IpAddr, Error> {
+        let Some(alloc) = self.pools.ips.for_family_mut(family) else {
+            return Err(Error::RangeFull {
+                resource: Resource::Ip,
+                range: format!("{family} (not configured)"),
+            });
+        };
+        if self.dry_run {
+            return Ok(alloc.cidr().network());
+        }
+        let result = alloc.allocate_next();
+        match result {
+            Ok(ip) => {
+                self.allocated.push(Held::ClusterIp(ip));
+                Ok(ip)
+            }
+            Err(e) => {
+                self.metrics.count_error(e.kind());
+                Err(e)
+            }
+        }
+    }
+
+    /// Reserves a user-chosen node port.
+    pub fn node_port(&mut self, port: i32) -> Result<(), Error> {
+        let value = Held::NodePort(port);
+        if self.dry_run {
+            let taken = self.pools.contains(value) || self.dry_ports.contains(&port);
+            if taken {
+                let err = Error::AlreadyAllocated {
+                    resource: Resource::Port,
+                    value: port.to_string(),
+                };
+                self.metrics.count_error(err.kind());
+                return Err(err);
+            }
+            self.dry_ports.push(port);
+            return Ok(());
+        }
+        let result = self.pools.allocate(value);
+        self.record(value, result)
+    }
+
+    /// Takes the next free node port.
+    pub fn next_node_port(&mut self) -> Result<i32, Error> {
+        if self.dry_run {
+            let last = self
+                .dry_ports
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(DRY_RUN_PORT_BASE);
+            let port = last + 1;
+            self.dry_ports.push(port);
+            return Ok(port);
+        }
+        match self.pools.ports.allocate_next() {
+            Ok(port) => {
+                self.allocated.push(Held::NodePort(port));
+                Ok(port)
+            }
+            Err(e) => {
+                self.metrics.count_error(e.kind());
+                Err(e)
+            }
+        }
+    }
+
+    /// Reserves a specific value of either kind.
+    pub fn value(&mut self, value: Held) -> Result<(), Error> {
+        match value {
+            Held::ClusterIp(ip) => self.cluster_ip(ip),
+            Held::NodePort(port) => self.node_port(port),
+        }
+    }
+
+    /// The request failed: frees everything taken.
+    pub fn abort(self) {
+        for v in self.allocated {
+            self.pools.release(v);
+        }
+    }
+
+    /// The request goes on: hands what was taken, and what the write gives up once it
+    /// commits, to a [`Reservation`].
+    pub fn finish(self, release_on_commit: Vec<Held>) -> Reservation {
+        if self.dry_run {
+            return Reservation::dry_run();
+        }
+        self.pools
+            .hold_in_flight(self.allocated.iter().chain(&release_on_commit).copied());
+        Reservation::new(self.allocated, release_on_commit)
+    }
+
+    fn record(&mut self, value: Held, result: Result<(), Error>) -> Result<(), Error> {
+        match result {
+            Ok(()) => {
+                if !self.dry_run {
+                    self.allocated.push(value);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.count_error(e.kind());
+                Err(e)
+            }
+        }
+    }
+}
