@@ -223,6 +223,9 @@ pub fn validate(
 ) -> Result<Vec<String>, ApiError> {
     use svcplane_webhook::service::Phase;
     let name = crate::metadata::name(obj).to_string();
+    if let Some(old) = old {
+        no_new_finalizers_while_deleting(info, obj, old)?;
+    }
     let (errors, warnings) = if is(info, "", "services") {
         let svc: Service = decode(info, obj)?;
         let errs = match old {
@@ -287,6 +290,51 @@ fn decode<T: DeserializeOwned>(info: &ResourceInfo, obj: &Value) -> Result<T, Ap
             info.kind, info.version, info.kind
         ))
     })
+}
+
+/// Upstream `ValidateObjectMetaUpdate` (via `ValidateNoNewFinalizers`): once an object has a
+/// `deletionTimestamp`, updates may remove finalizers but not add new ones.
+fn no_new_finalizers_while_deleting(
+    info: &ResourceInfo,
+    obj: &Value,
+    old: &Value,
+) -> Result<(), ApiError> {
+    if !crate::metadata::is_deleting(old) {
+        return Ok(());
+    }
+    let before = crate::metadata::finalizers(old);
+    let mut added: Vec<String> = crate::metadata::finalizers(obj)
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    if added.is_empty() {
+        return Ok(());
+    }
+    added.sort();
+    added.dedup();
+    let list = added
+        .iter()
+        .map(|f| format!("{f:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let message = format!(
+        "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{list}}}"
+    );
+    let name = crate::metadata::name(obj);
+    Err(ApiError::invalid(
+        &info.group,
+        &info.kind,
+        name,
+        format!(
+            "{} {name:?} is invalid: metadata.finalizers: {message}",
+            info.kind
+        ),
+        vec![Cause {
+            reason: "FieldValueForbidden".into(),
+            message,
+            field: "metadata.finalizers".into(),
+        }],
+    ))
 }
 
 /// Name rules for kinds without their own validation.
