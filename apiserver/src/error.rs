@@ -62,7 +62,7 @@ impl ApiError {
     }
 
     /// Qualified resource as upstream prints it: `services` or `endpointslices.discovery.k8s.io`.
-    fn qualified(group: &str, plural: &str) -> String {
+    pub fn qualified(group: &str, plural: &str) -> String {
         if group.is_empty() {
             plural.to_string()
         } else {

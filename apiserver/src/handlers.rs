@@ -363,11 +363,13 @@ fn check_namespace(
     }
 }
 
-/// Upstream refuses creates in missing or terminating namespaces.
+/// Upstream refuses creates in missing or terminating namespaces (`NamespaceLifecycle`
+/// admission; the message names the object, `""` when only `generateName` is set).
 fn check_namespace_accepts(
     state: &AppState,
     info: &ResourceInfo,
     ns: &str,
+    name: &str,
 ) -> Result<(), ApiError> {
     if !info.namespaced {
         return Ok(());
@@ -379,9 +381,8 @@ fn check_namespace_accepts(
     match state.store.get(&key, "", ns) {
         None => Err(ApiError::not_found("", "namespaces", ns)),
         Some(obj) if obj.value()["metadata"]["deletionTimestamp"].is_string() => Err(ApiError::forbidden(format!(
-            "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-            info.plural,
-            ""
+            "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            ApiError::qualified(&info.group, &info.plural),
         ))),
         Some(_) => Ok(()),
     }
@@ -412,7 +413,7 @@ async fn create(
         warnings.clear();
     }
     let ns = store_key_ns(rr);
-    check_namespace_accepts(state, &rr.info, &ns)?;
+    check_namespace_accepts(state, &rr.info, &ns, metadata::name(&obj))?;
     let (stored, more) = create_object(state, &rr.info, obj, &opts).await?;
     warnings.extend(more);
     let mut reply = Reply::new(json_response(201, stored));
@@ -716,7 +717,7 @@ async fn patch(
                         metadata::name(&obj)
                     )));
                 }
-                check_namespace_accepts(state, &rr.info, &ns)?;
+                check_namespace_accepts(state, &rr.info, &ns, &name)?;
                 let (json, warnings) = create_object(state, &rr.info, obj, &opts).await?;
                 let mut reply = Reply::new(json_response(201, json));
                 reply.warnings = warnings;
