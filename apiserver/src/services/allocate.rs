@@ -317,3 +317,191 @@ fn cover_holdings(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::super::{Held, ServiceAllocations};
+
+    fn alloc(ranges: &str) -> ServiceAllocations {
+        ServiceAllocations::new(ranges, "30000-32767").expect("valid ranges")
+    }
+
+    fn svc(spec: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "default"}, "spec": spec})
+    }
+
+    fn ip(s: &str) -> Held {
+        Held::ClusterIp(s.parse().unwrap())
+    }
+
+    /// Create rows: (upstream rule, spec, expected ClusterIP count, expected node port count,
+    /// health-check node port expected).
+    #[test]
+    fn create_allocates_per_type_and_policy() {
+        let rows: &[(&str, Value, usize, usize, bool)] = &[
+            (
+                "allocClusterIPs: ClusterIP gets one IP",
+                json!({"ports": [{"port": 80}]}),
+                1,
+                0,
+                false,
+            ),
+            (
+                "allocClusterIPs: headless gets none",
+                json!({"clusterIP": "None", "selector": {"a": "b"}, "ports": [{"port": 80}]}),
+                0,
+                0,
+                false,
+            ),
+            (
+                "allocClusterIPs: ExternalName gets none",
+                json!({"type": "ExternalName", "externalName": "x.example"}),
+                0,
+                0,
+                false,
+            ),
+            (
+                "initIPFamilyFields: RequireDualStack gets both families",
+                json!({"ipFamilyPolicy": "RequireDualStack", "ports": [{"port": 80}]}),
+                2,
+                0,
+                false,
+            ),
+            (
+                "initNodePorts: one per port",
+                json!({"type": "NodePort", "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81}]}),
+                1,
+                2,
+                false,
+            ),
+            (
+                "initNodePorts: TCP and UDP of one port share",
+                json!({"type": "NodePort", "ports": [{"name": "a", "port": 53, "protocol": "UDP"}, {"name": "b", "port": 53}]}),
+                1,
+                1,
+                false,
+            ),
+            (
+                "shouldAllocateNodePorts: LB with allocateLoadBalancerNodePorts false",
+                json!({"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false, "ports": [{"port": 80}]}),
+                1,
+                0,
+                false,
+            ),
+            (
+                "allocHealthCheckNodePort: LB Local",
+                json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}),
+                1,
+                1,
+                true,
+            ),
+        ];
+        for (rule, spec, ips, ports, hc) in rows {
+            let a = alloc("10.0.0.0/24,fd00::/120");
+            let mut obj = svc(spec.clone());
+            let r = a.allocate_create(&mut obj, false).expect(rule);
+            let held = r.allocated().to_vec();
+            r.commit(&a);
+            let got_ips = held
+                .iter()
+                .filter(|h| matches!(h, Held::ClusterIp(_)))
+                .count();
+            assert_eq!(got_ips, *ips, "{rule}: {held:?}");
+            let hc_port = obj["spec"]["healthCheckNodePort"].as_i64().unwrap_or(0);
+            assert_eq!(hc_port != 0, *hc, "{rule}: {obj}");
+            let node_ports = held.len() - got_ips - usize::from(*hc);
+            assert_eq!(node_ports, *ports, "{rule}: {held:?}");
+            assert_eq!(a.allocated().len(), held.len(), "{rule}");
+        }
+    }
+
+    #[test]
+    fn dry_run_reports_upstream_placeholders_and_reserves_nothing() {
+        let a = alloc("10.0.0.0/24");
+        let mut obj = svc(
+            json!({"type": "NodePort", "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81}]}),
+        );
+        let r = a.allocate_create(&mut obj, true).unwrap();
+        assert!(r.allocated().is_empty());
+        r.commit(&a);
+        assert_eq!(obj["spec"]["clusterIP"], "10.0.0.0");
+        assert_eq!(obj["spec"]["ports"][0]["nodePort"], 32769);
+        assert_eq!(obj["spec"]["ports"][1]["nodePort"], 32770);
+        assert!(a.allocated().is_empty());
+    }
+
+    /// Update rows: (upstream rule, old spec, new spec, values freed on commit, values taken).
+    #[test]
+    fn update_releases_on_commit_and_allocates_what_is_new() {
+        let a = alloc("10.0.0.0/24,fd00::/120");
+        let mut old = svc(
+            json!({"type": "NodePort", "clusterIP": "10.0.0.20", "ports": [{"name": "a", "port": 80, "nodePort": 30080}]}),
+        );
+        a.allocate_create(&mut old, false).unwrap().commit(&a);
+        let rows: &[(&str, Value, Vec<Held>, usize)] = &[
+            (
+                "txnUpdateNodePorts: NodePort to ClusterIP frees node ports",
+                json!({"type": "ClusterIP"}),
+                vec![Held::NodePort(30080)],
+                0,
+            ),
+            (
+                "updateClusterIPs case B: to ExternalName frees the IPs",
+                json!({"type": "ExternalName", "externalName": "x.example"}),
+                vec![ip("10.0.0.20"), Held::NodePort(30080)],
+                0,
+            ),
+            (
+                "updateClusterIPs case C: upgrade allocates the secondary",
+                json!({"ipFamilyPolicy": "RequireDualStack"}),
+                vec![],
+                1,
+            ),
+            (
+                "updateNodePorts: a changed node port frees the old one",
+                json!({"ports": [{"name": "a", "port": 80, "nodePort": 30081}]}),
+                vec![Held::NodePort(30080)],
+                1,
+            ),
+            (
+                "patchAllocatedValues: an omitted node port is kept",
+                json!({"ports": [{"name": "a", "port": 80}]}),
+                vec![],
+                0,
+            ),
+        ];
+        for (rule, patch, freed, taken) in rows {
+            let mut new = old.clone();
+            json_patch::merge(&mut new, &json!({"spec": patch}));
+            let r = a.allocate_update(&mut new, &old, false).expect(rule);
+            assert_eq!(r.release_on_commit(), freed.as_slice(), "{rule}");
+            assert_eq!(r.allocated().len(), *taken, "{rule}: {:?}", r.allocated());
+            // Rolled back: the old Service keeps everything.
+            r.rollback(&a);
+            assert_eq!(a.allocated().len(), 2, "{rule}");
+        }
+        // Downgrade after an upgrade frees the secondary only on commit.
+        let mut dual = old.clone();
+        json_patch::merge(
+            &mut dual,
+            &json!({"spec": {"ipFamilyPolicy": "RequireDualStack"}}),
+        );
+        a.allocate_update(&mut dual, &old, false)
+            .unwrap()
+            .commit(&a);
+        let v6 = dual["spec"]["clusterIPs"][1].as_str().unwrap().to_string();
+        let mut single = dual.clone();
+        json_patch::merge(
+            &mut single,
+            &json!({"spec": {"ipFamilyPolicy": "SingleStack"}}),
+        );
+        let r = a.allocate_update(&mut single, &dual, false).unwrap();
+        assert_eq!(r.release_on_commit(), &[ip(&v6)]);
+        assert!(a.is_allocated(ip(&v6)), "kept until commit");
+        r.commit(&a);
+        assert!(!a.is_allocated(ip(&v6)));
+        assert_eq!(single["spec"]["clusterIPs"], json!(["10.0.0.20"]));
+    }
+}

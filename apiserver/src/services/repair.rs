@@ -379,3 +379,157 @@ async fn record_event(state: &Arc<AppState>, f: &Finding) {
         tracing::debug!(err = %err.message, "repair event not recorded");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use svcplane_allocators::{DualStackClusterIps, PortRange};
+
+    use super::*;
+
+    fn stored(name: &str, ips: &[&str], ports: &[i32]) -> StoredService {
+        StoredService {
+            namespace: "default".into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            resource_version: "1".into(),
+            holdings: Holdings {
+                cluster_ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+                invalid_cluster_ips: Vec::new(),
+                node_ports: ports.iter().copied().collect::<BTreeSet<_>>(),
+            },
+        }
+    }
+
+    fn pools(values: &[Held]) -> Pools {
+        let mut p = Pools::new(
+            DualStackClusterIps::parse("10.0.0.0/24").unwrap(),
+            PortRange::parse("30000-32767").unwrap(),
+        );
+        for v in values {
+            p.allocate(*v).unwrap();
+        }
+        p
+    }
+
+    fn ip(s: &str) -> Held {
+        Held::ClusterIp(s.parse().unwrap())
+    }
+
+    #[test]
+    fn consistent_state_has_nothing_to_report() {
+        let live = pools(&[ip("10.0.0.5"), Held::NodePort(30005)]);
+        let a = audit(&live, &[stored("a", &["10.0.0.5"], &[30005])]);
+        assert_eq!(a, Audit::default());
+    }
+
+    /// Rows: (upstream event reason, Services, live allocations, expected reasons in order,
+    /// expected not-allocated values, expected leaks).
+    #[test]
+    fn audit_table() {
+        type Row = (
+            &'static str,
+            Vec<StoredService>,
+            Vec<Held>,
+            Vec<(&'static str, &'static str)>,
+            Vec<Held>,
+            Vec<Held>,
+        );
+        let rows: Vec<Row> = vec![
+            (
+                "ClusterIPAlreadyAllocated: the second owner is reported",
+                vec![
+                    stored("a", &["10.0.0.5"], &[]),
+                    stored("b", &["10.0.0.5"], &[]),
+                ],
+                vec![ip("10.0.0.5")],
+                vec![("b", "ClusterIPAlreadyAllocated")],
+                vec![],
+                vec![],
+            ),
+            (
+                "PortAlreadyAllocated",
+                vec![stored("a", &[], &[30100]), stored("b", &[], &[30100])],
+                vec![Held::NodePort(30100)],
+                vec![("b", "PortAlreadyAllocated")],
+                vec![],
+                vec![],
+            ),
+            (
+                "ClusterIPOutOfRange and PortOutOfRange",
+                vec![stored("a", &["10.1.0.5"], &[40000])],
+                vec![],
+                vec![("a", "ClusterIPOutOfRange"), ("a", "PortOutOfRange")],
+                vec![],
+                vec![],
+            ),
+            (
+                "ClusterIPNotValid: family not configured",
+                vec![stored("a", &["fd00::5"], &[])],
+                vec![],
+                vec![("a", "ClusterIPNotValid")],
+                vec![],
+                vec![],
+            ),
+            (
+                "ClusterIPNotAllocated and PortNotAllocated: repaired",
+                vec![stored("a", &["10.0.0.6"], &[30006])],
+                vec![],
+                vec![("a", "ClusterIPNotAllocated"), ("a", "PortNotAllocated")],
+                vec![ip("10.0.0.6"), Held::NodePort(30006)],
+                vec![],
+            ),
+            (
+                "leak: allocated, owned by no Service",
+                vec![stored("a", &["10.0.0.5"], &[])],
+                vec![ip("10.0.0.5"), ip("10.0.0.9"), Held::NodePort(31000)],
+                vec![],
+                vec![],
+                vec![ip("10.0.0.9"), Held::NodePort(31000)],
+            ),
+        ];
+        for (rule, services, live, reasons, not_allocated, leaked) in rows {
+            let a = audit(&pools(&live), &services);
+            let got: Vec<(&str, &str)> = a
+                .findings
+                .iter()
+                .map(|f| (f.name.as_str(), f.reason))
+                .collect();
+            assert_eq!(got, reasons, "{rule}");
+            assert_eq!(a.not_allocated, not_allocated, "{rule}");
+            assert_eq!(a.leaked, leaked, "{rule}");
+        }
+    }
+
+    #[test]
+    fn in_flight_values_are_not_leaks() {
+        let mut live = pools(&[ip("10.0.0.9")]);
+        live.hold_in_flight([ip("10.0.0.9")]);
+        assert!(audit(&live, &[]).leaked.is_empty());
+        live.end_in_flight([ip("10.0.0.9")]);
+        assert_eq!(audit(&live, &[]).leaked, vec![ip("10.0.0.9")]);
+    }
+
+    #[test]
+    fn messages_are_worded_as_upstream() {
+        let a = audit(
+            &pools(&[ip("10.0.0.5"), Held::NodePort(30100)]),
+            &[
+                stored("a", &["10.0.0.5"], &[30100]),
+                stored("b", &["10.0.0.5"], &[30100, 40000]),
+            ],
+        );
+        let messages: Vec<&str> = a.findings.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            vec![
+                "Cluster IP [IPv4]:10.0.0.5 was assigned to multiple services; please recreate service",
+                "Port 30100 was assigned to multiple services; please recreate service",
+                "Port 40000 is not within the port range 30000-32767; please recreate service",
+            ]
+        );
+        assert_eq!(a.findings[1].controller, PORT_REPAIR_CONTROLLER);
+        assert_eq!(a.findings[1].action, "PortAllocation");
+    }
+}

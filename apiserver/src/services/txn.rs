@@ -24,8 +24,8 @@ pub struct Txn<'a> {
     metrics: &'a AllocatorMetrics,
     dry_run: bool,
     allocated: Vec<Held>,
-    /// Ports a dry run pretended to allocate.
-    dry_ports: Vec<i32>,
+    /// Every value handed out or reserved by this transaction (in a dry run too).
+    taken: Vec<Held>,
 }
 
 impl<'a> Txn<'a> {
@@ -36,16 +36,13 @@ impl<'a> Txn<'a> {
             metrics,
             dry_run,
             allocated: Vec::new(),
-            dry_ports: Vec::new(),
+            taken: Vec::new(),
         }
     }
 
     /// Whether this transaction already took `value`.
     pub fn took(&self, value: Held) -> bool {
-        match value {
-            Held::NodePort(p) if self.dry_run => self.dry_ports.contains(&p),
-            _ => self.allocated.contains(&value),
-        }
+        self.taken.contains(&value)
     }
 
     /// Reserves a user-chosen ClusterIP.
@@ -71,12 +68,15 @@ impl<'a> Txn<'a> {
             });
         };
         if self.dry_run {
-            return Ok(alloc.cidr().network());
+            let ip = alloc.cidr().network();
+            self.taken.push(Held::ClusterIp(ip));
+            return Ok(ip);
         }
         let result = alloc.allocate_next();
         match result {
             Ok(ip) => {
                 self.allocated.push(Held::ClusterIp(ip));
+                self.taken.push(Held::ClusterIp(ip));
                 Ok(ip)
             }
             Err(e) => {
@@ -90,8 +90,7 @@ impl<'a> Txn<'a> {
     pub fn node_port(&mut self, port: i32) -> Result<(), Error> {
         let value = Held::NodePort(port);
         if self.dry_run {
-            let taken = self.pools.contains(value) || self.dry_ports.contains(&port);
-            if taken {
+            if self.pools.contains(value) || self.taken.contains(&value) {
                 let err = Error::AlreadyAllocated {
                     resource: Resource::Port,
                     value: port.to_string(),
@@ -99,7 +98,7 @@ impl<'a> Txn<'a> {
                 self.metrics.count_error(err.kind());
                 return Err(err);
             }
-            self.dry_ports.push(port);
+            self.taken.push(value);
             return Ok(());
         }
         let result = self.pools.allocate(value);
@@ -110,18 +109,22 @@ impl<'a> Txn<'a> {
     pub fn next_node_port(&mut self) -> Result<i32, Error> {
         if self.dry_run {
             let last = self
-                .dry_ports
+                .taken
                 .iter()
-                .copied()
+                .filter_map(|v| match v {
+                    Held::NodePort(p) => Some(*p),
+                    Held::ClusterIp(_) => None,
+                })
                 .max()
                 .unwrap_or(DRY_RUN_PORT_BASE);
             let port = last + 1;
-            self.dry_ports.push(port);
+            self.taken.push(Held::NodePort(port));
             return Ok(port);
         }
         match self.pools.ports.allocate_next() {
             Ok(port) => {
                 self.allocated.push(Held::NodePort(port));
+                self.taken.push(Held::NodePort(port));
                 Ok(port)
             }
             Err(e) => {
@@ -163,6 +166,7 @@ impl<'a> Txn<'a> {
                 if !self.dry_run {
                     self.allocated.push(value);
                 }
+                self.taken.push(value);
                 Ok(())
             }
             Err(e) => {
