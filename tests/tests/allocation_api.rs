@@ -808,3 +808,58 @@ async fn kubectl_create_gets_allocated_values() {
         .services
         .is_allocated(Held::ClusterIp(ip(cip))));
 }
+
+/// Concurrent creates asking for one ClusterIP and one node port: exactly one wins, the
+/// others get 422, and nothing is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_of_one_value_admit_exactly_one() {
+    let f = start("10.0.0.0/24", "30000-32767").await;
+    let before = allocated(&f);
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let api = services(&f);
+            tokio::spawn(async move {
+                create(
+                    &api,
+                    &format!("race-{i}"),
+                    json!({"type": "NodePort", "clusterIP": "10.0.0.77", "ports": [{"port": 80, "nodePort": 30777}]}),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(s) => assert_eq!(s.code, 422, "{}", s.message),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(allocated(&f).len(), before.len() + 2);
+    assert_eq!(allocated(&f), held_by_services(&f).await);
+}
+
+#[tokio::test]
+async fn ipv6_primary_cluster_defaults_to_ipv6() {
+    let f = start("fd00::/112,10.0.0.0/24", "30000-32767").await;
+    let api = services(&f);
+    assert_eq!(
+        cluster_ips(&api.get("kubernetes").await.unwrap()),
+        vec!["fd00::1"]
+    );
+    let s = create_ok(&api, "v6", json!({"ports": [{"port": 80}]})).await;
+    assert!(ip(&cluster_ips(&s)[0]).is_ipv6());
+    assert_eq!(
+        s.spec.as_ref().unwrap().ip_families,
+        Some(vec!["IPv6".to_string()])
+    );
+    let d = create_ok(
+        &api,
+        "d",
+        json!({"ipFamilyPolicy": "PreferDualStack", "ports": [{"port": 80}]}),
+    )
+    .await;
+    let ips = cluster_ips(&d);
+    assert!(ip(&ips[0]).is_ipv6() && ip(&ips[1]).is_ipv4(), "{ips:?}");
+}

@@ -25,8 +25,9 @@ impl Reservation {
 
     pub(crate) fn dry_run() -> Self {
         Reservation {
+            allocated: Vec::new(),
+            release_on_commit: Vec::new(),
             dry_run: true,
-            ..Default::default()
         }
     }
 
@@ -41,22 +42,39 @@ impl Reservation {
     }
 
     /// The write committed: keep what was allocated and free what the update gave up.
-    pub fn commit(self, allocations: &ServiceAllocations) {
-        if self.is_empty() {
-            return;
-        }
-        allocations.finish(self.allocated, self.release_on_commit, true);
+    pub fn commit(mut self, allocations: &ServiceAllocations) {
+        self.finish(allocations, true);
     }
 
     /// The write failed: free what was allocated, keep what the update would have given up.
-    pub fn rollback(self, allocations: &ServiceAllocations) {
+    pub fn rollback(mut self, allocations: &ServiceAllocations) {
+        self.finish(allocations, false);
+    }
+
+    fn finish(&mut self, allocations: &ServiceAllocations, commit: bool) {
         if self.is_empty() {
             return;
         }
-        allocations.finish(self.allocated, self.release_on_commit, false);
+        let allocated = std::mem::take(&mut self.allocated);
+        let release = std::mem::take(&mut self.release_on_commit);
+        allocations.finish(allocated, release, commit);
     }
 
     fn is_empty(&self) -> bool {
         self.dry_run || (self.allocated.is_empty() && self.release_on_commit.is_empty())
+    }
+}
+
+impl Drop for Reservation {
+    /// A reservation dropped without commit or rollback is a bug in the caller: its values stay
+    /// allocated (and marked in flight) until a restart rebuilds the state.
+    fn drop(&mut self) {
+        if !self.is_empty() {
+            tracing::error!(
+                allocated = ?self.allocated,
+                release_on_commit = ?self.release_on_commit,
+                "Service allocation reservation dropped without commit or rollback"
+            );
+        }
     }
 }
