@@ -86,6 +86,13 @@ pub async fn apply_manifests(state: &Arc<AppState>, text: &str) -> Result<Vec<St
         }
         let status = obj.get("status").cloned();
         let name = crate::metadata::name(&obj).to_string();
+        // Existing objects (a restart with --state-file) are kept as they are; checked first
+        // because Service allocation runs before the store would answer AlreadyExists.
+        let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+        let store_ns = if info.namespaced { ns } else { "" };
+        if !name.is_empty() && state.store.get(&info.key(), store_ns, &name).is_some() {
+            continue;
+        }
         match create_internal(state, &info, obj).await {
             Ok(_) => {}
             Err(e) if e.reason == "AlreadyExists" => continue,
