@@ -263,3 +263,30 @@ impl ServiceAllocations {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_flags_name_the_flag_with_kube_apiserver_messages() {
+        let rows = [
+            ("10.0.0.0/8", "30000-32767", "--service-cluster-ip-range: specified --service-cluster-ip-range is too large; for 32-bit addresses, the mask must be >= 12"),
+            ("10.0.0.0/24,10.1.0.0/24", "30000-32767", "--service-cluster-ip-range: --service-cluster-ip-range[0] and --service-cluster-ip-range[1] must be of different IP family"),
+            ("bogus", "30000-32767", "--service-cluster-ip-range: service-cluster-ip-range[0] is not a valid cidr"),
+            ("10.0.0.0/24", "32767-30000", "--service-node-port-range: end port cannot be less than start port: 32767-30000"),
+        ];
+        for (ips, ports, message) in rows {
+            let err = ServiceAllocations::new(ips, ports).unwrap_err();
+            assert_eq!(err.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn first_address_is_the_primary_range_network_plus_one() {
+        let a = ServiceAllocations::new("fd00::/112,10.0.0.0/24", "").unwrap();
+        assert_eq!(a.first_address().as_deref(), Some("fd00::1"));
+        assert_eq!(a.families().primary, "IPv6");
+        assert_eq!(a.families().secondary.as_deref(), Some("IPv4"));
+    }
+}
