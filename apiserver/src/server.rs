@@ -221,7 +221,13 @@ async fn route(
     // Non-resource paths.
     let simple = match (method.clone(), path.as_str()) {
         (Method::GET, "/healthz" | "/readyz" | "/livez") => Some(text(200, "ok")),
-        (Method::GET, "/metrics") => Some(text(200, &render_metrics(&state))),
+        (Method::GET, "/metrics") => {
+            // Counted before rendering, so even the first scrape of a fresh server (nothing
+            // else requested yet, as after `svcplane dev` loads its examples in-process) shows
+            // `apiserver_request_total`.
+            record_non_resource(&state, &method, &path, 200, started);
+            Some(text(200, &render_metrics(&state)))
+        }
         (Method::GET, "/version") => Some(value_response(200, &discovery::version())),
         (Method::GET, "/api") => Some(value_response(
             200,
@@ -255,6 +261,9 @@ async fn route(
         _ => None,
     };
     if let Some(resp) = simple {
+        if path != "/metrics" {
+            record_non_resource(&state, &method, &path, resp.status().as_u16(), started);
+        }
         return resp;
     }
     let rr = match parse_resource_path(
@@ -273,13 +282,17 @@ async fn route(
                 ["apis", g, v] => (*g, *v),
                 _ => ("", ""),
             };
-            return match (method == Method::GET)
+            let resp = match (method == Method::GET)
                 .then(|| discovery::resource_list(&state.registry, group, version))
                 .flatten()
             {
                 Some(list) => value_response(200, &list),
                 None => error_response(&ApiError::path_not_found()),
             };
+            if resp.status() == http::StatusCode::OK {
+                record_non_resource(&state, &method, &path, 200, started);
+            }
+            return resp;
         }
         Err(err) => return error_response(&err),
     };
@@ -341,6 +354,25 @@ async fn route(
     }
     tracing::debug!(verb = verb.metric_label(), %resource, %code, path, "request");
     response
+}
+
+/// Counts a served non-resource request (`/healthz`, `/metrics`, discovery, OpenAPI) the way
+/// kube-apiserver does: empty group, version and resource, the path as `subresource`
+/// (e.g. `apiserver_request_total{verb="GET",subresource="/readyz",...}`). Only paths that
+/// were served are counted, so unknown paths cannot grow the label set.
+fn record_non_resource(state: &AppState, method: &Method, path: &str, code: u16, started: Instant) {
+    let verb = method.as_str();
+    let code = code.to_string();
+    state
+        .metrics
+        .requests
+        .with_label_values(&[verb, "", "", "", path, &code])
+        .inc();
+    state
+        .metrics
+        .latency
+        .with_label_values(&[verb, "", "", "", path])
+        .observe(started.elapsed().as_secs_f64());
 }
 
 /// Reads a request body up to the 3 MiB limit (413 beyond, as upstream).
