@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::field_error::{invalid_message, FieldError, Verdict};
-use crate::object::{validate_object, DecodeError, Kind};
+use crate::object::{validate_object_owned, DecodeError, Kind};
 
 /// The AdmissionReview apiVersion this webhook speaks.
 pub const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
@@ -147,8 +147,10 @@ fn complete_object(
 /// Answer one AdmissionReview body. Never panics; input that cannot carry a response
 /// (not JSON, wrong type, no uid) is a [`ReviewError`].
 pub fn review(body: &[u8]) -> Result<ReviewOutcome, ReviewError> {
-    let review: Value =
+    let mut review: Value =
         serde_json::from_slice(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+    let taken_object = review.pointer_mut("/request/object").map(Value::take);
+    let taken_old = review.pointer_mut("/request/oldObject").map(Value::take);
     let (api_version, kind) = (str_at(&review, "apiVersion"), str_at(&review, "kind"));
     if api_version != ADMISSION_API_VERSION || kind != "AdmissionReview" {
         return Err(ReviewError::WrongType {
@@ -195,7 +197,7 @@ pub fn review(body: &[u8]) -> Result<ReviewOutcome, ReviewError> {
         return Ok(outcome(true, None, Vec::new()));
     }
     let namespace = str_at(request, "namespace");
-    let Some(mut obj) = request.get("object").filter(|o| !o.is_null()).cloned() else {
+    let Some(mut obj) = taken_object.filter(|o| !o.is_null()) else {
         return Ok(outcome(
             false,
             Some(bad_request_status("request.object is missing".into())),
@@ -207,7 +209,7 @@ pub fn review(body: &[u8]) -> Result<ReviewOutcome, ReviewError> {
     }
     let mut old = None;
     if operation == "UPDATE" {
-        let Some(mut o) = request.get("oldObject").filter(|o| !o.is_null()).cloned() else {
+        let Some(mut o) = taken_old.filter(|o| !o.is_null()) else {
             return Ok(outcome(
                 false,
                 Some(bad_request_status(
@@ -232,7 +234,7 @@ pub fn review(body: &[u8]) -> Result<ReviewOutcome, ReviewError> {
         .or_else(|| Some(str_at(request, "name")).filter(|n| !n.is_empty()))
         .unwrap_or("")
         .to_string();
-    match validate_object(&obj, old.as_ref()) {
+    match validate_object_owned(obj, old) {
         Err(e) => Ok(outcome(false, Some(decode_status(&e)), Vec::new())),
         Ok(Verdict { errors, warnings }) if errors.is_empty() => Ok(outcome(true, None, warnings)),
         Ok(Verdict { errors, warnings }) => Ok(outcome(

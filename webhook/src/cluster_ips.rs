@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Service;
 
 use crate::field_error::{BadValue, FieldError, Path};
 use crate::ip::{is_ipv6_string, parse_ip_sloppy, validate_ip};
-use crate::service_model::{is_headless_cluster_ips, spec_type};
+use crate::service_model::{is_headless_cluster_ips, spec_of, spec_type};
 
 /// Supported `ipFamilies` values.
 pub const IP_FAMILIES: &[&str] = &["IPv4", "IPv6"];
@@ -46,13 +46,13 @@ pub fn validate_cluster_ips_related_fields(svc: &Service) -> Vec<FieldError> {
     if spec_type(svc) == "ExternalName" {
         return errs;
     }
-    let spec = svc.spec.clone().unwrap_or_default();
+    let spec = spec_of(svc);
     let spec_path = Path::new("spec");
     let ips_path = spec_path.child("clusterIPs");
     let fam_path = spec_path.child("ipFamilies");
-    let ips = spec.cluster_ips.clone().unwrap_or_default();
-    let families = spec.ip_families.clone().unwrap_or_default();
-    let cluster_ip = spec.cluster_ip.clone().unwrap_or_default();
+    let ips: &[String] = spec.cluster_ips.as_deref().unwrap_or(&[]);
+    let families: &[String] = spec.ip_families.as_deref().unwrap_or(&[]);
+    let cluster_ip = spec.cluster_ip.as_deref().unwrap_or("");
 
     if !cluster_ip.is_empty() {
         if ips.is_empty() {

@@ -28,7 +28,7 @@ pub use endpoint_slice::{
 pub use endpoints::{validate_endpoints, validate_endpoints_update, warnings_for_endpoints};
 pub use field_error::{invalid_message, BadValue, ErrorKind, FieldError, Verdict};
 pub use ip_families::{init_ip_family_fields, ClusterFamilies};
-pub use object::{validate_object, DecodeError, Kind};
+pub use object::{validate_object, validate_object_owned, DecodeError, Kind};
 pub use service::{validate_service, warnings_for_service, Phase};
 pub use service_update::validate_service_update;
 

@@ -171,10 +171,9 @@ fn fill_go_zero_values(kind: Kind, obj: &mut Value) {
 }
 
 /// Decode `obj` as `T`, naming the offending field on error.
-pub fn decode<T: DeserializeOwned>(kind: Kind, obj: &Value) -> Result<T, DecodeError> {
-    let mut obj = obj.clone();
+pub fn decode<T: DeserializeOwned>(kind: Kind, mut obj: Value) -> Result<T, DecodeError> {
     fill_go_zero_values(kind, &mut obj);
-    serde_path_to_error::deserialize(&obj).map_err(|e| DecodeError::Field {
+    serde_path_to_error::deserialize(obj).map_err(|e| DecodeError::Field {
         path: e.path().to_string(),
         message: e.inner().to_string(),
     })
@@ -184,8 +183,13 @@ pub fn decode<T: DeserializeOwned>(kind: Kind, obj: &Value) -> Result<T, DecodeE
 /// API server would. `old` is the stored object on updates. Validation runs in
 /// [`Phase::Admission`] (before allocation).
 pub fn validate_object(obj: &Value, old: Option<&Value>) -> Result<Verdict, DecodeError> {
-    let kind = kind_of(obj)?;
-    if let Some(old) = old {
+    validate_object_owned(obj.clone(), old.cloned())
+}
+
+/// [`validate_object`] taking ownership (no copy of the JSON tree).
+pub fn validate_object_owned(obj: Value, old: Option<Value>) -> Result<Verdict, DecodeError> {
+    let kind = kind_of(&obj)?;
+    if let Some(old) = &old {
         let old_kind = kind_of(old)?;
         if old_kind != kind {
             return Err(DecodeError::KindMismatch {

@@ -18,7 +18,8 @@ use crate::names::{
     validate_dns1123_subdomain, validate_qualified_name,
 };
 use crate::service_model::{
-    externally_accessible, is_headless, is_headless_cluster_ips, needs_hc_node_port,
+    annotation, externally_accessible, is_headless, is_headless_cluster_ips, needs_hc_node_port,
+    spec_of,
 };
 
 /// Supported `spec.type` values.
@@ -134,12 +135,11 @@ pub(crate) fn validate_service_fields(
 ) -> Vec<FieldError> {
     let meta_path = Path::new("metadata");
     let mut errs = validate_object_meta(&svc.metadata, name_is_dns1035_label, &meta_path);
-    let spec = svc.spec.clone().unwrap_or_default();
-    let annotations = svc.metadata.annotations.clone().unwrap_or_default();
+    let spec = spec_of(svc);
 
     if let (Some(hints), Some(mode)) = (
-        annotations.get(ANNOTATION_TOPOLOGY_AWARE_HINTS),
-        annotations.get(ANNOTATION_TOPOLOGY_MODE),
+        annotation(svc, ANNOTATION_TOPOLOGY_AWARE_HINTS),
+        annotation(svc, ANNOTATION_TOPOLOGY_MODE),
     ) {
         if hints != mode {
             errs.push(FieldError::invalid(
@@ -151,15 +151,15 @@ pub(crate) fn validate_service_fields(
     }
 
     let spec_path = Path::new("spec");
-    let ty = spec.type_.clone().unwrap_or_default();
-    let ports = spec.ports.clone().unwrap_or_default();
+    let ty = spec.type_.as_deref().unwrap_or("");
+    let ports: &[ServicePort] = spec.ports.as_deref().unwrap_or(&[]);
     let headless = is_headless_cluster_ips(svc);
-    let cluster_ips = spec.cluster_ips.clone().unwrap_or_default();
+    let cluster_ips: &[String] = spec.cluster_ips.as_deref().unwrap_or(&[]);
 
     if ports.is_empty() && !headless && ty != "ExternalName" {
         errs.push(FieldError::required(spec_path.child("ports"), ""));
     }
-    match ty.as_str() {
+    match ty {
         "LoadBalancer" | "NodePort" if headless => {
             let first = cluster_ips.first().cloned().unwrap_or_default();
             errs.push(FieldError::invalid(
@@ -277,10 +277,10 @@ pub(crate) fn validate_service_fields(
 
     if ty.is_empty() {
         errs.push(FieldError::required(spec_path.child("type"), ""));
-    } else if !SERVICE_TYPES.contains(&ty.as_str()) {
+    } else if !SERVICE_TYPES.contains(&ty) {
         errs.push(FieldError::not_supported(
             spec_path.child("type"),
-            ty.as_str(),
+            ty,
             SERVICE_TYPES,
         ));
     }
@@ -302,7 +302,7 @@ pub(crate) fn validate_service_fields(
         if np == 0 {
             continue;
         }
-        if !node_ports.insert((p.protocol.clone().unwrap_or_default(), np)) {
+        if !node_ports.insert((p.protocol.as_deref().unwrap_or(""), np)) {
             errs.push(FieldError::duplicate(
                 ports_path.index(i).child("nodePort"),
                 np,
@@ -311,7 +311,7 @@ pub(crate) fn validate_service_fields(
     }
     let mut port_keys = HashSet::new();
     for (i, p) in ports.iter().enumerate() {
-        if !port_keys.insert((p.protocol.clone().unwrap_or_default(), p.port)) {
+        if !port_keys.insert((p.protocol.as_deref().unwrap_or(""), p.port)) {
             errs.push(FieldError::duplicate(
                 ports_path.index(i),
                 port_key_value(p),
@@ -319,7 +319,7 @@ pub(crate) fn validate_service_fields(
         }
     }
 
-    let ranges = spec.load_balancer_source_ranges.clone().unwrap_or_default();
+    let ranges: &[String] = spec.load_balancer_source_ranges.as_deref().unwrap_or(&[]);
     if !ranges.is_empty() {
         // Upstream's own spelling, capital L (FACTS.md).
         let path = spec_path.child("LoadBalancerSourceRanges");
@@ -332,7 +332,7 @@ pub(crate) fn validate_service_fields(
         for (i, v) in ranges.iter().enumerate() {
             errs.extend(validate_cidr(v.trim(), &path.index(i)));
         }
-    } else if let Some(val) = annotations.get(ANNOTATION_LB_SOURCE_RANGES) {
+    } else if let Some(val) = annotation(svc, ANNOTATION_LB_SOURCE_RANGES) {
         let path = Path::new("metadata")
             .child("annotations")
             .key(ANNOTATION_LB_SOURCE_RANGES);
@@ -367,7 +367,7 @@ pub(crate) fn validate_service_fields(
     let itp_path = spec_path.child("internalTrafficPolicy");
     match spec.internal_traffic_policy.as_deref() {
         None => {
-            if matches!(ty.as_str(), "NodePort" | "LoadBalancer" | "ClusterIP") {
+            if matches!(ty, "NodePort" | "LoadBalancer" | "ClusterIP") {
                 errs.push(FieldError::required(itp_path, ""));
             }
         }
@@ -429,15 +429,15 @@ pub(crate) fn validate_load_balancer_class(
 /// Upstream `validateServiceExternalTrafficPolicy`.
 fn validate_external_traffic_policy(svc: &Service, phase: Phase) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    let spec = svc.spec.clone().unwrap_or_default();
+    let spec = spec_of(svc);
     let path = Path::new("spec");
-    let ty = spec.type_.clone().unwrap_or_default();
-    let etp = spec.external_traffic_policy.clone().unwrap_or_default();
+    let ty = spec.type_.as_deref().unwrap_or("");
+    let etp = spec.external_traffic_policy.as_deref().unwrap_or("");
     if !externally_accessible(&ty, spec.external_ips.as_deref().unwrap_or(&[])) {
         if !etp.is_empty() {
             errs.push(FieldError::invalid(
                 path.child("externalTrafficPolicy"),
-                etp.as_str(),
+                etp,
                 "may only be set for externally-accessible services",
             ));
         }
@@ -446,10 +446,10 @@ fn validate_external_traffic_policy(svc: &Service, phase: Phase) -> Vec<FieldErr
             path.child("externalTrafficPolicy"),
             "",
         ));
-    } else if !TRAFFIC_POLICIES.contains(&etp.as_str()) {
+    } else if !TRAFFIC_POLICIES.contains(&etp) {
         errs.push(FieldError::not_supported(
             path.child("externalTrafficPolicy"),
-            etp.as_str(),
+            etp,
             TRAFFIC_POLICIES,
         ));
     }
@@ -478,20 +478,19 @@ fn validate_external_traffic_policy(svc: &Service, phase: Phase) -> Vec<FieldErr
 /// Upstream `GetWarningsForService`, plus svcplane's documented extras (marked below).
 pub fn warnings_for_service(svc: &Service) -> Vec<String> {
     let mut w = Vec::new();
-    let spec = svc.spec.clone().unwrap_or_default();
-    let annotations = svc.metadata.annotations.clone().unwrap_or_default();
+    let spec = spec_of(svc);
     let spec_path = Path::new("spec");
-    let ty = spec.type_.clone().unwrap_or_default();
+    let ty = spec.type_.as_deref().unwrap_or("");
     let headless = is_headless(svc);
-    let external_ips = spec.external_ips.clone().unwrap_or_default();
-    let lb_ip = spec.load_balancer_ip.clone().unwrap_or_default();
+    let external_ips: &[String] = spec.external_ips.as_deref().unwrap_or(&[]);
+    let lb_ip = spec.load_balancer_ip.as_deref().unwrap_or("");
 
-    if annotations.contains_key(ANNOTATION_TOPOLOGY_AWARE_HINTS) {
+    if annotation(svc, ANNOTATION_TOPOLOGY_AWARE_HINTS).is_some() {
         w.push(format!(
             "annotation {ANNOTATION_TOPOLOGY_AWARE_HINTS} is deprecated, please use {ANNOTATION_TOPOLOGY_MODE} instead"
         ));
     }
-    let ips = spec.cluster_ips.clone().unwrap_or_default();
+    let ips: &[String] = spec.cluster_ips.as_deref().unwrap_or(&[]);
     let ip_set = !spec.cluster_ip.as_deref().unwrap_or("").is_empty()
         && spec.cluster_ip.as_deref() != Some("None");
     if ip_set {
@@ -523,7 +522,7 @@ pub fn warnings_for_service(svc: &Service) -> Vec<String> {
         );
     }
     if !lb_ip.is_empty() {
-        w.extend(warnings_for_ip(&spec_path.child("loadBalancerIP"), &lb_ip));
+        w.extend(warnings_for_ip(&spec_path.child("loadBalancerIP"), lb_ip));
     }
     for (i, cidr) in spec
         .load_balancer_source_ranges
@@ -539,7 +538,7 @@ pub fn warnings_for_service(svc: &Service) -> Vec<String> {
     if ty == "ExternalName" && !external_ips.is_empty() {
         w.push("spec.externalIPs is ignored when spec.type is \"ExternalName\"".into());
     }
-    let external_name = spec.external_name.clone().unwrap_or_default();
+    let external_name = spec.external_name.as_deref().unwrap_or("");
     if ty != "ExternalName" && !external_name.is_empty() {
         w.push("spec.externalName is ignored when spec.type is not \"ExternalName\"".into());
     }

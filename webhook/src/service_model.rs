@@ -48,3 +48,16 @@ pub fn is_headless_cluster_ips(svc: &Service) -> bool {
         .and_then(|s| s.cluster_ips.as_deref())
         .is_some_and(|ips| ips.len() == 1 && ips[0] == "None")
 }
+
+/// `spec`, borrowed when present (validation reads it without cloning).
+pub fn spec_of(svc: &Service) -> std::borrow::Cow<'_, k8s_openapi::api::core::v1::ServiceSpec> {
+    match &svc.spec {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(Default::default()),
+    }
+}
+
+/// An annotation value.
+pub fn annotation<'a>(svc: &'a Service, key: &str) -> Option<&'a String> {
+    svc.metadata.annotations.as_ref().and_then(|a| a.get(key))
+}
