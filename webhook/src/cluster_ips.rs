@@ -60,14 +60,14 @@ pub fn validate_cluster_ips_related_fields(svc: &Service) -> Vec<FieldError> {
         } else if ips[0] != cluster_ip {
             errs.push(FieldError::invalid(
                 &ips_path,
-                BadValue::strings(&ips),
+                BadValue::strings(ips),
                 "first value must match `clusterIP`",
             ));
         }
     } else if !ips.is_empty() {
         errs.push(FieldError::invalid(
             &ips_path,
-            BadValue::strings(&ips),
+            BadValue::strings(ips),
             "must be empty when `clusterIP` is not specified",
         ));
     }
@@ -100,7 +100,7 @@ pub fn validate_cluster_ips_related_fields(svc: &Service) -> Vec<FieldError> {
                 has_invalid_ips = true;
                 errs.push(FieldError::invalid(
                     &ips_path,
-                    BadValue::strings(&ips),
+                    BadValue::strings(ips),
                     "'None' must be the first and only value",
                 ));
             }
@@ -114,7 +114,7 @@ pub fn validate_cluster_ips_related_fields(svc: &Service) -> Vec<FieldError> {
     if ips.len() > 2 {
         errs.push(FieldError::invalid(
             &ips_path,
-            BadValue::strings(&ips),
+            BadValue::strings(ips),
             "may only hold up to 2 values",
         ));
     }
@@ -129,7 +129,7 @@ pub fn validate_cluster_ips_related_fields(svc: &Service) -> Vec<FieldError> {
         if !dual {
             errs.push(FieldError::invalid(
                 &ips_path,
-                BadValue::strings(&ips),
+                BadValue::strings(ips),
                 "may specify no more than one IP for each IP family",
             ));
         }

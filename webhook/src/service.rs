@@ -433,7 +433,7 @@ fn validate_external_traffic_policy(svc: &Service, phase: Phase) -> Vec<FieldErr
     let path = Path::new("spec");
     let ty = spec.type_.as_deref().unwrap_or("");
     let etp = spec.external_traffic_policy.as_deref().unwrap_or("");
-    if !externally_accessible(&ty, spec.external_ips.as_deref().unwrap_or(&[])) {
+    if !externally_accessible(ty, spec.external_ips.as_deref().unwrap_or(&[])) {
         if !etp.is_empty() {
             errs.push(FieldError::invalid(
                 path.child("externalTrafficPolicy"),
@@ -455,7 +455,7 @@ fn validate_external_traffic_policy(svc: &Service, phase: Phase) -> Vec<FieldErr
     }
     let hc = spec.health_check_node_port.unwrap_or(0);
     let hc_path = path.child("healthCheckNodePort");
-    if !needs_hc_node_port(&ty, &etp) {
+    if !needs_hc_node_port(ty, etp) {
         if hc != 0 {
             errs.push(FieldError::invalid(
                 hc_path,
