@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! svcplane controllers: EndpointSlice, EndpointSlice mirroring and Endpoints controllers
 //! with upstream (kube-controller-manager) semantics.
 //!
