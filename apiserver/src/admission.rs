@@ -24,13 +24,32 @@ use crate::state::AppState;
 /// Default `timeoutSeconds` of a webhook (upstream: 10).
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 10;
 
-/// HTTP clients per `caBundle`, so TLS sessions and connections are reused across calls.
+/// HTTP clients per `caBundle`, so TLS sessions and connections are reused across calls, and
+/// the parsed webhook configurations, re-parsed only when one changes.
 #[derive(Default)]
 pub struct WebhookClients {
     by_ca: Mutex<HashMap<String, reqwest::Client>>,
+    parsed: Mutex<ParsedConfigs>,
+}
+
+#[derive(Default)]
+struct ParsedConfigs {
+    versions: Vec<u64>,
+    configs: Arc<Vec<Value>>,
 }
 
 impl WebhookClients {
+    /// The parsed configurations for the stored ones (cached by their revisions).
+    fn configs(&self, stored: &[Arc<crate::store::StoredObject>]) -> Arc<Vec<Value>> {
+        let versions: Vec<u64> = stored.iter().map(|o| o.rv).collect();
+        let mut parsed = self.parsed.lock();
+        if parsed.versions != versions {
+            parsed.configs = Arc::new(stored.iter().map(|o| o.value()).collect());
+            parsed.versions = versions;
+        }
+        parsed.configs.clone()
+    }
+
     fn client(&self, ca_bundle: &str) -> Result<reqwest::Client, String> {
         if let Some(c) = self.by_ca.lock().get(ca_bundle) {
             return Ok(c.clone());
@@ -150,10 +169,11 @@ fn matching_webhooks(
         group: "admissionregistration.k8s.io".into(),
         plural: "validatingwebhookconfigurations".into(),
     };
-    let (_, configs, _) = state.store.list(&key, None, |_| true, None, None);
-    if configs.is_empty() {
+    let (_, stored, _) = state.store.list(&key, None, |_| true, None, None);
+    if stored.is_empty() {
         return Ok(Vec::new());
     }
+    let configs = state.webhook_clients.configs(&stored);
     let namespace = obj["metadata"]["namespace"]
         .as_str()
         .or_else(|| old.and_then(|o| o["metadata"]["namespace"].as_str()))
@@ -179,8 +199,7 @@ fn matching_webhooks(
         BTreeMap::new()
     };
     let mut out = Vec::new();
-    for config in configs {
-        let config = config.value();
+    for config in configs.iter() {
         for webhook in config["webhooks"].as_array().into_iter().flatten() {
             let rules = webhook["rules"].as_array().cloned().unwrap_or_default();
             if !rules

@@ -109,7 +109,7 @@ impl Selectors {
     /// Parses the selectors of a list, watch or deletecollection request.
     pub fn from_query(info: &ResourceInfo, query: &Query) -> Result<Self, ApiError> {
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or_default())
-            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or_default())
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         for f in fields.fields() {
@@ -380,7 +380,7 @@ fn check_namespace_accepts(
     };
     match state.store.get(&key, "", ns) {
         None => Err(ApiError::not_found("", "namespaces", ns)),
-        Some(obj) if obj.value()["metadata"]["deletionTimestamp"].is_string() => Err(ApiError::forbidden(format!(
+        Some(obj) if obj.deleting => Err(ApiError::forbidden(format!(
             "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
             ApiError::qualified(&info.group, &info.plural),
         ))),

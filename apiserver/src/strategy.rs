@@ -152,9 +152,9 @@ fn default_pod_spec(obj: &mut Value) {
         }
     }
     for list in ["containers", "initContainers"] {
-        if let Some(containers) = spec[list].as_array_mut() {
+        if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
             for c in containers {
-                if let Some(ports) = c["ports"].as_array_mut() {
+                if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
                     for p in ports {
                         if p.is_object() && p["protocol"].is_null() {
                             p["protocol"] = json!("TCP");

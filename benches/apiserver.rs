@@ -1,0 +1,288 @@
+//! Embedded API server benchmark (issue 2): creates per second and full-list latency at
+//! 100,000 pods, watch fan-out to 10 watchers, and the server's resident memory.
+//!
+//! The server runs as its own process (`svcplane dev --no-examples --insecure-http`) so its
+//! memory is measured alone; clients talk HTTP/1.1 keep-alive over loopback. The baseline,
+//! measured in the same run with the same clients, is `GET /healthz` (request overhead with no
+//! storage work).
+//!
+//! `cargo bench --bench apiserver` runs the full size; without `--bench` (as `cargo test
+//! --all-targets` runs it) it runs a small smoke size.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+
+const CONCURRENCY: usize = 16;
+const WATCHERS: usize = 10;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn start_server(dir: &std::path::Path) -> Server {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_svcplane"))
+        .args(["dev", "--no-examples", "--insecure-http", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--kubeconfig-out")
+        .arg(dir.join("kubeconfig"))
+        .arg("--work-dir")
+        .arg(dir.join("work"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start svcplane dev");
+    Server {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// `VmRSS` and `VmHWM` of a process, in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn pod_body(i: usize) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": format!("pod-{i}"), "namespace": "default", "labels": {"app": format!("app-{}", i % 1000), "tier": "web"}},
+        "spec": {
+            "nodeName": format!("node-{}", i % 10),
+            "containers": [{"name": "main", "image": "registry.example/app:1", "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]}],
+        },
+    }))
+    .expect("json")
+}
+
+/// Runs `total` requests from `CONCURRENCY` workers; returns requests per second.
+async fn run_load<F, Fut>(total: usize, f: F) -> f64
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let f = Arc::new(f);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let next = next.clone();
+        let f = f.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                f(i).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("worker");
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn wait_ready(client: &reqwest::Client, url: &str) {
+    for _ in 0..200 {
+        if client
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not become ready");
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let pods = if full { 100_000 } else { 2_000 };
+    let watch_events = if full { 10_000 } else { 500 };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path());
+    let url = server.url.clone();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY * 2)
+        .build()
+        .expect("client");
+    wait_ready(&client, &url).await;
+    println!(
+        "apiserver benchmark: {pods} pods, {CONCURRENCY} client connections, {WATCHERS} watchers"
+    );
+
+    // Baseline: request overhead with no storage work.
+    let (c, u) = (client.clone(), url.clone());
+    let healthz_rps = run_load(pods.min(20_000), move |_| {
+        let (c, u) = (c.clone(), u.clone());
+        async move {
+            let r = c.get(format!("{u}/healthz")).send().await.expect("healthz");
+            assert!(r.status().is_success());
+            let _ = r.bytes().await;
+        }
+    })
+    .await;
+    println!("baseline GET /healthz:            {healthz_rps:>10.0} req/s");
+
+    // Creates.
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..pods).map(pod_body).collect());
+    let (c, u, b) = (client.clone(), url.clone(), bodies.clone());
+    let create_rps = run_load(pods, move |i| {
+        let (c, u, b) = (c.clone(), u.clone(), b.clone());
+        async move {
+            let r = c
+                .post(format!("{u}/api/v1/namespaces/default/pods"))
+                .header("content-type", "application/json")
+                .body(b[i].clone())
+                .send()
+                .await
+                .expect("create");
+            assert_eq!(r.status().as_u16(), 201, "create pod-{i}");
+            let _ = r.bytes().await;
+        }
+    })
+    .await;
+    println!("POST pods (create):               {create_rps:>10.0} creates/s");
+
+    // Full list latency.
+    let mut list_times = Vec::new();
+    let mut page_times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let body = client
+            .get(format!("{url}/api/v1/pods"))
+            .send()
+            .await
+            .expect("list")
+            .bytes()
+            .await
+            .expect("list body");
+        list_times.push(t.elapsed().as_secs_f64());
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("list json");
+        assert_eq!(v["items"].as_array().map(|a| a.len()), Some(pods));
+        let t = Instant::now();
+        let _ = client
+            .get(format!("{url}/api/v1/pods?limit=500"))
+            .send()
+            .await
+            .expect("page")
+            .bytes()
+            .await;
+        page_times.push(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "LIST all {pods} pods (median of 5): {:>8.1} ms (first page of 500: {:.1} ms)",
+        median(list_times) * 1000.0,
+        median(page_times) * 1000.0
+    );
+    let (rss, hwm) = rss_mib(server.child.id());
+    println!("server RSS at {pods} pods:          {rss:>8.0} MiB (peak {hwm:.0} MiB)");
+
+    // Watch fan-out: 10 watchers each see every one of `watch_events` updates.
+    let rv = {
+        let v: serde_json::Value = client
+            .get(format!("{url}/api/v1/pods?limit=1"))
+            .send()
+            .await
+            .expect("rv")
+            .json()
+            .await
+            .expect("rv json");
+        v["metadata"]["resourceVersion"]
+            .as_str()
+            .expect("rv")
+            .to_string()
+    };
+    let mut watchers = Vec::new();
+    for _ in 0..WATCHERS {
+        let resp = client
+            .get(format!("{url}/api/v1/pods?watch=true&resourceVersion={rv}"))
+            .send()
+            .await
+            .expect("watch");
+        let mut stream = resp.bytes_stream();
+        watchers.push(tokio::spawn(async move {
+            let mut seen = 0usize;
+            let mut buf = Vec::new();
+            while seen < watch_events {
+                let chunk = stream.next().await.expect("watch open").expect("chunk");
+                buf.extend_from_slice(&chunk);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    seen += 1;
+                    buf.drain(..=pos);
+                }
+            }
+            Instant::now()
+        }));
+    }
+    let started = Instant::now();
+    let (c, u) = (client.clone(), url.clone());
+    run_load(watch_events, move |i| {
+        let (c, u) = (c.clone(), u.clone());
+        async move {
+            let r = c
+                .patch(format!("{u}/api/v1/namespaces/default/pods/pod-{i}"))
+                .header("content-type", "application/merge-patch+json")
+                .body(format!(
+                    "{{\"metadata\":{{\"labels\":{{\"rev\":\"{i}\"}}}}}}"
+                ))
+                .send()
+                .await
+                .expect("patch");
+            assert_eq!(r.status().as_u16(), 200);
+            let _ = r.bytes().await;
+        }
+    })
+    .await;
+    let mut last = started;
+    for w in watchers {
+        last = last.max(w.await.expect("watcher"));
+    }
+    let secs = (last - started).as_secs_f64();
+    println!(
+        "watch fan-out: {watch_events} updates x {WATCHERS} watchers delivered in {:.2} s ({:.0} events/s delivered)",
+        secs,
+        (watch_events * WATCHERS) as f64 / secs
+    );
+}
