@@ -125,6 +125,48 @@ pub async fn run(args: WebhookArgs) -> Result<(), Error> {
 mod tests {
     use super::*;
 
+    fn args(extra: &[&str]) -> WebhookArgs {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: WebhookArgs,
+        }
+        let mut argv = vec!["svcplane-webhook"];
+        argv.extend_from_slice(extra);
+        Cli::parse_from(argv).args
+    }
+
+    #[test]
+    fn defaults_match_the_documented_flags() {
+        let a = args(&[]);
+        assert_eq!(a.listen, "0.0.0.0:8443".parse().unwrap());
+        assert_eq!(a.request_timeout, Duration::from_secs(10));
+        assert!(a
+            .cert_dns_names
+            .contains(&"svcplane-webhook.svcplane-system.svc".to_string()));
+        assert!(matches!(prepare_tls(&a), Err(Error::Args(_))));
+    }
+
+    #[test]
+    fn generate_certs_writes_once_and_keeps_existing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let a = args(&["--generate-certs", d, "--generate-only"]);
+        let tls = prepare_tls(&a).unwrap();
+        assert_eq!(tls.cert, dir.path().join("tls.crt"));
+        assert_eq!(tls.key, dir.path().join("tls.key"));
+        assert!(dir.path().join("ca.crt").exists());
+        let first = std::fs::read(&tls.cert).unwrap();
+        prepare_tls(&a).unwrap();
+        assert_eq!(
+            std::fs::read(&tls.cert).unwrap(),
+            first,
+            "existing certificate must be kept"
+        );
+        crate::tls::load_certified_key(&tls.cert, &tls.key).unwrap();
+    }
+
     #[test]
     fn durations_parse() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));

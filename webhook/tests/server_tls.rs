@@ -117,6 +117,13 @@ async fn webhook_allows_denies_and_warns_over_tls() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    // The generated certificate carries 127.0.0.1 as an IP SAN (embedded dev mode dials it).
+    let by_ip = c
+        .get(format!("https://127.0.0.1:{}/healthz", srv.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_ip.status(), 200);
     let ready = c
         .get(format!("https://localhost:{}/readyz", srv.addr.port()))
         .send()
