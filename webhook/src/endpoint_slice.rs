@@ -221,11 +221,19 @@ fn validate_ports(ports: &[EndpointPort], path: &Path) -> Vec<FieldError> {
     errs
 }
 
-/// Warnings for an EndpointSlice: upstream `warnOnDeprecatedAddressType` and `warnOnBadIPs`,
-/// plus svcplane's warning for the reserved managed-by value `controller`.
-pub fn warnings_for_endpoint_slice(slice: &EndpointSlice) -> Vec<String> {
+/// The managed-by value of the upstream EndpointSlice mirroring controller.
+pub const MIRRORING_CONTROLLER_NAME: &str = "endpointslicemirroring-controller.k8s.io";
+
+/// Warnings for an EndpointSlice (upstream strategy `WarningsOnCreate` / `WarningsOnUpdate`):
+/// FQDN deprecation on create, non-canonical IPs unless written by an upstream controller;
+/// plus svcplane's warning for the reserved managed-by value `controller`. `old` is the
+/// stored object on updates.
+pub fn warnings_for_endpoint_slice(
+    slice: &EndpointSlice,
+    old: Option<&EndpointSlice>,
+) -> Vec<String> {
     let mut w = Vec::new();
-    if slice.address_type == "FQDN" {
+    if old.is_none() && slice.address_type == "FQDN" {
         w.push("spec.addressType: FQDN endpoints are deprecated".to_string());
     }
     let managed_by = slice
@@ -234,7 +242,9 @@ pub fn warnings_for_endpoint_slice(slice: &EndpointSlice) -> Vec<String> {
         .as_ref()
         .and_then(|l| l.get(LABEL_MANAGED_BY))
         .map(String::as_str);
-    if managed_by != Some(CONTROLLER_NAME) && slice.address_type != "FQDN" {
+    let by_upstream_controller =
+        managed_by == Some(CONTROLLER_NAME) || managed_by == Some(MIRRORING_CONTROLLER_NAME);
+    if !by_upstream_controller && slice.address_type != "FQDN" {
         for (i, ep) in slice.endpoints.iter().enumerate() {
             for (j, addr) in ep.addresses.iter().enumerate() {
                 let p = Path::new("endpoints").index(i).child("addresses").index(j);
@@ -250,4 +260,37 @@ pub fn warnings_for_endpoint_slice(slice: &EndpointSlice) -> Vec<String> {
         ));
     }
     w
+}
+
+/// Upstream strategy `dropTopologyOnV1`: writes through the v1 API clear
+/// `deprecatedTopology` (unless the endpoints are unchanged); a `kubernetes.io/hostname`
+/// entry naming a node the old slice already had moves into `nodeName`.
+pub fn drop_topology_on_v1(new: &mut EndpointSlice, old: Option<&EndpointSlice>) {
+    if let Some(old) = old {
+        if old.endpoints == new.endpoints {
+            return;
+        }
+    }
+    let prev: HashSet<String> = old
+        .into_iter()
+        .flat_map(|o| o.endpoints.iter())
+        .filter_map(|ep| {
+            ep.deprecated_topology
+                .as_ref()?
+                .get("kubernetes.io/hostname")
+                .cloned()
+        })
+        .filter(|n| !n.is_empty())
+        .collect();
+    for ep in &mut new.endpoints {
+        if let Some(topology) = ep.deprecated_topology.take() {
+            if ep.node_name.is_none() {
+                if let Some(host) = topology.get("kubernetes.io/hostname") {
+                    if prev.contains(host) && name_is_dns_subdomain(host, false).is_empty() {
+                        ep.node_name = Some(host.clone());
+                    }
+                }
+            }
+        }
+    }
 }

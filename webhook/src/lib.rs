@@ -23,7 +23,8 @@ pub use defaults::{
     prepare_service_update,
 };
 pub use endpoint_slice::{
-    validate_endpoint_slice, validate_endpoint_slice_update, warnings_for_endpoint_slice,
+    drop_topology_on_v1, validate_endpoint_slice, validate_endpoint_slice_update,
+    warnings_for_endpoint_slice,
 };
 pub use endpoints::{validate_endpoints, validate_endpoints_update, warnings_for_endpoints};
 pub use field_error::{invalid_message, BadValue, ErrorKind, FieldError, Verdict};

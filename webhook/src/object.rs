@@ -11,7 +11,8 @@ use crate::defaults::{
     prepare_service_create, prepare_service_update,
 };
 use crate::endpoint_slice::{
-    validate_endpoint_slice, validate_endpoint_slice_update, warnings_for_endpoint_slice,
+    drop_topology_on_v1, validate_endpoint_slice, validate_endpoint_slice_update,
+    warnings_for_endpoint_slice,
 };
 use crate::endpoints::{validate_endpoints, validate_endpoints_update, warnings_for_endpoints};
 use crate::field_error::Verdict;
@@ -221,17 +222,22 @@ pub fn validate_object_owned(obj: Value, old: Option<Value>) -> Result<Verdict, 
         Kind::EndpointSlice => {
             let mut slice: EndpointSlice = decode(kind, obj)?;
             default_endpoint_slice(&mut slice);
-            let errors = match old {
-                None => validate_endpoint_slice(&slice),
-                Some(old) => {
-                    let mut old: EndpointSlice = decode(kind, old)?;
-                    default_endpoint_slice(&mut old);
-                    validate_endpoint_slice_update(&slice, &old)
+            let old: Option<EndpointSlice> = match old {
+                None => None,
+                Some(o) => {
+                    let mut o: EndpointSlice = decode(kind, o)?;
+                    default_endpoint_slice(&mut o);
+                    Some(o)
                 }
+            };
+            drop_topology_on_v1(&mut slice, old.as_ref());
+            let errors = match &old {
+                None => validate_endpoint_slice(&slice),
+                Some(old) => validate_endpoint_slice_update(&slice, old),
             };
             Ok(Verdict {
                 errors,
-                warnings: warnings_for_endpoint_slice(&slice),
+                warnings: warnings_for_endpoint_slice(&slice, old.as_ref()),
             })
         }
         Kind::Endpoints => {
