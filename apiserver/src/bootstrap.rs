@@ -27,7 +27,11 @@ pub async fn run(state: &Arc<AppState>) -> Result<(), Error> {
     let services = state.registry.get("", "v1", "services").expect("built-in");
     // Allocation runs before the store sees the name (as upstream's `BeginCreate`), so
     // re-creating an existing `kubernetes` Service would fail on its taken ClusterIP.
-    if state.store.get(&services.key(), "default", "kubernetes").is_some() {
+    if state
+        .store
+        .get(&services.key(), "default", "kubernetes")
+        .is_some()
+    {
         return Ok(());
     }
     let mut spec = json!({

@@ -11,7 +11,7 @@ use crate::error::ApiError;
 ///
 /// Errors: 400 naming the field, like kube-apiserver's decoder.
 pub fn decode_service(obj: &Value) -> Result<Service, ApiError> {
-    decode::<Service>(Kind::Service, obj).map_err(|e| {
+    decode::<Service>(Kind::Service, obj.clone()).map_err(|e| {
         ApiError::bad_request(format!(
             "Service in version \"v1\" cannot be handled as a Service: {e}"
         ))
