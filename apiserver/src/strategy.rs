@@ -237,13 +237,13 @@ pub fn validate(
         (errs, svcplane_webhook::warnings_for_service(&svc))
     } else if is(info, "discovery.k8s.io", "endpointslices") {
         let slice: EndpointSlice = decode(info, obj)?;
-        let errs = match old {
+        let old_slice: Option<EndpointSlice> = old.map(|o| decode(info, o)).transpose()?;
+        let errs = match &old_slice {
             None => svcplane_webhook::validate_endpoint_slice(&slice),
-            Some(old) => {
-                svcplane_webhook::validate_endpoint_slice_update(&slice, &decode(info, old)?)
-            }
+            Some(old) => svcplane_webhook::validate_endpoint_slice_update(&slice, old),
         };
-        (errs, svcplane_webhook::warnings_for_endpoint_slice(&slice))
+        let warnings = svcplane_webhook::warnings_for_endpoint_slice(&slice, old_slice.as_ref());
+        (errs, warnings)
     } else if is(info, "", "endpoints") {
         let ep: Endpoints = decode(info, obj)?;
         let errs = match old {
