@@ -4,7 +4,9 @@
 use serde_json::{json, Map, Value};
 
 use crate::field_error::{invalid_message, FieldError, Verdict};
-use crate::object::{validate_object_owned, DecodeError, Kind};
+use crate::object::{
+    decode_object_fast, validate_decoded, validate_object_owned, DecodeError, Kind, Object,
+};
 
 /// The AdmissionReview apiVersion this webhook speaks.
 pub const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
@@ -131,6 +133,9 @@ fn complete_object(
     }
     if !namespace.is_empty() {
         let meta = map.entry("metadata").or_insert_with(|| json!({}));
+        if meta.is_null() {
+            *meta = json!({});
+        }
         if let Some(m) = meta.as_object_mut() {
             if m.get("namespace")
                 .and_then(Value::as_str)
@@ -144,9 +149,109 @@ fn complete_object(
     Ok(())
 }
 
+#[derive(serde::Deserialize, Default)]
+struct Gvk {
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    kind: String,
+}
+
+#[derive(serde::Deserialize)]
+struct RequestEnvelope<'a> {
+    #[serde(default)]
+    uid: String,
+    #[serde(default)]
+    kind: Gvk,
+    #[serde(default)]
+    operation: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    name: String,
+    #[serde(borrow, default)]
+    object: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default, rename = "oldObject")]
+    old_object: Option<&'a serde_json::value::RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReviewEnvelope<'a> {
+    #[serde(default, rename = "apiVersion")]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(borrow)]
+    request: Option<RequestEnvelope<'a>>,
+}
+
+/// The common case without an intermediate JSON tree: a well-formed CREATE or UPDATE
+/// review whose objects decode straight into their types. `None` means "take the general
+/// path", which answers every other input (and reports problems) the same way.
+fn review_fast(body: &[u8]) -> Option<ReviewOutcome> {
+    let env: ReviewEnvelope<'_> = serde_json::from_slice(body).ok()?;
+    if env.api_version != ADMISSION_API_VERSION || env.kind != "AdmissionReview" {
+        return None;
+    }
+    let req = env.request?;
+    if req.uid.is_empty() || !matches!(req.operation.as_str(), "CREATE" | "UPDATE") {
+        return None;
+    }
+    let gv = if req.kind.group.is_empty() {
+        req.kind.version.clone()
+    } else {
+        format!("{}/{}", req.kind.group, req.kind.version)
+    };
+    let kind = Kind::from_type_meta(&gv, &req.kind.kind)?;
+    let decode = |raw: Option<&serde_json::value::RawValue>| -> Option<Object> {
+        let mut o = decode_object_fast(kind, raw?.get())?;
+        let meta = o.metadata_mut();
+        if meta.namespace.as_deref().unwrap_or("").is_empty() && !req.namespace.is_empty() {
+            meta.namespace = Some(req.namespace.clone());
+        }
+        Some(o)
+    };
+    let mut new = decode(req.object)?;
+    let old = if req.operation == "UPDATE" {
+        Some(decode(req.old_object)?)
+    } else {
+        None
+    };
+    let name = new
+        .metadata_mut()
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| req.name.clone());
+    let (allowed, status, warnings) = match validate_decoded(new, old) {
+        Err(e) => (false, Some(decode_status(&e)), Vec::new()),
+        Ok(Verdict { errors, warnings }) if errors.is_empty() => (true, None, warnings),
+        Ok(Verdict { errors, warnings }) => {
+            (false, Some(invalid_status(kind, &name, &errors)), warnings)
+        }
+    };
+    Some(ReviewOutcome {
+        body: response(&req.uid, allowed, status, warnings),
+        allowed,
+        kind: req.kind.kind,
+        operation: req.operation,
+    })
+}
+
 /// Answer one AdmissionReview body. Never panics; input that cannot carry a response
 /// (not JSON, wrong type, no uid) is a [`ReviewError`].
 pub fn review(body: &[u8]) -> Result<ReviewOutcome, ReviewError> {
+    if let Some(out) = review_fast(body) {
+        return Ok(out);
+    }
+    review_general(body)
+}
+
+/// The general path over a JSON tree: fills omitted `apiVersion`/`kind`/namespace from the
+/// request, reports objects of another kind, and names undecodable fields.
+pub fn review_general(body: &[u8]) -> Result<ReviewOutcome, ReviewError> {
     let mut review: Value =
         serde_json::from_slice(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
     let taken_object = review.pointer_mut("/request/object").map(Value::take);
@@ -329,6 +434,29 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("ConfigMap"));
+    }
+
+    #[test]
+    fn fast_and_general_paths_agree() {
+        let cases = [
+            review_of("CREATE", svc(80), None),
+            review_of("CREATE", svc(0), None),
+            review_of("UPDATE", svc(80), Some(svc(80))),
+            review_of("UPDATE", svc(81), Some(svc(80))),
+        ];
+        for c in cases {
+            let body = c.to_string();
+            let fast = review_fast(body.as_bytes()).expect("fast path handles well-formed reviews");
+            let general = review_general(body.as_bytes()).unwrap();
+            assert_eq!(fast, general, "{body}");
+        }
+        let mut no_kind = svc(80);
+        no_kind.as_object_mut().unwrap().remove("kind");
+        let body = review_of("CREATE", no_kind, None).to_string();
+        assert_eq!(
+            review(body.as_bytes()).unwrap(),
+            review_general(body.as_bytes()).unwrap()
+        );
     }
 
     #[test]

@@ -199,57 +199,120 @@ pub fn validate_object_owned(obj: Value, old: Option<Value>) -> Result<Verdict, 
             });
         }
     }
-    match kind {
-        Kind::Service => {
-            let mut svc: Service = decode(kind, obj)?;
+    let new = decode_object(kind, obj)?;
+    let old = old.map(|o| decode_object(kind, o)).transpose()?;
+    validate_decoded(new, old)
+}
+
+/// A decoded object of one of the validated kinds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    /// core/v1 Service.
+    Service(Box<Service>),
+    /// discovery.k8s.io/v1 EndpointSlice.
+    EndpointSlice(Box<EndpointSlice>),
+    /// core/v1 Endpoints.
+    Endpoints(Box<Endpoints>),
+}
+
+impl Object {
+    /// The object's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Service(_) => Kind::Service,
+            Object::EndpointSlice(_) => Kind::EndpointSlice,
+            Object::Endpoints(_) => Kind::Endpoints,
+        }
+    }
+
+    /// The object's metadata.
+    pub fn metadata_mut(
+        &mut self,
+    ) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        match self {
+            Object::Service(o) => &mut o.metadata,
+            Object::EndpointSlice(o) => &mut o.metadata,
+            Object::Endpoints(o) => &mut o.metadata,
+        }
+    }
+}
+
+/// Decode JSON of a known kind (Go zero values for absent required fields).
+pub fn decode_object(kind: Kind, obj: Value) -> Result<Object, DecodeError> {
+    Ok(match kind {
+        Kind::Service => Object::Service(Box::new(decode(kind, obj)?)),
+        Kind::EndpointSlice => Object::EndpointSlice(Box::new(decode(kind, obj)?)),
+        Kind::Endpoints => Object::Endpoints(Box::new(decode(kind, obj)?)),
+    })
+}
+
+/// Decode JSON text straight into the typed object, without an intermediate JSON tree.
+/// Returns `None` when that is not possible (absent required fields, wrong types, another
+/// kind); callers then take the [`decode_object`] path, which reports such problems.
+pub fn decode_object_fast(kind: Kind, json: &str) -> Option<Object> {
+    Some(match kind {
+        Kind::Service => Object::Service(serde_json::from_str(json).ok()?),
+        Kind::EndpointSlice => Object::EndpointSlice(serde_json::from_str(json).ok()?),
+        Kind::Endpoints => Object::Endpoints(serde_json::from_str(json).ok()?),
+    })
+}
+
+/// Default and validate decoded objects (old is the stored object on updates), in
+/// [`Phase::Admission`].
+pub fn validate_decoded(new: Object, old: Option<Object>) -> Result<Verdict, DecodeError> {
+    if let Some(o) = &old {
+        if o.kind() != new.kind() {
+            return Err(DecodeError::KindMismatch {
+                old: o.kind().as_str().into(),
+                new: new.kind().as_str().into(),
+            });
+        }
+    }
+    match (new, old) {
+        (Object::Service(mut svc), old) => {
             let mut warnings = default_service(&mut svc);
             let errors = match old {
-                None => {
-                    prepare_service_create(&mut svc);
-                    validate_service(&svc, Phase::Admission)
-                }
-                Some(old) => {
-                    let mut old: Service = decode(kind, old)?;
+                Some(Object::Service(mut old)) => {
                     default_service(&mut old);
                     normalize_cluster_ips_create(&mut old);
                     prepare_service_update(&mut svc, &old);
                     validate_service_update(&svc, &old, Phase::Admission)
                 }
+                _ => {
+                    prepare_service_create(&mut svc);
+                    validate_service(&svc, Phase::Admission)
+                }
             };
             warnings.extend(warnings_for_service(&svc));
             Ok(Verdict { errors, warnings })
         }
-        Kind::EndpointSlice => {
-            let mut slice: EndpointSlice = decode(kind, obj)?;
+        (Object::EndpointSlice(mut slice), old) => {
             default_endpoint_slice(&mut slice);
-            let old: Option<EndpointSlice> = match old {
-                None => None,
-                Some(o) => {
-                    let mut o: EndpointSlice = decode(kind, o)?;
+            let old = match old {
+                Some(Object::EndpointSlice(mut o)) => {
                     default_endpoint_slice(&mut o);
                     Some(o)
                 }
+                _ => None,
             };
-            drop_topology_on_v1(&mut slice, old.as_ref());
+            drop_topology_on_v1(&mut slice, old.as_deref());
             let errors = match &old {
                 None => validate_endpoint_slice(&slice),
                 Some(old) => validate_endpoint_slice_update(&slice, old),
             };
             Ok(Verdict {
                 errors,
-                warnings: warnings_for_endpoint_slice(&slice, old.as_ref()),
+                warnings: warnings_for_endpoint_slice(&slice, old.as_deref()),
             })
         }
-        Kind::Endpoints => {
-            let mut ep: Endpoints = decode(kind, obj)?;
+        (Object::Endpoints(mut ep), old) => {
             default_endpoints(&mut ep);
             let errors = match old {
-                None => validate_endpoints(&ep),
-                Some(old) => {
-                    let mut old: Endpoints = decode(kind, old)?;
+                Some(Object::Endpoints(mut old)) => {
                     default_endpoints(&mut old);
                     validate_endpoints_update(&ep, &old)
                 }
+                _ => validate_endpoints(&ep),
             };
             Ok(Verdict {
                 errors,

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use svcplane_webhook::admission::review;
+use svcplane_webhook::admission::{review, review_general};
 use svcplane_webhook::validate_object;
 
 const WORDS: &[&str] = &[
@@ -222,7 +222,10 @@ proptest! {
         let mutated = mutate(base.clone(), &choices);
         let old = as_update.then_some(&base);
         let _ = validate_object(&mutated, old);
-        check_review(&wrap(&mutated, old, if as_update { "UPDATE" } else { "CREATE" }));
+        let body = wrap(&mutated, old, if as_update { "UPDATE" } else { "CREATE" });
+        check_review(&body);
+        // The typed fast path must answer exactly like the general JSON-tree path.
+        prop_assert_eq!(review(&body).ok(), review_general(&body).ok());
     }
 
     #[test]
