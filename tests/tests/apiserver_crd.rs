@@ -220,7 +220,7 @@ async fn deleting_the_crd_stops_serving_its_resource() {
         .await
         .unwrap();
     let crds: Api<CustomResourceDefinition> = Api::all(fx.client.clone());
-    crds.delete(&Gadget::crd_name(), &DeleteParams::default())
+    crds.delete(Gadget::crd_name(), &DeleteParams::default())
         .await
         .unwrap();
     eventually("CRD resource unserved", Duration::from_secs(10), || async {

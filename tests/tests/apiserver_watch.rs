@@ -123,7 +123,7 @@ async fn watch_without_resource_version_starts_with_the_current_state() {
         .await
         .unwrap()
         .boxed();
-    let mut names = vec![
+    let mut names = [
         next_change(&mut stream).await,
         next_change(&mut stream).await,
     ];
