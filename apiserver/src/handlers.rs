@@ -131,6 +131,10 @@ impl Selectors {
     }
 }
 
+/// Upstream's message when a continue token's revision was compacted (`continueExpired`,
+/// returned as `NewResourceExpired` by the etcd3 store's paginated list).
+const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.";
+
 /// Opaque continue token: the last key returned and the list revision.
 fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
     let raw = json!({"rv": rv, "ns": ns, "name": name}).to_string();
@@ -172,15 +176,27 @@ fn list(
         _ => None,
     };
     let ns = rr.namespace.as_deref();
-    let (rv, items, more) = state.store.list(
-        &rr.info.key(),
-        ns,
-        |o| selectors.matches(o),
-        cont.as_ref().map(|(_, ns, n)| (ns.as_str(), n.as_str())),
-        limit,
-    );
-    // A continued list reports the revision of its first page, as upstream.
-    let list_rv = cont.as_ref().map_or(rv, |(rv, _, _)| *rv);
+    let (list_rv, items, more) = match &cont {
+        None => state
+            .store
+            .list(&rr.info.key(), ns, |o| selectors.matches(o), None, limit),
+        // A continued list is served from the first page's revision and reports it, as
+        // upstream's consistent snapshot; 410 once that revision left the history.
+        Some((rv, after_ns, after_name)) => {
+            let (items, more) = state
+                .store
+                .list_at(
+                    &rr.info.key(),
+                    ns,
+                    |o| selectors.matches(o),
+                    Some((after_ns.as_str(), after_name.as_str())),
+                    limit,
+                    *rv,
+                )
+                .map_err(|_| ApiError::gone(CONTINUE_EXPIRED))?;
+            (*rv, items, more)
+        }
+    };
     let continue_token = if more {
         items
             .last()

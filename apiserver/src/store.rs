@@ -327,6 +327,91 @@ impl Store {
         (rv, out, more)
     }
 
+    /// Lists like [`Store::list`], but as the objects were at revision `at_rv` (the revision of
+    /// a chunked list's first page): upstream serves every `continue` page from one consistent
+    /// etcd snapshot. The state at `at_rv` is the live table with each key changed since then
+    /// rolled back to the version before its first later change (from the watch history).
+    /// `Err(oldest)` when `at_rv` is older than the retained history (upstream 410 Expired).
+    pub fn list_at(
+        &self,
+        resource: &ResourceKey,
+        namespace: Option<&str>,
+        mut filter: impl FnMut(&StoredObject) -> bool,
+        continue_after: Option<(&str, &str)>,
+        limit: Option<usize>,
+        at_rv: u64,
+    ) -> Result<(Vec<Arc<StoredObject>>, bool), u64> {
+        let inner = self.inner.read();
+        if at_rv < inner.compacted_rv {
+            return Err(inner.compacted_rv + 1);
+        }
+        // Keys changed after `at_rv`: their state at `at_rv` (None = absent then).
+        let mut rolled_back: BTreeMap<ObjKey, Option<Arc<StoredObject>>> = BTreeMap::new();
+        let first_later = inner.history.partition_point(|e| e.rv <= at_rv);
+        for ev in inner.history.iter().skip(first_later) {
+            if &ev.resource != resource {
+                continue;
+            }
+            let key = (ev.object.namespace.clone(), ev.object.name.clone());
+            rolled_back.entry(key).or_insert_with(|| ev.prev.clone());
+        }
+        let empty = BTreeMap::new();
+        let table = inner.tables.get(resource).unwrap_or(&empty);
+        let start = match (continue_after, namespace) {
+            (Some((ns, name)), _) => std::ops::Bound::Excluded((ns.to_string(), name.to_string())),
+            (None, Some(ns)) => std::ops::Bound::Included((ns.to_string(), String::new())),
+            (None, None) => std::ops::Bound::Unbounded,
+        };
+        // Walk the live table and the rolled-back keys together, in key order, so a page
+        // costs what a live page costs plus the keys changed since `at_rv`.
+        let mut live = table
+            .range((start.clone(), std::ops::Bound::Unbounded))
+            .peekable();
+        let mut then = rolled_back
+            .range((start, std::ops::Bound::Unbounded))
+            .peekable();
+        let mut out = Vec::new();
+        let mut more = false;
+        loop {
+            let (key, obj) = match (live.peek(), then.peek()) {
+                (None, None) => break,
+                (Some((lk, _)), Some((tk, _))) if tk <= lk => {
+                    if tk == lk {
+                        live.next();
+                    }
+                    let (tk, old) = then.next().expect("peeked");
+                    (tk, old.as_ref())
+                }
+                (Some(_), _) => {
+                    let (lk, obj) = live.next().expect("peeked");
+                    (lk, Some(obj))
+                }
+                (None, Some(_)) => {
+                    let (tk, old) = then.next().expect("peeked");
+                    (tk, old.as_ref())
+                }
+            };
+            if let Some(want) = namespace {
+                if key.0 != want {
+                    if key.0.as_str() > want {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            let Some(obj) = obj else { continue };
+            if !filter(obj) {
+                continue;
+            }
+            if limit.is_some_and(|l| out.len() >= l) {
+                more = true;
+                break;
+            }
+            out.push(obj.clone());
+        }
+        Ok((out, more))
+    }
+
     /// Counts objects of a resource.
     pub fn count(&self, resource: &ResourceKey) -> usize {
         self.inner
