@@ -143,7 +143,6 @@ async fn garbage_continue_token_is_400() {
 /// Upstream serves continued pages from a consistent snapshot at the first page's revision
 /// (etcd MVCC): objects created after the first page never appear in later pages.
 #[tokio::test]
-#[ignore = "continued pages read the live state, not a snapshot at the first page's revision (store.rs has no MVCC reads)"]
 async fn continued_pages_are_a_snapshot_at_the_first_page_revision() {
     let fx = Fixture::start().await;
     let cms: Api<ConfigMap> = Api::default_namespaced(fx.client.clone());
@@ -153,6 +152,14 @@ async fn continued_pages_are_a_snapshot_at_the_first_page_revision() {
         .await
         .unwrap();
     cms.delete("cm-003", &Default::default()).await.unwrap();
+    let before = cms.get("cm-002").await.unwrap();
+    cms.patch(
+        "cm-002",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"data": {"k": "changed"}})),
+    )
+    .await
+    .unwrap();
     let rest = cms
         .list(
             &ListParams::default()
@@ -163,4 +170,38 @@ async fn continued_pages_are_a_snapshot_at_the_first_page_revision() {
         .unwrap();
     let names: Vec<String> = rest.items.iter().map(|o| o.name_any()).collect();
     assert_eq!(names, ["cm-002", "cm-003"]);
+    assert_eq!(
+        rest.items[0].resource_version(),
+        before.resource_version(),
+        "the version at the first page's revision, not the later patch"
+    );
+    assert_eq!(rest.items[0].data.as_ref().unwrap()["k"], "v");
+}
+
+#[tokio::test]
+async fn a_continue_token_older_than_the_history_is_410_expired() {
+    let fx = Fixture::start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(fx.client.clone());
+    seed(&cms, 4).await;
+    let first = cms.list(&ListParams::default().limit(2)).await.unwrap();
+    cms.create(&PostParams::default(), &configmap("later", json!({})))
+        .await
+        .unwrap();
+    fx.server.state().store.compact_all();
+    let st = status(
+        cms.list(
+            &ListParams::default()
+                .limit(2)
+                .continue_token(&first.metadata.continue_.unwrap()),
+        )
+        .await,
+    );
+    assert_eq!(st.code, 410);
+    assert_eq!(st.reason, "Expired");
+    assert!(
+        st.message
+            .starts_with("The provided continue parameter is too old"),
+        "{}",
+        st.message
+    );
 }
