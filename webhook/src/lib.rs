@@ -3,6 +3,23 @@
 //!
 //! One source of truth: the embedded API server, the webhook and the CLI all call
 //! [`defaults`] then [`validate_object`] (or the typed `validate_*` functions).
+//!
+//! The embedded API server's write path for a Service, mirroring kube-apiserver:
+//! 1. decode, then [`default_service`] (warnings it returns go to the client);
+//! 2. create: [`prepare_service_create`]; update: [`prepare_service_update`] (keeps allocated
+//!    values, syncs `clusterIP`/`clusterIPs`, clears fields of an abandoned type);
+//! 3. [`init_ip_family_fields`] with the cluster's [`ClusterFamilies`], then allocate;
+//! 4. [`validate_service`] / [`validate_service_update`] with [`Phase::Storage`], plus
+//!    [`warnings_for_service`];
+//! 5. on errors answer 422 with [`admission::invalid_status`] (or [`invalid_message`] and
+//!    per-error [`FieldError::body`] / [`ErrorKind::reason`] / `field` as causes).
+//!
+//! EndpointSlices: [`default_endpoint_slice`], [`drop_topology_on_v1`],
+//! [`validate_endpoint_slice`] / [`validate_endpoint_slice_update`],
+//! [`warnings_for_endpoint_slice`]. Endpoints: [`default_endpoints`], [`validate_endpoints`] /
+//! [`validate_endpoints_update`], [`warnings_for_endpoints`].
+
+#![warn(missing_docs)]
 
 pub mod cluster_ips;
 pub mod defaults;
