@@ -302,3 +302,51 @@ async fn certificate_is_reloaded_without_restart() {
         "old CA must no longer verify"
     );
 }
+
+/// kube-apiserver's webhook client speaks HTTP/2 when offered; ALPN must negotiate `h2`.
+/// Uses the system `curl` (skipped when it is not installed).
+#[tokio::test]
+async fn http2_is_negotiated_over_alpn() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("curl not installed; skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), Duration::from_secs(60)).await;
+    let body = serde_json::to_string(&review("u-h2", "CREATE", service(80))).unwrap();
+    let url = format!("https://localhost:{}/validate", srv.addr.port());
+    let ca = dir.path().join("ca.crt");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sS", "--http2", "--cacert"])
+            .arg(&ca)
+            .args([
+                "-H",
+                "content-type: application/json",
+                "-d",
+                &body,
+                "-w",
+                "\n%{http_version}",
+                &url,
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (json_part, version) = text.rsplit_once('\n').unwrap();
+    assert_eq!(
+        version,
+        "2",
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(json_part).unwrap();
+    assert_eq!(v["response"]["uid"], "u-h2");
+    assert_eq!(v["response"]["allowed"], true);
+}
