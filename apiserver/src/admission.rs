@@ -389,7 +389,7 @@ pub async fn call_webhooks(
                         _ if code == 422 => "Invalid",
                         _ => "BadRequest",
                     };
-                    err.causes = status["details"]["causes"]
+                    err.details.causes = status["details"]["causes"]
                         .as_array()
                         .into_iter()
                         .flatten()

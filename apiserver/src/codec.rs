@@ -85,7 +85,7 @@ pub fn value_response(status: u16, value: &Value) -> Response<Body> {
 /// The `Status` response for an error.
 pub fn error_response(err: &ApiError) -> Response<Body> {
     let mut resp = value_response(err.code, &err.to_status());
-    if let Some(secs) = err.retry_after_seconds {
+    if let Some(secs) = err.details.retry_after_seconds {
         if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }

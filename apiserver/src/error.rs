@@ -14,7 +14,8 @@ pub struct Cause {
     pub field: String,
 }
 
-/// An error returned to API clients as a `Status` object.
+/// An error returned to API clients as a `Status` object. Small (details are boxed) because
+/// it travels in every handler's `Result`.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
@@ -24,6 +25,13 @@ pub struct ApiError {
     pub reason: &'static str,
     /// Human-readable message.
     pub message: String,
+    /// `Status.details`.
+    pub details: Box<Details>,
+}
+
+/// `Status.details` of an error.
+#[derive(Debug, Clone, Default)]
+pub struct Details {
     /// `details.name`.
     pub name: Option<String>,
     /// `details.group`.
@@ -42,21 +50,17 @@ impl ApiError {
             code,
             reason,
             message: message.into(),
-            name: None,
-            group: None,
-            kind: None,
-            causes: Vec::new(),
-            retry_after_seconds: None,
+            details: Box::default(),
         }
     }
 
     fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {
         if !group.is_empty() {
-            self.group = Some(group.to_string());
+            self.details.group = Some(group.to_string());
         }
-        self.kind = Some(kind.to_string());
+        self.details.kind = Some(kind.to_string());
         if !name.is_empty() {
-            self.name = Some(name.to_string());
+            self.details.name = Some(name.to_string());
         }
         self
     }
@@ -129,7 +133,7 @@ impl ApiError {
         causes: Vec<Cause>,
     ) -> Self {
         let mut err = ApiError::new(422, "Invalid", message).with_details(group, kind, name);
-        err.causes = causes;
+        err.details.causes = causes;
         err
     }
 
@@ -184,7 +188,7 @@ impl ApiError {
             "TooManyRequests",
             "too many requests, please try again later",
         );
-        err.retry_after_seconds = Some(1);
+        err.details.retry_after_seconds = Some(1);
         err
     }
 
@@ -200,24 +204,25 @@ impl ApiError {
             "code": self.code,
         });
         let mut details = serde_json::Map::new();
-        if let Some(name) = &self.name {
+        let d = &self.details;
+        if let Some(name) = &d.name {
             details.insert("name".into(), json!(name));
         }
-        if let Some(group) = &self.group {
+        if let Some(group) = &d.group {
             details.insert("group".into(), json!(group));
         }
-        if let Some(kind) = &self.kind {
+        if let Some(kind) = &d.kind {
             details.insert("kind".into(), json!(kind));
         }
-        if !self.causes.is_empty() {
-            let causes: Vec<Value> = self
+        if !d.causes.is_empty() {
+            let causes: Vec<Value> = d
                 .causes
                 .iter()
                 .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
                 .collect();
             details.insert("causes".into(), Value::Array(causes));
         }
-        if let Some(secs) = self.retry_after_seconds {
+        if let Some(secs) = d.retry_after_seconds {
             details.insert("retryAfterSeconds".into(), json!(secs));
         }
         if !details.is_empty() {

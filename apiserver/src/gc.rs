@@ -40,30 +40,23 @@ pub async fn run(state: Arc<AppState>) {
     }
 }
 
-struct Snapshot {
-    objects: Vec<(Arc<ResourceInfo>, Arc<StoredObject>)>,
-    uids: HashSet<String>,
-}
-
-fn snapshot(state: &AppState) -> Snapshot {
-    let infos: HashMap<ResourceKey, Arc<ResourceInfo>> = state
+fn infos(state: &AppState) -> HashMap<ResourceKey, Arc<ResourceInfo>> {
+    state
         .registry
         .all()
         .into_iter()
         .map(|i| (i.key(), i))
-        .collect();
-    let (_, all) = state.store.dump();
-    let uids = all.iter().map(|(_, o)| o.uid.clone()).collect();
-    let objects = all
-        .into_iter()
-        .filter_map(|(k, o)| infos.get(&k).map(|i| (i.clone(), o)))
-        .collect();
-    Snapshot { objects, uids }
+        .collect()
 }
 
-/// One pass; returns whether work remains (so the next pass comes soon).
+/// One pass over the store's GC indexes; returns whether work remains (so the next pass comes
+/// soon). Cost is proportional to owned and deleting objects, not to all objects.
 pub async fn sweep(state: &Arc<AppState>) -> bool {
-    let snap = snapshot(state);
+    let work = state.store.gc_work();
+    if work.orphans.is_empty() && work.deleting.is_empty() {
+        return false;
+    }
+    let infos = infos(state);
     let mut pending = false;
     let background = DeleteOptions {
         propagation: Some("Background".into()),
@@ -71,52 +64,33 @@ pub async fn sweep(state: &Arc<AppState>) -> bool {
     };
     let now = jiff::Timestamp::now().as_second();
 
-    // Dependents by owner uid.
-    let mut dependents: HashMap<&str, Vec<&(Arc<ResourceInfo>, Arc<StoredObject>)>> =
-        HashMap::new();
-    for entry in &snap.objects {
-        for owner in &entry.1.owners {
-            dependents.entry(owner.as_str()).or_default().push(entry);
+    // Owners gone: delete, or drop dangling references when other owners remain.
+    for (key, obj, missing) in &work.orphans {
+        let Some(info) = infos.get(key) else { continue };
+        pending = true;
+        if missing.len() == obj.owners.len() {
+            if !obj.deleting {
+                let _ = delete_object(state, info, &obj.namespace, &obj.name, &background).await;
+            }
+        } else {
+            let gone: HashSet<&str> = missing.iter().map(|s| s.as_str()).collect();
+            let mut value = obj.value();
+            if let Some(refs) = value["metadata"]["ownerReferences"].as_array_mut() {
+                refs.retain(|r| !r["uid"].as_str().is_some_and(|u| gone.contains(u)));
+            }
+            let _ = update_internal(state, info, obj, value).await;
         }
     }
 
-    for (info, obj) in &snap.objects {
-        // Owners gone: delete, or drop dangling references when other owners remain.
-        if !obj.owners.is_empty() {
-            let missing: Vec<&String> = obj
-                .owners
-                .iter()
-                .filter(|u| !snap.uids.contains(*u))
-                .collect();
-            if !missing.is_empty() {
-                pending = true;
-                if missing.len() == obj.owners.len() {
-                    if !obj.deleting {
-                        let _ = delete_object(state, info, &obj.namespace, &obj.name, &background)
-                            .await;
-                    }
-                } else {
-                    let gone: HashSet<&str> = missing.iter().map(|s| s.as_str()).collect();
-                    let mut value = obj.value();
-                    if let Some(refs) = value["metadata"]["ownerReferences"].as_array_mut() {
-                        refs.retain(|r| !r["uid"].as_str().is_some_and(|u| gone.contains(u)));
-                    }
-                    let _ = update_internal(state, info, obj, value).await;
-                }
-            }
-        }
-        if !obj.deleting {
-            continue;
-        }
+    for (key, obj) in &work.deleting {
+        let Some(info) = infos.get(key) else { continue };
         let value = obj.value();
         let finalizers = crate::metadata::finalizers(&value);
-        let deps = dependents
-            .get(obj.uid.as_str())
-            .cloned()
-            .unwrap_or_default();
+        let deps = work.dependents.get(&obj.uid).cloned().unwrap_or_default();
         if finalizers.iter().any(|f| f == ORPHAN) {
             pending = true;
-            for (dinfo, dobj) in &deps {
+            for (dkey, dobj) in &deps {
+                let Some(dinfo) = infos.get(dkey) else { continue };
                 let mut dv = dobj.value();
                 if let Some(refs) = dv["metadata"]["ownerReferences"].as_array_mut() {
                     refs.retain(|r| r["uid"].as_str() != Some(obj.uid.as_str()));
@@ -134,7 +108,8 @@ pub async fn sweep(state: &Arc<AppState>) -> bool {
                 propagation: Some("Foreground".into()),
                 ..Default::default()
             };
-            for (dinfo, dobj) in &deps {
+            for (dkey, dobj) in &deps {
+                let Some(dinfo) = infos.get(dkey) else { continue };
                 if !dobj.deleting {
                     let _ =
                         delete_object(state, dinfo, &dobj.namespace, &dobj.name, &foreground).await;
@@ -147,7 +122,7 @@ pub async fn sweep(state: &Arc<AppState>) -> bool {
         }
         if info.group.is_empty() && info.plural == "namespaces" {
             pending = true;
-            finish_namespace(state, &snap, obj).await;
+            finish_namespace(state, &infos, obj).await;
             continue;
         }
         if info.group.is_empty() && info.plural == "pods" && state.config.simulate_pod_termination {
@@ -186,20 +161,27 @@ async fn remove_finalizer(
 }
 
 /// Deletes everything in a terminating namespace, then the namespace itself.
-async fn finish_namespace(state: &Arc<AppState>, snap: &Snapshot, ns: &Arc<StoredObject>) {
+async fn finish_namespace(
+    state: &Arc<AppState>,
+    infos: &HashMap<ResourceKey, Arc<ResourceInfo>>,
+    ns: &Arc<StoredObject>,
+) {
     let background = DeleteOptions {
         propagation: Some("Background".into()),
         grace_period: Some(0),
         ..Default::default()
     };
     let mut remaining = 0;
-    for (info, obj) in &snap.objects {
-        if !info.namespaced || obj.namespace != ns.name {
+    for (key, info) in infos {
+        if !info.namespaced {
             continue;
         }
-        remaining += 1;
-        if !obj.deleting || (info.group.is_empty() && info.plural == "pods") {
-            let _ = delete_object(state, info, &obj.namespace, &obj.name, &background).await;
+        let (_, objects, _) = state.store.list(key, Some(&ns.name), |_| true, None, None);
+        for obj in objects {
+            remaining += 1;
+            if !obj.deleting || (info.group.is_empty() && info.plural == "pods") {
+                let _ = delete_object(state, info, &obj.namespace, &obj.name, &background).await;
+            }
         }
     }
     if remaining == 0 {
@@ -207,12 +189,8 @@ async fn finish_namespace(state: &Arc<AppState>, snap: &Snapshot, ns: &Arc<Store
             group: String::new(),
             plural: "namespaces".into(),
         };
-        if let Err(err) = state.store.commit(
-            &key,
-            "",
-            &ns.name,
-            crate::store::Write::Delete { expected_rv: ns.rv },
-        ) {
+        let write = crate::store::Write::Delete { expected_rv: ns.rv };
+        if let Err(err) = state.store.commit(&key, "", &ns.name, write) {
             tracing::debug!(%err, namespace = %ns.name, "namespace removal raced; retrying");
         } else {
             state.persist_wakeup.notify_one();

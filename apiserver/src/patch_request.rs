@@ -152,7 +152,7 @@ pub fn server_side_apply(
     crate::patch::apply(current, patch, &opts).map_err(|e| match &e {
         ApplyError::Conflicts(conflicts) => {
             let mut err = ApiError::conflict_with(&info.group, &info.plural, name, e.to_string());
-            err.causes = conflicts
+            err.details.causes = conflicts
                 .iter()
                 .map(|c| Cause {
                     reason: "FieldManagerConflict".into(),

@@ -203,10 +203,8 @@ pub fn watch(
                 return;
             }
         }
-        if send_initial && bookmarks {
-            if !send(encoder.bookmark(last_rv, true)).await {
-                return;
-            }
+        if send_initial && bookmarks && !send(encoder.bookmark(last_rv, true)).await {
+            return;
         }
         for ev in backlog {
             if ev.rv <= last_rv {
