@@ -145,7 +145,7 @@ fn decode_continue(token: &str) -> Result<(u64, String, String), ApiError> {
     let bad = || {
         ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
     };
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes: Result<Vec<u8>, _> = (0..token.len())
@@ -786,7 +786,7 @@ async fn patch(
             Err(e)
                 if e.reason == "Conflict"
                     && !explicit_precondition
-                    && e.causes.is_empty()
+                    && e.details.causes.is_empty()
                     && e.message.contains("the object has been modified") =>
             {
                 continue

@@ -4,7 +4,7 @@
 //! Objects are kept serialized (like etcd keeps bytes), with their labels and selectable fields
 //! extracted once at write time, so lists and watches never re-parse them.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -153,6 +153,52 @@ struct Inner {
     history: VecDeque<Arc<Event>>,
     /// Watches must start at or after this revision.
     compacted_rv: u64,
+    /// Indexes for the garbage collector, kept current on every commit.
+    gc: GcIndex,
+}
+
+/// What the garbage collector needs without scanning every object.
+#[derive(Default)]
+struct GcIndex {
+    /// `metadata.uid` of every stored object.
+    uids: HashSet<Box<str>>,
+    /// Objects with owner references.
+    owned: BTreeSet<(ResourceKey, ObjKey)>,
+    /// Objects with a deletion timestamp.
+    deleting: BTreeSet<(ResourceKey, ObjKey)>,
+}
+
+impl GcIndex {
+    fn remove(&mut self, resource: &ResourceKey, key: &ObjKey, obj: &StoredObject) {
+        self.uids.remove(obj.uid.as_str());
+        if !obj.owners.is_empty() {
+            self.owned.remove(&(resource.clone(), key.clone()));
+        }
+        if obj.deleting {
+            self.deleting.remove(&(resource.clone(), key.clone()));
+        }
+    }
+
+    fn add(&mut self, resource: &ResourceKey, key: &ObjKey, obj: &StoredObject) {
+        self.uids.insert(obj.uid.as_str().into());
+        if !obj.owners.is_empty() {
+            self.owned.insert((resource.clone(), key.clone()));
+        }
+        if obj.deleting {
+            self.deleting.insert((resource.clone(), key.clone()));
+        }
+    }
+}
+
+/// Work for the garbage collector, computed from the store's indexes.
+#[derive(Debug, Default)]
+pub struct GcWork {
+    /// Objects with owner references to objects that no longer exist, with those uids.
+    pub orphans: Vec<(ResourceKey, Arc<StoredObject>, Vec<String>)>,
+    /// Objects being deleted.
+    pub deleting: Vec<(ResourceKey, Arc<StoredObject>)>,
+    /// Dependents of each object being deleted, by the owner's uid.
+    pub dependents: HashMap<String, Vec<(ResourceKey, Arc<StoredObject>)>>,
 }
 
 /// The store. Cheap to share behind an `Arc`.
@@ -470,6 +516,12 @@ impl Store {
             }
         };
         inner.rv = rv;
+        if let Some(cur) = &current {
+            inner.gc.remove(resource, &key, cur);
+        }
+        if kind != EventType::Deleted {
+            inner.gc.add(resource, &key, &stored);
+        }
         let table = inner.tables.entry(resource.clone()).or_default();
         if kind == EventType::Deleted {
             table.remove(&key);
@@ -525,6 +577,42 @@ impl Store {
         (inner.rv, objects, self.tx.subscribe())
     }
 
+    /// The garbage collector's work: orphaned dependents, objects being deleted and their
+    /// dependents, from indexes (no scan of all objects).
+    pub fn gc_work(&self) -> GcWork {
+        let inner = self.inner.read();
+        let get = |(res, key): &(ResourceKey, ObjKey)| {
+            inner.tables.get(res).and_then(|t| t.get(key)).cloned()
+        };
+        let mut work = GcWork::default();
+        let mut deleting_uids = HashSet::new();
+        for entry in &inner.gc.deleting {
+            if let Some(obj) = get(entry) {
+                deleting_uids.insert(obj.uid.clone());
+                work.deleting.push((entry.0.clone(), obj));
+            }
+        }
+        for entry in &inner.gc.owned {
+            let Some(obj) = get(entry) else { continue };
+            let missing: Vec<String> = obj
+                .owners
+                .iter()
+                .filter(|u| !inner.gc.uids.contains(u.as_str()))
+                .cloned()
+                .collect();
+            for owner in obj.owners.iter().filter(|u| deleting_uids.contains(*u)) {
+                work.dependents
+                    .entry(owner.clone())
+                    .or_default()
+                    .push((entry.0.clone(), obj.clone()));
+            }
+            if !missing.is_empty() {
+                work.orphans.push((entry.0.clone(), obj, missing));
+            }
+        }
+        work
+    }
+
     /// Forgets all history: every watch resuming from an older revision gets 410 Gone
     /// (fault injection, and what etcd compaction does to a real server).
     pub fn compact_all(&self) {
@@ -557,6 +645,7 @@ impl Store {
             max_rv = max_rv.max(obj_rv);
             let stored = self.build(&key, obj_rv, value)?;
             let obj_key = (stored.namespace.clone(), stored.name.clone());
+            inner.gc.add(&key, &obj_key, &stored);
             inner
                 .tables
                 .entry(key)
