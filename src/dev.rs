@@ -88,6 +88,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("starting the embedded API server")?;
     let state = server.state().clone();
+    // The webhook first: a state file may hold a configuration from an earlier run that points
+    // at that run's port, and every write below would fail against it.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let webhook_url = crate::dev_components::start_webhook(&state, &args.work_dir, stop_rx.clone())
+        .await
+        .context("starting the validating admission webhook")?;
     if !args.no_examples {
         for (name, text) in EXAMPLES {
             let created = svcplane_apiserver::bootstrap::apply_manifests(&state, text)
@@ -112,10 +118,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
             args.kubeconfig_out.display()
         )
     })?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let webhook_url = crate::dev_components::start_webhook(&state, &args.work_dir, stop_rx.clone())
-        .await
-        .context("starting the validating admission webhook")?;
     let controllers = crate::dev_components::start_controllers(&server, stop_rx.clone())
         .await
         .context("starting the controllers")?;

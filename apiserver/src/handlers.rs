@@ -671,13 +671,15 @@ async fn update_object(
         .commit(&info.key(), &current.namespace, &name, write)
     {
         Ok(stored) => {
-            reservation.commit(&state.services);
             if finished {
+                // The object is gone: nothing this update allocated is kept.
+                reservation.rollback(&state.services);
                 if is_service {
                     state.services.release(&old);
                 }
                 strategy::after_commit(state, info, None, Some(&old));
             } else {
+                reservation.commit(&state.services);
                 strategy::after_commit(state, info, Some(&stored), Some(&old));
             }
             Ok((stored.json.to_string(), warnings))
