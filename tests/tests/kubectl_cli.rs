@@ -383,3 +383,121 @@ async fn kubectl_apply_rejects_unknown_fields_with_strict_validation() {
     assert!(!ok, "an unknown field fails kubectl's strict validation");
     assert!(stderr.contains("bogus"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_server_side_apply_label_and_annotate() {
+    let Some(k) = Kubectl::start("kubectl_server_side_apply_label_and_annotate").await else {
+        return;
+    };
+    let v1 = k.write("web.yaml", SERVICE_V1);
+    let out = k.ok(&["apply", "--server-side", "-f", &v1]).await;
+    assert_eq!(out.trim(), "service/web serverside-applied");
+    let v2 = k.write("web-v2.yaml", SERVICE_V2);
+    k.ok(&["apply", "--server-side", "-f", &v2]).await;
+    let svc: Value = serde_json::from_str(
+        &k.ok(&["get", "svc", "web", "-o", "json", "--show-managed-fields"])
+            .await,
+    )
+    .unwrap();
+    let mut names: Vec<String> = ports(&svc).into_iter().map(|p| p.0).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["http", "https"],
+        "server-side apply drops the port it no longer applies"
+    );
+    assert!(
+        svc["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["manager"] == "kubectl" && m["operation"] == "Apply"),
+        "{}",
+        svc["metadata"]["managedFields"]
+    );
+
+    assert_eq!(
+        k.ok(&["label", "svc", "web", "team=net"]).await.trim(),
+        "service/web labeled"
+    );
+    assert_eq!(
+        k.ok(&["annotate", "svc", "web", "note=hello"]).await.trim(),
+        "service/web annotated"
+    );
+    let label = k
+        .ok(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.metadata.labels.team}/{.metadata.annotations.note}",
+        ])
+        .await;
+    assert_eq!(label, "net/hello");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_multi_document_apply_get_all_and_namespace_delete() {
+    let Some(k) = Kubectl::start("kubectl_multi_document_apply_get_all_and_namespace_delete").await
+    else {
+        return;
+    };
+    let manifest = k.write(
+        "team.yaml",
+        r#"apiVersion: v1
+kind: Namespace
+metadata:
+  name: team
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: api
+  namespace: team
+spec:
+  selector:
+    app: api
+  ports:
+  - port: 8080
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: api-0
+  namespace: team
+  labels:
+    app: api
+spec:
+  containers:
+  - name: api
+    image: api:1
+"#,
+    );
+    let out = k.ok(&["apply", "-f", &manifest]).await;
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "namespace/team created",
+            "service/api created",
+            "pod/api-0 created"
+        ]
+    );
+    let all = k.ok(&["get", "all", "-n", "team"]).await;
+    assert!(
+        all.contains("pod/api-0") && all.contains("service/api"),
+        "{all}"
+    );
+    let by_label = k
+        .ok(&["get", "pods", "-n", "team", "-l", "app=api", "-o", "name"])
+        .await;
+    assert_eq!(by_label.trim(), "pod/api-0");
+
+    // `kubectl delete namespace` waits until the namespace is gone.
+    let started = std::time::Instant::now();
+    let out = k.ok(&["delete", "namespace", "team"]).await;
+    assert_eq!(out.trim(), r#"namespace "team" deleted"#);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let (ok, _, stderr) = k.run(&["get", "namespace", "team"]).await;
+    assert!(!ok, "namespace gone once kubectl delete returned");
+    assert!(stderr.contains("NotFound"), "{stderr}");
+}
