@@ -363,3 +363,77 @@ async fn server_owned_metadata_cannot_be_overwritten_by_clients() {
         "creationTimestamp is kept"
     );
 }
+
+#[tokio::test]
+async fn deletecollection_deletes_only_the_selected_objects() {
+    let fx = Fixture::start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(fx.client.clone());
+    for (name, tier) in [("a", "web"), ("b", "web"), ("c", "db")] {
+        cms.create(
+            &PostParams::default(),
+            &apiserver_support::configmap(name, json!({"tier": tier})),
+        )
+        .await
+        .unwrap();
+    }
+    let deleted = cms
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("tier=web"),
+        )
+        .await
+        .unwrap()
+        .left()
+        .expect("the deleted objects are returned");
+    let mut names: Vec<String> = deleted.items.iter().map(|o| o.name_any()).collect();
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|o| o.name_any())
+        .collect();
+    assert_eq!(left, ["c"]);
+}
+
+#[tokio::test]
+async fn watch_object_follows_one_object_through_its_lifecycle() {
+    use futures::StreamExt;
+    let fx = Fixture::start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(fx.client.clone());
+    cms.create(
+        &PostParams::default(),
+        &apiserver_support::configmap("other", json!({})),
+    )
+    .await
+    .unwrap();
+    let mut stream = kube::runtime::watcher::watch_object(cms.clone(), "one").boxed();
+    async fn next(
+        stream: &mut futures::stream::BoxStream<
+            'static,
+            Result<Option<ConfigMap>, kube::runtime::watcher::Error>,
+        >,
+    ) -> Option<ConfigMap> {
+        tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("event in time")
+            .expect("stream open")
+            .expect("no watch error")
+    }
+    let first: Option<ConfigMap> = next(&mut stream).await;
+    assert!(first.is_none(), "not there yet");
+    cms.create(
+        &PostParams::default(),
+        &apiserver_support::configmap("one", json!({})),
+    )
+    .await
+    .unwrap();
+    let created: Option<ConfigMap> = next(&mut stream).await;
+    assert_eq!(created.unwrap().name_any(), "one");
+    cms.delete("one", &DeleteParams::default()).await.unwrap();
+    let gone: Option<ConfigMap> = next(&mut stream).await;
+    assert!(gone.is_none());
+}
