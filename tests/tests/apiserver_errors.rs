@@ -307,3 +307,35 @@ async fn health_version_and_discovery_endpoints_answer() {
             && r["kind"] == "EndpointSlice"
             && r["namespaced"] == true));
 }
+
+#[tokio::test]
+async fn update_of_a_missing_object_is_404_and_name_mismatch_is_400() {
+    let fx = Fixture::start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(fx.client.clone());
+    let st = status(
+        cms.replace(
+            "ghost",
+            &PostParams::default(),
+            &apiserver_support::configmap("ghost", json!({})),
+        )
+        .await,
+    );
+    assert_eq!(st.code, 404);
+    assert_eq!(st.message, r#"configmaps "ghost" not found"#);
+    cms.create(
+        &PostParams::default(),
+        &apiserver_support::configmap("real", json!({})),
+    )
+    .await
+    .unwrap();
+    let r = raw(
+        &fx,
+        "PUT",
+        &format!("{CM_PATH}/real"),
+        Some("application/json"),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other"}}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_status(&r.body, 400, "BadRequest");
+}
