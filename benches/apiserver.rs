@@ -1,7 +1,8 @@
 //! Embedded API server benchmark (issue 2): creates per second and full-list latency at
 //! 100,000 pods, watch fan-out to 10 watchers, and the server's resident memory.
 //!
-//! The server runs as its own process (`svcplane dev --no-examples --insecure-http`) so its
+//! The server runs as its own process (`svcplane dev --no-examples --no-controllers
+//! --no-webhook --insecure-http`: the API server alone) so its
 //! memory is measured alone; clients talk HTTP/1.1 keep-alive over loopback. The baseline,
 //! measured in the same run with the same clients, is `GET /healthz` (request overhead with no
 //! storage work).
@@ -40,8 +41,20 @@ fn free_port() -> u16 {
 
 fn start_server(dir: &std::path::Path) -> Server {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_svcplane"))
-        .args(["dev", "--no-examples", "--insecure-http", "--listen"])
+    // SVCPLANE_BENCH_WRAP runs the server under a profiler, e.g. "perf record -g -o /tmp/p.data".
+    let wrap = std::env::var("SVCPLANE_BENCH_WRAP").unwrap_or_default();
+    let mut words: Vec<String> = wrap.split_whitespace().map(str::to_string).collect();
+    words.push(env!("CARGO_BIN_EXE_svcplane").to_string());
+    let child = Command::new(&words[0])
+        .args(&words[1..])
+        .args([
+            "dev",
+            "--no-examples",
+            "--no-controllers",
+            "--no-webhook",
+            "--insecure-http",
+            "--listen",
+        ])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--kubeconfig-out")
         .arg(dir.join("kubeconfig"))
@@ -138,11 +151,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[tokio::main]
 async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let pods = if full { 100_000 } else { 2_000 };
+    let pods = std::env::var("SVCPLANE_BENCH_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if full { 100_000 } else { 2_000 });
     let watch_events = if full { 10_000 } else { 500 };
     let dir = tempfile::tempdir().expect("temp dir");
     let server = start_server(dir.path());
     let url = server.url.clone();
+    let pid = server.child.id();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY * 2)
         .build()
@@ -216,7 +233,7 @@ async fn main() {
         median(list_times) * 1000.0,
         median(page_times) * 1000.0
     );
-    let (rss, hwm) = rss_mib(server.child.id());
+    let (rss, hwm) = rss_mib(pid);
     println!("server RSS at {pods} pods:          {rss:>8.0} MiB (peak {hwm:.0} MiB)");
 
     // Watch fan-out: 10 watchers each see every one of `watch_events` updates.

@@ -27,6 +27,12 @@ pub struct DevArgs {
     /// Serve plain HTTP instead of HTTPS.
     #[arg(long)]
     pub insecure_http: bool,
+    /// Do not run the controllers in-process (API server and webhook only).
+    #[arg(long)]
+    pub no_controllers: bool,
+    /// Do not run and register the admission webhook in-process.
+    #[arg(long)]
+    pub no_webhook: bool,
     /// Enable fault injection over `POST /debug/faults`.
     #[arg(long)]
     pub faults: bool,
@@ -91,9 +97,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     // The webhook first: a state file may hold a configuration from an earlier run that points
     // at that run's port, and every write below would fail against it.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let webhook_url = crate::dev_components::start_webhook(&state, &args.work_dir, stop_rx.clone())
-        .await
-        .context("starting the validating admission webhook")?;
+    let webhook_url = if args.no_webhook {
+        None
+    } else {
+        let url = crate::dev_components::start_webhook(&state, &args.work_dir, stop_rx.clone())
+            .await
+            .context("starting the validating admission webhook")?;
+        Some(url)
+    };
     if !args.no_examples {
         for (name, text) in EXAMPLES {
             let created = svcplane_apiserver::bootstrap::apply_manifests(&state, text)
@@ -118,23 +129,34 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
             args.kubeconfig_out.display()
         )
     })?;
-    let controllers = crate::dev_components::start_controllers(&server, stop_rx.clone())
-        .await
-        .context("starting the controllers")?;
+    let controllers = if args.no_controllers {
+        None
+    } else {
+        let handle = crate::dev_components::start_controllers(&server, stop_rx.clone())
+            .await
+            .context("starting the controllers")?;
+        Some(handle)
+    };
     println!("svcplane dev: API server listening on {}", server.url);
     println!(
         "  kubectl --kubeconfig {} get nodes,pods,services,endpointslices",
         args.kubeconfig_out.display()
     );
-    println!("  admission webhook: {webhook_url}");
-    println!("  controllers: endpointslice, endpointslicemirroring, endpoints");
+    if let Some(url) = &webhook_url {
+        println!("  admission webhook: {url}");
+    }
+    if controllers.is_some() {
+        println!("  controllers: endpointslice, endpointslicemirroring, endpoints");
+    }
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
     println!("svcplane dev: shutting down");
     let _ = stop_tx.send(true);
-    let _ = controllers.await;
+    if let Some(handle) = controllers {
+        let _ = handle.await;
+    }
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc malloc: the API server allocates many small JSON values per
+/// request, and glibc's per-thread arenas fragment under that load (measured in BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Kubernetes Service networking control plane.
 #[derive(Debug, Parser)]
 #[command(name = "svcplane", version, about, long_about = None)]

@@ -109,9 +109,7 @@ pub fn apply_to_new(info: &ResourceInfo, patch: &Value, manager: &str) -> Result
 
 /// Whether the resource is a built-in type (strategic merge patch needs its Go struct tags).
 fn is_builtin(info: &ResourceInfo) -> bool {
-    crate::resources::builtin_resources()
-        .iter()
-        .any(|b| b.group == info.group && b.plural == info.plural)
+    crate::resources::is_builtin(&info.group, &info.plural)
 }
 
 fn gvk(info: &ResourceInfo) -> Gvk {

@@ -228,6 +228,17 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
     ]
 }
 
+/// Whether `group`/`plural` is one of the built-in resources (cached: called on every write).
+pub fn is_builtin(group: &str, plural: &str) -> bool {
+    static BUILTIN: std::sync::LazyLock<Vec<(String, String)>> = std::sync::LazyLock::new(|| {
+        builtin_resources()
+            .into_iter()
+            .map(|r| (r.group, r.plural))
+            .collect()
+    });
+    BUILTIN.iter().any(|(g, p)| g == group && p == plural)
+}
+
 /// Preferred order of groups in discovery (core first, like upstream).
 pub const GROUP_ORDER: &[&str] = &[
     "",

@@ -293,9 +293,11 @@ impl Store {
             .selectable
             .get(resource)
             .map(|paths| {
+                // Empty values are not kept: a missing field matches as "" (upstream).
                 paths
                     .iter()
                     .map(|p| (p.clone(), field_value(&value, p)))
+                    .filter(|(_, v)| !v.is_empty())
                     .collect()
             })
             .unwrap_or_default();

@@ -19,9 +19,7 @@ fn is(info: &ResourceInfo, group: &str, plural: &str) -> bool {
 }
 
 fn is_builtin(info: &ResourceInfo) -> bool {
-    crate::resources::builtin_resources()
-        .iter()
-        .any(|b| b.group == info.group && b.plural == info.plural)
+    crate::resources::is_builtin(&info.group, &info.plural)
 }
 
 /// Whether `metadata.generation` is maintained for the resource (bumped on spec changes).
