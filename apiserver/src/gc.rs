@@ -90,7 +90,9 @@ pub async fn sweep(state: &Arc<AppState>) -> bool {
         if finalizers.iter().any(|f| f == ORPHAN) {
             pending = true;
             for (dkey, dobj) in &deps {
-                let Some(dinfo) = infos.get(dkey) else { continue };
+                let Some(dinfo) = infos.get(dkey) else {
+                    continue;
+                };
                 let mut dv = dobj.value();
                 if let Some(refs) = dv["metadata"]["ownerReferences"].as_array_mut() {
                     refs.retain(|r| r["uid"].as_str() != Some(obj.uid.as_str()));
@@ -109,7 +111,9 @@ pub async fn sweep(state: &Arc<AppState>) -> bool {
                 ..Default::default()
             };
             for (dkey, dobj) in &deps {
-                let Some(dinfo) = infos.get(dkey) else { continue };
+                let Some(dinfo) = infos.get(dkey) else {
+                    continue;
+                };
                 if !dobj.deleting {
                     let _ =
                         delete_object(state, dinfo, &dobj.namespace, &dobj.name, &foreground).await;

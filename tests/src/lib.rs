@@ -82,10 +82,17 @@ impl Fixture {
 
     /// All write requests (create, update, patch, apply, delete, deletecollection) for a resource.
     pub fn write_count(&self, resource: &str) -> u64 {
-        ["POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"]
-            .iter()
-            .map(|v| self.request_count(v, resource))
-            .sum()
+        [
+            "POST",
+            "PUT",
+            "PATCH",
+            "APPLY",
+            "DELETE",
+            "DELETECOLLECTION",
+        ]
+        .iter()
+        .map(|v| self.request_count(v, resource))
+        .sum()
     }
 }
 
