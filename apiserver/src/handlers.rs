@@ -897,6 +897,20 @@ async fn delete(
     let name = rr.name.clone().unwrap_or_default();
     let ns = store_key_ns(rr);
     let (status, value) = delete_object(state, &rr.info, &ns, &name, &opts).await?;
+    // An object that is gone (not merely marked for deletion) is reported as a `Status` by
+    // most resources (upstream `Store.finalizeDelete`).
+    if status == 200 && !opts.dry_run && !strategy::returns_deleted_object(&rr.info) {
+        let deleted: Value = serde_json::from_str(&value).unwrap_or_default();
+        let uid = metadata::uid(&deleted);
+        let still_there = state
+            .store
+            .get(&rr.info.key(), &ns, &name)
+            .is_some_and(|o| o.uid == uid);
+        if !still_there {
+            let body = crate::error::success_status(&rr.info.group, &rr.info.plural, &name, uid);
+            return Ok(Reply::new(value_response(200, &body)));
+        }
+    }
     Ok(Reply::new(json_response(status, value)))
 }
 

@@ -22,6 +22,20 @@ fn is_builtin(info: &ResourceInfo) -> bool {
     crate::resources::is_builtin(&info.group, &info.plural)
 }
 
+/// Whether an immediate DELETE answers with the deleted object rather than a `Status` of
+/// `Success` (upstream `Store.finalizeDelete`). The generic store's default is the `Status`
+/// (configmaps, secrets, endpoints, events, leases, endpointslices, webhook configurations);
+/// pods set `ReturnDeletedObject`. Services, nodes, namespaces, CRDs and custom resources keep
+/// answering with the object here, as before (their upstream stores were not checked).
+pub fn returns_deleted_object(info: &ResourceInfo) -> bool {
+    !is_builtin(info)
+        || is(info, "", "pods")
+        || is(info, "", "services")
+        || is(info, "", "nodes")
+        || is(info, "", "namespaces")
+        || is(info, "apiextensions.k8s.io", "customresourcedefinitions")
+}
+
 /// Whether `metadata.generation` is maintained for the resource (bumped on spec changes).
 pub fn tracks_generation(info: &ResourceInfo) -> bool {
     !is_builtin(info)
