@@ -437,3 +437,40 @@ async fn watch_object_follows_one_object_through_its_lifecycle() {
     let gone: Option<ConfigMap> = next(&mut stream).await;
     assert!(gone.is_none());
 }
+
+#[tokio::test]
+async fn delete_answers_with_a_status_or_the_object_as_upstream_stores_do() {
+    let fx = Fixture::start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(fx.client.clone());
+    let cm = cms
+        .create(
+            &PostParams::default(),
+            &apiserver_support::configmap("gone", json!({})),
+        )
+        .await
+        .unwrap();
+    let st = cms
+        .delete("gone", &DeleteParams::default())
+        .await
+        .unwrap()
+        .right()
+        .expect("configmaps answer with a Status (generic store default)");
+    assert!(st.is_success());
+    let details = st.details.unwrap();
+    assert_eq!(details.kind, "configmaps");
+    assert_eq!(details.name, "gone");
+    assert_eq!(Some(details.uid), cm.uid());
+
+    // Pods use `ReturnDeletedObject`.
+    let pods: Api<Pod> = Api::default_namespaced(fx.client.clone());
+    pods.create(&PostParams::default(), &apiserver_support::pod("p", None))
+        .await
+        .unwrap();
+    let deleted = pods
+        .delete("p", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("pods answer with the deleted object");
+    assert_eq!(deleted.name_any(), "p");
+}

@@ -1,7 +1,8 @@
 //! Property test of the watch contract (upstream API concepts, "Efficient detection of
 //! changes"; issue 2): random sequences of create/update/patch/delete from several concurrent
 //! clients, with watchers started at random versions (during and after the writes).
-//! - the history has one event per successful write, at the revision that write returned;
+//! - the history has one event per successful write (at the revision a create, update or
+//!   patch returned; one DELETED event per successful delete);
 //! - every watcher started at version `v` sees exactly the history's events after `v`, in order;
 //! - replaying the history gives exactly the final list.
 
@@ -99,13 +100,19 @@ fn cm(n: u8, v: u8) -> ConfigMap {
         .expect("configmap")
 }
 
-/// Runs one client's operations; returns the revisions of its successful writes and the
-/// watchers it started (start revision, task).
-async fn run_client(
-    api: Api<ConfigMap>,
-    ops: Vec<Op>,
-) -> (Vec<u64>, Vec<(u64, tokio::task::JoinHandle<Vec<Rec>>)>) {
+/// What one client did: revisions of its successful creates, updates and patches; the number
+/// of its successful deletes (a ConfigMap delete answers with a `Status`, as upstream, so it
+/// carries no revision); the watchers it started (start revision, task).
+struct ClientRun {
+    writes: Vec<u64>,
+    deletes: usize,
+    watchers: Vec<(u64, tokio::task::JoinHandle<Vec<Rec>>)>,
+}
+
+/// Runs one client's operations.
+async fn run_client(api: Api<ConfigMap>, ops: Vec<Op>) -> ClientRun {
     let mut writes = Vec::new();
+    let mut deletes = 0;
     let mut watchers = Vec::new();
     let mut last = None;
     for op in ops {
@@ -131,10 +138,13 @@ async fn run_client(
                 )
                 .await
                 .map(|o| rv_of(&o)),
-            Op::Delete(n) => api
-                .delete(&name(n), &DeleteParams::default())
-                .await
-                .map(|r| rv_of(&r.left().expect("configmaps are deleted at once"))),
+            Op::Delete(n) => match api.delete(&name(n), &DeleteParams::default()).await {
+                Ok(_) => {
+                    deletes += 1;
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
             Op::Watch => {
                 if let Some(from) = last {
                     watchers.push((from, tokio::spawn(collect(api.clone(), from))));
@@ -151,7 +161,11 @@ async fn run_client(
             Err(e) => panic!("{op:?}: {e}"),
         }
     }
-    (writes, watchers)
+    ClientRun {
+        writes,
+        deletes,
+        watchers,
+    }
 }
 
 async fn check(clients: Vec<Vec<Op>>, later: Vec<Index>) {
@@ -174,11 +188,13 @@ async fn check(clients: Vec<Vec<Op>>, later: Vec<Index>) {
         tasks.push(tokio::spawn(run_client(client_api, ops)));
     }
     let mut writes = Vec::new();
+    let mut deletes = 0;
     let mut watchers = Vec::new();
     for t in tasks {
-        let (w, ws) = t.await.expect("client task");
-        writes.extend(w);
-        watchers.extend(ws);
+        let run = t.await.expect("client task");
+        writes.extend(run.writes);
+        deletes += run.deletes;
+        watchers.extend(run.watchers);
     }
     let sentinel: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": SENTINEL}})).unwrap();
@@ -193,9 +209,19 @@ async fn check(clients: Vec<Vec<Op>>, later: Vec<Index>) {
         "increasing: {history_rvs:?}"
     );
     writes.sort_unstable();
+    let non_delete_rvs: Vec<u64> = history
+        .iter()
+        .filter(|e| e.0 != "DELETED")
+        .map(|e| e.2)
+        .collect();
     assert_eq!(
-        history_rvs, writes,
+        non_delete_rvs, writes,
         "events and successful writes correspond"
+    );
+    let delete_events = history.iter().filter(|e| e.0 == "DELETED").count();
+    assert_eq!(
+        delete_events, deletes,
+        "one DELETED event per successful delete"
     );
 
     // Watchers started later, from random points of the history before the sentinel (the
