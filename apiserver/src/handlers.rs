@@ -515,9 +515,15 @@ async fn create_object(
             .as_str()
             .unwrap_or_default()
             .to_string();
+        // Only a generated name may need the object again (to retry with another name).
+        let value = if generate.is_some() {
+            obj.clone()
+        } else {
+            std::mem::take(&mut obj)
+        };
         match state
             .store
-            .commit(&info.key(), &ns, &name, Write::Create(obj.clone()))
+            .commit(&info.key(), &ns, &name, Write::Create(value))
         {
             Ok(stored) => {
                 reservation.commit(&state.services);

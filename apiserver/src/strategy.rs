@@ -56,7 +56,7 @@ fn typed<T: DeserializeOwned + Serialize, R: Default>(
     obj: &mut Value,
     f: impl FnOnce(&mut T) -> R,
 ) -> R {
-    let Ok(mut typed) = serde_json::from_value::<T>(obj.clone()) else {
+    let Ok(mut typed) = T::deserialize(&*obj) else {
         return R::default();
     };
     let out = f(&mut typed);
@@ -296,7 +296,7 @@ pub fn invalid_from_field_errors(
 }
 
 fn decode<T: DeserializeOwned>(info: &ResourceInfo, obj: &Value) -> Result<T, ApiError> {
-    serde_json::from_value(obj.clone()).map_err(|e| {
+    T::deserialize(obj).map_err(|e| {
         ApiError::bad_request(format!(
             "{} in version {:?} cannot be handled as a {}: {e}",
             info.kind, info.version, info.kind
@@ -514,7 +514,8 @@ pub fn check_unknown_fields(
 }
 
 fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<Value, serde_json::Error> {
-    let typed: T = serde_json::from_value(obj.clone())?;
+    // `&Value` is itself a deserializer: no clone of the input.
+    let typed = T::deserialize(obj)?;
     serde_json::to_value(typed)
 }
 
