@@ -232,21 +232,23 @@ impl<K: Resource> ObjectCache<K> {
 pub type Handler<K> = Box<dyn Fn(&InformerEvent<K>) + Send + Sync>;
 
 /// Runs a watcher for `api` forever (until the task is dropped), keeping `cache` current and
-/// calling `handler` for every change. `strip` removes what the controllers never read.
+/// calling `handler` for every change. `strip` removes what the controllers never read (and
+/// may convert to a compact cached type `C`).
 /// Watch errors (dropped connections, 410 Gone) are retried with kube-runtime's default
 /// backoff; a re-list replaces the cache and reports [`InformerEvent::Listed`].
-pub async fn run_informer<K>(
+pub async fn run_informer<K, C>(
     api: Api<K>,
     config: watcher::Config,
-    cache: Arc<ObjectCache<K>>,
-    strip: fn(K) -> K,
-    handler: Handler<K>,
+    cache: Arc<ObjectCache<C>>,
+    strip: fn(K) -> C,
+    handler: Handler<C>,
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    C: Resource + Send + Sync + 'static,
 {
     let stream = watcher::watcher(api, config).default_backoff();
     futures::pin_mut!(stream);
-    let mut buffer: Vec<Arc<K>> = Vec::new();
+    let mut buffer: Vec<Arc<C>> = Vec::new();
     while let Some(item) = stream.next().await {
         match item {
             Ok(Event::Init) => buffer.clear(),

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+
+use crate::cached_pod::CachedPod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 
@@ -22,8 +24,8 @@ use crate::tracker::{SliceTracker, StaleVersions};
 pub struct Caches {
     /// Services.
     pub services: Arc<ObjectCache<Service>>,
-    /// Pods (label-indexed).
-    pub pods: Arc<ObjectCache<Pod>>,
+    /// Pods (label-indexed, compact).
+    pub pods: Arc<ObjectCache<CachedPod>>,
     /// Nodes.
     pub nodes: Arc<ObjectCache<Node>>,
     /// EndpointSlices (label-indexed).
@@ -59,10 +61,15 @@ impl Caches {
     }
 
     /// Pods selected by a Service (none without a selector).
-    pub fn pods_for_service(&self, service: &Service) -> Vec<Arc<Pod>> {
+    pub fn pods_for_service(&self, service: &Service) -> Vec<Pod> {
         let ns = service.metadata.namespace.as_deref().unwrap_or_default();
         match service.spec.as_ref().and_then(|s| s.selector.as_ref()) {
-            Some(selector) => self.pods.select(ns, selector),
+            Some(selector) => self
+                .pods
+                .select(ns, selector)
+                .iter()
+                .map(|p| p.to_pod())
+                .collect(),
             None => Vec::new(),
         }
     }

@@ -10,6 +10,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use tracing::instrument;
 
 use crate::cache::InformerEvent;
+use crate::cached_pod::CachedPod;
 use crate::context::{key_of, split_key, Context};
 use crate::endpoints_plan::{plan_endpoints, EndpointsAction};
 use crate::endpointslice_controller::services_for_pod_event;
@@ -72,7 +73,7 @@ impl EndpointsController {
     }
 
     /// Pod events, after the batch period.
-    pub fn on_pod(&self, event: &InformerEvent<Pod>) {
+    pub fn on_pod(&self, event: &InformerEvent<CachedPod>) {
         if !self.ctx.started() {
             return;
         }
@@ -141,7 +142,7 @@ impl EndpointsController {
             }
         }
         let pods = ctx.caches.pods_for_service(&service);
-        let pod_refs: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
+        let pod_refs: Vec<&Pod> = pods.iter().collect();
         let plan = plan_endpoints(&service, &pod_refs, existing.as_deref(), Some(trigger));
         let svc_ref = || object_ref("Service", ns, name, service.metadata.uid.clone());
         match plan.action {

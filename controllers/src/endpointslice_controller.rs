@@ -11,6 +11,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tracing::instrument;
 
 use crate::cache::InformerEvent;
+use crate::cached_pod::CachedPod;
 use crate::context::{key_of, split_key, Context};
 use crate::error::{Error, Result};
 use crate::hints::HintPolicy;
@@ -30,18 +31,36 @@ pub struct EndpointSliceController {
     pub queue: Arc<WorkQueue>,
 }
 
-/// True when a Pod changed in a way that matters to endpoints (the cached Pods are already
-/// stripped to exactly those fields).
-pub fn pod_changed(old: &Pod, new: &Pod) -> bool {
+/// True when a Pod changed in a way that matters to endpoints (the cached Pods hold exactly
+/// those fields, so anything but the resourceVersion counts).
+pub fn pod_changed(old: &CachedPod, new: &CachedPod) -> bool {
     old.metadata.labels != new.metadata.labels
         || old.metadata.deletion_timestamp != new.metadata.deletion_timestamp
-        || old.spec != new.spec
-        || old.status != new.status
+        || old.metadata.uid != new.metadata.uid
+        || (
+            &old.node_name,
+            &old.hostname,
+            &old.subdomain,
+            &old.ports,
+            &old.phase,
+            &old.pod_ip,
+            &old.pod_ips,
+            &old.ready,
+        ) != (
+            &new.node_name,
+            &new.hostname,
+            &new.subdomain,
+            &new.ports,
+            &new.phase,
+            &new.pod_ip,
+            &new.pod_ips,
+            &new.ready,
+        )
 }
 
 /// Service keys to sync for a Pod event (upstream `GetServicesToUpdate`: Services matching
 /// the new labels, plus those matching the old labels when the labels changed).
-pub fn services_for_pod_event(ctx: &Context, event: &InformerEvent<Pod>) -> Vec<String> {
+pub fn services_for_pod_event(ctx: &Context, event: &InformerEvent<CachedPod>) -> Vec<String> {
     match event {
         InformerEvent::Applied { old, new } => {
             let ns = new.metadata.namespace.as_deref().unwrap_or_default();
@@ -130,7 +149,7 @@ impl EndpointSliceController {
     }
 
     /// Pod events: sync the affected Services after the batch period.
-    pub fn on_pod(&self, event: &InformerEvent<Pod>) {
+    pub fn on_pod(&self, event: &InformerEvent<CachedPod>) {
         if !self.ctx.started() {
             return;
         }
@@ -210,7 +229,7 @@ impl EndpointSliceController {
                 });
             }
             let pods = ctx.caches.pods_for_service(service);
-            let pod_refs: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
+            let pod_refs: Vec<&Pod> = pods.iter().collect();
             let config = SlicePlanConfig {
                 max_endpoints_per_slice: ctx.config.max_endpoints_per_slice,
                 managed_by: self.managed_by().to_string(),

@@ -14,6 +14,7 @@ pub mod slice_plan;
 
 pub use error::{Error, Result};
 pub mod cache;
+pub mod cached_pod;
 pub mod config;
 pub mod context;
 pub mod endpoints_controller;

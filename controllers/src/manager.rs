@@ -12,6 +12,7 @@ use kube::Client;
 use tokio::task::JoinSet;
 
 use crate::cache::{run_informer, Handler, InformerEvent};
+use crate::cached_pod::CachedPod;
 use crate::config::{ControllerConfig, ControllerKind};
 use crate::context::Context;
 use crate::endpoints_controller::EndpointsController;
@@ -20,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::mirroring_controller::MirroringController;
 use crate::queue::WorkQueue;
-use crate::strip::{strip_endpoints, strip_node, strip_pod, strip_service, strip_slice};
+use crate::strip::{strip_endpoints, strip_node, strip_service, strip_slice};
 
 /// The enabled controllers over one shared context.
 pub struct ControllerManager {
@@ -71,9 +72,9 @@ impl ControllerManager {
         })
     }
 
-    fn pod_handler(&self) -> Handler<Pod> {
+    fn pod_handler(&self) -> Handler<CachedPod> {
         let (a, b) = (self.endpointslice.clone(), self.endpoints.clone());
-        Box::new(move |ev: &InformerEvent<Pod>| {
+        Box::new(move |ev: &InformerEvent<CachedPod>| {
             if let Some(a) = &a {
                 a.on_pod(ev);
             }
@@ -141,7 +142,7 @@ impl ControllerManager {
                 Api::<Pod>::all(client.clone()),
                 wc(),
                 caches.pods.clone(),
-                strip_pod,
+                CachedPod::from_pod,
                 self.pod_handler(),
             ));
         }
