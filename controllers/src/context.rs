@@ -11,13 +11,14 @@ use crate::cached_pod::CachedPod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 
-use crate::cache::ObjectCache;
+use crate::cache::{InformerEvent, ObjectCache};
 use crate::config::ControllerConfig;
 use crate::endpoint_set::NodeLookup;
 use crate::labels::LABEL_TOPOLOGY_ZONE;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::recorder::Recorder;
+use crate::selector_index::SelectorIndex;
 use crate::tracker::{SliceTracker, StaleVersions};
 
 /// The informer caches.
@@ -32,6 +33,8 @@ pub struct Caches {
     pub slices: Arc<ObjectCache<EndpointSlice>>,
     /// Endpoints.
     pub endpoints: Arc<ObjectCache<Endpoints>>,
+    /// Services by selector.
+    pub service_selectors: SelectorIndex,
 }
 
 impl Caches {
@@ -43,6 +46,7 @@ impl Caches {
             nodes: Arc::new(ObjectCache::new(false)),
             slices: Arc::new(ObjectCache::new(true)),
             endpoints: Arc::new(ObjectCache::new(false)),
+            service_selectors: SelectorIndex::new(),
         }
     }
 
@@ -80,24 +84,21 @@ impl Caches {
         namespace: &str,
         labels: Option<&BTreeMap<String, String>>,
     ) -> Vec<String> {
-        let empty = BTreeMap::new();
-        let labels = labels.unwrap_or(&empty);
-        self.services
-            .list_namespace(namespace)
-            .into_iter()
-            .filter_map(|svc| {
-                let selector = svc.spec.as_ref()?.selector.as_ref()?;
-                selector
-                    .iter()
-                    .all(|(k, v)| labels.get(k) == Some(v))
-                    .then(|| {
-                        key_of(
-                            svc.metadata.namespace.as_deref(),
-                            svc.metadata.name.as_deref(),
-                        )
-                    })
-            })
-            .collect()
+        self.service_selectors.services_selecting(namespace, labels)
+    }
+
+    /// Keeps the selector index in step with a Service event (called before controllers see
+    /// the event).
+    pub fn index_service_event(&self, event: &InformerEvent<Service>) {
+        match event {
+            InformerEvent::Applied { new, .. } => self.service_selectors.insert(new),
+            InformerEvent::Deleted(svc) => self.service_selectors.remove(svc),
+            InformerEvent::Listed { .. } => {
+                let all = self.services.list();
+                self.service_selectors
+                    .rebuild(all.iter().map(|s| s.as_ref()));
+            }
+        }
     }
 }
 

@@ -27,6 +27,7 @@ pub mod mirroring_plan;
 pub mod queue;
 pub mod rate_limit;
 pub mod recorder;
+pub mod selector_index;
 pub mod slice_apply;
 pub mod strip;
 pub mod tracker;

@@ -59,7 +59,9 @@ impl ControllerManager {
             self.endpoints.clone(),
             self.mirroring.clone(),
         );
+        let ctx = self.ctx.clone();
         Box::new(move |ev: &InformerEvent<Service>| {
+            ctx.caches.index_service_event(ev);
             if let Some(a) = &a {
                 a.on_service(ev);
             }
