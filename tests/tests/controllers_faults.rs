@@ -62,7 +62,7 @@ async fn converges_exactly_after_errors_dropped_watches_and_410s() {
         .unwrap();
     // Churn for a few seconds: readiness flips, pod replacements, new pods; watches dropped.
     let started = Instant::now();
-    let mut next_pod = vec![PODS; SERVICES];
+    let mut next_pod = [PODS; SERVICES];
     let mut round = 0;
     while started.elapsed() < Duration::from_secs(4) {
         round += 1;
