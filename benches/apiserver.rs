@@ -86,6 +86,17 @@ fn rss_mib(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU seconds (user + system) the process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // `rest` starts at field 3 (state), so utime (14) is index 11 and stime (15) index 12.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn pod_body(i: usize) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "apiVersion": "v1",
@@ -171,7 +182,9 @@ async fn main() {
 
     // Baseline: request overhead with no storage work.
     let (c, u) = (client.clone(), url.clone());
-    let healthz_rps = run_load(pods.min(20_000), move |_| {
+    let cpu_before = cpu_seconds(pid);
+    let healthz_total = pods.min(20_000);
+    let healthz_rps = run_load(healthz_total, move |_| {
         let (c, u) = (c.clone(), u.clone());
         async move {
             let r = c.get(format!("{u}/healthz")).send().await.expect("healthz");
@@ -180,11 +193,15 @@ async fn main() {
         }
     })
     .await;
-    println!("baseline GET /healthz:            {healthz_rps:>10.0} req/s");
+    let healthz_cpu = (cpu_seconds(pid) - cpu_before) / healthz_total as f64 * 1e6;
+    println!(
+        "baseline GET /healthz:            {healthz_rps:>10.0} req/s   (server CPU {healthz_cpu:.0} us/request)"
+    );
 
     // Creates.
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..pods).map(pod_body).collect());
     let (c, u, b) = (client.clone(), url.clone(), bodies.clone());
+    let cpu_before = cpu_seconds(pid);
     let create_rps = run_load(pods, move |i| {
         let (c, u, b) = (c.clone(), u.clone(), b.clone());
         async move {
@@ -200,7 +217,10 @@ async fn main() {
         }
     })
     .await;
-    println!("POST pods (create):               {create_rps:>10.0} creates/s");
+    let create_cpu = (cpu_seconds(pid) - cpu_before) / pods as f64 * 1e6;
+    println!(
+        "POST pods (create):               {create_rps:>10.0} creates/s (server CPU {create_cpu:.0} us/create)"
+    );
 
     // Full list latency.
     let mut list_times = Vec::new();
