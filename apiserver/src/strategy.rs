@@ -456,41 +456,18 @@ pub fn check_unknown_fields(
     obj: &mut Value,
     strict: bool,
 ) -> Result<Vec<String>, ApiError> {
-    use k8s_openapi::api;
-    let g = info.group.as_str();
-    let p = info.plural.as_str();
-    let roundtrip = match (g, p) {
-        ("", "services") => roundtrip::<api::core::v1::Service>(obj),
-        ("", "pods") => roundtrip::<api::core::v1::Pod>(obj),
-        ("", "nodes") => roundtrip::<api::core::v1::Node>(obj),
-        ("", "namespaces") => roundtrip::<api::core::v1::Namespace>(obj),
-        ("", "endpoints") => roundtrip::<api::core::v1::Endpoints>(obj),
-        ("", "configmaps") => roundtrip::<api::core::v1::ConfigMap>(obj),
-        ("", "secrets") => roundtrip::<api::core::v1::Secret>(obj),
-        ("", "events") => roundtrip::<api::core::v1::Event>(obj),
-        ("discovery.k8s.io", "endpointslices") => {
-            roundtrip::<api::discovery::v1::EndpointSlice>(obj)
-        }
-        ("coordination.k8s.io", "leases") => roundtrip::<api::coordination::v1::Lease>(obj),
-        ("events.k8s.io", "events") => roundtrip::<api::events::v1::Event>(obj),
-        ("admissionregistration.k8s.io", "validatingwebhookconfigurations") => {
-            roundtrip::<api::admissionregistration::v1::ValidatingWebhookConfiguration>(obj)
-        }
-        _ => return Ok(Vec::new()),
+    // Fast path: one typed decode that reports the keys the type ignores (no re-encoding).
+    let Some(decoded) = with_builtin_type(info, obj, UnknownPaths) else {
+        return Ok(Vec::new());
     };
-    let typed = roundtrip.map_err(|e| {
+    let unknown = decoded.map_err(|e| {
         ApiError::bad_request(format!(
             "{} in version {:?} cannot be handled as a {}: {e}",
             info.kind, info.version, info.kind
         ))
     })?;
-    let mut unknown = Vec::new();
-    unknown_paths(obj, &typed, "", &mut unknown);
     if unknown.is_empty() {
         return Ok(Vec::new());
-    }
-    if !strict {
-        prune_unknown(obj, &typed);
     }
     if strict {
         let msg = if unknown.len() == 1 {
@@ -507,10 +484,96 @@ pub fn check_unknown_fields(
         };
         return Err(ApiError::bad_request(msg));
     }
+    // Drop them, as upstream's typed decoding does, using the typed round trip as the shape.
+    if let Some(Ok(typed)) = with_builtin_type(info, obj, RoundTrip) {
+        prune_unknown(obj, &typed);
+    }
     Ok(unknown
         .into_iter()
         .map(|u| format!("unknown field {u:?}"))
         .collect())
+}
+
+/// An operation run with the k8s-openapi type of a built-in resource.
+trait TypedOp {
+    type Out;
+    fn run<T: DeserializeOwned + Serialize>(
+        &self,
+        obj: &Value,
+    ) -> Result<Self::Out, serde_json::Error>;
+}
+
+/// Paths of fields the type does not declare, in upstream's notation (`spec.ports[0].foo`).
+struct UnknownPaths;
+
+impl TypedOp for UnknownPaths {
+    type Out = Vec<String>;
+    fn run<T: DeserializeOwned + Serialize>(
+        &self,
+        obj: &Value,
+    ) -> Result<Vec<String>, serde_json::Error> {
+        let mut unknown = Vec::new();
+        let _: T = serde_ignored::deserialize(obj, |path| unknown.push(field_path(&path)))?;
+        Ok(unknown)
+    }
+}
+
+/// Decodes into the type and encodes back: the object as the type sees it.
+struct RoundTrip;
+
+impl TypedOp for RoundTrip {
+    type Out = Value;
+    fn run<T: DeserializeOwned + Serialize>(
+        &self,
+        obj: &Value,
+    ) -> Result<Value, serde_json::Error> {
+        roundtrip::<T>(obj)
+    }
+}
+
+fn field_path(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => {
+            let p = field_path(parent);
+            if p.is_empty() {
+                key.clone()
+            } else {
+                format!("{p}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
+    }
+}
+
+/// Runs `op` with the typed representation of a built-in resource; `None` for other kinds.
+fn with_builtin_type<O: TypedOp>(
+    info: &ResourceInfo,
+    obj: &Value,
+    op: O,
+) -> Option<Result<O::Out, serde_json::Error>> {
+    use k8s_openapi::api;
+    Some(match (info.group.as_str(), info.plural.as_str()) {
+        ("", "services") => op.run::<api::core::v1::Service>(obj),
+        ("", "pods") => op.run::<api::core::v1::Pod>(obj),
+        ("", "nodes") => op.run::<api::core::v1::Node>(obj),
+        ("", "namespaces") => op.run::<api::core::v1::Namespace>(obj),
+        ("", "endpoints") => op.run::<api::core::v1::Endpoints>(obj),
+        ("", "configmaps") => op.run::<api::core::v1::ConfigMap>(obj),
+        ("", "secrets") => op.run::<api::core::v1::Secret>(obj),
+        ("", "events") => op.run::<api::core::v1::Event>(obj),
+        ("discovery.k8s.io", "endpointslices") => op.run::<api::discovery::v1::EndpointSlice>(obj),
+        ("coordination.k8s.io", "leases") => op.run::<api::coordination::v1::Lease>(obj),
+        ("events.k8s.io", "events") => op.run::<api::events::v1::Event>(obj),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations") => {
+            op.run::<api::admissionregistration::v1::ValidatingWebhookConfiguration>(obj)
+        }
+        _ => return None,
+    })
 }
 
 fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<Value, serde_json::Error> {
@@ -519,7 +582,7 @@ fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<Value, serd
     serde_json::to_value(typed)
 }
 
-/// Removes the fields [`unknown_paths`] reports (keys absent from the typed round trip).
+/// Removes the keys absent from the typed round trip.
 fn prune_unknown(input: &mut Value, typed: &Value) {
     match (input, typed) {
         (Value::Object(i), Value::Object(t)) => {
@@ -533,33 +596,6 @@ fn prune_unknown(input: &mut Value, typed: &Value) {
         (Value::Array(i), Value::Array(t)) => {
             for (iv, tv) in i.iter_mut().zip(t.iter()) {
                 prune_unknown(iv, tv);
-            }
-        }
-        _ => {}
-    }
-}
-
-fn unknown_paths(input: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
-    match (input, typed) {
-        (Value::Object(i), Value::Object(t)) => {
-            for (k, v) in i {
-                if v.is_null() {
-                    continue;
-                }
-                let child = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                match t.get(k) {
-                    Some(tv) => unknown_paths(v, tv, &child, out),
-                    None => out.push(child),
-                }
-            }
-        }
-        (Value::Array(i), Value::Array(t)) => {
-            for (idx, (iv, tv)) in i.iter().zip(t.iter()).enumerate() {
-                unknown_paths(iv, tv, &format!("{path}[{idx}]"), out);
             }
         }
         _ => {}
