@@ -26,6 +26,10 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
 
+/// The same allocator as the `svcplane` binary, so RSS matches what it would use.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PODS_PER_SERVICE: usize = 10;
 const NODES: usize = 10;
 
