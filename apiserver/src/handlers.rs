@@ -978,22 +978,9 @@ pub async fn delete_object(
             if !metadata::is_deleting(&obj) {
                 obj["metadata"]["deletionTimestamp"] = json!(metadata::now_rfc3339());
                 obj["status"]["phase"] = json!("Terminating");
-                match state.store.commit(
-                    &info.key(),
-                    ns,
-                    name,
-                    Write::Update {
-                        expected_rv: current.rv,
-                        value: obj,
-                    },
-                ) {
-                    Ok(stored) => {
-                        state.gc_wakeup.notify_one();
-                        state.persist_wakeup.notify_one();
-                        return Ok((200, stored.json.to_string()));
-                    }
-                    Err(StoreError::Conflict) => continue,
-                    Err(e) => return Err(ApiError::internal(e.to_string())),
+                match commit_deletion_mark(state, info, ns, name, current.rv, obj)? {
+                    Some(stored) => return Ok((200, stored.json.to_string())),
+                    None => continue,
                 }
             }
             return Ok((200, current.json.to_string()));
@@ -1014,22 +1001,9 @@ pub async fn delete_object(
             if bound && !terminal && grace > 0 && current_grace.is_none_or(|g| grace < g) {
                 obj["metadata"]["deletionTimestamp"] = json!(metadata::rfc3339_in(grace));
                 obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
-                match state.store.commit(
-                    &info.key(),
-                    ns,
-                    name,
-                    Write::Update {
-                        expected_rv: current.rv,
-                        value: obj,
-                    },
-                ) {
-                    Ok(stored) => {
-                        state.gc_wakeup.notify_one();
-                        state.persist_wakeup.notify_one();
-                        return Ok((200, stored.json.to_string()));
-                    }
-                    Err(StoreError::Conflict) => continue,
-                    Err(e) => return Err(ApiError::internal(e.to_string())),
+                match commit_deletion_mark(state, info, ns, name, current.rv, obj)? {
+                    Some(stored) => return Ok((200, stored.json.to_string())),
+                    None => continue,
                 }
             }
             if bound && !terminal && grace > 0 && current_grace.is_some() {
@@ -1056,25 +1030,14 @@ pub async fn delete_object(
                 obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
             }
             obj["metadata"]["finalizers"] = json!(finalizers);
-            match state.store.commit(
-                &info.key(),
-                ns,
-                name,
-                Write::Update {
-                    expected_rv: current.rv,
-                    value: obj,
-                },
-            ) {
-                Ok(stored) => {
-                    state.gc_wakeup.notify_one();
-                    state.persist_wakeup.notify_one();
+            match commit_deletion_mark(state, info, ns, name, current.rv, obj)? {
+                Some(stored) => {
                     return Ok((
                         if extra.is_some() { 200 } else { 202 },
                         stored.json.to_string(),
-                    ));
+                    ))
                 }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(ApiError::internal(e.to_string())),
+                None => continue,
             }
         }
         match state.store.commit(
@@ -1100,6 +1063,30 @@ pub async fn delete_object(
         }
     }
     Err(ApiError::conflict(&info.group, &info.plural, name))
+}
+
+/// Commits an object marked for deletion (deletion timestamp, finalizers) and wakes the
+/// garbage collector. `Ok(None)` when the object changed meanwhile: the caller retries.
+fn commit_deletion_mark(
+    state: &Arc<AppState>,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    expected_rv: u64,
+    value: Value,
+) -> Result<Option<Arc<StoredObject>>, ApiError> {
+    match state
+        .store
+        .commit(&info.key(), ns, name, Write::Update { expected_rv, value })
+    {
+        Ok(stored) => {
+            state.gc_wakeup.notify_one();
+            state.persist_wakeup.notify_one();
+            Ok(Some(stored))
+        }
+        Err(StoreError::Conflict) => Ok(None),
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
 }
 
 async fn delete_collection(
