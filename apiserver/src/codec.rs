@@ -1,4 +1,4 @@
-//! Request body decoding (JSON and YAML) and response encoding, with upstream's error wording.
+//! Request body decoding (JSON, YAML and Kubernetes protobuf) and response encoding, with upstream's error wording.
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -19,6 +19,9 @@ pub enum BodyFormat {
     Json,
     /// `application/yaml`.
     Yaml,
+    /// `application/vnd.kubernetes.protobuf` (typed clients such as `kubectl create`; see
+    /// [`crate::protobuf`]).
+    Protobuf,
 }
 
 /// Picks the body format from a `Content-Type` header (JSON when absent, like `kubectl` sends).
@@ -28,6 +31,7 @@ pub fn body_format(content_type: Option<&str>) -> Result<BodyFormat, ApiError> {
     match base {
         "" | "application/json" | "*/*" => Ok(BodyFormat::Json),
         "application/yaml" | "application/x-yaml" | "text/yaml" => Ok(BodyFormat::Yaml),
+        crate::protobuf::CONTENT_TYPE => Ok(BodyFormat::Protobuf),
         _ => Err(ApiError::unsupported_media_type(ct)),
     }
 }
@@ -44,6 +48,7 @@ pub fn decode_object(body: &[u8], format: BodyFormat) -> Result<Value, ApiError>
         BodyFormat::Yaml => serde_yaml::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
         })?,
+        BodyFormat::Protobuf => crate::protobuf::decode_body(body)?,
     };
     if !value.is_object() {
         return Err(ApiError::bad_request(format!(

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod patch;
 pub mod patch_request;
 pub mod persist;
+pub mod protobuf;
 pub mod request;
 pub mod resources;
 pub mod selector;
