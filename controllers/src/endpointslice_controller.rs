@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tracing::instrument;
 
@@ -14,12 +14,15 @@ use crate::cache::InformerEvent;
 use crate::cached_pod::CachedPod;
 use crate::context::{key_of, split_key, Context};
 use crate::error::{Error, Result};
-use crate::hints::HintPolicy;
+use crate::hints::{topology_mode_auto, HintPolicy};
 use crate::labels::{LABEL_MANAGED_BY, LABEL_SERVICE_NAME};
 use crate::queue::WorkQueue;
 use crate::recorder::object_ref;
 use crate::slice_apply::apply_slice_plan;
-use crate::slice_plan::{plan_delete_all, plan_slices, SlicePlan, SlicePlanConfig};
+use crate::slice_plan::{plan_delete_all, SlicePlan, SlicePlanConfig};
+use crate::topology_cache::{HintEvent, TopologyCache};
+use crate::topology_cpu::{has_excluded_labels, is_node_ready, node_cpu_millis, node_zone};
+use crate::topology_plan::plan_slices_with_topology;
 
 /// Metric/log name.
 pub const NAME: &str = "endpointslice";
@@ -29,6 +32,18 @@ pub struct EndpointSliceController {
     ctx: Arc<Context>,
     /// Its work queue of `namespace/name` Service keys.
     pub queue: Arc<WorkQueue>,
+    /// Zone CPU shares and hint state for `service.kubernetes.io/topology-mode: Auto`.
+    pub topology: TopologyCache,
+}
+
+/// True when a Node changed in a way the topology cache reads (upstream `updateNode` checks
+/// readiness and the zone label; beyond upstream, allocatable CPU and the control-plane role
+/// labels count too).
+pub fn node_topology_changed(old: &Node, new: &Node) -> bool {
+    is_node_ready(old) != is_node_ready(new)
+        || node_zone(old) != node_zone(new)
+        || node_cpu_millis(old) != node_cpu_millis(new)
+        || has_excluded_labels(old) != has_excluded_labels(new)
 }
 
 /// True when a Pod changed in a way that matters to endpoints (the cached Pods hold exactly
@@ -100,7 +115,11 @@ impl EndpointSliceController {
             ctx.config.sync_backoff_base,
             ctx.config.sync_backoff_max,
         ));
-        EndpointSliceController { ctx, queue }
+        EndpointSliceController {
+            ctx,
+            queue,
+            topology: TopologyCache::new(),
+        }
     }
 
     fn managed_by(&self) -> &str {
@@ -162,6 +181,52 @@ impl EndpointSliceController {
         }
     }
 
+    /// Node events (upstream `addNode` / `updateNode` / `deleteNode` and
+    /// `checkNodeTopologyDistribution`): recomputes the zones' CPU shares and, when they
+    /// changed, queues the Services upstream finds overloaded plus (beyond upstream, so that
+    /// hints also come back once node information becomes sufficient) every Service with the
+    /// topology annotation.
+    pub fn on_node(&self, event: &InformerEvent<Node>) {
+        if let InformerEvent::Applied {
+            old: Some(old),
+            new,
+        } = event
+        {
+            if !node_topology_changed(old, new) {
+                return;
+            }
+        }
+        let nodes = self.ctx.caches.nodes.list();
+        let changed = self.topology.set_nodes(nodes.iter().map(|n| n.as_ref()));
+        if !changed || !self.ctx.started() {
+            return;
+        }
+        let mut keys = self.topology.overloaded_services();
+        keys.extend(
+            self.ctx
+                .caches
+                .services
+                .list()
+                .iter()
+                .filter(|svc| topology_mode_auto(svc))
+                .map(|svc| {
+                    key_of(
+                        svc.metadata.namespace.as_deref(),
+                        svc.metadata.name.as_deref(),
+                    )
+                }),
+        );
+        keys.sort();
+        keys.dedup();
+        tracing::debug!(
+            services = keys.len(),
+            "node topology changed, queueing Services"
+        );
+        for key in keys {
+            self.queue.add(key);
+        }
+    }
+
     /// Slice events: a slice of ours changed or vanished without us → repair.
     pub fn on_slice(&self, event: &InformerEvent<EndpointSlice>) {
         if !self.ctx.started() {
@@ -209,17 +274,21 @@ impl EndpointSliceController {
             spec.and_then(|s| s.selector.as_ref()).is_none()
                 || spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName")
         });
-        let (plan, hints) = if selectorless {
+        let (plan, hint_events, hints) = if selectorless {
             // Service gone, without selector or ExternalName: our slices go (beyond upstream,
             // which leaves them to the garbage collector or in place).
             if slice_refs.is_empty() {
                 ctx.metrics.set_desired(NAME, key, None);
                 if service.is_none() {
                     ctx.slice_tracker.delete_service(key);
+                    self.topology.delete_service(key);
                 }
                 return Ok(());
             }
-            (plan_delete_all(&slice_refs), HintPolicy::None)
+            if service.is_none() {
+                self.topology.delete_service(key);
+            }
+            (plan_delete_all(&slice_refs), Vec::new(), HintPolicy::None)
         } else {
             let service = service.as_deref().expect("checked above");
             if ctx.slice_tracker.stale(key, &slice_refs) {
@@ -235,11 +304,27 @@ impl EndpointSliceController {
                 managed_by: self.managed_by().to_string(),
             };
             let lookup = |node: &str| ctx.caches.node_lookup(node);
-            let mut plan = plan_slices(service, &pod_refs, &slice_refs, &lookup, &config);
+            if topology_mode_auto(service) && !self.topology.has_nodes() {
+                // The Node informer's first list may not have reached on_node yet.
+                let nodes = ctx.caches.nodes.list();
+                self.topology.set_nodes(nodes.iter().map(|n| n.as_ref()));
+            }
+            let (mut plan, events) = plan_slices_with_topology(
+                service,
+                &pod_refs,
+                &slice_refs,
+                &lookup,
+                &config,
+                &self.topology,
+                key,
+            );
             plan.stamp_trigger_time(Some(trigger));
-            (plan, HintPolicy::for_service(service))
+            (plan, events, HintPolicy::for_service(service))
         };
         let result = self.apply(key, ns, &plan, service.as_deref()).await;
+        if let Some(svc) = service.as_deref() {
+            self.record_hint_events(ns, svc, hint_events);
+        }
         self.record(key, &plan, hints, service.is_some());
         tracing::debug!(
             writes = plan.writes(),
@@ -285,6 +370,26 @@ impl EndpointSliceController {
             );
         }
         result
+    }
+
+    /// Records the topology hint Events on the Service (upstream records them after
+    /// `finalize`, whatever its outcome).
+    fn record_hint_events(&self, ns: &str, svc: &Service, events: Vec<HintEvent>) {
+        for event in events {
+            let object = object_ref(
+                "Service",
+                ns,
+                svc.metadata.name.as_deref().unwrap_or_default(),
+                svc.metadata.uid.clone(),
+            );
+            if event.warning {
+                self.ctx.recorder.warn(object, event.reason, event.message);
+            } else {
+                self.ctx
+                    .recorder
+                    .normal(object, event.reason, event.message);
+            }
+        }
     }
 
     fn record(&self, key: &str, plan: &SlicePlan, hints: HintPolicy, exists: bool) {

@@ -1,13 +1,20 @@
-//! Topology hints from `spec.trafficDistribution` (upstream `k8s.io/endpointslice/trafficdist`,
-//! KEP-4444 and KEP-3015).
+//! Which topology hints a Service asks for, and the `spec.trafficDistribution` hints
+//! (upstream `k8s.io/endpointslice/trafficdist`, KEP-4444 and KEP-3015).
 //!
 //! `PreferClose` and `PreferSameZone` give each ready endpoint `hints.forZones` with its own
 //! zone; `PreferSameNode` adds `hints.forNodes` with its own node. Without a (known) value all
-//! hints are removed. The deprecated `service.kubernetes.io/topology-mode: Auto` heuristic
-//! (zone allocation by node CPU share) is not implemented: such Services get no hints.
+//! hints are removed.
+//!
+//! The annotation `service.kubernetes.io/topology-mode: Auto` (or the older
+//! `service.kubernetes.io/topology-aware-hints`) takes precedence over
+//! `spec.trafficDistribution`, as upstream (`canUseTrafficDistribution` is false when
+//! `hintsEnabled`): its hints are not computed per endpoint here but allocated over all
+//! endpoints by CPU share after planning ([`crate::topology_cache`]).
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointHints, ForNode, ForZone};
+
+use crate::labels::{ANNOTATION_TOPOLOGY_AWARE_HINTS, ANNOTATION_TOPOLOGY_MODE};
 
 /// The hint policy derived from a Service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,11 +25,29 @@ pub enum HintPolicy {
     SameZone,
     /// `PreferSameNode`: node and zone hints.
     SameNode,
+    /// `service.kubernetes.io/topology-mode: Auto`: zone hints allocated by CPU share after
+    /// planning; endpoints are planned without hints.
+    TopologyAuto,
+}
+
+/// Upstream `hintsEnabled`: `service.kubernetes.io/topology-aware-hints` if present (it wins
+/// when both are set), else `service.kubernetes.io/topology-mode`, equal to `Auto` or `auto`.
+pub fn topology_mode_auto(service: &Service) -> bool {
+    let Some(annotations) = service.metadata.annotations.as_ref() else {
+        return false;
+    };
+    let value = annotations
+        .get(ANNOTATION_TOPOLOGY_AWARE_HINTS)
+        .or_else(|| annotations.get(ANNOTATION_TOPOLOGY_MODE));
+    matches!(value.map(String::as_str), Some("Auto") | Some("auto"))
 }
 
 impl HintPolicy {
-    /// Reads `spec.trafficDistribution`.
+    /// Reads the topology annotations, then `spec.trafficDistribution`.
     pub fn for_service(service: &Service) -> Self {
+        if topology_mode_auto(service) {
+            return HintPolicy::TopologyAuto;
+        }
         match service
             .spec
             .as_ref()
@@ -34,10 +59,11 @@ impl HintPolicy {
         }
     }
 
-    /// The `trafficDistribution` label value used in metrics (upstream uses the raw value).
+    /// The `trafficDistribution` label value used in metrics (upstream uses the raw value,
+    /// and none when the topology annotation is in force).
     pub fn metric_label(self) -> &'static str {
         match self {
-            HintPolicy::None => "",
+            HintPolicy::None | HintPolicy::TopologyAuto => "",
             HintPolicy::SameZone => "PreferSameZone",
             HintPolicy::SameNode => "PreferSameNode",
         }
@@ -45,14 +71,15 @@ impl HintPolicy {
 }
 
 /// Sets `endpoint.hints` as upstream's `preferCloseHeuristic.update` / `defaultHeuristic`
-/// would: only ready endpoints get hints.
+/// would: only ready endpoints get hints. [`HintPolicy::TopologyAuto`] leaves none (they are
+/// allocated later over the whole Service).
 pub fn apply_hints(policy: HintPolicy, endpoint: &mut Endpoint) {
     let ready = endpoint
         .conditions
         .as_ref()
         .and_then(|c| c.ready)
         .unwrap_or(false);
-    if policy == HintPolicy::None || !ready {
+    if matches!(policy, HintPolicy::None | HintPolicy::TopologyAuto) || !ready {
         endpoint.hints = None;
         return;
     }
@@ -118,6 +145,66 @@ mod tests {
         for (td, want) in cases {
             assert_eq!(HintPolicy::for_service(&svc(td)), want, "{td:?}");
         }
+    }
+
+    fn annotated(pairs: &[(&str, &str)], td: Option<&str>) -> Service {
+        let mut s = svc(td);
+        s.metadata.annotations = Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        s
+    }
+
+    /// Upstream `hintsEnabled` table, and precedence over `trafficDistribution`.
+    #[test]
+    fn topology_annotations_map_to_auto_and_win_over_traffic_distribution() {
+        const MODE: &str = ANNOTATION_TOPOLOGY_MODE;
+        const OLD: &str = ANNOTATION_TOPOLOGY_AWARE_HINTS;
+        type Row = (
+            &'static [(&'static str, &'static str)],
+            Option<&'static str>,
+            HintPolicy,
+        );
+        let cases: [Row; 9] = [
+            (&[(MODE, "Auto")], None, HintPolicy::TopologyAuto),
+            (&[(MODE, "auto")], None, HintPolicy::TopologyAuto),
+            (&[(MODE, "AUTO")], None, HintPolicy::None),
+            (&[(MODE, "Disabled")], None, HintPolicy::None),
+            (&[(OLD, "auto")], None, HintPolicy::TopologyAuto),
+            // The deprecated key, when present, decides.
+            (&[(OLD, "Disabled"), (MODE, "Auto")], None, HintPolicy::None),
+            (
+                &[(OLD, "Auto"), (MODE, "Disabled")],
+                None,
+                HintPolicy::TopologyAuto,
+            ),
+            (
+                &[(MODE, "Auto")],
+                Some("PreferClose"),
+                HintPolicy::TopologyAuto,
+            ),
+            (
+                &[(MODE, "Disabled")],
+                Some("PreferClose"),
+                HintPolicy::SameZone,
+            ),
+        ];
+        for (annotations, td, want) in cases {
+            let s = annotated(annotations, td);
+            assert_eq!(HintPolicy::for_service(&s), want, "{annotations:?} {td:?}");
+        }
+    }
+
+    #[test]
+    fn topology_auto_plans_endpoints_without_hints() {
+        let mut e = ep(true);
+        apply_hints(HintPolicy::SameZone, &mut e);
+        apply_hints(HintPolicy::TopologyAuto, &mut e);
+        assert!(e.hints.is_none());
+        assert_eq!(HintPolicy::TopologyAuto.metric_label(), "");
     }
 
     #[test]

@@ -50,9 +50,23 @@ pub const ANNOTATION_LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-co
 /// records, never mirrored (upstream `resourcelock.LeaderElectionRecordAnnotationKey`).
 pub const ANNOTATION_LEADER_ELECTION: &str = "control-plane.alpha.kubernetes.io/leader";
 
-/// `service.kubernetes.io/topology-mode`: `Auto` asks for topology-aware hints
-/// (upstream `v1.AnnotationTopologyMode`). The `Auto` heuristic is not implemented here.
+/// `service.kubernetes.io/topology-mode`: `Auto` (or `auto`) asks for topology-aware hints
+/// allocated by Node CPU share (upstream `v1.AnnotationTopologyMode`, KEP-2433; see
+/// [`crate::topology_cache`]).
 pub const ANNOTATION_TOPOLOGY_MODE: &str = "service.kubernetes.io/topology-mode";
+
+/// `service.kubernetes.io/topology-aware-hints`: the older spelling of
+/// [`ANNOTATION_TOPOLOGY_MODE`]; when present it takes precedence (upstream
+/// `v1.DeprecatedAnnotationTopologyAwareHints`).
+pub const ANNOTATION_TOPOLOGY_AWARE_HINTS: &str = "service.kubernetes.io/topology-aware-hints";
+
+/// `node-role.kubernetes.io/control-plane`: Nodes carrying it (any value) are left out of
+/// the per-zone CPU totals (upstream topologycache `hasExcludedLabels`).
+pub const LABEL_NODE_ROLE_CONTROL_PLANE: &str = "node-role.kubernetes.io/control-plane";
+
+/// `node-role.kubernetes.io/master`: the legacy control-plane role label, excluded like
+/// [`LABEL_NODE_ROLE_CONTROL_PLANE`].
+pub const LABEL_NODE_ROLE_MASTER: &str = "node-role.kubernetes.io/master";
 
 /// `topology.kubernetes.io/zone`: a Node's zone, copied into `endpoints[].zone`
 /// (upstream `v1.LabelTopologyZone`).

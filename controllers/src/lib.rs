@@ -30,6 +30,10 @@ pub mod recorder;
 pub mod selector_index;
 pub mod slice_apply;
 pub mod strip;
+pub mod topology_allocation;
+pub mod topology_cache;
+pub mod topology_cpu;
+pub mod topology_plan;
 pub mod tracker;
 
 pub use config::{ControllerConfig, ControllerKind};

@@ -86,6 +86,15 @@ impl ControllerManager {
         })
     }
 
+    fn node_handler(&self) -> Handler<Node> {
+        let a = self.endpointslice.clone();
+        Box::new(move |ev: &InformerEvent<Node>| {
+            if let Some(a) = &a {
+                a.on_node(ev);
+            }
+        })
+    }
+
     fn slice_handler(&self) -> Handler<EndpointSlice> {
         let (a, c) = (self.endpointslice.clone(), self.mirroring.clone());
         Box::new(move |ev: &InformerEvent<EndpointSlice>| {
@@ -154,7 +163,7 @@ impl ControllerManager {
                 wc(),
                 caches.nodes.clone(),
                 strip_node,
-                Box::new(|_| {}),
+                self.node_handler(),
             ));
         }
         if self.endpointslice.is_some() || self.mirroring.is_some() {

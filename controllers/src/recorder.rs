@@ -28,6 +28,11 @@ impl Recorder {
         self.publish(object, "Warning", reason, message);
     }
 
+    /// Records a `Normal` event about `object`.
+    pub fn normal(&self, object: ObjectReference, reason: &str, message: String) {
+        self.publish(object, "Normal", reason, message);
+    }
+
     fn publish(&self, object: ObjectReference, type_: &str, reason: &str, message: String) {
         let ns = object.namespace.clone().unwrap_or_else(|| "default".into());
         let now = Time(Timestamp::now());
