@@ -4,6 +4,28 @@
 //!
 //! Planning is pure (`slice_plan`, `endpoints_plan`, `mirroring_plan`); the controllers are
 //! thin apply steps over kube-runtime watchers.
+//!
+//! ## Topology hints on EndpointSlices
+//!
+//! - `spec.trafficDistribution` (`PreferClose`, `PreferSameZone`, `PreferSameNode`): per-endpoint
+//!   hints in [`hints`] (upstream `trafficdist`).
+//! - `service.kubernetes.io/topology-mode: Auto` (or the older
+//!   `service.kubernetes.io/topology-aware-hints`, which wins when both are set; value `Auto` or
+//!   `auto`): upstream's topology cache (KEP-2433). Zones' shares of ready, non-control-plane
+//!   Nodes' `status.allocatable.cpu` ([`topology_cpu`]); per-zone minimum / maximum / desired
+//!   counts with the 20% overload threshold and the donation of endpoints from zones above
+//!   their share to zones below it ([`topology_allocation`]); assignment over the slices a sync
+//!   writes, keeping unchanged slices whose hints still fit ([`topology_cache`], composed with
+//!   the slice plan in [`topology_plan`]). Hints are dropped, with upstream's
+//!   `TopologyAwareHintsDisabled` Warning and message, on insufficient Node information, Nodes
+//!   ready in one zone only, fewer ready endpoints than zones, minimums beyond the threshold, or
+//!   a ready endpoint without zone; `TopologyAwareHintsEnabled` is recorded when hints appear,
+//!   and removing the annotation removes the hints (Warning `TopologyAwareHintsDisabled`). The
+//!   annotation takes precedence over `spec.trafficDistribution`, as upstream. A zone without
+//!   endpoints still receives its share from other zones (upstream does not drop hints for it).
+//!   Node add/delete and changes of readiness, zone, allocatable CPU or control-plane role
+//!   recompute the shares; when they change, the Services upstream finds overloaded and (beyond
+//!   upstream) every Service with the annotation are re-synced.
 
 pub mod endpoint_set;
 pub mod error;
