@@ -374,8 +374,9 @@ async fn kubectl_create_deployment_fails_clearly_because_deployments_are_not_ser
     let (ok, stdout, stderr) = k.run(&["create", "deployment", "d", "--image=nginx"]).await;
     assert!(!ok, "deployments are not served, yet: {stdout}");
     assert!(
-        stderr.contains("the server could not find the requested resource")
-            || stderr.contains("deployments"),
+        stderr.contains(
+            "failed to create deployment: the server could not find the requested resource"
+        ),
         "{stderr}"
     );
 }

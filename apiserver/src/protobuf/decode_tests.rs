@@ -559,3 +559,108 @@ proptest! {
         }
     }
 }
+
+/// A JSON name the generator got wrong would be dropped by k8s-openapi's typed round trip.
+#[test]
+fn decoded_pod_round_trips_through_k8s_openapi_unchanged() {
+    let pod = core::Pod {
+        metadata: Some(meta::ObjectMeta {
+            annotations: BTreeMap::from([("a".to_string(), "b".to_string())]),
+            owner_references: vec![meta::OwnerReference {
+                api_version: s("v1"),
+                kind: s("Service"),
+                name: s("web"),
+                uid: s("u-1"),
+                controller: Some(true),
+                block_owner_deletion: Some(false),
+            }],
+            ..meta("rich")
+        }),
+        spec: Some(core::PodSpec {
+            containers: vec![core::Container {
+                name: s("app"),
+                image: s("nginx"),
+                command: vec!["sh".into(), "-c".into()],
+                env: vec![core::EnvVar {
+                    name: s("PASS"),
+                    value: s(""),
+                    value_from: Some(core::EnvVarSource {
+                        secret_key_ref: Some(core::SecretKeySelector {
+                            local_object_reference: Some(core::LocalObjectReference {
+                                name: s("creds"),
+                            }),
+                            key: s("pass"),
+                            optional: Some(false),
+                        }),
+                        ..Default::default()
+                    }),
+                }],
+                readiness_probe: Some(core::Probe {
+                    handler: Some(core::ProbeHandler {
+                        http_get: Some(core::HttpGetAction {
+                            path: s("/healthz"),
+                            port: Some(int_or_string_str("http")),
+                            host: s(""),
+                            scheme: s("HTTP"),
+                            http_headers: vec![],
+                        }),
+                        ..Default::default()
+                    }),
+                    initial_delay_seconds: Some(5),
+                    period_seconds: Some(10),
+                    ..Default::default()
+                }),
+                security_context: Some(core::SecurityContext {
+                    run_as_non_root: Some(true),
+                    run_as_user: Some(0),
+                    allow_privilege_escalation: Some(false),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            tolerations: vec![core::Toleration {
+                key: s("node.kubernetes.io/not-ready"),
+                operator: s("Exists"),
+                value: s(""),
+                effect: s("NoExecute"),
+                toleration_seconds: Some(300),
+            }],
+            node_selector: BTreeMap::from([("zone".to_string(), "a".to_string())]),
+            host_network: Some(true),
+            ..Default::default()
+        }),
+        status: None,
+    };
+    let decoded = decode("v1", "Pod", &pod);
+    let typed: k8s_openapi::api::core::v1::Pod =
+        serde_json::from_value(decoded.clone()).expect("k8s-openapi reads it");
+    let mut again = serde_json::to_value(&typed).expect("serializes");
+    again["apiVersion"] = json!("v1");
+    again["kind"] = json!("Pod");
+    assert_eq!(again, decoded);
+    let c = &decoded["spec"]["containers"][0];
+    assert_eq!(c["readinessProbe"]["httpGet"]["port"], "http");
+    assert_eq!(c["env"][0]["valueFrom"]["secretKeyRef"]["name"], "creds");
+    assert_eq!(c["securityContext"]["runAsUser"], 0);
+    assert_eq!(
+        decoded["metadata"]["ownerReferences"][0]["blockOwnerDeletion"],
+        false
+    );
+    assert_eq!(decoded["spec"]["hostNetwork"], true);
+}
+
+#[test]
+fn schema_was_generated_from_the_locked_k8s_pb_version() {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
+        .expect("Cargo.lock");
+    let version = lock
+        .split("name = \"k8s-pb\"\nversion = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("k8s-pb in Cargo.lock");
+    let header = include_str!("schema.rs").lines().nth(1).unwrap_or_default();
+    assert!(
+        header.contains(&format!("k8s-pb {version} ")),
+        "schema.rs is stale (header {header:?}, locked k8s-pb {version}): rerun scripts/gen-protobuf-schema.py"
+    );
+}

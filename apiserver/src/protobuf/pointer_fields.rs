@@ -97,6 +97,7 @@ pub static POINTER_FIELDS: &[(&str, &str)] = &[
     ("api::core::v1::EphemeralContainerCommon", "restartPolicy"),
     ("api::core::v1::VolumeMount", "mountPropagation"),
     ("api::core::v1::VolumeMount", "recursiveReadOnly"),
+    ("api::core::v1::Lifecycle", "stopSignal"),
     ("api::core::v1::Probe", "terminationGracePeriodSeconds"),
     ("api::core::v1::GrpcAction", "service"),
     ("api::core::v1::Toleration", "tolerationSeconds"),
@@ -117,6 +118,7 @@ pub static POINTER_FIELDS: &[(&str, &str)] = &[
     ),
     ("api::core::v1::ConfigMapKeySelector", "optional"),
     ("api::core::v1::SecretKeySelector", "optional"),
+    ("api::core::v1::FileKeySelector", "optional"),
     ("api::core::v1::ConfigMapEnvSource", "optional"),
     ("api::core::v1::SecretEnvSource", "optional"),
     ("api::core::v1::SecretVolumeSource", "defaultMode"),
@@ -158,6 +160,7 @@ pub static POINTER_FIELDS: &[(&str, &str)] = &[
     ("api::core::v1::TypedObjectReference", "apiGroup"),
     ("api::core::v1::TypedObjectReference", "namespace"),
     ("api::core::v1::ContainerStatus", "started"),
+    ("api::core::v1::ContainerStatus", "stopSignal"),
     // core/v1 Node
     ("api::core::v1::NodeSwapStatus", "capacity"),
     (
