@@ -16,8 +16,13 @@
 //!
 //! Beyond upstream: a repeated `TopologyAwareHintsDisabled` warning with the same message for
 //! the same Service and address type is emitted once (client-go's event correlator would
-//! fold repeats into one Event with a count; our recorder writes one Event per call), and a
-//! deleted Service's state is dropped.
+//! fold repeats into one Event with a count; our recorder writes one Event per call), a
+//! deleted Service's state is dropped, and unchanged slices still carrying `hints.forNodes`
+//! (from an earlier `trafficDistribution: PreferSameNode`) are rewritten with zone hints only.
+//! Zones are visited by name where upstream iterates Go maps, and slices being created and
+//! updated are visited after the plan turned create+delete pairs into updates (upstream assigns
+//! hints before that step), so which endpoint is handed to another zone can differ from a
+//! given upstream run; the counts per zone are the same.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -82,7 +87,9 @@ impl SliceInfo<'_> {
     }
 
     /// Upstream `getAllocatedHintsByZone`: counts the hints of unchanged slices that still fit
-    /// `allocations` and moves the others (as copies) to `to_update`.
+    /// `allocations` and moves the others (as copies) to `to_update`. Beyond upstream, a slice
+    /// with `hints.forNodes` left over from `trafficDistribution: PreferSameNode` is rewritten
+    /// too (upstream keeps such node hints alongside its zone hints).
     fn allocated_hints_by_zone(
         &mut self,
         allocations: &BTreeMap<String, Allocation>,
@@ -90,7 +97,18 @@ impl SliceInfo<'_> {
         let mut allocated: BTreeMap<String, i64> = BTreeMap::new();
         let mut keep = Vec::with_capacity(self.unchanged.len());
         for slice in std::mem::take(&mut self.unchanged) {
-            match hints_by_zone(slice, &allocated, allocations) {
+            let node_hints = slice.endpoints.iter().any(|e| {
+                e.hints
+                    .as_ref()
+                    .and_then(|h| h.for_nodes.as_ref())
+                    .is_some_and(|n| !n.is_empty())
+            });
+            let fitting = if node_hints {
+                None
+            } else {
+                hints_by_zone(slice, &allocated, allocations)
+            };
+            match fitting {
                 Some(by_zone) => {
                     for (zone, n) in by_zone {
                         *allocated.entry(zone).or_insert(0) += n;

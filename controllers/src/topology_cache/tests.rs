@@ -652,3 +652,24 @@ fn hints_removed_entirely_leave_no_empty_hint_objects() {
     info.remove_hints();
     assert_eq!(info.to_create[0].endpoints[0].hints, None::<EndpointHints>);
 }
+
+#[test]
+fn unchanged_slice_with_node_hints_is_rewritten_with_zone_hints_only() {
+    use k8s_openapi::api::discovery::v1::ForNode;
+    let cache = cache_with(Some(ratios(&[("zone-a", 0.5), ("zone-b", 0.5)])));
+    let mut a = hinted("10.0.1.1", "zone-a", "zone-a");
+    a.hints.as_mut().unwrap().for_nodes = Some(vec![ForNode {
+        name: "node-a".into(),
+    }]);
+    let old = slice(Some("old"), vec![a, hinted("10.0.1.2", "zone-b", "zone-b")]);
+    let mut info = SliceInfo {
+        unchanged: vec![&old],
+        ..Default::default()
+    };
+    cache.add_hints("ns/svc", "IPv4", &mut info);
+    assert!(info.unchanged.is_empty());
+    assert_eq!(
+        info.to_update[0].endpoints[0].hints,
+        Some(zone_hint("zone-a"))
+    );
+}
