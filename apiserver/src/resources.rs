@@ -257,8 +257,43 @@ pub struct Registry {
 
 #[derive(Debug, Default)]
 struct RegistryInner {
-    /// Keyed by (group, version, plural).
-    by_gvr: BTreeMap<(String, String, String), Arc<ResourceInfo>>,
+    /// Keyed by group, then version, then plural: lookups borrow the request's `&str`s
+    /// (no allocation on the request path) and iteration order is (group, version, plural).
+    by_group: BTreeMap<String, BTreeMap<String, BTreeMap<String, Arc<ResourceInfo>>>>,
+}
+
+impl RegistryInner {
+    fn insert(&mut self, info: ResourceInfo) {
+        self.by_group
+            .entry(info.group.clone())
+            .or_default()
+            .entry(info.version.clone())
+            .or_default()
+            .insert(info.plural.clone(), Arc::new(info));
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Arc<ResourceInfo>> {
+        self.by_group
+            .values()
+            .flat_map(|versions| versions.values())
+            .flat_map(|plurals| plurals.values())
+    }
+
+    /// Removes every version of `plural` in `group` (`None` = all), dropping emptied levels.
+    fn remove(&mut self, group: &str, version: Option<&str>, plural: &str) {
+        let Some(versions) = self.by_group.get_mut(group) else {
+            return;
+        };
+        for (v, plurals) in versions.iter_mut() {
+            if version.is_none_or(|want| want == v) {
+                plurals.remove(plural);
+            }
+        }
+        versions.retain(|_, plurals| !plurals.is_empty());
+        if versions.is_empty() {
+            self.by_group.remove(group);
+        }
+    }
 }
 
 impl Registry {
@@ -272,20 +307,17 @@ impl Registry {
     }
 
     fn insert(&self, info: ResourceInfo) {
-        let key = (
-            info.group.clone(),
-            info.version.clone(),
-            info.plural.clone(),
-        );
-        self.inner.write().by_gvr.insert(key, Arc::new(info));
+        self.inner.write().insert(info);
     }
 
     /// Looks up a resource by group, version and plural name.
     pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
         self.inner
             .read()
-            .by_gvr
-            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+            .by_group
+            .get(group)?
+            .get(version)?
+            .get(plural)
             .cloned()
     }
 
@@ -294,24 +326,27 @@ impl Registry {
         let (group, version) = split_api_version(api_version);
         self.inner
             .read()
-            .by_gvr
+            .by_group
+            .get(group)?
+            .get(version)?
             .values()
-            .find(|r| r.group == group && r.version == version && r.kind == kind)
+            .find(|r| r.kind == kind)
             .cloned()
     }
 
-    /// Every served resource.
+    /// Every served resource, ordered by group, version and plural.
     pub fn all(&self) -> Vec<Arc<ResourceInfo>> {
-        self.inner.read().by_gvr.values().cloned().collect()
+        self.inner.read().values().cloned().collect()
     }
 
     /// Whether any resource of the group/version is served.
     pub fn has_group_version(&self, group: &str, version: &str) -> bool {
         self.inner
             .read()
-            .by_gvr
-            .keys()
-            .any(|(g, v, _)| g == group && v == version)
+            .by_group
+            .get(group)
+            .and_then(|versions| versions.get(version))
+            .is_some_and(|plurals| !plurals.is_empty())
     }
 
     /// Registers (or re-registers) the resources a CustomResourceDefinition defines, replacing
@@ -320,30 +355,19 @@ impl Registry {
         let infos = crd_resources(crd);
         let mut inner = self.inner.write();
         if let Some(first) = infos.first() {
-            inner
-                .by_gvr
-                .retain(|(g, _, p), _| !(g == &first.group && p == &first.plural));
+            inner.remove(&first.group, None, &first.plural);
         }
         for info in &infos {
-            inner.by_gvr.insert(
-                (
-                    info.group.clone(),
-                    info.version.clone(),
-                    info.plural.clone(),
-                ),
-                Arc::new(info.clone()),
-            );
+            inner.insert(info.clone());
         }
         infos
     }
 
     /// Removes the resources of a deleted CustomResourceDefinition.
     pub fn unregister_crd(&self, crd: &Value) {
+        let mut inner = self.inner.write();
         for info in crd_resources(crd) {
-            self.inner
-                .write()
-                .by_gvr
-                .remove(&(info.group, info.version, info.plural));
+            inner.remove(&info.group, Some(&info.version), &info.plural);
         }
     }
 }

@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
+use super::created_fields::created_fields_v1;
 use super::field_set::{self, FieldPath, FieldSet, PathElement, Untracked};
 use super::list_types::{Gvk, Schema, SchemaAt, SsaList};
 
@@ -315,26 +316,33 @@ fn encode_managed_fields(managers: &Managers) -> Vec<Value> {
     });
     entries
         .into_iter()
-        .map(|(mid, e)| {
-            let mut m = Map::new();
-            m.insert("manager".into(), Value::String(mid.manager.clone()));
-            m.insert("operation".into(), Value::String(mid.operation.clone()));
-            m.insert("apiVersion".into(), Value::String(e.api_version.clone()));
-            if let Some(t) = &e.time {
-                m.insert("time".into(), Value::String(t.clone()));
-            }
-            m.insert("fieldsType".into(), Value::String("FieldsV1".into()));
-            m.insert("fieldsV1".into(), e.set.to_fields_v1());
-            if !mid.subresource.is_empty() {
-                m.insert("subresource".into(), Value::String(mid.subresource.clone()));
-            }
-            Value::Object(m)
-        })
+        .map(|(mid, e)| entry_json(mid, &e.api_version, e.time.as_deref(), e.set.to_fields_v1()))
         .collect()
 }
 
+/// One `managedFields` entry, fields in upstream's order.
+fn entry_json(mid: &ManagerId, api_version: &str, time: Option<&str>, fields_v1: Value) -> Value {
+    let mut m = Map::new();
+    m.insert("manager".into(), Value::String(mid.manager.clone()));
+    m.insert("operation".into(), Value::String(mid.operation.clone()));
+    m.insert("apiVersion".into(), Value::String(api_version.to_string()));
+    if let Some(t) = time {
+        m.insert("time".into(), Value::String(t.to_string()));
+    }
+    m.insert("fieldsType".into(), Value::String("FieldsV1".into()));
+    m.insert("fieldsV1".into(), fields_v1);
+    if !mid.subresource.is_empty() {
+        m.insert("subresource".into(), Value::String(mid.subresource.clone()));
+    }
+    Value::Object(m)
+}
+
 fn set_managed_fields(obj: &mut Value, managers: &Managers) {
-    let encoded = encode_managed_fields(managers);
+    put_managed_fields(obj, encode_managed_fields(managers));
+}
+
+/// Stores encoded entries in `metadata.managedFields` (removing the field when there are none).
+fn put_managed_fields(obj: &mut Value, encoded: Vec<Value>) {
     let Some(root) = obj.as_object_mut() else {
         return;
     };
@@ -693,17 +701,41 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, opts: &UpdateOptions<
     } else {
         None
     };
-    let mut managers = from_request.unwrap_or_else(|| {
-        old.and_then(|o| decode_managed_fields(o).ok())
-            .unwrap_or_default()
-    });
     let schema = Gvk::of(new)
         .or_else(|| old.and_then(Gvk::of))
         .map(|g| Schema::for_kind(&g))
         .unwrap_or_else(Schema::unstructured);
+    let untracked = Untracked::new(opts.reset_fields);
+    let me = id(
+        opts.manager,
+        OPERATION_UPDATE,
+        opts.api_version,
+        opts.subresource,
+    );
+    // A create with no managed fields of its own: the manager owns everything it set.
+    if old.is_none() && from_request.is_none() {
+        if let Some(fields) = created_fields_v1(&schema, new, &untracked) {
+            let entries = if fields.is_empty() {
+                Vec::new()
+            } else {
+                let time = format_time(opts.now);
+                vec![entry_json(
+                    &me,
+                    opts.api_version,
+                    Some(&time),
+                    Value::Object(fields),
+                )]
+            };
+            put_managed_fields(new, entries);
+            return;
+        }
+    }
+    let mut managers = from_request.unwrap_or_else(|| {
+        old.and_then(|o| decode_managed_fields(o).ok())
+            .unwrap_or_default()
+    });
 
     let empty = Value::Object(Map::new());
-    let untracked = Untracked::new(opts.reset_fields);
     let comparison = field_set::compare(&schema, old.unwrap_or(&empty), new, &untracked);
     let changed = filter_deep(
         comparison.modified.union_owned(comparison.added),
@@ -711,12 +743,6 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, opts: &UpdateOptions<
     );
     let removed = filter_deep(comparison.removed, &untracked);
 
-    let me = id(
-        opts.manager,
-        OPERATION_UPDATE,
-        opts.api_version,
-        opts.subresource,
-    );
     if !changed.is_empty() || !removed.is_empty() {
         for entry in managers.values_mut() {
             entry.set = entry.set.difference(&changed).difference(&removed);

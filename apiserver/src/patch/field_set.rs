@@ -471,14 +471,14 @@ impl<'a> Untracked<'a> {
 }
 
 /// How a value is walked.
-enum Shape<'v> {
+pub(crate) enum Shape<'v> {
     Leaf,
     Map(&'v Map<String, Value>),
     SetList(&'v [Value]),
     MapList(&'v [Value], &'static [&'static str]),
 }
 
-fn shape(at: SchemaAt, v: &Value) -> Shape<'_> {
+pub(crate) fn shape(at: SchemaAt, v: &Value) -> Shape<'_> {
     match v {
         Value::Object(m) if !m.is_empty() && !at.is_atomic_map() => Shape::Map(m),
         Value::Array(items) if !items.is_empty() => match at.list().ssa {
@@ -491,7 +491,7 @@ fn shape(at: SchemaAt, v: &Value) -> Shape<'_> {
 }
 
 /// Iterates the fields of an object's top level or `metadata` that the walks consider.
-fn tracked<'m>(
+pub(crate) fn tracked<'m>(
     m: &'m Map<String, Value>,
     untracked: &'m Untracked<'_>,
     depth: usize,

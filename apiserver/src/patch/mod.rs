@@ -4,6 +4,7 @@
 //! request, calls them with the live object, and stores the result.
 
 pub mod apply;
+pub mod created_fields;
 pub mod field_set;
 pub mod list_types;
 pub mod strategic;
