@@ -22,7 +22,8 @@
 //! Zones are visited by name where upstream iterates Go maps, and slices being created and
 //! updated are visited after the plan turned create+delete pairs into updates (upstream assigns
 //! hints before that step), so which endpoint is handed to another zone can differ from a
-//! given upstream run; the counts per zone are the same.
+//! given upstream run (and so can the counts per zone where upstream breaks a tie between two
+//! zones at random).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
