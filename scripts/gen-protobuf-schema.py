@@ -44,6 +44,10 @@ ROOTS = [
     ("apiextensions_apiserver::pkg::apis::apiextensions::v1", "CustomResourceDefinition"),
 ]
 
+# Request-body messages that are not kinds of their own: DeleteOptions (the body of DELETE, which
+# typed client-go clients encode with their client's group/version).
+DELETE_OPTIONS = "apimachinery::pkg::apis::meta::v1::DeleteOptions"
+
 # Messages whose JSON form is not an object of their fields (see protobuf/decode.rs).
 SPECIAL = {
     "apimachinery::pkg::apis::meta::v1::Time": "Time",
@@ -174,7 +178,7 @@ def main():
     index = {}
     # (message, the k8s-openapi type naming its fields): a Go struct embedded with
     # `json:",inline"` (Volume.volumeSource) has no type of its own there, its parent's names it.
-    pending = [(f"{m}::{n}", None) for m, n in ROOTS] + [(SCHEMA_PROPS, None)]
+    pending = [(f"{m}::{n}", None) for m, n in ROOTS] + [(SCHEMA_PROPS, None), (DELETE_OPTIONS, None)]
     messages = {}
     while pending:
         key, owner = pending.pop(0)
@@ -255,6 +259,9 @@ def main():
     out.append("")
     out.append("/// Index of `JSONSchemaProps` in [`MESSAGES`] (the schema inside the `JSONSchemaPropsOr*` specials).")
     out.append(f"pub const JSON_SCHEMA_PROPS: usize = {index[SCHEMA_PROPS]};")
+    out.append("")
+    out.append("/// Index of `meta.v1.DeleteOptions` in [`MESSAGES`] (the body of DELETE requests).")
+    out.append(f"pub const DELETE_OPTIONS: usize = {index[DELETE_OPTIONS]};")
     out.append("")
     out.append("/// Served kinds: (`apiVersion`, `kind`, index in [`MESSAGES`]).")
     out.append("pub static KINDS: &[(&str, &str, usize)] = &[")

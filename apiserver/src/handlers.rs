@@ -841,11 +841,17 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError>
         ..Default::default()
     };
     if !body.is_empty() {
-        let v: Value = serde_json::from_slice(body)
-            .or_else(|_| serde_yaml::from_slice(body))
-            .map_err(|e| {
-                ApiError::bad_request(format!("the body of the DeleteOptions is not valid: {e}"))
-            })?;
+        let v: Value = if crate::protobuf::is_protobuf(body) {
+            crate::protobuf::decode_delete_options(body)?
+        } else {
+            serde_json::from_slice(body)
+                .or_else(|_| serde_yaml::from_slice(body))
+                .map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "the body of the DeleteOptions is not valid: {e}"
+                    ))
+                })?
+        };
         if let Some(p) = v["propagationPolicy"].as_str() {
             opts.propagation = Some(p.to_string());
         }

@@ -267,3 +267,79 @@ async fn protobuf_custom_resource_is_unsupported_media_type() {
     assert_eq!(status, 415, "{body}");
     assert_eq!(body["reason"], "UnsupportedMediaType");
 }
+
+/// Typed client-go clients send `DeleteOptions` as protobuf too (envelope in the client's
+/// group/version); their preconditions apply as from JSON.
+#[tokio::test]
+async fn protobuf_delete_options_preconditions_are_checked() {
+    let f = Fixture::start().await;
+    let base = format!("{}/api/v1/namespaces/default/configmaps", f.url);
+    let (status, created) = send(
+        reqwest::Method::POST,
+        base.clone(),
+        config_map("gone", "", &[]),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+
+    // DeleteOptions {gracePeriodSeconds = 1, preconditions = 2 {uid = 1}}.
+    let delete_options = |uid: &str| {
+        let raw = [
+            varint_field(1, 0),
+            bytes_field(2, &bytes_field(1, uid.as_bytes())),
+        ]
+        .concat();
+        envelope("v1", "DeleteOptions", &raw)
+    };
+    let (status, body) = send(
+        reqwest::Method::DELETE,
+        format!("{base}/gone"),
+        delete_options("not-the-uid"),
+    )
+    .await;
+    assert_eq!(status, 409, "a wrong uid precondition conflicts: {body}");
+
+    let uid = created["metadata"]["uid"].as_str().unwrap();
+    let (status, body) = send(
+        reqwest::Method::DELETE,
+        format!("{base}/gone"),
+        delete_options(uid),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = send(reqwest::Method::GET, format!("{base}/gone"), Vec::new()).await;
+    assert_eq!(status, 404);
+}
+
+/// `gracePeriodSeconds` is a `*int64`: a protobuf 0 deletes a scheduled pod at once, 30 leaves it
+/// terminating (upstream graceful deletion).
+#[tokio::test]
+async fn protobuf_delete_options_zero_grace_period_deletes_a_scheduled_pod_at_once() {
+    let f = Fixture::start().await;
+    let base = format!("{}/api/v1/namespaces/default/pods", f.url);
+    let grace = |seconds: u64| envelope("v1", "DeleteOptions", &varint_field(1, seconds));
+    for name in ["slow", "now"] {
+        let resp = reqwest::Client::new()
+            .post(base.clone())
+            .json(&json!({
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name},
+                "spec": {"nodeName": "node-a", "containers": [{"name": "c", "image": "nginx"}]},
+            }))
+            .send()
+            .await
+            .expect("pod created");
+        assert_eq!(resp.status().as_u16(), 201);
+    }
+    let (status, body) = send(reqwest::Method::DELETE, format!("{base}/slow"), grace(30)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, slow) = send(reqwest::Method::GET, format!("{base}/slow"), Vec::new()).await;
+    assert_eq!(status, 200, "a 30s grace period leaves the pod terminating");
+    assert_eq!(slow["metadata"]["deletionGracePeriodSeconds"], 30);
+
+    let (status, body) = send(reqwest::Method::DELETE, format!("{base}/now"), grace(0)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = send(reqwest::Method::GET, format!("{base}/now"), Vec::new()).await;
+    assert_eq!(status, 404, "gracePeriodSeconds: 0 deletes at once");
+}

@@ -664,3 +664,29 @@ fn schema_was_generated_from_the_locked_k8s_pb_version() {
         "schema.rs is stale (header {header:?}, locked k8s-pb {version}): rerun scripts/gen-protobuf-schema.py"
     );
 }
+
+#[test]
+fn delete_options_keep_a_zero_grace_period_and_preconditions() {
+    let opts = meta::DeleteOptions {
+        grace_period_seconds: Some(0),
+        preconditions: Some(meta::Preconditions {
+            uid: s("u-1"),
+            resource_version: None,
+        }),
+        orphan_dependents: None,
+        propagation_policy: s("Foreground"),
+        dry_run: vec!["All".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        super::decode_delete_options(&body("discovery.k8s.io/v1", "DeleteOptions", &opts)).unwrap(),
+        json!({
+            "gracePeriodSeconds": 0,
+            "preconditions": {"uid": "u-1"},
+            "propagationPolicy": "Foreground",
+            "dryRun": ["All"],
+        })
+    );
+    let err = super::decode_delete_options(&body("v1", "ConfigMap", &opts)).unwrap_err();
+    assert_eq!(err.code, 400);
+}

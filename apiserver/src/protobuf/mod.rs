@@ -131,6 +131,28 @@ pub fn decode_body(body: &[u8]) -> Result<Value, ApiError> {
     Ok(Value::Object(obj))
 }
 
+/// Decodes a protobuf `DeleteOptions` body (the body of DELETE from typed client-go clients,
+/// whose envelope carries the client's own group/version, as upstream registers DeleteOptions in
+/// every group version) into its JSON form.
+pub fn decode_delete_options(body: &[u8]) -> Result<Value, ApiError> {
+    let env = envelope(body)?;
+    if env.kind != "DeleteOptions" {
+        return Err(ApiError::bad_request(format!(
+            "the body of the DeleteOptions has kind {:?}, expected DeleteOptions",
+            env.kind
+        )));
+    }
+    let fields = decode::decode_message(schema::DELETE_OPTIONS, env.raw).map_err(|e| {
+        ApiError::bad_request(format!("the body of the DeleteOptions is not valid: {e}"))
+    })?;
+    Ok(Value::Object(fields))
+}
+
+/// Whether a body is Kubernetes protobuf (starts with [`MAGIC`]).
+pub fn is_protobuf(body: &[u8]) -> bool {
+    body.starts_with(&MAGIC)
+}
+
 /// The schema message of a served kind.
 pub fn message_for(api_version: &str, kind: &str) -> Option<usize> {
     schema::KINDS

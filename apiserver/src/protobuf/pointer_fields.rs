@@ -13,28 +13,22 @@
 
 /// `(message, JSON field)` pairs of Go pointer scalars (`*bool`, `*int32`, `*int64`, `*string`
 /// and pointers to string types such as `*IPFamilyPolicy`).
+#[rustfmt::skip]
 pub static POINTER_FIELDS: &[(&str, &str)] = &[
     // apimachinery meta/v1
-    (
-        "apimachinery::pkg::apis::meta::v1::ObjectMeta",
-        "deletionGracePeriodSeconds",
-    ),
-    (
-        "apimachinery::pkg::apis::meta::v1::OwnerReference",
-        "controller",
-    ),
-    (
-        "apimachinery::pkg::apis::meta::v1::OwnerReference",
-        "blockOwnerDeletion",
-    ),
+    ("apimachinery::pkg::apis::meta::v1::ObjectMeta", "deletionGracePeriodSeconds"),
+    ("apimachinery::pkg::apis::meta::v1::OwnerReference", "controller"),
+    ("apimachinery::pkg::apis::meta::v1::OwnerReference", "blockOwnerDeletion"),
+    ("apimachinery::pkg::apis::meta::v1::DeleteOptions", "gracePeriodSeconds"),
+    ("apimachinery::pkg::apis::meta::v1::DeleteOptions", "orphanDependents"),
+    ("apimachinery::pkg::apis::meta::v1::DeleteOptions", "propagationPolicy"),
+    ("apimachinery::pkg::apis::meta::v1::Preconditions", "uid"),
+    ("apimachinery::pkg::apis::meta::v1::Preconditions", "resourceVersion"),
     // core/v1 ConfigMap, Secret
     ("api::core::v1::ConfigMap", "immutable"),
     ("api::core::v1::Secret", "immutable"),
     // core/v1 Service
-    (
-        "api::core::v1::ServiceSpec",
-        "allocateLoadBalancerNodePorts",
-    ),
+    ("api::core::v1::ServiceSpec", "allocateLoadBalancerNodePorts"),
     ("api::core::v1::ServiceSpec", "loadBalancerClass"),
     ("api::core::v1::ServiceSpec", "internalTrafficPolicy"),
     ("api::core::v1::ServiceSpec", "ipFamilyPolicy"),
@@ -63,10 +57,7 @@ pub static POINTER_FIELDS: &[(&str, &str)] = &[
     ("api::core::v1::PodSecurityContext", "runAsNonRoot"),
     ("api::core::v1::PodSecurityContext", "fsGroup"),
     ("api::core::v1::PodSecurityContext", "fsGroupChangePolicy"),
-    (
-        "api::core::v1::PodSecurityContext",
-        "supplementalGroupsPolicy",
-    ),
+    ("api::core::v1::PodSecurityContext", "supplementalGroupsPolicy"),
     ("api::core::v1::PodSecurityContext", "seLinuxChangePolicy"),
     ("api::core::v1::SecurityContext", "privileged"),
     ("api::core::v1::SecurityContext", "runAsUser"),
@@ -75,22 +66,10 @@ pub static POINTER_FIELDS: &[(&str, &str)] = &[
     ("api::core::v1::SecurityContext", "readOnlyRootFilesystem"),
     ("api::core::v1::SecurityContext", "allowPrivilegeEscalation"),
     ("api::core::v1::SecurityContext", "procMount"),
-    (
-        "api::core::v1::WindowsSecurityContextOptions",
-        "gmsaCredentialSpecName",
-    ),
-    (
-        "api::core::v1::WindowsSecurityContextOptions",
-        "gmsaCredentialSpec",
-    ),
-    (
-        "api::core::v1::WindowsSecurityContextOptions",
-        "runAsUserName",
-    ),
-    (
-        "api::core::v1::WindowsSecurityContextOptions",
-        "hostProcess",
-    ),
+    ("api::core::v1::WindowsSecurityContextOptions", "gmsaCredentialSpecName"),
+    ("api::core::v1::WindowsSecurityContextOptions", "gmsaCredentialSpec"),
+    ("api::core::v1::WindowsSecurityContextOptions", "runAsUserName"),
+    ("api::core::v1::WindowsSecurityContextOptions", "hostProcess"),
     ("api::core::v1::SeccompProfile", "localhostProfile"),
     ("api::core::v1::AppArmorProfile", "localhostProfile"),
     ("api::core::v1::Container", "restartPolicy"),
@@ -102,20 +81,11 @@ pub static POINTER_FIELDS: &[(&str, &str)] = &[
     ("api::core::v1::GrpcAction", "service"),
     ("api::core::v1::Toleration", "tolerationSeconds"),
     ("api::core::v1::TopologySpreadConstraint", "minDomains"),
-    (
-        "api::core::v1::TopologySpreadConstraint",
-        "nodeAffinityPolicy",
-    ),
-    (
-        "api::core::v1::TopologySpreadConstraint",
-        "nodeTaintsPolicy",
-    ),
+    ("api::core::v1::TopologySpreadConstraint", "nodeAffinityPolicy"),
+    ("api::core::v1::TopologySpreadConstraint", "nodeTaintsPolicy"),
     ("api::core::v1::PodDnsConfigOption", "value"),
     ("api::core::v1::PodResourceClaim", "resourceClaimName"),
-    (
-        "api::core::v1::PodResourceClaim",
-        "resourceClaimTemplateName",
-    ),
+    ("api::core::v1::PodResourceClaim", "resourceClaimTemplateName"),
     ("api::core::v1::ConfigMapKeySelector", "optional"),
     ("api::core::v1::SecretKeySelector", "optional"),
     ("api::core::v1::FileKeySelector", "optional"),
@@ -131,10 +101,7 @@ pub static POINTER_FIELDS: &[(&str, &str)] = &[
     ("api::core::v1::ProjectedVolumeSource", "defaultMode"),
     ("api::core::v1::DownwardAPIVolumeSource", "defaultMode"),
     ("api::core::v1::DownwardAPIVolumeFile", "mode"),
-    (
-        "api::core::v1::ServiceAccountTokenProjection",
-        "expirationSeconds",
-    ),
+    ("api::core::v1::ServiceAccountTokenProjection", "expirationSeconds"),
     ("api::core::v1::ClusterTrustBundleProjection", "name"),
     ("api::core::v1::ClusterTrustBundleProjection", "signerName"),
     ("api::core::v1::ClusterTrustBundleProjection", "optional"),
@@ -147,15 +114,9 @@ pub static POINTER_FIELDS: &[(&str, &str)] = &[
     ("api::core::v1::AzureDiskVolumeSource", "readOnly"),
     ("api::core::v1::AzureDiskVolumeSource", "kind"),
     ("api::core::v1::IscsiVolumeSource", "initiatorName"),
-    (
-        "api::core::v1::PersistentVolumeClaimSpec",
-        "storageClassName",
-    ),
+    ("api::core::v1::PersistentVolumeClaimSpec", "storageClassName"),
     ("api::core::v1::PersistentVolumeClaimSpec", "volumeMode"),
-    (
-        "api::core::v1::PersistentVolumeClaimSpec",
-        "volumeAttributesClassName",
-    ),
+    ("api::core::v1::PersistentVolumeClaimSpec", "volumeAttributesClassName"),
     ("api::core::v1::TypedLocalObjectReference", "apiGroup"),
     ("api::core::v1::TypedObjectReference", "apiGroup"),
     ("api::core::v1::TypedObjectReference", "namespace"),
@@ -163,14 +124,8 @@ pub static POINTER_FIELDS: &[(&str, &str)] = &[
     ("api::core::v1::ContainerStatus", "stopSignal"),
     // core/v1 Node
     ("api::core::v1::NodeSwapStatus", "capacity"),
-    (
-        "api::core::v1::NodeRuntimeHandlerFeatures",
-        "recursiveReadOnlyMounts",
-    ),
-    (
-        "api::core::v1::NodeRuntimeHandlerFeatures",
-        "userNamespaces",
-    ),
+    ("api::core::v1::NodeRuntimeHandlerFeatures", "recursiveReadOnlyMounts"),
+    ("api::core::v1::NodeRuntimeHandlerFeatures", "userNamespaces"),
     ("api::core::v1::NodeFeatures", "supplementalGroupsPolicy"),
     // discovery/v1 EndpointSlice
     ("api::discovery::v1::Endpoint", "hostname"),
@@ -190,107 +145,35 @@ pub static POINTER_FIELDS: &[(&str, &str)] = &[
     ("api::coordination::v1::LeaseSpec", "strategy"),
     ("api::coordination::v1::LeaseSpec", "preferredHolder"),
     // admissionregistration/v1 ValidatingWebhookConfiguration
-    (
-        "api::admissionregistration::v1::ValidatingWebhook",
-        "failurePolicy",
-    ),
-    (
-        "api::admissionregistration::v1::ValidatingWebhook",
-        "matchPolicy",
-    ),
-    (
-        "api::admissionregistration::v1::ValidatingWebhook",
-        "sideEffects",
-    ),
-    (
-        "api::admissionregistration::v1::ValidatingWebhook",
-        "timeoutSeconds",
-    ),
+    ("api::admissionregistration::v1::ValidatingWebhook", "failurePolicy"),
+    ("api::admissionregistration::v1::ValidatingWebhook", "matchPolicy"),
+    ("api::admissionregistration::v1::ValidatingWebhook", "sideEffects"),
+    ("api::admissionregistration::v1::ValidatingWebhook", "timeoutSeconds"),
     ("api::admissionregistration::v1::Rule", "scope"),
     ("api::admissionregistration::v1::WebhookClientConfig", "url"),
     ("api::admissionregistration::v1::ServiceReference", "path"),
     ("api::admissionregistration::v1::ServiceReference", "port"),
     // apiextensions/v1 CustomResourceDefinition
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionVersion",
-        "deprecationWarning",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceSubresourceScale",
-        "labelSelectorPath",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig",
-        "url",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::ServiceReference",
-        "path",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::ServiceReference",
-        "port",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule",
-        "reason",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule",
-        "optionalOldSelf",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps",
-        "$ref",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps",
-        "maximum",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps",
-        "minimum",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps",
-        "maxLength",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps",
-        "minLength",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps",
-        "maxItems",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps",
-        "minItems",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps",
-        "multipleOf",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps",
-        "maxProperties",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps",
-        "minProperties",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps",
-        "x-kubernetes-preserve-unknown-fields",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps",
-        "x-kubernetes-list-type",
-    ),
-    (
-        "apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps",
-        "x-kubernetes-map-type",
-    ),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionVersion", "deprecationWarning"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceSubresourceScale", "labelSelectorPath"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig", "url"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::ServiceReference", "path"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::ServiceReference", "port"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule", "reason"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule", "optionalOldSelf"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps", "$ref"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps", "maximum"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps", "minimum"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps", "maxLength"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps", "minLength"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps", "maxItems"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps", "minItems"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps", "multipleOf"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps", "maxProperties"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps", "minProperties"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps", "x-kubernetes-preserve-unknown-fields"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps", "x-kubernetes-list-type"),
+    ("apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps", "x-kubernetes-map-type"),
 ];
 
 /// Whether `message.field` is a Go pointer scalar, whose zero value is kept.
