@@ -690,3 +690,19 @@ fn delete_options_keep_a_zero_grace_period_and_preconditions() {
     let err = super::decode_delete_options(&body("v1", "ConfigMap", &opts)).unwrap_err();
     assert_eq!(err.code, 400);
 }
+
+/// k8s-pb follows a newer Kubernetes than the one served (v1.33): its newer fields are unknown
+/// tags to a v1.33 decoder and are skipped, not stored.
+#[test]
+fn fields_newer_than_the_served_version_are_skipped_like_unknown_tags() {
+    let pod = core::Pod {
+        metadata: Some(meta("n")),
+        spec: Some(core::PodSpec {
+            hostname_override: s("custom"),
+            hostname: s("h"),
+            ..Default::default()
+        }),
+        status: None,
+    };
+    assert_eq!(decode("v1", "Pod", &pod)["spec"], json!({"hostname": "h"}));
+}
