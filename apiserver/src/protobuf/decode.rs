@@ -17,6 +17,8 @@
 //! Messages (structs) are kept whenever they are on the wire, empty or not: Go writes non-pointer
 //! structs always and pointer structs when set, exactly what its JSON marshaller does.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use serde_json::{Map, Number, Value};
 
@@ -61,7 +63,11 @@ impl DecodeError {
     }
 
     fn within(mut self, segment: impl Into<String>) -> Self {
-        self.path.push(segment.into());
+        let segment = segment.into();
+        // Inline structs (`Volume.volumeSource`) have no JSON name of their own.
+        if !segment.is_empty() {
+            self.path.push(segment);
+        }
         self
     }
 }
@@ -184,20 +190,24 @@ fn element(
     }
 }
 
-fn concat(wires: &[Wire<'_>], field: &Field) -> Result<Vec<u8>, DecodeError> {
+fn concat<'a>(wires: &[Wire<'a>], field: &Field) -> Result<Cow<'a, [u8]>, DecodeError> {
     concat_message(wires).map_err(|e| e.within(field.json))
 }
 
-/// Concatenates the encodings of a message field's occurrences.
-fn concat_message(wires: &[Wire<'_>]) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::new();
+/// The encodings of a message field's occurrences, concatenated (borrowed when there is one, the
+/// usual case, so nesting does not copy the body once per level).
+fn concat_message<'a>(wires: &[Wire<'a>]) -> Result<Cow<'a, [u8]>, DecodeError> {
+    let mut parts = Vec::with_capacity(wires.len());
     for wire in wires {
         match wire {
-            Wire::Bytes(b) => out.extend_from_slice(b),
+            Wire::Bytes(b) => parts.push(*b),
             other => return Err(wrong_wire(other, "length-delimited (a message)")),
         }
     }
-    Ok(out)
+    Ok(match parts.as_slice() {
+        [one] => Cow::Borrowed(*one),
+        _ => Cow::Owned(parts.concat()),
+    })
 }
 
 fn wrong_wire(wire: &Wire<'_>, expected: &str) -> DecodeError {
@@ -541,6 +551,22 @@ mod tests {
             "2023-11-14T22:13:20.123456Z"
         );
         assert!(rfc3339(i64::MAX, 0, false).is_err());
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_an_error_not_a_stack_overflow() {
+        // JSONSchemaProps.not (tag 28) nested 10,000 times.
+        let mut bytes: Vec<u8> = Vec::new();
+        for _ in 0..10_000 {
+            let mut outer = Vec::new();
+            prost::encoding::encode_key(28, prost::encoding::WireType::LengthDelimited, &mut outer);
+            prost::encoding::encode_varint(bytes.len() as u64, &mut outer);
+            outer.extend_from_slice(&bytes);
+            bytes = outer;
+        }
+        let err = decode_message(JSON_SCHEMA_PROPS, &bytes).unwrap_err();
+        assert!(err.to_string().contains("deeper than 100"), "{err}");
+        assert!(err.to_string().starts_with("not.not.not"), "{err}");
     }
 
     #[test]
