@@ -706,3 +706,120 @@ fn fields_newer_than_the_served_version_are_skipped_like_unknown_tags() {
     };
     assert_eq!(decode("v1", "Pod", &pod)["spec"], json!({"hostname": "h"}));
 }
+
+#[test]
+fn managed_fields_carry_fields_v1_as_json_and_their_time() {
+    let mut m = meta("cm");
+    m.managed_fields = vec![meta::ManagedFieldsEntry {
+        manager: s("kubectl-create"),
+        operation: s("Update"),
+        api_version: s("v1"),
+        time: Some(meta::Time {
+            seconds: Some(1_700_000_000),
+            nanos: Some(0),
+        }),
+        fields_type: s("FieldsV1"),
+        fields_v1: Some(meta::FieldsV1 {
+            raw: Some(br#"{"f:data":{".":{},"f:a":{}}}"#.to_vec()),
+        }),
+        subresource: s(""),
+    }];
+    let cm = core::ConfigMap {
+        metadata: Some(m),
+        ..Default::default()
+    };
+    assert_eq!(
+        decode("v1", "ConfigMap", &cm)["metadata"]["managedFields"],
+        json!([{
+            "manager": "kubectl-create",
+            "operation": "Update",
+            "apiVersion": "v1",
+            "time": "2023-11-14T22:13:20Z",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {".": {}, "f:a": {}}},
+        }])
+    );
+}
+
+#[test]
+fn crd_schemas_decode_with_upstream_json_forms() {
+    use k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1 as ext;
+    let string_schema = ext::JsonSchemaProps {
+        r#type: s("string"),
+        default: Some(ext::Json {
+            raw: Some(br#""x""#.to_vec()),
+        }),
+        nullable: Some(false),
+        max_length: Some(0),
+        ..Default::default()
+    };
+    let root = ext::JsonSchemaProps {
+        r#type: s("object"),
+        properties: BTreeMap::from([
+            ("name".to_string(), string_schema.clone()),
+            (
+                "tags".to_string(),
+                ext::JsonSchemaProps {
+                    r#type: s("array"),
+                    items: Some(Box::new(ext::JsonSchemaPropsOrArray {
+                        schema: Some(Box::new(string_schema.clone())),
+                        j_son_schemas: vec![],
+                    })),
+                    ..Default::default()
+                },
+            ),
+        ]),
+        additional_properties: Some(Box::new(ext::JsonSchemaPropsOrBool {
+            allows: Some(false),
+            schema: None,
+        })),
+        x_kubernetes_preserve_unknown_fields: Some(false),
+        ..Default::default()
+    };
+    let crd = ext::CustomResourceDefinition {
+        metadata: Some(meta("widgets.example.com")),
+        spec: Some(ext::CustomResourceDefinitionSpec {
+            group: s("example.com"),
+            names: Some(ext::CustomResourceDefinitionNames {
+                plural: s("widgets"),
+                kind: s("Widget"),
+                ..Default::default()
+            }),
+            scope: s("Namespaced"),
+            versions: vec![ext::CustomResourceDefinitionVersion {
+                name: s("v1"),
+                served: Some(false),
+                storage: Some(true),
+                deprecated: Some(false),
+                schema: Some(ext::CustomResourceValidation {
+                    open_apiv3_schema: Some(root),
+                }),
+                ..Default::default()
+            }],
+            preserve_unknown_fields: Some(false),
+            ..Default::default()
+        }),
+        status: None,
+    };
+    let v = decode("apiextensions.k8s.io/v1", "CustomResourceDefinition", &crd);
+    let version = &v["spec"]["versions"][0];
+    assert_eq!(
+        version["served"], false,
+        "served is required: its false is kept"
+    );
+    assert_eq!(version["storage"], true);
+    assert!(version.get("deprecated").is_none());
+    let string = json!({"type": "string", "default": "x", "maxLength": 0});
+    assert_eq!(
+        version["schema"]["openAPIV3Schema"],
+        json!({
+            "type": "object",
+            "properties": {
+                "name": string,
+                "tags": {"type": "array", "items": string},
+            },
+            "additionalProperties": false,
+            "x-kubernetes-preserve-unknown-fields": false,
+        })
+    );
+}
