@@ -3,7 +3,10 @@
 //!
 //! The server runs as its own process (`svcplane dev --no-examples --no-controllers
 //! --no-webhook --insecure-http`: the API server alone) so its
-//! memory is measured alone; clients talk HTTP/1.1 keep-alive over loopback. The baseline,
+//! memory is measured alone. The load generator is lean, like `wrk`: 16 HTTP/1.1 keep-alive
+//! connections (hyper's client connection, no pool), each sending prebuilt requests back to
+//! back, so the client's share of the two cores stays small; both processes' CPU time per
+//! request is printed. The baseline,
 //! measured in the same run with the same clients, is `GET /healthz` (request overhead with no
 //! storage work).
 //!
@@ -15,7 +18,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::StreamExt;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
 
 const CONCURRENCY: usize = 16;
 const WATCHERS: usize = 10;
@@ -115,26 +122,46 @@ fn pod_body(i: usize) -> Vec<u8> {
     .expect("json")
 }
 
-/// Runs `total` requests from `CONCURRENCY` workers; returns requests per second.
-async fn run_load<F, Fut>(total: usize, f: F) -> f64
+/// Runs `total` requests over `CONCURRENCY` keep-alive connections, each worker sending the
+/// next request as soon as its previous answer is read; every answer must have status
+/// `expect`. Returns requests per second (connection set-up excluded).
+async fn run_load<F>(addr: &str, total: usize, expect: u16, make: F) -> f64
 where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
+    F: Fn(usize) -> Request<Full<Bytes>> + Send + Sync + 'static,
 {
     let next = Arc::new(AtomicUsize::new(0));
-    let f = Arc::new(f);
+    let make = Arc::new(make);
+    let mut senders = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        senders.push(sender);
+    }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..CONCURRENCY {
+    for mut sender in senders {
         let next = next.clone();
-        let f = f.clone();
+        let make = make.clone();
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= total {
                     break;
                 }
-                f(i).await;
+                sender.ready().await.expect("connection ready");
+                let resp = sender.send_request(make(i)).await.expect("request");
+                let status = resp.status().as_u16();
+                let body = resp.into_body().collect().await.expect("body").to_bytes();
+                assert_eq!(
+                    status,
+                    expect,
+                    "request {i}: {}",
+                    String::from_utf8_lossy(&body)
+                );
             }
         }));
     }
@@ -142,6 +169,18 @@ where
         t.await.expect("worker");
     }
     total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A request with a body (empty for GET) and the headers a Kubernetes client sends.
+fn request(method: &str, path: String, content_type: &str, body: Bytes) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1")
+        .header("accept", "application/json")
+        .header("content-type", content_type)
+        .body(Full::new(body))
+        .expect("request")
 }
 
 async fn wait_ready(client: &reqwest::Client, url: &str) {
@@ -175,6 +214,7 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = start_server(dir.path());
     let url = server.url.clone();
+    let addr = url.trim_start_matches("http://").to_string();
     let pid = server.child.id();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY * 2)
@@ -186,45 +226,37 @@ async fn main() {
     );
 
     // Baseline: request overhead with no storage work.
-    let (c, u) = (client.clone(), url.clone());
     let cpu_before = cpu_seconds(pid);
+    let client_before = cpu_seconds(std::process::id());
     let healthz_total = pods.min(20_000);
-    let healthz_rps = run_load(healthz_total, move |_| {
-        let (c, u) = (c.clone(), u.clone());
-        async move {
-            let r = c.get(format!("{u}/healthz")).send().await.expect("healthz");
-            assert!(r.status().is_success());
-            let _ = r.bytes().await;
-        }
+    let healthz_rps = run_load(&addr, healthz_total, 200, |_| {
+        request("GET", "/healthz".into(), "application/json", Bytes::new())
     })
     .await;
     let healthz_cpu = (cpu_seconds(pid) - cpu_before) / healthz_total as f64 * 1e6;
+    let healthz_client =
+        (cpu_seconds(std::process::id()) - client_before) / healthz_total as f64 * 1e6;
     println!(
-        "baseline GET /healthz:            {healthz_rps:>10.0} req/s   (server CPU {healthz_cpu:.0} us/request)"
+        "baseline GET /healthz:            {healthz_rps:>10.0} req/s   (server CPU {healthz_cpu:.0} us/request, client CPU {healthz_client:.0} us/request)"
     );
 
     // Creates.
-    let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..pods).map(pod_body).collect());
-    let (c, u, b) = (client.clone(), url.clone(), bodies.clone());
+    let bodies: Vec<Bytes> = (0..pods).map(|i| Bytes::from(pod_body(i))).collect();
     let cpu_before = cpu_seconds(pid);
-    let create_rps = run_load(pods, move |i| {
-        let (c, u, b) = (c.clone(), u.clone(), b.clone());
-        async move {
-            let r = c
-                .post(format!("{u}/api/v1/namespaces/default/pods"))
-                .header("content-type", "application/json")
-                .body(b[i].clone())
-                .send()
-                .await
-                .expect("create");
-            assert_eq!(r.status().as_u16(), 201, "create pod-{i}");
-            let _ = r.bytes().await;
-        }
+    let client_before = cpu_seconds(std::process::id());
+    let create_rps = run_load(&addr, pods, 201, move |i| {
+        request(
+            "POST",
+            "/api/v1/namespaces/default/pods".into(),
+            "application/json",
+            bodies[i].clone(),
+        )
     })
     .await;
     let create_cpu = (cpu_seconds(pid) - cpu_before) / pods as f64 * 1e6;
+    let create_client = (cpu_seconds(std::process::id()) - client_before) / pods as f64 * 1e6;
     println!(
-        "POST pods (create):               {create_rps:>10.0} creates/s (server CPU {create_cpu:.0} us/create)"
+        "POST pods (create):               {create_rps:>10.0} creates/s (server CPU {create_cpu:.0} us/create, client CPU {create_client:.0} us/create)"
     );
 
     // Full list latency.
@@ -299,22 +331,15 @@ async fn main() {
         }));
     }
     let started = Instant::now();
-    let (c, u) = (client.clone(), url.clone());
-    run_load(watch_events, move |i| {
-        let (c, u) = (c.clone(), u.clone());
-        async move {
-            let r = c
-                .patch(format!("{u}/api/v1/namespaces/default/pods/pod-{i}"))
-                .header("content-type", "application/merge-patch+json")
-                .body(format!(
-                    "{{\"metadata\":{{\"labels\":{{\"rev\":\"{i}\"}}}}}}"
-                ))
-                .send()
-                .await
-                .expect("patch");
-            assert_eq!(r.status().as_u16(), 200);
-            let _ = r.bytes().await;
-        }
+    run_load(&addr, watch_events, 200, |i| {
+        request(
+            "PATCH",
+            format!("/api/v1/namespaces/default/pods/pod-{i}"),
+            "application/merge-patch+json",
+            Bytes::from(format!(
+                "{{\"metadata\":{{\"labels\":{{\"rev\":\"{i}\"}}}}}}"
+            )),
+        )
     })
     .await;
     let mut last = started;

@@ -146,6 +146,26 @@ pub enum WatchError {
 
 type ObjKey = (String, String);
 
+/// The `resourceVersion` an object is serialized with before its revision is known.
+const RV_PLACEHOLDER: &str = "\u{1}svcplane-rv\u{1}";
+/// How [`RV_PLACEHOLDER`] appears in serialized JSON (control characters escaped).
+const RV_PLACEHOLDER_JSON: &str = r#""resourceVersion":"\u0001svcplane-rv\u0001""#;
+
+/// Where the revision goes in a prepared object's JSON.
+enum RvAt {
+    /// Byte offset of [`RV_PLACEHOLDER_JSON`].
+    Offset(usize),
+    /// The placeholder text also occurs elsewhere: serialize again with the revision.
+    Reserialize(Box<Value>),
+}
+
+/// An object serialized outside the write lock, waiting for its revision.
+struct Prepared {
+    json: String,
+    rv_at: RvAt,
+    object: StoredObject,
+}
+
 #[derive(Default)]
 struct Inner {
     rv: u64,
@@ -268,13 +288,10 @@ impl Store {
         self.inner.read().compacted_rv
     }
 
-    fn build(
-        &self,
-        resource: &ResourceKey,
-        rv: u64,
-        mut value: Value,
-    ) -> Result<StoredObject, StoreError> {
-        value["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+    /// Extracts what the store indexes and serializes the object with a placeholder
+    /// `resourceVersion`, so the costly part of a write runs before the write lock is taken.
+    fn prepare(&self, resource: &ResourceKey, mut value: Value) -> Result<Prepared, StoreError> {
+        value["metadata"]["resourceVersion"] = Value::String(RV_PLACEHOLDER.into());
         let meta = &value["metadata"];
         let namespace = meta["namespace"].as_str().unwrap_or_default().to_string();
         let name = meta["name"].as_str().unwrap_or_default().to_string();
@@ -301,20 +318,59 @@ impl Store {
                     .collect()
             })
             .unwrap_or_default();
-        let json = serde_json::to_string(&value)
-            .map_err(|e| StoreError::Serialize(e.to_string()))?
-            .into_boxed_str();
-        Ok(StoredObject {
-            rv,
-            namespace,
-            name,
-            uid,
+        let json =
+            serde_json::to_string(&value).map_err(|e| StoreError::Serialize(e.to_string()))?;
+        let mut found = json.match_indices(RV_PLACEHOLDER_JSON).map(|(at, _)| at);
+        // Exactly one occurrence is the one set above; anything else (an object carrying the
+        // placeholder text itself) is serialized again once the revision is known.
+        let rv_at = match (found.next(), found.next()) {
+            (Some(at), None) => RvAt::Offset(at),
+            _ => RvAt::Reserialize(Box::new(value)),
+        };
+        Ok(Prepared {
             json,
-            labels,
-            fields,
-            owners,
-            deleting,
+            rv_at,
+            object: StoredObject {
+                rv: 0,
+                namespace,
+                name,
+                uid,
+                json: Box::from(""),
+                labels,
+                fields,
+                owners,
+                deleting,
+            },
         })
+    }
+
+    /// The stored object at revision `rv`: the placeholder replaced by the revision.
+    fn finish(prepared: Prepared, rv: u64) -> Result<StoredObject, StoreError> {
+        let Prepared {
+            json,
+            rv_at,
+            mut object,
+        } = prepared;
+        object.rv = rv;
+        object.json = match rv_at {
+            RvAt::Offset(at) => {
+                let rv_text = rv.to_string();
+                let mut out = String::with_capacity(json.len() + rv_text.len());
+                out.push_str(&json[..at]);
+                out.push_str(r#""resourceVersion":""#);
+                out.push_str(&rv_text);
+                out.push('"');
+                out.push_str(&json[at + RV_PLACEHOLDER_JSON.len()..]);
+                out.into_boxed_str()
+            }
+            RvAt::Reserialize(mut value) => {
+                value["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+                serde_json::to_string(&value)
+                    .map_err(|e| StoreError::Serialize(e.to_string()))?
+                    .into_boxed_str()
+            }
+        };
+        Ok(object)
     }
 
     /// Reads one object.
@@ -478,6 +534,20 @@ impl Store {
         name: &str,
         write: Write,
     ) -> Result<Arc<StoredObject>, StoreError> {
+        /// What must hold of the current version for the write to go ahead.
+        enum Expect {
+            Absent,
+            AtRevision(u64),
+        }
+        // Serialize before taking the lock: concurrent writers only contend on the commit.
+        let (prepared, expect) = match write {
+            Write::Create(value) => (Some(self.prepare(resource, value)?), Expect::Absent),
+            Write::Update { expected_rv, value } => (
+                Some(self.prepare(resource, value)?),
+                Expect::AtRevision(expected_rv),
+            ),
+            Write::Delete { expected_rv } => (None, Expect::AtRevision(expected_rv)),
+        };
         let mut inner = self.inner.write();
         let key = (namespace.to_string(), name.to_string());
         let current = inner
@@ -485,38 +555,23 @@ impl Store {
             .get(resource)
             .and_then(|t| t.get(&key))
             .cloned();
+        match (&expect, &current) {
+            (Expect::Absent, Some(_)) => return Err(StoreError::Exists),
+            (Expect::AtRevision(_), None) => return Err(StoreError::NotFound),
+            (Expect::AtRevision(want), Some(cur)) if cur.rv != *want => {
+                return Err(StoreError::Conflict)
+            }
+            _ => {}
+        }
         let rv = inner.rv + 1;
-        let (kind, stored) = match write {
-            Write::Create(value) => {
-                if current.is_some() {
-                    return Err(StoreError::Exists);
-                }
-                (EventType::Added, Arc::new(self.build(resource, rv, value)?))
-            }
-            Write::Update { expected_rv, value } => {
-                let cur = current.clone().ok_or(StoreError::NotFound)?;
-                if cur.rv != expected_rv {
-                    return Err(StoreError::Conflict);
-                }
-                (
-                    EventType::Modified,
-                    Arc::new(self.build(resource, rv, value)?),
-                )
-            }
-            Write::Delete { expected_rv } => {
-                let cur = current.clone().ok_or(StoreError::NotFound)?;
-                if cur.rv != expected_rv {
-                    return Err(StoreError::Conflict);
-                }
-                // The DELETED event carries the last state at the delete's revision, as upstream.
-                let mut value = cur.value();
-                value["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-                (
-                    EventType::Deleted,
-                    Arc::new(self.build(resource, rv, value)?),
-                )
-            }
+        let (kind, prepared) = match (prepared, &current) {
+            (Some(p), None) => (EventType::Added, p),
+            (Some(p), Some(_)) => (EventType::Modified, p),
+            // The DELETED event carries the last state at the delete's revision, as upstream.
+            (None, Some(cur)) => (EventType::Deleted, self.prepare(resource, cur.value())?),
+            (None, None) => return Err(StoreError::NotFound),
         };
+        let stored = Arc::new(Self::finish(prepared, rv)?);
         inner.rv = rv;
         if let Some(cur) = &current {
             inner.gc.remove(resource, &key, cur);
@@ -645,7 +700,7 @@ impl Store {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(rv);
             max_rv = max_rv.max(obj_rv);
-            let stored = self.build(&key, obj_rv, value)?;
+            let stored = Self::finish(self.prepare(&key, value)?, obj_rv)?;
             let obj_key = (stored.namespace.clone(), stored.name.clone());
             inner.gc.add(&key, &obj_key, &stored);
             inner
@@ -657,5 +712,122 @@ impl Store {
         inner.rv = max_rv;
         inner.compacted_rv = max_rv;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn configmaps() -> ResourceKey {
+        ResourceKey {
+            group: String::new(),
+            plural: "configmaps".into(),
+        }
+    }
+
+    fn stored_value(obj: &StoredObject) -> Value {
+        serde_json::from_str(&obj.json).expect("stored JSON parses")
+    }
+
+    #[test]
+    fn committed_objects_carry_their_revision_in_the_stored_json() {
+        let store = Store::new(100, HashMap::new());
+        let cm = json!({"metadata": {"name": "a", "namespace": "ns", "resourceVersion": "7"}, "data": {"k": "v"}});
+        let created = store
+            .commit(&configmaps(), "ns", "a", Write::Create(cm.clone()))
+            .expect("create");
+        assert_eq!(
+            stored_value(&created)["metadata"]["resourceVersion"],
+            json!(created.rv.to_string())
+        );
+        assert_eq!(stored_value(&created)["data"], json!({"k": "v"}));
+        let updated = store
+            .commit(
+                &configmaps(),
+                "ns",
+                "a",
+                Write::Update {
+                    expected_rv: created.rv,
+                    value: cm,
+                },
+            )
+            .expect("update");
+        assert!(updated.rv > created.rv);
+        assert_eq!(
+            stored_value(&updated)["metadata"]["resourceVersion"],
+            json!(updated.rv.to_string())
+        );
+        let deleted = store
+            .commit(
+                &configmaps(),
+                "ns",
+                "a",
+                Write::Delete {
+                    expected_rv: updated.rv,
+                },
+            )
+            .expect("delete");
+        assert_eq!(
+            stored_value(&deleted)["metadata"]["resourceVersion"],
+            json!(deleted.rv.to_string())
+        );
+    }
+
+    #[test]
+    fn placeholder_text_inside_an_object_is_kept_verbatim() {
+        let store = Store::new(100, HashMap::new());
+        let cm = json!({
+            "metadata": {"name": "a", "namespace": "ns"},
+            "data": {"resourceVersion": RV_PLACEHOLDER},
+        });
+        let created = store
+            .commit(&configmaps(), "ns", "a", Write::Create(cm))
+            .expect("create");
+        let v = stored_value(&created);
+        assert_eq!(
+            v["metadata"]["resourceVersion"],
+            json!(created.rv.to_string())
+        );
+        assert_eq!(v["data"]["resourceVersion"], json!(RV_PLACEHOLDER));
+    }
+
+    #[test]
+    fn failed_preconditions_leave_the_store_unchanged() {
+        let store = Store::new(100, HashMap::new());
+        let cm = json!({"metadata": {"name": "a", "namespace": "ns"}});
+        let created = store
+            .commit(&configmaps(), "ns", "a", Write::Create(cm.clone()))
+            .expect("create");
+        let rv = store.current_rv();
+        assert_eq!(
+            store
+                .commit(&configmaps(), "ns", "a", Write::Create(cm.clone()))
+                .err(),
+            Some(StoreError::Exists)
+        );
+        assert_eq!(
+            store
+                .commit(
+                    &configmaps(),
+                    "ns",
+                    "a",
+                    Write::Update {
+                        expected_rv: created.rv + 5,
+                        value: cm.clone(),
+                    },
+                )
+                .err(),
+            Some(StoreError::Conflict)
+        );
+        assert_eq!(
+            store
+                .commit(&configmaps(), "ns", "b", Write::Delete { expected_rv: 1 })
+                .err(),
+            Some(StoreError::NotFound)
+        );
+        assert_eq!(store.current_rv(), rv);
+        assert_eq!(store.count(&configmaps()), 1);
     }
 }
