@@ -184,6 +184,9 @@ fn default_non_service(info: &ResourceInfo, obj: &mut Value) {
         typed(obj, svcplane_webhook::default_endpoint_slice);
     } else if is(info, "", "endpoints") {
         typed(obj, svcplane_webhook::default_endpoints);
+    } else if is(info, "", "secrets") && obj["type"].as_str().is_none_or(str::is_empty) {
+        // Upstream `SetDefaults_Secret`: a Secret without a type is `Opaque`.
+        obj["type"] = json!("Opaque");
     }
 }
 

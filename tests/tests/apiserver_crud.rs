@@ -280,6 +280,32 @@ async fn generate_name_appends_five_lowercase_alphanumerics() {
     assert_eq!(names.len(), 20, "generated names are distinct");
 }
 
+/// Upstream `SetDefaults_Secret`: a Secret created without `type` is `Opaque`; an explicit
+/// type is kept.
+#[tokio::test]
+async fn secret_type_defaults_to_opaque() {
+    let fx = Fixture::start().await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::default_namespaced(fx.client.clone());
+    let plain =
+        serde_json::from_value(json!({"metadata": {"name": "plain"}, "stringData": {"a": "b"}}))
+            .unwrap();
+    let created = secrets
+        .create(&PostParams::default(), &plain)
+        .await
+        .unwrap();
+    assert_eq!(created.type_.as_deref(), Some("Opaque"));
+    let typed = serde_json::from_value(
+        json!({"metadata": {"name": "typed"}, "type": "example.com/custom"}),
+    )
+    .unwrap();
+    let created = secrets
+        .create(&PostParams::default(), &typed)
+        .await
+        .unwrap();
+    assert_eq!(created.type_.as_deref(), Some("example.com/custom"));
+}
+
 #[tokio::test]
 async fn generation_bumps_on_spec_changes_only() {
     let fx = Fixture::start().await;

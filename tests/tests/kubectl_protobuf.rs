@@ -181,7 +181,6 @@ async fn kubectl_create_secret_generic_data_round_trips() {
 /// kubectl leaves `type` empty (Go writes `type: ""`), upstream `SetDefaults_Secret` makes it
 /// `Opaque`.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "known gap: Secret type defaulting (SetDefaults_Secret) is missing in apiserver/src/strategy.rs"]
 async fn kubectl_create_secret_generic_is_defaulted_to_opaque() {
     let Some(k) = Kubectl::start("kubectl_create_secret_type").await else {
         return;
