@@ -192,6 +192,23 @@ impl ApiError {
         err
     }
 
+    /// 504 Timeout for a read at a revision the server has not reached (upstream watch cache
+    /// `waitUntilFreshAndBlock`, cause `ResourceVersionTooLarge`).
+    pub fn resource_version_too_large(requested: u64, current: u64) -> Self {
+        let mut err = ApiError::new(
+            504,
+            "Timeout",
+            format!("Too large resource version: {requested}, current: {current}"),
+        );
+        err.details.causes.push(Cause {
+            reason: "ResourceVersionTooLarge".into(),
+            message: "Too large resource version".into(),
+            field: String::new(),
+        });
+        err.details.retry_after_seconds = Some(1);
+        err
+    }
+
     /// The `metav1.Status` body.
     pub fn to_status(&self) -> Value {
         let mut status = json!({
@@ -218,7 +235,14 @@ impl ApiError {
             let causes: Vec<Value> = d
                 .causes
                 .iter()
-                .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                .map(|c| {
+                    let mut cause = json!({"reason": c.reason, "message": c.message});
+                    // `field` is `omitempty` upstream.
+                    if !c.field.is_empty() {
+                        cause["field"] = json!(c.field);
+                    }
+                    cause
+                })
                 .collect();
             details.insert("causes".into(), Value::Array(causes));
         }

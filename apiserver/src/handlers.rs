@@ -50,7 +50,10 @@ pub async fn handle(
     }
     match rr.verb {
         Verb::Get => get(state, rr, query, headers),
-        Verb::List => list(state, rr, query, headers),
+        Verb::List => {
+            crate::watch::wait_until_fresh(state, query).await?;
+            list(state, rr, query, headers)
+        }
         Verb::Watch => unreachable!("watch is served by the watch module"),
         Verb::Create => create(state, rr, query, headers, body).await,
         Verb::Update => update(state, rr, query, headers, body).await,

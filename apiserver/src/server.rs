@@ -317,6 +317,9 @@ async fn route(
             bytes::Bytes::new()
         };
         if verb == Verb::Watch {
+            if let Err(e) = watch_mod::wait_until_fresh(&state, &query).await {
+                return Ok(watch_mod::error_stream(&e));
+            }
             return watch_mod::watch(&state, &rr, &query, &headers);
         }
         let reply = handlers::handle(&state, &rr, &query, &headers, &body).await?;

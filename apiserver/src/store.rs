@@ -283,6 +283,30 @@ impl Store {
         self.inner.read().rv
     }
 
+    /// Waits until the store has reached revision `rv`, for at most `timeout` (upstream's watch
+    /// cache blocks reads at a newer revision for 3 s). Returns the current revision on timeout.
+    pub async fn wait_for_revision(
+        &self,
+        rv: u64,
+        timeout: std::time::Duration,
+    ) -> Result<(), u64> {
+        let mut live = self.tx.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let current = self.current_rv();
+            if current >= rv {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, live.recv()).await {
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => {
+                    let current = self.current_rv();
+                    return if current >= rv { Ok(()) } else { Err(current) };
+                }
+            }
+        }
+    }
+
     /// The oldest revision a watch may start from.
     pub fn compacted_rv(&self) -> u64 {
         self.inner.read().compacted_rv

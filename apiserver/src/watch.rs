@@ -114,6 +114,38 @@ impl Encoder {
     }
 }
 
+/// How long a list or watch at a revision the store has not reached waits for it (upstream's
+/// watch cache `blockTimeout`).
+pub const FRESHNESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// For a list or watch from `resourceVersion=N` newer than the store, waits up to
+/// [`FRESHNESS_TIMEOUT`] for the store to reach `N`, then fails with upstream's 504
+/// "Too large resource version". `0`, empty and unparsable versions are left to the handler
+/// (the latter answer 400 there); `sendInitialEvents` watches start from the current state.
+pub async fn wait_until_fresh(state: &AppState, query: &Query) -> Result<(), ApiError> {
+    if query.flag("sendInitialEvents") {
+        return Ok(());
+    }
+    let Some(rv) = query
+        .get("resourceVersion")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|rv| *rv > 0)
+    else {
+        return Ok(());
+    };
+    state
+        .store
+        .wait_for_revision(rv, FRESHNESS_TIMEOUT)
+        .await
+        .map_err(|current| ApiError::resource_version_too_large(rv, current))
+}
+
+/// A watch stream holding only an ERROR event, as upstream answers a watch that cannot start
+/// once the request itself was accepted.
+pub fn error_stream(err: &ApiError) -> http::Response<Body> {
+    json_response(200, error_line(err))
+}
+
 fn error_line(err: &ApiError) -> String {
     format!("{{\"type\":\"ERROR\",\"object\":{}}}\n", err.to_status())
 }

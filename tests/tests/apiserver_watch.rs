@@ -17,7 +17,7 @@ use kube::api::{
 };
 use kube::runtime::watcher;
 use kube::ResourceExt;
-use serde_json::json;
+use serde_json::{json, Value};
 use svcplane_apiserver::{Config, FaultConfig, FaultRule};
 use svcplane_tests::Fixture;
 
@@ -583,4 +583,114 @@ async fn watcher_paged_initial_list_sees_every_object() {
     }
     assert_eq!(view.objects, server_state(&cms).await);
     assert_eq!(view.objects.len(), 23);
+}
+
+/// The newest resourceVersion of the configmaps collection.
+async fn list_rv(fx: &Fixture) -> u64 {
+    let list = apiserver_support::get_json(fx, "/api/v1/namespaces/default/configmaps").await;
+    list.body["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("list resourceVersion")
+}
+
+/// Upstream's watch cache waits 3 s for a revision it has not reached, then ends the watch with
+/// one ERROR event: 504 Timeout, "Too large resource version", cause ResourceVersionTooLarge.
+#[tokio::test]
+async fn watch_from_a_future_resource_version_ends_with_a_504_error_event() {
+    let fx = Fixture::start().await;
+    let future = list_rv(&fx).await + 1_000;
+    let started = std::time::Instant::now();
+    let body = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={future}",
+            fx.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(2_900),
+        "waited {:?}",
+        started.elapsed()
+    );
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("event line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{body}");
+    assert_eq!(lines[0]["type"], "ERROR");
+    let status = &lines[0]["object"];
+    assert_eq!(status["code"], 504);
+    assert_eq!(status["reason"], "Timeout");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("Too large resource version: {future}, current: ")),
+        "{message}"
+    );
+    assert_eq!(
+        status["details"]["causes"],
+        json!([{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}])
+    );
+}
+
+/// A watch from a revision the store reaches while the request waits starts normally.
+#[tokio::test]
+async fn watch_from_a_revision_reached_while_waiting_sees_the_write() {
+    let fx = Fixture::start().await;
+    let next = list_rv(&fx).await + 1;
+    let url = format!(
+        "{}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={next}&timeoutSeconds=4",
+        fx.url
+    );
+    let watch = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(fx.client.clone());
+    cms.create(&PostParams::default(), &configmap("first", json!({})))
+        .await
+        .unwrap();
+    cms.create(&PostParams::default(), &configmap("second", json!({})))
+        .await
+        .unwrap();
+    let body = watch.await.unwrap();
+    assert!(!body.contains("ERROR"), "{body}");
+    // Events after revision `next`: the first write is at `next` itself, so only the second.
+    let names: Vec<String> = body
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("event line"))
+        .map(|e| {
+            e["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names, vec!["second".to_string()], "{body}");
+}
+
+/// A list at a revision the server never reaches is a 504 after the same wait.
+#[tokio::test]
+async fn list_at_a_future_resource_version_is_a_504_timeout() {
+    let fx = Fixture::start().await;
+    let future = list_rv(&fx).await + 1_000;
+    let r = apiserver_support::get_json(
+        &fx,
+        &format!("/api/v1/namespaces/default/configmaps?resourceVersion={future}"),
+    )
+    .await;
+    assert_eq!(r.status, 504, "{:?}", r.body);
+    assert_eq!(r.body["reason"], "Timeout");
+    assert_eq!(r.body["details"]["retryAfterSeconds"], 1);
 }
