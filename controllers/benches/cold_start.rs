@@ -26,7 +26,10 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
 
-/// The same allocator as the `svcplane` binary, so RSS matches what it would use.
+/// The same allocator as the `svcplane` binary, so RSS matches what it would use (the
+/// `bench-system-alloc` feature keeps the system allocator, for heap profilers such as
+/// heaptrack that interpose `malloc`).
+#[cfg(not(feature = "bench-system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -241,7 +244,23 @@ async fn parent() {
     std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
     let before = writes(&server);
     let start = Instant::now();
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    // `BENCH_CHILD_WRAPPER="heaptrack -o /tmp/ht"` runs the controller process under a
+    // profiler (with `--features bench-system-alloc`).
+    let wrapper: Vec<String> = std::env::var("BENCH_CHILD_WRAPPER")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let exe = std::env::current_exe().unwrap();
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let mut child = command
         .arg("child")
         .arg(&kubeconfig)
         .stdin(Stdio::piped())
@@ -249,8 +268,12 @@ async fn parent() {
         .expect("spawn controller process");
     let pid = child.id();
     let expected_writes = 2 * services as u64;
+    // RSS of the controller process every 100 ms: where the peak falls (initial lists,
+    // syncs, or the slices and Endpoints coming back through the watches).
+    let mut rss_timeline: Vec<u64> = Vec::new();
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
+        rss_timeline.push(proc_status(pid, "VmRSS:") / 1024);
         let w: u64 = writes(&server).values().sum::<u64>() - before.values().sum::<u64>();
         if w >= expected_writes && all_correct(&client, services).await {
             break;
@@ -276,6 +299,14 @@ async fn parent() {
         "cold start {services} Services x {PODS_PER_SERVICE} Pods: {:.2} s wall, {cold_cpu:.2} s controller CPU, {total} writes {delta:?}, controller peak RSS {:.0} MiB",
         cold.as_secs_f64(),
         hwm_cold as f64 / 1024.0
+    );
+    let per_second: Vec<String> = rss_timeline
+        .chunks(10)
+        .map(|c| c.iter().max().unwrap_or(&0).to_string())
+        .collect();
+    println!(
+        "controller RSS (MiB), max of each second of the cold start: {}",
+        per_second.join(" ")
     );
 
     // Readiness-to-slice latency under churn.
