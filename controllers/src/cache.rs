@@ -36,6 +36,31 @@ pub enum InformerEvent<K> {
     },
 }
 
+/// What the cache needs from an object: its place and its labels. Every `kube::Resource` has
+/// them; compact cached forms without an `ObjectMeta` implement it themselves.
+pub trait Cacheable {
+    /// `metadata.namespace` (empty for cluster-scoped objects).
+    fn cache_namespace(&self) -> &str;
+    /// `metadata.name`.
+    fn cache_name(&self) -> &str;
+    /// `metadata.labels`.
+    fn cache_labels(&self) -> Option<&BTreeMap<String, String>>;
+}
+
+impl<K: Resource> Cacheable for K {
+    fn cache_namespace(&self) -> &str {
+        self.meta().namespace.as_deref().unwrap_or_default()
+    }
+
+    fn cache_name(&self) -> &str {
+        self.meta().name.as_deref().unwrap_or_default()
+    }
+
+    fn cache_labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.meta().labels.as_ref()
+    }
+}
+
 struct Inner<K> {
     objects: HashMap<String, HashMap<String, Arc<K>>>,
     /// `(namespace, key, value)` → names; present only for label-indexed caches.
@@ -49,15 +74,14 @@ pub struct ObjectCache<K> {
     synced_tx: watch::Sender<bool>,
 }
 
-fn ns_name<K: Resource>(obj: &K) -> (String, String) {
-    let meta = obj.meta();
+fn ns_name<K: Cacheable>(obj: &K) -> (String, String) {
     (
-        meta.namespace.clone().unwrap_or_default(),
-        meta.name.clone().unwrap_or_default(),
+        obj.cache_namespace().to_string(),
+        obj.cache_name().to_string(),
     )
 }
 
-impl<K: Resource> ObjectCache<K> {
+impl<K: Cacheable> ObjectCache<K> {
     /// An empty cache; `label_index` enables [`ObjectCache::select`].
     pub fn new(label_index: bool) -> Self {
         ObjectCache {
@@ -130,7 +154,7 @@ impl<K: Resource> ObjectCache<K> {
             return Vec::new();
         };
         let matches = |obj: &K| {
-            let labels = obj.meta().labels.as_ref();
+            let labels = obj.cache_labels();
             selector
                 .iter()
                 .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
@@ -160,7 +184,7 @@ impl<K: Resource> ObjectCache<K> {
 
     fn index_insert(inner: &mut Inner<K>, ns: &str, name: &str, obj: &K) {
         if let Some(index) = inner.labels.as_mut() {
-            for (k, v) in obj.meta().labels.iter().flatten() {
+            for (k, v) in obj.cache_labels().into_iter().flatten() {
                 index
                     .entry((ns.to_string(), k.clone(), v.clone()))
                     .or_default()
@@ -171,7 +195,7 @@ impl<K: Resource> ObjectCache<K> {
 
     fn index_remove(inner: &mut Inner<K>, ns: &str, name: &str, obj: &K) {
         if let Some(index) = inner.labels.as_mut() {
-            for (k, v) in obj.meta().labels.iter().flatten() {
+            for (k, v) in obj.cache_labels().into_iter().flatten() {
                 let key = (ns.to_string(), k.clone(), v.clone());
                 if let Some(set) = index.get_mut(&key) {
                     set.remove(name);
@@ -240,11 +264,11 @@ pub async fn run_informer<K, C>(
     api: Api<K>,
     config: watcher::Config,
     cache: Arc<ObjectCache<C>>,
-    strip: fn(K) -> C,
+    strip: impl Fn(K) -> C,
     handler: Handler<C>,
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    C: Resource + Send + Sync + 'static,
+    C: Cacheable + Send + Sync + 'static,
 {
     let stream = watcher::watcher(api, config).default_backoff();
     futures::pin_mut!(stream);

@@ -1,18 +1,22 @@
 //! The compact form Pods are cached in. A `k8s_openapi` `Pod` is several kilobytes in memory
 //! even when almost every field is unset (the structs hold every optional field inline), so
 //! the cache keeps only what endpoint computation reads and rebuilds a `Pod` for the few
-//! Pods a sync selects.
+//! Pods a sync selects. Values Pods of one workload share (labels, ports, node, namespace,
+//! phase, condition status) are interned ([`PodInterner`]): one copy per distinct value.
 
-use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, Pod, PodCondition, PodIP, PodSpec, PodStatus,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::{NamespaceResourceScope, Resource as _};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+use crate::cache::Cacheable;
+use crate::intern::Interner;
 
 /// A container port, with whether it belongs to a restartable (sidecar) init container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CachedPort {
     /// `name`.
     pub name: Option<String>,
@@ -24,32 +28,68 @@ pub struct CachedPort {
     pub sidecar: bool,
 }
 
+/// The metadata the controllers read from a Pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodMeta {
+    /// `metadata.name`.
+    pub name: Option<String>,
+    /// `metadata.namespace` (interned).
+    pub namespace: Option<Arc<str>>,
+    /// `metadata.uid`.
+    pub uid: Option<String>,
+    /// `metadata.labels` (interned: Pods with equal labels share one map).
+    pub labels: Option<Arc<BTreeMap<String, String>>>,
+    /// `metadata.deletionTimestamp`.
+    pub deletion_timestamp: Option<Time>,
+    /// `metadata.resourceVersion`.
+    pub resource_version: Option<String>,
+}
+
 /// What the controllers read from a Pod.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedPod {
     /// name, namespace, uid, labels, deletionTimestamp, resourceVersion.
-    pub metadata: ObjectMeta,
-    /// `spec.nodeName`.
-    pub node_name: Option<String>,
+    pub metadata: PodMeta,
+    /// `spec.nodeName` (interned).
+    pub node_name: Option<Arc<str>>,
     /// `spec.hostname`.
     pub hostname: Option<String>,
     /// `spec.subdomain`.
     pub subdomain: Option<String>,
-    /// Container ports.
-    pub ports: Vec<CachedPort>,
-    /// `status.phase`.
-    pub phase: Option<String>,
+    /// Container ports (interned).
+    pub ports: Arc<[CachedPort]>,
+    /// `status.phase` (interned).
+    pub phase: Option<Arc<str>>,
     /// `status.podIP`.
     pub pod_ip: Option<String>,
     /// `status.podIPs[].ip`.
     pub pod_ips: Vec<String>,
-    /// `Ready` condition status, if the condition exists.
-    pub ready: Option<String>,
+    /// `Ready` condition status, if the condition exists (interned).
+    pub ready: Option<Arc<str>>,
+}
+
+/// The shared values of one Pod cache.
+#[derive(Default)]
+pub struct PodInterner {
+    strings: Interner<str>,
+    labels: Interner<BTreeMap<String, String>>,
+    ports: Interner<[CachedPort]>,
+}
+
+impl PodInterner {
+    /// Empty tables.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn string(&self, s: Option<String>) -> Option<Arc<str>> {
+        s.map(|s| self.strings.intern(&s, || Arc::from(s.as_str())))
+    }
 }
 
 impl CachedPod {
-    /// Keeps what the controllers read.
-    pub fn from_pod(pod: Pod) -> Self {
+    /// Keeps what the controllers read, sharing repeated values through `interner`.
+    pub fn from_pod(pod: Pod, interner: &PodInterner) -> Self {
         let m = pod.metadata;
         let spec = pod.spec.unwrap_or_default();
         let status = pod.status.unwrap_or_default();
@@ -74,28 +114,31 @@ impl CachedPod {
                 .flat_map(|c| c.ports.iter().flatten().map(port(true))),
         );
         CachedPod {
-            metadata: ObjectMeta {
+            metadata: PodMeta {
                 name: m.name,
-                namespace: m.namespace,
+                namespace: interner.string(m.namespace),
                 uid: m.uid,
-                labels: m.labels,
+                labels: m.labels.map(|l| interner.labels.intern_owned(l)),
                 deletion_timestamp: m.deletion_timestamp,
                 resource_version: m.resource_version,
-                ..Default::default()
             },
-            node_name: spec.node_name,
+            node_name: interner.string(spec.node_name),
             hostname: spec.hostname,
             subdomain: spec.subdomain,
-            ports,
-            phase: status.phase,
+            ports: interner
+                .ports
+                .intern(&ports, || Arc::from(ports.as_slice())),
+            phase: interner.string(status.phase),
             pod_ip: status.pod_ip,
             pod_ips: status.pod_ips.into_iter().flatten().map(|p| p.ip).collect(),
-            ready: status
-                .conditions
-                .into_iter()
-                .flatten()
-                .find(|c| c.type_ == "Ready")
-                .map(|c| c.status),
+            ready: interner.string(
+                status
+                    .conditions
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c.type_ == "Ready")
+                    .map(|c| c.status),
+            ),
         }
     }
 
@@ -121,10 +164,19 @@ impl CachedPod {
             }
         };
         let has_sidecar_ports = self.ports.iter().any(|p| p.sidecar);
+        let m = &self.metadata;
         Pod {
-            metadata: self.metadata.clone(),
+            metadata: ObjectMeta {
+                name: m.name.clone(),
+                namespace: m.namespace.as_deref().map(String::from),
+                uid: m.uid.clone(),
+                labels: m.labels.as_deref().cloned(),
+                deletion_timestamp: m.deletion_timestamp.clone(),
+                resource_version: m.resource_version.clone(),
+                ..Default::default()
+            },
             spec: Some(PodSpec {
-                node_name: self.node_name.clone(),
+                node_name: self.node_name.as_deref().map(String::from),
                 hostname: self.hostname.clone(),
                 subdomain: self.subdomain.clone(),
                 containers: vec![container(false)],
@@ -132,7 +184,7 @@ impl CachedPod {
                 ..Default::default()
             }),
             status: Some(PodStatus {
-                phase: self.phase.clone(),
+                phase: self.phase.as_deref().map(String::from),
                 pod_ip: self.pod_ip.clone(),
                 pod_ips: (!self.pod_ips.is_empty()).then(|| {
                     self.pod_ips
@@ -143,7 +195,7 @@ impl CachedPod {
                 conditions: self.ready.as_ref().map(|s| {
                     vec![PodCondition {
                         type_: "Ready".into(),
-                        status: s.clone(),
+                        status: s.to_string(),
                         ..Default::default()
                     }]
                 }),
@@ -153,32 +205,17 @@ impl CachedPod {
     }
 }
 
-impl kube::Resource for CachedPod {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(Pod::KIND)
+impl Cacheable for CachedPod {
+    fn cache_namespace(&self) -> &str {
+        self.metadata.namespace.as_deref().unwrap_or_default()
     }
 
-    fn group(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(Pod::GROUP)
+    fn cache_name(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or_default()
     }
 
-    fn version(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(Pod::VERSION)
-    }
-
-    fn plural(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(Pod::URL_PATH_SEGMENT)
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
+    fn cache_labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.metadata.labels.as_deref()
     }
 }
 
@@ -246,7 +283,7 @@ mod tests {
                 ..Default::default()
             }),
         };
-        let back = CachedPod::from_pod(pod.clone()).to_pod();
+        let back = CachedPod::from_pod(pod.clone(), &PodInterner::new()).to_pod();
         assert!(back.metadata.annotations.is_none());
         assert_eq!(back.metadata.labels, pod.metadata.labels);
         assert!(is_pod_ready(&back));
@@ -268,10 +305,49 @@ mod tests {
         assert_eq!(find_port(&back, &named("http")), Some(8080));
         assert_eq!(find_port(&back, &named("metrics")), Some(9090));
         assert!(
-            std::mem::size_of::<CachedPod>() * 3 < std::mem::size_of::<Pod>(),
+            std::mem::size_of::<CachedPod>() * 7 < std::mem::size_of::<Pod>(),
             "compact: {} vs {}",
             std::mem::size_of::<CachedPod>(),
             std::mem::size_of::<Pod>()
         );
+    }
+
+    #[test]
+    fn pods_of_one_workload_share_labels_ports_and_node() {
+        let interner = PodInterner::new();
+        let pod = |name: &str, ip: &str| Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                labels: Some([("app".to_string(), "web".to_string())].into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: Some("n1".into()),
+                containers: vec![Container {
+                    name: "app".into(),
+                    ports: Some(vec![ContainerPort {
+                        container_port: 8080,
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                pod_ip: Some(ip.into()),
+                ..Default::default()
+            }),
+        };
+        let a = CachedPod::from_pod(pod("a", "10.0.0.1"), &interner);
+        let b = CachedPod::from_pod(pod("b", "10.0.0.2"), &interner);
+        let (la, lb) = (a.metadata.labels.unwrap(), b.metadata.labels.unwrap());
+        assert!(Arc::ptr_eq(&la, &lb));
+        assert!(Arc::ptr_eq(&a.ports, &b.ports));
+        assert!(Arc::ptr_eq(
+            a.node_name.as_ref().unwrap(),
+            b.node_name.as_ref().unwrap()
+        ));
+        assert_ne!(a.pod_ip, b.pod_ip);
     }
 }

@@ -1,15 +1,16 @@
 //! What every sync needs (`Context` of the kube-rs controller shape), and helpers shared by
 //! the controllers.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
-
-use crate::cached_pod::CachedPod;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::Client;
+
+use crate::cached_object::{CachedEndpoints, CachedSlice};
+use crate::cached_pod::{CachedPod, PodInterner};
 
 use crate::cache::{InformerEvent, ObjectCache};
 use crate::config::ControllerConfig;
@@ -27,12 +28,14 @@ pub struct Caches {
     pub services: Arc<ObjectCache<Service>>,
     /// Pods (label-indexed, compact).
     pub pods: Arc<ObjectCache<CachedPod>>,
+    /// Values shared between cached Pods.
+    pub pod_interner: Arc<PodInterner>,
     /// Nodes.
     pub nodes: Arc<ObjectCache<Node>>,
-    /// EndpointSlices (label-indexed).
-    pub slices: Arc<ObjectCache<EndpointSlice>>,
-    /// Endpoints.
-    pub endpoints: Arc<ObjectCache<Endpoints>>,
+    /// EndpointSlices (label-indexed, compact).
+    pub slices: Arc<ObjectCache<CachedSlice>>,
+    /// Endpoints (compact).
+    pub endpoints: Arc<ObjectCache<CachedEndpoints>>,
     /// Services by selector.
     pub service_selectors: SelectorIndex,
 }
@@ -43,6 +46,7 @@ impl Caches {
         Caches {
             services: Arc::new(ObjectCache::new(false)),
             pods: Arc::new(ObjectCache::new(true)),
+            pod_interner: Arc::new(PodInterner::new()),
             nodes: Arc::new(ObjectCache::new(false)),
             slices: Arc::new(ObjectCache::new(true)),
             endpoints: Arc::new(ObjectCache::new(false)),
@@ -79,12 +83,14 @@ impl Caches {
     }
 
     /// Keys (`namespace/name`) of the Services whose selector matches `labels` in `namespace`.
-    pub fn services_selecting(
+    /// `labels` is a label map or a shared (`Arc`) one, as cached Pods hold them.
+    pub fn services_selecting<L: Borrow<BTreeMap<String, String>>>(
         &self,
         namespace: &str,
-        labels: Option<&BTreeMap<String, String>>,
+        labels: Option<&L>,
     ) -> Vec<String> {
-        self.service_selectors.services_selecting(namespace, labels)
+        self.service_selectors
+            .services_selecting(namespace, labels.map(Borrow::borrow))
     }
 
     /// Keeps the selector index in step with a Service event (called before controllers see

@@ -10,6 +10,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use tracing::instrument;
 
 use crate::cache::InformerEvent;
+use crate::cached_object::CachedEndpoints;
 use crate::cached_pod::CachedPod;
 use crate::context::{key_of, split_key, Context};
 use crate::endpoints_plan::{plan_endpoints, EndpointsAction};
@@ -87,7 +88,7 @@ impl EndpointsController {
     }
 
     /// Endpoints deleted behind our back are recreated (upstream `onEndpointsDelete`).
-    pub fn on_endpoints(&self, event: &InformerEvent<Endpoints>) {
+    pub fn on_endpoints(&self, event: &InformerEvent<CachedEndpoints>) {
         if !self.ctx.started() {
             return;
         }
@@ -131,8 +132,11 @@ impl EndpointsController {
             // Services without a selector get their Endpoints from the user (upstream).
             return Ok(());
         }
-        let existing = ctx.caches.endpoints.get(ns, name);
-        if let Some(e) = existing.as_deref() {
+        let existing = match ctx.caches.endpoints.get(ns, name) {
+            Some(ep) => Some(ep.expand()?),
+            None => None,
+        };
+        if let Some(e) = existing.as_ref() {
             let rv = e.metadata.resource_version.as_deref().unwrap_or_default();
             if ctx.endpoints_stale.is_stale(key, rv) {
                 return Err(Error::StaleCache {
@@ -143,7 +147,7 @@ impl EndpointsController {
         }
         let pods = ctx.caches.pods_for_service(&service);
         let pod_refs: Vec<&Pod> = pods.iter().collect();
-        let plan = plan_endpoints(&service, &pod_refs, existing.as_deref(), Some(trigger));
+        let plan = plan_endpoints(&service, &pod_refs, existing.as_ref(), Some(trigger));
         let svc_ref = || object_ref("Service", ns, name, service.metadata.uid.clone());
         match plan.action {
             EndpointsAction::None => Ok(()),

@@ -11,6 +11,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tracing::instrument;
 
 use crate::cache::InformerEvent;
+use crate::cached_object::CachedSlice;
 use crate::cached_pod::CachedPod;
 use crate::context::{key_of, split_key, Context};
 use crate::error::{Error, Result};
@@ -141,7 +142,7 @@ impl EndpointSliceController {
         }
     }
 
-    fn slice_service_key(&self, slice: &EndpointSlice) -> Option<String> {
+    fn slice_service_key(&self, slice: &CachedSlice) -> Option<String> {
         let labels = slice.metadata.labels.as_ref()?;
         if labels.get(LABEL_MANAGED_BY).map(String::as_str) != Some(self.managed_by()) {
             return None;
@@ -228,7 +229,7 @@ impl EndpointSliceController {
     }
 
     /// Slice events: a slice of ours changed or vanished without us → repair.
-    pub fn on_slice(&self, event: &InformerEvent<EndpointSlice>) {
+    pub fn on_slice(&self, event: &InformerEvent<CachedSlice>) {
         if !self.ctx.started() {
             return;
         }
@@ -266,8 +267,14 @@ impl EndpointSliceController {
             (LABEL_MANAGED_BY.to_string(), self.managed_by().to_string()),
         ]
         .into();
-        let slices = ctx.caches.slices.select(ns, &selector);
-        let slice_refs: Vec<&EndpointSlice> = slices.iter().map(|s| s.as_ref()).collect();
+        let slices = ctx
+            .caches
+            .slices
+            .select(ns, &selector)
+            .iter()
+            .map(|s| s.expand())
+            .collect::<Result<Vec<EndpointSlice>>>()?;
+        let slice_refs: Vec<&EndpointSlice> = slices.iter().collect();
         let service = ctx.caches.services.get(ns, name);
         let selectorless = service.as_deref().is_none_or(|svc| {
             let spec = svc.spec.as_ref();

@@ -33,6 +33,17 @@ pub enum Error {
         /// Names of the missing Nodes.
         nodes: Vec<String>,
     },
+    /// A cached object could not be decoded from its compact form (a bug: the cache encoded
+    /// it itself, see [`crate::cached_object`]).
+    #[error("cached {kind} {name} could not be decoded: {detail}")]
+    CacheDecode {
+        /// The kind, e.g. `EndpointSlice`.
+        kind: String,
+        /// `namespace/name`.
+        name: String,
+        /// The decoder's message.
+        detail: String,
+    },
     /// A configuration value is out of range; names the flag.
     #[error("invalid value for {flag}: {message}")]
     InvalidConfig {
@@ -62,6 +73,7 @@ impl Error {
             Error::Api { .. } => "Api",
             Error::StaleCache { .. } => "StaleCache",
             Error::NodeNotFound { .. } => "NodeNotFound",
+            Error::CacheDecode { .. } => "CacheDecode",
             Error::InvalidConfig { .. } => "InvalidConfig",
             Error::Kubeconfig(_) => "Kubeconfig",
             Error::LeaderElectionLost(_) => "LeaderElectionLost",

@@ -36,12 +36,14 @@ pub mod slice_plan;
 
 pub use error::{Error, Result};
 pub mod cache;
+pub mod cached_object;
 pub mod cached_pod;
 pub mod config;
 pub mod context;
 pub mod endpoints_controller;
 pub mod endpoints_plan;
 pub mod endpointslice_controller;
+pub mod intern;
 pub mod manager;
 pub mod metrics;
 pub mod mirroring_controller;

@@ -12,6 +12,7 @@ use kube::Client;
 use tokio::task::JoinSet;
 
 use crate::cache::{run_informer, Handler, InformerEvent};
+use crate::cached_object::{CachedEndpoints, CachedSlice};
 use crate::cached_pod::CachedPod;
 use crate::config::{ControllerConfig, ControllerKind};
 use crate::context::Context;
@@ -95,9 +96,9 @@ impl ControllerManager {
         })
     }
 
-    fn slice_handler(&self) -> Handler<EndpointSlice> {
+    fn slice_handler(&self) -> Handler<CachedSlice> {
         let (a, c) = (self.endpointslice.clone(), self.mirroring.clone());
-        Box::new(move |ev: &InformerEvent<EndpointSlice>| {
+        Box::new(move |ev: &InformerEvent<CachedSlice>| {
             if let Some(a) = &a {
                 a.on_slice(ev);
             }
@@ -107,9 +108,9 @@ impl ControllerManager {
         })
     }
 
-    fn endpoints_handler(&self) -> Handler<Endpoints> {
+    fn endpoints_handler(&self) -> Handler<CachedEndpoints> {
         let (b, c) = (self.endpoints.clone(), self.mirroring.clone());
-        Box::new(move |ev: &InformerEvent<Endpoints>| {
+        Box::new(move |ev: &InformerEvent<CachedEndpoints>| {
             if let Some(b) = &b {
                 b.on_endpoints(ev);
             }
@@ -153,7 +154,10 @@ impl ControllerManager {
                 Api::<Pod>::all(client.clone()),
                 wc(),
                 caches.pods.clone(),
-                CachedPod::from_pod,
+                {
+                    let interner = caches.pod_interner.clone();
+                    move |pod| CachedPod::from_pod(pod, &interner)
+                },
                 self.pod_handler(),
             ));
         }

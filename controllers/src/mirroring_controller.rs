@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Endpoints, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tracing::instrument;
 
 use crate::cache::InformerEvent;
+use crate::cached_object::{CachedEndpoints, CachedSlice};
 use crate::context::{key_of, split_key, Context};
 use crate::error::{Error, Result};
 use crate::labels::{
@@ -32,7 +33,7 @@ pub struct MirroringController {
     pub queue: Arc<WorkQueue>,
 }
 
-fn mirrored_key(slice: &EndpointSlice) -> Option<String> {
+fn mirrored_key(slice: &CachedSlice) -> Option<String> {
     let labels = slice.metadata.labels.as_ref()?;
     if labels.get(LABEL_MANAGED_BY).map(String::as_str) != Some(MANAGED_BY_MIRRORING_CONTROLLER) {
         return None;
@@ -67,7 +68,7 @@ impl MirroringController {
     }
 
     /// Endpoints events, after the batch period.
-    pub fn on_endpoints(&self, event: &InformerEvent<Endpoints>) {
+    pub fn on_endpoints(&self, event: &InformerEvent<CachedEndpoints>) {
         if !self.ctx.started() {
             return;
         }
@@ -110,7 +111,7 @@ impl MirroringController {
         !self.mirrored_slices(ns, name).is_empty()
     }
 
-    fn mirrored_slices(&self, ns: &str, name: &str) -> Vec<Arc<EndpointSlice>> {
+    fn mirrored_slices(&self, ns: &str, name: &str) -> Vec<Arc<CachedSlice>> {
         let selector: BTreeMap<String, String> = [
             (LABEL_SERVICE_NAME.to_string(), name.to_string()),
             (
@@ -123,7 +124,7 @@ impl MirroringController {
     }
 
     /// Mirrored slice events not caused by us → repair.
-    pub fn on_slice(&self, event: &InformerEvent<EndpointSlice>) {
+    pub fn on_slice(&self, event: &InformerEvent<CachedSlice>) {
         if !self.ctx.started() {
             return;
         }
@@ -154,11 +155,18 @@ impl MirroringController {
     pub async fn sync(&self, key: &str, _trigger: Timestamp) -> Result<()> {
         let ctx = &self.ctx;
         let (ns, name) = split_key(key);
-        let slices = self.mirrored_slices(ns, name);
-        let slice_refs: Vec<&EndpointSlice> = slices.iter().map(|s| s.as_ref()).collect();
-        let endpoints = ctx.caches.endpoints.get(ns, name);
+        let slices = self
+            .mirrored_slices(ns, name)
+            .iter()
+            .map(|s| s.expand())
+            .collect::<Result<Vec<EndpointSlice>>>()?;
+        let slice_refs: Vec<&EndpointSlice> = slices.iter().collect();
+        let endpoints = match ctx.caches.endpoints.get(ns, name) {
+            Some(ep) => Some(ep.expand()?),
+            None => None,
+        };
         let service = ctx.caches.services.get(ns, name);
-        let plan = match endpoints.as_deref() {
+        let plan = match endpoints.as_ref() {
             None => {
                 if slice_refs.is_empty() {
                     ctx.metrics.set_desired(NAME, key, None);
@@ -235,7 +243,7 @@ impl MirroringController {
         let owner = format!("Endpoints {key}");
         let result =
             apply_slice_plan(ctx, NAME, &owner, ns, &plan.slices, &ctx.mirror_tracker).await;
-        if let (Err(err), Some(ep)) = (&result, endpoints.as_deref()) {
+        if let (Err(err), Some(ep)) = (&result, endpoints.as_ref()) {
             ctx.recorder.warn(
                 object_ref("Endpoints", ns, name, ep.metadata.uid.clone()),
                 "FailedToUpdateEndpointSlices",

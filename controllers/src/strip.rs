@@ -1,6 +1,7 @@
 //! Reflector memory: what the controllers never read is dropped before caching (managedFields
 //! everywhere; for Nodes everything but the zone and what the topology cache reads; Pods are
-//! cached in the compact [`crate::cached_pod::CachedPod`] form).
+//! cached in the compact [`crate::cached_pod::CachedPod`] form, EndpointSlices and Endpoints
+//! in the [`crate::cached_object`] form).
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,7 @@ use k8s_openapi::api::core::v1::{Endpoints, Node, NodeCondition, NodeStatus, Ser
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::cached_object::{CachedEndpoints, CachedSlice};
 use crate::labels::{
     ANNOTATION_TOPOLOGY_AWARE_HINTS, ANNOTATION_TOPOLOGY_MODE, LABEL_NODE_ROLE_CONTROL_PLANE,
     LABEL_NODE_ROLE_MASTER, LABEL_TOPOLOGY_ZONE,
@@ -81,16 +83,16 @@ pub fn strip_service(mut svc: Service) -> Service {
     svc
 }
 
-/// Drops an EndpointSlice's managedFields.
-pub fn strip_slice(mut slice: EndpointSlice) -> EndpointSlice {
-    slice.metadata.managed_fields = None;
-    slice
+/// Drops an EndpointSlice's managedFields and keeps the rest in the compact
+/// [`CachedSlice`] form.
+pub fn strip_slice(slice: EndpointSlice) -> CachedSlice {
+    CachedSlice::new(slice)
 }
 
-/// Drops an Endpoints object's managedFields.
-pub fn strip_endpoints(mut ep: Endpoints) -> Endpoints {
-    ep.metadata.managed_fields = None;
-    ep
+/// Drops an Endpoints object's managedFields and keeps the rest in the compact
+/// [`CachedEndpoints`] form.
+pub fn strip_endpoints(ep: Endpoints) -> CachedEndpoints {
+    CachedEndpoints::new(ep)
 }
 
 #[cfg(test)]

@@ -9,9 +9,36 @@
 use std::collections::HashMap;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use parking_lot::Mutex;
 
+use crate::cached_object::CachedSlice;
+
 use crate::labels::LABEL_SERVICE_NAME;
+
+/// A slice as the trackers see it: the API server's answer to our write, or a cached slice.
+pub trait SliceMeta {
+    /// The slice's metadata.
+    fn slice_meta(&self) -> &ObjectMeta;
+}
+
+impl SliceMeta for EndpointSlice {
+    fn slice_meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+}
+
+impl SliceMeta for CachedSlice {
+    fn slice_meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+}
+
+impl<S: SliceMeta> SliceMeta for std::sync::Arc<S> {
+    fn slice_meta(&self) -> &ObjectMeta {
+        S::slice_meta(self)
+    }
+}
 
 /// Sentinel for "we deleted this slice" (upstream `deletionExpected`).
 const DELETION_EXPECTED: i64 = -1;
@@ -20,22 +47,19 @@ const DELETION_EXPECTED: i64 = -1;
 pub type ServiceKey = String;
 
 /// The version we compare: `metadata.generation`, else a numeric resourceVersion.
-fn version_of(slice: &EndpointSlice) -> i64 {
-    if let Some(g) = slice.metadata.generation {
+fn version_of(meta: &ObjectMeta) -> i64 {
+    if let Some(g) = meta.generation {
         return g;
     }
-    slice
-        .metadata
-        .resource_version
+    meta.resource_version
         .as_deref()
         .and_then(|rv| rv.parse::<i64>().ok())
         .unwrap_or(0)
 }
 
-fn service_key_of(slice: &EndpointSlice) -> ServiceKey {
-    let ns = slice.metadata.namespace.clone().unwrap_or_default();
-    let svc = slice
-        .metadata
+fn service_key_of(meta: &ObjectMeta) -> ServiceKey {
+    let ns = meta.namespace.clone().unwrap_or_default();
+    let svc = meta
         .labels
         .as_ref()
         .and_then(|l| l.get(LABEL_SERVICE_NAME))
@@ -57,42 +81,45 @@ impl SliceTracker {
     }
 
     /// Records a slice the API server returned from our create or update.
-    pub fn update(&self, slice: &EndpointSlice) {
-        let uid = slice.metadata.uid.clone().unwrap_or_default();
+    pub fn update(&self, slice: &impl SliceMeta) {
+        let uid = slice.slice_meta().uid.clone().unwrap_or_default();
         self.by_service
             .lock()
-            .entry(service_key_of(slice))
+            .entry(service_key_of(slice.slice_meta()))
             .or_default()
-            .insert(uid, version_of(slice));
+            .insert(uid, version_of(slice.slice_meta()));
     }
 
     /// Records that we deleted a slice.
-    pub fn expect_deletion(&self, slice: &EndpointSlice) {
-        let uid = slice.metadata.uid.clone().unwrap_or_default();
+    pub fn expect_deletion(&self, slice: &impl SliceMeta) {
+        let uid = slice.slice_meta().uid.clone().unwrap_or_default();
         self.by_service
             .lock()
-            .entry(service_key_of(slice))
+            .entry(service_key_of(slice.slice_meta()))
             .or_default()
             .insert(uid, DELETION_EXPECTED);
     }
 
     /// True when a watch event for this slice is news to us (not just the echo of our own
     /// write), so the Service should be synced (upstream `ShouldSync`).
-    pub fn should_sync(&self, slice: &EndpointSlice) -> bool {
-        let uid = slice.metadata.uid.clone().unwrap_or_default();
+    pub fn should_sync(&self, slice: &impl SliceMeta) -> bool {
+        let uid = slice.slice_meta().uid.clone().unwrap_or_default();
         let map = self.by_service.lock();
-        match map.get(&service_key_of(slice)).and_then(|m| m.get(&uid)) {
+        match map
+            .get(&service_key_of(slice.slice_meta()))
+            .and_then(|m| m.get(&uid))
+        {
             None => true,
-            Some(v) => version_of(slice) > *v,
+            Some(v) => version_of(slice.slice_meta()) > *v,
         }
     }
 
     /// Handles a delete event; true when we did not expect it, i.e. somebody else deleted
     /// the slice and the Service must be synced (upstream `HandleDeletion`, inverted).
-    pub fn handle_deletion(&self, slice: &EndpointSlice) -> bool {
-        let uid = slice.metadata.uid.clone().unwrap_or_default();
+    pub fn handle_deletion(&self, slice: &impl SliceMeta) -> bool {
+        let uid = slice.slice_meta().uid.clone().unwrap_or_default();
         let mut map = self.by_service.lock();
-        if let Some(m) = map.get_mut(&service_key_of(slice)) {
+        if let Some(m) = map.get_mut(&service_key_of(slice.slice_meta())) {
             if let Some(v) = m.remove(&uid) {
                 return v != DELETION_EXPECTED;
             }
@@ -109,9 +136,9 @@ impl SliceTracker {
         };
         let mut seen = std::collections::HashSet::new();
         for slice in cached {
-            let uid = slice.metadata.uid.clone().unwrap_or_default();
+            let uid = slice.slice_meta().uid.clone().unwrap_or_default();
             if let Some(v) = tracked.get(&uid) {
-                if *v == DELETION_EXPECTED || *v > version_of(slice) {
+                if *v == DELETION_EXPECTED || *v > version_of(slice.slice_meta()) {
                     return true;
                 }
             }
@@ -160,7 +187,6 @@ impl StaleVersions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn slice(uid: &str, generation: i64) -> EndpointSlice {
         EndpointSlice {
