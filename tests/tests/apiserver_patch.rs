@@ -256,3 +256,28 @@ async fn patch_of_a_missing_object_is_404() {
     );
     assert_eq!(st.code, 404);
 }
+
+/// Go's `ServiceStatus.LoadBalancer` is a struct, so a real server always returns
+/// `status: {loadBalancer: {}}` for a Service, also after patches (upstream
+/// `dropTypeDependentFields` resets it to the zero value, it never removes it).
+#[tokio::test]
+async fn patched_service_keeps_its_empty_load_balancer_status() {
+    let fx = Fixture::start().await;
+    let svcs: Api<Service> = Api::default_namespaced(fx.client.clone());
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "lb-status"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }))
+    .unwrap();
+    svcs.create(&PostParams::default(), &svc).await.unwrap();
+    let patched = svcs
+        .patch(
+            "lb-status",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await
+        .unwrap();
+    let status = serde_json::to_value(patched.status).unwrap();
+    assert_eq!(status, json!({"loadBalancer": {}}));
+}

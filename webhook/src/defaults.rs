@@ -272,9 +272,11 @@ pub fn drop_type_dependent_fields(new: &mut Service, old: &Service) {
     if old_ext && !new_ext && spec.external_traffic_policy == old_spec.external_traffic_policy {
         spec.external_traffic_policy = None;
     }
+    // Upstream wipes the load-balancer status to its zero value; Go's `LoadBalancerStatus` is a
+    // struct, so it still serializes as `loadBalancer: {}`.
     if new_type != "LoadBalancer" {
         if let Some(status) = new.status.as_mut() {
-            status.load_balancer = None;
+            status.load_balancer = Some(Default::default());
         }
     }
 }
