@@ -2,10 +2,14 @@
 //! OpenAPI v3 index and per-group-version documents `kubectl` reads to learn that the server
 //! does server-side field validation (FACTS.md, "What kubectl asks of an API server").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, LazyLock};
 
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 
+use crate::openapi;
 use crate::resources::{Registry, ResourceInfo, GROUP_ORDER};
 
 /// Kubernetes version this server reports (the version FACTS.md was recorded against).
@@ -161,30 +165,76 @@ fn gv_path(group: &str, version: &str) -> String {
     }
 }
 
-/// A stable hash of the served resources, so clients cache documents until they change.
-fn doc_hash(resources: &[std::sync::Arc<ResourceInfo>]) -> String {
-    use std::hash::{Hash, Hasher};
+/// One generated per-group-version document and the hash of its content (the `?hash=` the
+/// index advertises, so clients' caches, `kubectl`'s on-disk one included, refresh exactly
+/// when the content changes).
+struct GvDocument {
+    value: Arc<Value>,
+    hash: String,
+}
+
+/// Generated documents by (group-version path, [`resources_fingerprint`]).
+type DocumentCache = HashMap<(String, u64), Arc<GvDocument>>;
+
+/// Documents already generated, keyed by group-version path and the fingerprint of the served
+/// resources they were built from: they are static per registry state, so a request only
+/// builds one when its group-version's resources changed (a CRD registered or removed).
+/// Shared by every server in the process: the key fully determines the content.
+static DOCUMENTS: LazyLock<Mutex<DocumentCache>> = LazyLock::new(Default::default);
+
+/// Bound on [`DOCUMENTS`]; exceeding it (CRD churn) starts the cache afresh.
+const MAX_CACHED_DOCUMENTS: usize = 256;
+
+/// Fingerprint of a group-version's served resources (what its document is built from).
+fn resources_fingerprint(resources: &[Arc<ResourceInfo>]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for r in resources {
         (&r.group, &r.version, &r.plural, &r.kind, r.namespaced).hash(&mut h);
     }
-    format!("{:016X}", h.finish())
+    h.finish()
 }
 
-/// `/openapi/v3`: the index of per-group-version documents.
-pub fn openapi_index(registry: &Registry) -> Value {
-    let mut by_gv: BTreeMap<String, Vec<std::sync::Arc<ResourceInfo>>> = BTreeMap::new();
+/// Served resources grouped by group-version document path.
+fn by_group_version(registry: &Registry) -> BTreeMap<String, Vec<Arc<ResourceInfo>>> {
+    let mut by_gv: BTreeMap<String, Vec<Arc<ResourceInfo>>> = BTreeMap::new();
     for r in registry.all() {
         by_gv
             .entry(gv_path(&r.group, &r.version))
             .or_default()
             .push(r);
     }
+    by_gv
+}
+
+/// The cached document of one group-version, built on first request.
+fn document_for(path: &str, resources: &[Arc<ResourceInfo>]) -> Arc<GvDocument> {
+    let key = (path.to_string(), resources_fingerprint(resources));
+    if let Some(doc) = DOCUMENTS.lock().get(&key) {
+        return doc.clone();
+    }
+    let value = build_document(resources);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_vec(&value).unwrap_or_default().hash(&mut h);
+    let doc = Arc::new(GvDocument {
+        value: Arc::new(value),
+        hash: format!("{:016X}", h.finish()),
+    });
+    let mut cache = DOCUMENTS.lock();
+    if cache.len() >= MAX_CACHED_DOCUMENTS {
+        cache.clear();
+    }
+    cache.insert(key, doc.clone());
+    doc
+}
+
+/// `/openapi/v3`: the index of per-group-version documents.
+pub fn openapi_index(registry: &Registry) -> Value {
     let mut paths = serde_json::Map::new();
-    for (path, resources) in by_gv {
+    for (path, resources) in by_group_version(registry) {
+        let doc = document_for(&path, &resources);
         paths.insert(
             path.clone(),
-            json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", doc_hash(&resources))}),
+            json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", doc.hash)}),
         );
     }
     json!({"paths": paths})
@@ -192,10 +242,15 @@ pub fn openapi_index(registry: &Registry) -> Value {
 
 /// `/openapi/v3/{api/v1 | apis/group/version}`: paths for every resource with the
 /// `x-kubernetes-group-version-kind` extension and the `fieldValidation` parameter on writes,
-/// which is what `kubectl` checks before sending `fieldValidation=Strict`. Schemas are not
-/// included: PATCH declares no request body, so `kubectl apply` computes its strategic merge
-/// patch from its built-in types, as it does for servers without schemas.
-pub fn openapi_document(registry: &Registry, path: &str) -> Option<Value> {
+/// which is what `kubectl` checks before sending `fieldValidation=Strict`, and the component
+/// schemas of the built-in kinds (`crate::openapi`), which `kubectl explain` reads.
+///
+/// Operations do not reference the schemas: `kubectl explain` finds the kind through the
+/// operations' GVK and the schemas' `x-kubernetes-group-version-kind`, and PATCH declares no
+/// request body, so `kubectl apply` keeps computing strategic merge patches from its built-in
+/// types (it uses OpenAPI v3 for that only when PATCH accepts
+/// `application/strategic-merge-patch+json`).
+pub fn openapi_document(registry: &Registry, path: &str) -> Option<Arc<Value>> {
     let path = path.trim_matches('/');
     let resources: Vec<_> = registry
         .all()
@@ -205,6 +260,11 @@ pub fn openapi_document(registry: &Registry, path: &str) -> Option<Value> {
     if resources.is_empty() {
         return None;
     }
+    Some(document_for(path, &resources).value.clone())
+}
+
+/// Builds one group-version document (see [`openapi_document`]).
+fn build_document(resources: &[Arc<ResourceInfo>]) -> Value {
     let param = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}});
     let write_params = json!([
         param("dryRun"),
@@ -212,7 +272,7 @@ pub fn openapi_document(registry: &Registry, path: &str) -> Option<Value> {
         param("fieldValidation")
     ]);
     let mut paths = serde_json::Map::new();
-    for r in &resources {
+    for r in resources {
         let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
         let prefix = format!("/{}", gv_path(&r.group, &r.version));
         let collection = if r.namespaced {
@@ -240,10 +300,63 @@ pub fn openapi_document(registry: &Registry, path: &str) -> Option<Value> {
             json!({"get": op("get"), "put": put, "patch": patch, "delete": op("delete")}),
         );
     }
-    Some(json!({
+    let (group, version) = resources
+        .first()
+        .map(|r| (r.group.as_str(), r.version.as_str()))
+        .unwrap_or_default();
+    json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": format!("v{}.{}.0", KUBE_VERSION.0, KUBE_VERSION.1)},
         "paths": paths,
-        "components": {"schemas": {}},
-    }))
+        "components": {"schemas": openapi::builtin_schemas(group, version)},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crd(plural: &str, kind: &str) -> Value {
+        json!({"spec": {
+            "group": "stable.example.com",
+            "scope": "Namespaced",
+            "names": {"plural": plural, "kind": kind},
+            "versions": [{"name": "v1", "served": true, "storage": true}],
+        }})
+    }
+
+    fn hash_of(registry: &Registry, path: &str) -> Option<String> {
+        openapi_index(registry)["paths"][path]["serverRelativeURL"]
+            .as_str()
+            .map(|u| u.rsplit_once("?hash=").expect("hash").1.to_string())
+    }
+
+    #[test]
+    fn index_hash_is_stable_and_follows_the_served_resources() {
+        let registry = Registry::with_builtins();
+        let core = hash_of(&registry, "api/v1").expect("api/v1 listed");
+        assert_eq!(hash_of(&registry, "api/v1").as_deref(), Some(core.as_str()));
+        assert_eq!(hash_of(&registry, "apis/stable.example.com/v1"), None);
+
+        registry.register_crd(&crd("crontabs", "CronTab"));
+        let one = hash_of(&registry, "apis/stable.example.com/v1").expect("CRD listed");
+        registry.register_crd(&crd("backups", "Backup"));
+        let two = hash_of(&registry, "apis/stable.example.com/v1").expect("CRD listed");
+        assert_ne!(one, two, "a second kind changes the group-version document");
+        assert_eq!(
+            hash_of(&registry, "api/v1"),
+            Some(core),
+            "other documents keep theirs"
+        );
+    }
+
+    #[test]
+    fn document_holds_the_builtin_kind_schemas_of_its_group_version_only() {
+        let registry = Registry::with_builtins();
+        let doc = openapi_document(&registry, "apis/discovery.k8s.io/v1").expect("served");
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        assert!(schemas.contains_key("io.k8s.api.discovery.v1.EndpointSlice"));
+        assert!(!schemas.contains_key("io.k8s.api.core.v1.Service"));
+        assert!(openapi_document(&registry, "apis/nope.example.com/v1").is_none());
+    }
 }

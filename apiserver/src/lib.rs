@@ -18,6 +18,7 @@ pub mod kubeconfig;
 pub mod managed_fields;
 pub mod metadata;
 pub mod metrics;
+pub mod openapi;
 pub mod patch;
 pub mod patch_request;
 pub mod persist;

@@ -1,0 +1,252 @@
+//! `kubectl explain` against the embedded API server: kubectl 1.32 reads the OpenAPI v3
+//! per-group-version document, finds the kind through the operations'
+//! `x-kubernetes-group-version-kind`, then the component schema carrying the same GVK
+//! (upstream `kubectl/pkg/explain/v2` templates), and walks `$ref`/`allOf` to the field.
+//! Also checks the document itself over HTTP like any client, and measures its size and the
+//! cost of serving it.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use svcplane_tests::{kubectl_available, Fixture};
+use tokio::process::Command;
+
+/// Runs kubectl with a private HOME and cache; (success, stdout, stderr).
+async fn kubectl(fx: &Fixture, home: &tempfile::TempDir, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("--kubeconfig")
+        .arg(fx.kubeconfig_path())
+        .args(args)
+        .env("HOME", home.path())
+        .env("KUBECACHEDIR", home.path().join("cache"))
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null());
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("kubectl {args:?} timed out"))
+        .expect("kubectl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Starts the TLS fixture and a private HOME, or None (loudly) when kubectl is missing.
+async fn start(test: &str) -> Option<(Fixture, tempfile::TempDir)> {
+    if !kubectl_available() {
+        eprintln!("SKIPPED: kubectl not on PATH; {test} did not run");
+        return None;
+    }
+    Some((
+        Fixture::start_tls().await,
+        tempfile::tempdir().expect("temp HOME"),
+    ))
+}
+
+async fn explain(fx: &Fixture, home: &tempfile::TempDir, args: &[&str]) -> String {
+    let mut all = vec!["explain"];
+    all.extend_from_slice(args);
+    let (ok, stdout, stderr) = kubectl(fx, home, &all).await;
+    assert!(
+        ok,
+        "kubectl {all:?} failed:\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_explain_service_field_prints_description_and_type() {
+    let Some((fx, home)) = start("kubectl_explain_service_field_prints_description_and_type").await
+    else {
+        return;
+    };
+    let out = explain(&fx, &home, &["service.spec.ipFamilyPolicy"]).await;
+    assert!(out.contains("KIND:       Service"), "{out}");
+    assert!(out.contains("VERSION:    v1"), "{out}");
+    assert!(out.contains("FIELD: ipFamilyPolicy <string>"), "{out}");
+    assert!(
+        out.contains("IPFamilyPolicy represents the dual-stack-ness requested or required by"),
+        "upstream description printed:\n{out}"
+    );
+
+    // A nested object field is typed by its schema's name, reached through `allOf`/`$ref`.
+    let out = explain(&fx, &home, &["svc.spec.ports"]).await;
+    assert!(out.contains("FIELD: ports <[]ServicePort>"), "{out}");
+    assert!(out.contains("targetPort\t<IntOrString>"), "{out}");
+
+    // Unknown fields are reported like upstream's template does.
+    let (ok, _, stderr) = kubectl(&fx, &home, &["explain", "service.spec.nope"]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(r#"field "nope" does not exist"#),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_explain_pods_lists_fields() {
+    let Some((fx, home)) = start("kubectl_explain_pods_lists_fields").await else {
+        return;
+    };
+    let out = explain(&fx, &home, &["pods"]).await;
+    assert!(out.contains("KIND:       Pod"), "{out}");
+    assert!(
+        out.contains("DESCRIPTION:\n    Pod is a collection of containers"),
+        "{out}"
+    );
+    assert!(out.contains("FIELDS:\n"), "{out}");
+    for field in [
+        "apiVersion\t<string>",
+        "kind\t<string>",
+        "metadata\t<ObjectMeta>",
+        "spec\t<PodSpec>",
+        "status\t<PodStatus>",
+    ] {
+        assert!(out.contains(field), "{field} listed:\n{out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_explain_endpointslice_conditions_in_discovery_group() {
+    let Some((fx, home)) =
+        start("kubectl_explain_endpointslice_conditions_in_discovery_group").await
+    else {
+        return;
+    };
+    let out = explain(&fx, &home, &["endpointslices.endpoints.conditions"]).await;
+    assert!(out.contains("GROUP:      discovery.k8s.io"), "{out}");
+    assert!(out.contains("KIND:       EndpointSlice"), "{out}");
+    assert!(
+        out.contains("FIELD: conditions <EndpointConditions>"),
+        "{out}"
+    );
+    for field in [
+        "ready\t<boolean>",
+        "serving\t<boolean>",
+        "terminating\t<boolean>",
+    ] {
+        assert!(out.contains(field), "{field} listed:\n{out}");
+    }
+}
+
+/// `GET` a path of a plain-HTTP fixture: (JSON body, body size, time to the full body).
+async fn get_json(fx: &Fixture, path: &str) -> (Value, usize, Duration) {
+    let started = Instant::now();
+    let resp = reqwest::get(format!("{}{path}", fx.url))
+        .await
+        .expect("GET succeeds");
+    assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+    let text = resp.text().await.expect("body");
+    let elapsed = started.elapsed();
+    (
+        serde_json::from_str(&text).expect("JSON document"),
+        text.len(),
+        elapsed,
+    )
+}
+
+#[tokio::test]
+async fn openapi_v3_core_document_holds_service_schema_with_gvk() {
+    let fx = Fixture::start().await;
+    // The first index request generates (and caches) every group-version's document.
+    let (index, _, index_first) = get_json(&fx, "/openapi/v3").await;
+    let (_, _, index_second) = get_json(&fx, "/openapi/v3").await;
+    let url = index["paths"]["api/v1"]["serverRelativeURL"]
+        .as_str()
+        .expect("api/v1 listed")
+        .to_string();
+    assert!(url.starts_with("/openapi/v3/api/v1?hash="), "{url}");
+
+    let (doc, size, first) = get_json(&fx, &url).await;
+    let schemas = &doc["components"]["schemas"];
+    let svc = &schemas["io.k8s.api.core.v1.Service"];
+    assert_eq!(
+        svc["x-kubernetes-group-version-kind"],
+        json!([{"group": "", "kind": "Service", "version": "v1"}])
+    );
+    assert_eq!(
+        svc["properties"]["spec"]["allOf"][0]["$ref"],
+        "#/components/schemas/io.k8s.api.core.v1.ServiceSpec"
+    );
+    assert_eq!(
+        schemas["io.k8s.api.core.v1.ServiceSpec"]["properties"]["ipFamilyPolicy"]["type"],
+        "string"
+    );
+    // The fieldValidation parameter kubectl looks for is still declared, and PATCH still
+    // declares no request body (kubectl apply keeps its built-in strategic merge patch).
+    let patch = &doc["paths"]["/api/v1/namespaces/{namespace}/services/{name}"]["patch"];
+    assert!(patch["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .any(|p| p["name"] == "fieldValidation"));
+    assert!(patch.get("requestBody").is_none());
+
+    let (_, _, second) = get_json(&fx, &url).await;
+    let (disc, disc_size, _) = get_json(&fx, "/openapi/v3/apis/discovery.k8s.io/v1").await;
+    assert!(
+        disc["components"]["schemas"]["io.k8s.api.discovery.v1.EndpointSlice"]
+            ["x-kubernetes-group-version-kind"]
+            .is_array()
+    );
+    eprintln!(
+        "openapi v3 index: first GET {index_first:?} (generation included unless another test \
+         in this process generated first), second GET {index_second:?}; api/v1: {size} bytes, {} schemas, first GET {first:?}, second GET {second:?}; \
+         apis/discovery.k8s.io/v1: {disc_size} bytes",
+        schemas.as_object().map_or(0, |m| m.len())
+    );
+}
+
+#[tokio::test]
+async fn openapi_index_lists_a_crd_group_version_and_keeps_unchanged_hashes() {
+    let fx = Fixture::start().await;
+    let (before, _, _) = get_json(&fx, "/openapi/v3").await;
+    let crds: kube::Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = kube::Api::all(fx.client.clone());
+    let crd = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "crontabs.stable.example.com"},
+        "spec": {
+            "group": "stable.example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "properties": {"spec": {"type": "object", "properties": {"cronSpec": {"type": "string"}}}}
+            }}}]
+        }
+    }))
+    .expect("CRD");
+    crds.create(&Default::default(), &crd)
+        .await
+        .expect("CRD created");
+    let after = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (after, _, _) = get_json(&fx, "/openapi/v3").await;
+            if after["paths"]["apis/stable.example.com/v1"].is_object() {
+                return after;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("CRD group-version listed");
+    assert_eq!(
+        before["paths"]["api/v1"], after["paths"]["api/v1"],
+        "unchanged documents keep their hash"
+    );
+    let url = after["paths"]["apis/stable.example.com/v1"]["serverRelativeURL"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let (doc, _, _) = get_json(&fx, &url).await;
+    assert!(
+        doc["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs"]["post"]
+            ["x-kubernetes-group-version-kind"]
+            .is_object()
+    );
+}
