@@ -19,6 +19,7 @@ pub mod managed_fields;
 pub mod metadata;
 pub mod metrics;
 pub mod openapi;
+pub mod openapi_v2;
 pub mod patch;
 pub mod patch_request;
 pub mod persist;

@@ -236,6 +236,11 @@ async fn route(
         (Method::GET, "/apis") => {
             Some(value_response(200, &discovery::group_list(&state.registry)))
         }
+        (Method::GET, "/openapi/v2") => Some(crate::openapi_v2::document_response(
+            headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        )),
         (Method::GET, "/openapi/v3") => Some(value_response(
             200,
             &discovery::openapi_index(&state.registry),

@@ -501,3 +501,24 @@ spec:
     assert!(!ok, "namespace gone once kubectl delete returned");
     assert!(stderr.contains("NotFound"), "{stderr}");
 }
+
+/// A `kind: List` file: kubectl cannot use server-side field validation for `v1/List`, so it
+/// downloads `/openapi/v2` (protobuf) for client-side validation before sending each item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_of_a_list_file_creates_every_item() {
+    let Some(k) = Kubectl::start("kubectl_apply_of_a_list_file_creates_every_item").await else {
+        return;
+    };
+    let list = k.write(
+        "list.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: l1}\n  data: {a: \"1\"}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: l2}\n",
+    );
+    let out = k.ok(&["apply", "-f", &list]).await;
+    assert!(out.contains("configmap/l1 created"), "{out}");
+    assert!(out.contains("configmap/l2 created"), "{out}");
+    let got: Value =
+        serde_json::from_str(&k.ok(&["get", "configmap", "l1", "-o", "json"]).await).expect("json");
+    assert_eq!(got["data"]["a"], "1");
+    let out = k.ok(&["delete", "-f", &list]).await;
+    assert!(out.contains("configmap \"l2\" deleted"), "{out}");
+}
