@@ -139,6 +139,7 @@ fn generate_builtin(group: &str, version: &str) -> Map<String, Value> {
     }
     let mut schemas: BTreeMap<String, Value> =
         generator.take_definitions(true).into_iter().collect();
+    apply_markers(&mut schemas);
     for (name, k) in kinds {
         if let Some(Value::Object(schema)) = schemas.get_mut(&name) {
             schema.insert(
@@ -148,6 +149,103 @@ fn generate_builtin(group: &str, version: &str) -> Map<String, Value> {
         }
     }
     schemas.into_iter().collect()
+}
+
+/// Upstream markers `k8s-openapi` drops, for the Service-networking fields: `enum` (from the
+/// `+enum` Go types `ServiceType`, `ServiceAffinity`, `ServiceExternalTrafficPolicy`,
+/// `ServiceInternalTrafficPolicy`, `IPFamilyPolicy`, `Protocol`, `discovery/v1.AddressType`),
+/// `default` (`+default="TCP"` on `ServicePort.protocol`) and the list/map markers of
+/// `ServiceSpec` (`+listType`, `+listMapKey`, `+patchStrategy`, `+patchMergeKey`,
+/// `+mapType`). Each row: schema name, property, keywords merged into the property's schema.
+const MARKERS: &[(&str, &str, &str)] = &[
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "type",
+        r#"{"enum": ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "sessionAffinity",
+        r#"{"enum": ["ClientIP", "None"]}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "externalTrafficPolicy",
+        r#"{"enum": ["Cluster", "Local"]}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "internalTrafficPolicy",
+        r#"{"enum": ["Cluster", "Local"]}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "ipFamilyPolicy",
+        r#"{"enum": ["PreferDualStack", "RequireDualStack", "SingleStack"]}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "ports",
+        r#"{"x-kubernetes-list-map-keys": ["port", "protocol"], "x-kubernetes-list-type": "map",
+            "x-kubernetes-patch-merge-key": "port", "x-kubernetes-patch-strategy": "merge"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "clusterIPs",
+        r#"{"x-kubernetes-list-type": "atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "ipFamilies",
+        r#"{"x-kubernetes-list-type": "atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "externalIPs",
+        r#"{"x-kubernetes-list-type": "atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "loadBalancerSourceRanges",
+        r#"{"x-kubernetes-list-type": "atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "selector",
+        r#"{"x-kubernetes-map-type": "atomic"}"#,
+    ),
+    (
+        "io.k8s.api.core.v1.ServicePort",
+        "protocol",
+        r#"{"default": "TCP", "enum": ["SCTP", "TCP", "UDP"]}"#,
+    ),
+    (
+        "io.k8s.api.discovery.v1.EndpointSlice",
+        "addressType",
+        r#"{"enum": ["FQDN", "IPv4", "IPv6"]}"#,
+    ),
+    (
+        "io.k8s.api.discovery.v1.EndpointPort",
+        "protocol",
+        r#"{"enum": ["SCTP", "TCP", "UDP"]}"#,
+    ),
+];
+
+/// Merges [`MARKERS`] into the schemas present (a row whose schema or property is absent, or
+/// whose keywords do not parse, is skipped: the schema then simply lacks the marker).
+fn apply_markers(schemas: &mut BTreeMap<String, Value>) {
+    for (name, property, keywords) in MARKERS {
+        let Some(Value::Object(prop)) = schemas
+            .get_mut(*name)
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(|p| p.get_mut(*property))
+        else {
+            continue;
+        };
+        if let Ok(Value::Object(extra)) = serde_json::from_str::<Value>(keywords) {
+            prop.extend(extra);
+        }
+    }
 }
 
 /// Component schemas keyed by (group, version).
@@ -272,6 +370,43 @@ mod tests {
         assert_eq!(spec["properties"]["ipFamilyPolicy"]["type"], "string");
         // Only kinds carry the GVK extension.
         assert!(spec.get("x-kubernetes-group-version-kind").is_none());
+    }
+
+    #[test]
+    fn service_networking_fields_carry_upstream_enums_and_list_markers() {
+        let core = builtin_schemas("", "v1");
+        let spec = &core["io.k8s.api.core.v1.ServiceSpec"]["properties"];
+        assert_eq!(
+            spec["ipFamilyPolicy"]["enum"],
+            json!(["PreferDualStack", "RequireDualStack", "SingleStack"])
+        );
+        assert_eq!(
+            spec["ports"]["x-kubernetes-list-map-keys"],
+            json!(["port", "protocol"])
+        );
+        assert_eq!(spec["ports"]["x-kubernetes-patch-merge-key"], "port");
+        assert_eq!(
+            core["io.k8s.api.core.v1.ServicePort"]["properties"]["protocol"]["default"],
+            "TCP"
+        );
+        let disc = builtin_schemas("discovery.k8s.io", "v1");
+        assert_eq!(
+            disc["io.k8s.api.discovery.v1.EndpointSlice"]["properties"]["addressType"]["enum"],
+            json!(["FQDN", "IPv4", "IPv6"])
+        );
+        // Every row lands somewhere: a renamed schema or property would otherwise go unnoticed.
+        for (name, property, keywords) in MARKERS {
+            assert!(
+                serde_json::from_str::<Value>(keywords).is_ok_and(|v| v.is_object()),
+                "{name}.{property} keywords parse"
+            );
+            let found = BUILTIN_KINDS.iter().any(|k| {
+                builtin_schemas(k.group, k.version)
+                    .get(*name)
+                    .is_some_and(|s| s["properties"].get(*property).is_some())
+            });
+            assert!(found, "{name}.{property} not in any document");
+        }
     }
 
     #[test]

@@ -70,6 +70,10 @@ async fn kubectl_explain_service_field_prints_description_and_type() {
         out.contains("IPFamilyPolicy represents the dual-stack-ness requested or required by"),
         "upstream description printed:\n{out}"
     );
+    assert!(
+        out.contains("ENUM:\n    PreferDualStack\n    RequireDualStack\n    SingleStack\n"),
+        "upstream enum printed:\n{out}"
+    );
 
     // A nested object field is typed by its schema's name, reached through `allOf`/`$ref`.
     let out = explain(&fx, &home, &["svc.spec.ports"]).await;
