@@ -10,7 +10,9 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use crate::openapi;
-use crate::resources::{Registry, ResourceInfo, GROUP_ORDER};
+use crate::resources::{Registry, ResourceInfo, ResourceKey, GROUP_ORDER};
+use crate::state::AppState;
+use crate::store::StoredObject;
 
 /// Kubernetes version this server reports (the version FACTS.md was recorded against).
 pub const KUBE_VERSION: (&str, &str) = ("1", "32");
@@ -185,11 +187,15 @@ static DOCUMENTS: LazyLock<Mutex<DocumentCache>> = LazyLock::new(Default::defaul
 /// Bound on [`DOCUMENTS`]; exceeding it (CRD churn) starts the cache afresh.
 const MAX_CACHED_DOCUMENTS: usize = 256;
 
-/// Fingerprint of a group-version's served resources (what its document is built from).
-fn resources_fingerprint(resources: &[Arc<ResourceInfo>]) -> u64 {
+/// Fingerprint of what a group-version document is built from: its served resources and the
+/// revisions of the CustomResourceDefinitions that supply their schemas.
+fn fingerprint(resources: &[Arc<ResourceInfo>], crds: &[Arc<StoredObject>]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for r in resources {
         (&r.group, &r.version, &r.plural, &r.kind, r.namespaced).hash(&mut h);
+    }
+    for crd in crds {
+        (&crd.name, crd.rv).hash(&mut h);
     }
     h.finish()
 }
@@ -206,13 +212,34 @@ fn by_group_version(registry: &Registry) -> BTreeMap<String, Vec<Arc<ResourceInf
     by_gv
 }
 
+/// The stored CustomResourceDefinitions of `group` (upstream requires a CRD's name to be
+/// `<plural>.<group>`, so the name selects them without parsing their bodies).
+fn crds_of_group(state: &AppState, group: &str) -> Vec<Arc<StoredObject>> {
+    if group.is_empty() {
+        return Vec::new();
+    }
+    let key = ResourceKey {
+        group: "apiextensions.k8s.io".into(),
+        plural: "customresourcedefinitions".into(),
+    };
+    let suffix = format!(".{group}");
+    state
+        .store
+        .list(&key, None, |o| o.name.ends_with(&suffix), None, None)
+        .1
+}
+
 /// The cached document of one group-version, built on first request.
-fn document_for(path: &str, resources: &[Arc<ResourceInfo>]) -> Arc<GvDocument> {
-    let key = (path.to_string(), resources_fingerprint(resources));
+fn document_for(
+    path: &str,
+    resources: &[Arc<ResourceInfo>],
+    crds: &[Arc<StoredObject>],
+) -> Arc<GvDocument> {
+    let key = (path.to_string(), fingerprint(resources, crds));
     if let Some(doc) = DOCUMENTS.lock().get(&key) {
         return doc.clone();
     }
-    let value = build_document(resources);
+    let value = build_document(resources, crds);
     let mut h = std::collections::hash_map::DefaultHasher::new();
     serde_json::to_vec(&value).unwrap_or_default().hash(&mut h);
     let doc = Arc::new(GvDocument {
@@ -227,11 +254,12 @@ fn document_for(path: &str, resources: &[Arc<ResourceInfo>]) -> Arc<GvDocument> 
     doc
 }
 
-/// `/openapi/v3`: the index of per-group-version documents.
-pub fn openapi_index(registry: &Registry) -> Value {
+/// The index over `registry`, each document built with the CRDs `crds` returns for its group.
+fn index_with(registry: &Registry, crds: impl Fn(&str) -> Vec<Arc<StoredObject>>) -> Value {
     let mut paths = serde_json::Map::new();
     for (path, resources) in by_group_version(registry) {
-        let doc = document_for(&path, &resources);
+        let group = resources.first().map(|r| r.group.as_str()).unwrap_or("");
+        let doc = document_for(&path, &resources, &crds(group));
         paths.insert(
             path.clone(),
             json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", doc.hash)}),
@@ -240,10 +268,39 @@ pub fn openapi_index(registry: &Registry) -> Value {
     json!({"paths": paths})
 }
 
+/// One group-version's document over `registry` with the CRDs `crds` returns for its group.
+fn document_with(
+    registry: &Registry,
+    path: &str,
+    crds: impl Fn(&str) -> Vec<Arc<StoredObject>>,
+) -> Option<Arc<Value>> {
+    let path = path.trim_matches('/');
+    let resources: Vec<_> = registry
+        .all()
+        .into_iter()
+        .filter(|r| gv_path(&r.group, &r.version) == path)
+        .collect();
+    let group = resources.first()?.group.clone();
+    Some(document_for(path, &resources, &crds(&group)).value.clone())
+}
+
+/// `/openapi/v3`: the index of per-group-version documents; each `?hash=` is a hash of the
+/// document's content. Custom resources get no schemas here (see [`openapi_index_for`]).
+pub fn openapi_index(registry: &Registry) -> Value {
+    index_with(registry, |_| Vec::new())
+}
+
+/// `/openapi/v3` as [`openapi_index`], with custom resources' schemas taken from their stored
+/// CustomResourceDefinitions (so a CRD schema change changes its document's hash).
+pub fn openapi_index_for(state: &AppState) -> Value {
+    index_with(&state.registry, |group| crds_of_group(state, group))
+}
+
 /// `/openapi/v3/{api/v1 | apis/group/version}`: paths for every resource with the
 /// `x-kubernetes-group-version-kind` extension and the `fieldValidation` parameter on writes,
 /// which is what `kubectl` checks before sending `fieldValidation=Strict`, and the component
-/// schemas of the built-in kinds (`crate::openapi`), which `kubectl explain` reads.
+/// schemas of the built-in kinds (`crate::openapi`), which `kubectl explain` reads. Custom
+/// resources get no schemas here (see [`openapi_document_for`]).
 ///
 /// Operations do not reference the schemas: `kubectl explain` finds the kind through the
 /// operations' GVK and the schemas' `x-kubernetes-group-version-kind`, and PATCH declares no
@@ -251,20 +308,18 @@ pub fn openapi_index(registry: &Registry) -> Value {
 /// types (it uses OpenAPI v3 for that only when PATCH accepts
 /// `application/strategic-merge-patch+json`).
 pub fn openapi_document(registry: &Registry, path: &str) -> Option<Arc<Value>> {
-    let path = path.trim_matches('/');
-    let resources: Vec<_> = registry
-        .all()
-        .into_iter()
-        .filter(|r| gv_path(&r.group, &r.version) == path)
-        .collect();
-    if resources.is_empty() {
-        return None;
-    }
-    Some(document_for(path, &resources).value.clone())
+    document_with(registry, path, |_| Vec::new())
+}
+
+/// The document as [`openapi_document`], plus each served custom resource version's schema
+/// from its CRD's `spec.versions[].schema.openAPIV3Schema` with the GVK extension (and
+/// `ObjectMeta` with what it references), as upstream's CRD OpenAPI builder publishes.
+pub fn openapi_document_for(state: &AppState, path: &str) -> Option<Arc<Value>> {
+    document_with(&state.registry, path, |group| crds_of_group(state, group))
 }
 
 /// Builds one group-version document (see [`openapi_document`]).
-fn build_document(resources: &[Arc<ResourceInfo>]) -> Value {
+fn build_document(resources: &[Arc<ResourceInfo>], crds: &[Arc<StoredObject>]) -> Value {
     let param = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}});
     let write_params = json!([
         param("dryRun"),
@@ -308,8 +363,43 @@ fn build_document(resources: &[Arc<ResourceInfo>]) -> Value {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": format!("v{}.{}.0", KUBE_VERSION.0, KUBE_VERSION.1)},
         "paths": paths,
-        "components": {"schemas": openapi::builtin_schemas(group, version)},
+        "components": {"schemas": component_schemas(group, version, resources, crds)},
     })
+}
+
+/// The built-in schemas of the group-version plus the schema of every served custom resource
+/// whose CRD declares one (with `ObjectMeta` and its references), sorted by name.
+fn component_schemas(
+    group: &str,
+    version: &str,
+    resources: &[Arc<ResourceInfo>],
+    crds: &[Arc<StoredObject>],
+) -> serde_json::Map<String, Value> {
+    let mut schemas: BTreeMap<String, Value> = openapi::builtin_schemas(group, version)
+        .into_iter()
+        .collect();
+    let mut any_crd = false;
+    for crd in crds {
+        let crd = crd.value();
+        let kind = crd["spec"]["names"]["kind"].as_str().unwrap_or_default();
+        if crd["spec"]["group"].as_str() != Some(group)
+            || !resources
+                .iter()
+                .any(|r| r.kind == kind && r.version == version)
+        {
+            continue;
+        }
+        if let Some((name, schema)) = openapi::crd_schema(&crd, version) {
+            schemas.insert(name, schema);
+            any_crd = true;
+        }
+    }
+    if any_crd {
+        for (name, schema) in openapi::object_meta_schemas() {
+            schemas.entry(name).or_insert(schema);
+        }
+    }
+    schemas.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -348,6 +438,60 @@ mod tests {
             Some(core),
             "other documents keep theirs"
         );
+    }
+
+    fn stored(crd: &Value, rv: u64) -> Arc<StoredObject> {
+        Arc::new(StoredObject {
+            rv,
+            namespace: String::new(),
+            name: "crontabs.stable.example.com".into(),
+            uid: "u".into(),
+            json: crd.to_string().into(),
+            labels: Default::default(),
+            fields: Vec::new(),
+            owners: Vec::new(),
+            deleting: false,
+        })
+    }
+
+    #[test]
+    fn crd_versions_get_their_openapi_v3_schema_with_gvk_and_object_meta() {
+        let registry = Registry::with_builtins();
+        let mut crd = crd("crontabs", "CronTab");
+        crd["spec"]["versions"][0]["schema"] = json!({"openAPIV3Schema": {
+            "type": "object",
+            "properties": {"spec": {"type": "object", "description": "desired cron",
+                "properties": {"cronSpec": {"type": "string", "description": "the schedule"}}}}
+        }});
+        registry.register_crd(&crd);
+        let crds = [stored(&crd, 7)];
+        let path = "apis/stable.example.com/v1";
+        let doc = document_with(&registry, path, |_| crds.to_vec()).expect("served");
+        let schemas = &doc["components"]["schemas"];
+        let schema = &schemas["com.example.stable.v1.CronTab"];
+        assert_eq!(
+            schema["x-kubernetes-group-version-kind"],
+            json!([{"group": "stable.example.com", "kind": "CronTab", "version": "v1"}])
+        );
+        assert_eq!(
+            schema["properties"]["spec"]["properties"]["cronSpec"]["description"],
+            "the schedule"
+        );
+        assert!(schemas["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"].is_object());
+        let hash = |crds: Vec<Arc<StoredObject>>| {
+            index_with(&registry, move |_| crds.clone())["paths"][path]["serverRelativeURL"].clone()
+        };
+        let before = hash(crds.to_vec());
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["description"] = json!("changed");
+        assert_ne!(
+            before,
+            hash(vec![stored(&crd, 8)]),
+            "a schema change changes the hash"
+        );
+        // Without the CRD objects (the registry-only entry points) the kind has no schema.
+        let bare = openapi_document(&registry, path).expect("served");
+        assert!(bare["components"]["schemas"]["com.example.stable.v1.CronTab"].is_null());
     }
 
     #[test]

@@ -254,3 +254,55 @@ async fn openapi_index_lists_a_crd_group_version_and_keeps_unchanged_hashes() {
             .is_object()
     );
 }
+
+/// The CRD half of the document comes from the stored CustomResourceDefinition. The HTTP
+/// handler still calls the registry-only `openapi_document`, so this checks the state-aware
+/// entry point the handler is meant to call (`discovery::openapi_document_for`) in-process.
+#[tokio::test]
+async fn crd_document_for_state_carries_the_stored_openapi_v3_schema() {
+    let fx = Fixture::start().await;
+    let crds: kube::Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = kube::Api::all(fx.client.clone());
+    let crd = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.shop.example.com"},
+        "spec": {
+            "group": "shop.example.com",
+            "scope": "Cluster",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "description": "A widget for sale.",
+                "properties": {"spec": {"type": "object", "properties": {
+                    "price": {"type": "integer", "description": "Price in cents."}}}}
+            }}}]
+        }
+    }))
+    .expect("CRD");
+    crds.create(&Default::default(), &crd)
+        .await
+        .expect("CRD created");
+    let state = fx.server.state();
+    let doc =
+        svcplane_apiserver::discovery::openapi_document_for(state, "apis/shop.example.com/v1")
+            .expect("CRD group-version served");
+    let widget = &doc["components"]["schemas"]["com.example.shop.v1.Widget"];
+    assert_eq!(
+        widget["x-kubernetes-group-version-kind"],
+        json!([{"group": "shop.example.com", "kind": "Widget", "version": "v1"}])
+    );
+    assert_eq!(widget["description"], "A widget for sale.");
+    assert_eq!(
+        widget["properties"]["spec"]["properties"]["price"]["type"],
+        "integer"
+    );
+    let index = svcplane_apiserver::discovery::openapi_index_for(state);
+    assert_ne!(
+        index["paths"]["apis/shop.example.com/v1"],
+        svcplane_apiserver::discovery::openapi_index(&state.registry)["paths"]
+            ["apis/shop.example.com/v1"],
+        "the schema is part of the hashed content"
+    );
+}
