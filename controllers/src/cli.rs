@@ -14,6 +14,7 @@ use axum::Router;
 use kube::Client;
 
 use crate::config::{parse_controllers, ControllerConfig};
+use crate::duration_flag::parse_duration;
 use crate::error::{Error, Result};
 use crate::labels::{DEFAULT_MAX_ENDPOINTS_PER_SLICE, MANAGED_BY_ENDPOINTSLICE_CONTROLLER};
 use crate::leader_election::{LeaderElectionConfig, LeaderElector};
@@ -35,9 +36,10 @@ pub struct ControllerManagerArgs {
     /// Maximum endpoints per EndpointSlice (1..=1000).
     #[arg(long, default_value_t = DEFAULT_MAX_ENDPOINTS_PER_SLICE)]
     pub max_endpoints_per_slice: usize,
-    /// Batch period for Pod-driven endpoint updates, in seconds (e.g. `0.5`).
-    #[arg(long, default_value_t = 0.0)]
-    pub endpoint_updates_batch_period: f64,
+    /// Batch period for Pod-driven endpoint updates, as kube-controller-manager takes it
+    /// (`500ms`, `1s`; a plain number is seconds).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub endpoint_updates_batch_period: Duration,
     /// Client write rate limit (requests/s, 0 = unlimited; kube-controller-manager uses 20).
     #[arg(long, default_value_t = 20.0)]
     pub kube_api_qps: f32,
@@ -53,32 +55,21 @@ pub struct ControllerManagerArgs {
     /// Lease name.
     #[arg(long, default_value = "svcplane-controller-manager")]
     pub leader_elect_resource_name: String,
-    /// Lease duration in seconds.
-    #[arg(long, default_value_t = 15.0)]
-    pub leader_elect_lease_duration: f64,
-    /// Renew deadline in seconds.
-    #[arg(long, default_value_t = 10.0)]
-    pub leader_elect_renew_deadline: f64,
-    /// Retry period in seconds.
-    #[arg(long, default_value_t = 2.0)]
-    pub leader_elect_retry_period: f64,
+    /// How long a leader's Lease is valid without renewal (`15s`).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+    /// How long the leader keeps retrying a renewal before it gives up leading (`10s`).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+    /// How often candidates retry acquiring or renewing the Lease (`2s`).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub leader_elect_retry_period: Duration,
     /// `endpointslice.kubernetes.io/managed-by` value written on slices.
     #[arg(long, default_value = MANAGED_BY_ENDPOINTSLICE_CONTROLLER)]
     pub managed_by: String,
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, default_value = "127.0.0.1:10257")]
     pub metrics_addr: SocketAddr,
-}
-
-fn seconds(flag: &'static str, v: f64) -> Result<Duration> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(Duration::from_secs_f64(v))
-    } else {
-        Err(Error::InvalidConfig {
-            flag,
-            message: format!("must be a number of seconds >= 0, got {v}"),
-        })
-    }
 }
 
 impl ControllerManagerArgs {
@@ -88,10 +79,7 @@ impl ControllerManagerArgs {
             controllers: parse_controllers(&self.controllers)?,
             concurrent_syncs: self.concurrent_service_syncs,
             max_endpoints_per_slice: self.max_endpoints_per_slice,
-            endpoint_updates_batch_period: seconds(
-                "--endpoint-updates-batch-period",
-                self.endpoint_updates_batch_period,
-            )?,
+            endpoint_updates_batch_period: self.endpoint_updates_batch_period,
             managed_by: self.managed_by.clone(),
             kube_api_qps: self.kube_api_qps,
             kube_api_burst: self.kube_api_burst,
@@ -106,18 +94,9 @@ impl ControllerManagerArgs {
         Ok(LeaderElectionConfig {
             namespace: self.leader_elect_resource_namespace.clone(),
             name: self.leader_elect_resource_name.clone(),
-            lease_duration: seconds(
-                "--leader-elect-lease-duration",
-                self.leader_elect_lease_duration,
-            )?,
-            renew_deadline: seconds(
-                "--leader-elect-renew-deadline",
-                self.leader_elect_renew_deadline,
-            )?,
-            retry_period: seconds(
-                "--leader-elect-retry-period",
-                self.leader_elect_retry_period,
-            )?,
+            lease_duration: self.leader_elect_lease_duration,
+            renew_deadline: self.leader_elect_renew_deadline,
+            retry_period: self.leader_elect_retry_period,
             ..LeaderElectionConfig::default()
         })
     }
@@ -297,6 +276,33 @@ mod tests {
         assert_eq!(c.max_endpoints_per_slice, 500);
         assert_eq!(c.endpoint_updates_batch_period, Duration::from_millis(250));
         assert_eq!(c.kube_api_qps, 0.0);
+    }
+
+    #[test]
+    fn duration_flags_take_kube_controller_manager_syntax() {
+        let cli = Cli::parse_from([
+            "x",
+            "--endpoint-updates-batch-period",
+            "500ms",
+            "--leader-elect-lease-duration",
+            "1m",
+            "--leader-elect-renew-deadline",
+            "45s",
+            "--leader-elect-retry-period",
+            "1.5s",
+        ]);
+        let c = cli.args.controller_config().unwrap();
+        assert_eq!(c.endpoint_updates_batch_period, Duration::from_millis(500));
+        let le = cli.args.leader_election_config().unwrap();
+        assert_eq!(le.lease_duration, Duration::from_secs(60));
+        assert_eq!(le.renew_deadline, Duration::from_secs(45));
+        assert_eq!(le.retry_period, Duration::from_millis(1500));
+        let Err(err) = Cli::try_parse_from(["x", "--leader-elect-lease-duration", "15 parsecs"])
+        else {
+            panic!("an unknown unit is refused");
+        };
+        let err = err.to_string();
+        assert!(err.contains("--leader-elect-lease-duration"), "{err}");
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub mod cached_object;
 pub mod cached_pod;
 pub mod config;
 pub mod context;
+pub mod duration_flag;
 pub mod endpoints_controller;
 pub mod endpoints_plan;
 pub mod endpointslice_controller;
