@@ -132,8 +132,13 @@ pub fn split_key(key: &str) -> (&str, &str) {
 pub struct Context {
     /// API client.
     pub client: Client,
-    /// Event recorder.
+    /// Event recorder of the EndpointSlice controller (upstream's event source
+    /// `endpoint-slice-controller`).
     pub recorder: Recorder,
+    /// Event recorder of the Endpoints controller (`endpoint-controller`).
+    pub endpoints_recorder: Recorder,
+    /// Event recorder of the mirroring controller (`endpoint-slice-mirroring-controller`).
+    pub mirroring_recorder: Recorder,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Configuration.
@@ -155,7 +160,12 @@ impl Context {
     /// A context with empty caches.
     pub fn new(client: Client, config: ControllerConfig, metrics: Arc<Metrics>) -> Self {
         Context {
-            recorder: Recorder::new(client.clone(), "endpointslice-controller"),
+            recorder: Recorder::new(client.clone(), "endpoint-slice-controller"),
+            endpoints_recorder: Recorder::new(client.clone(), "endpoint-controller"),
+            mirroring_recorder: Recorder::new(
+                client.clone(),
+                "endpoint-slice-mirroring-controller",
+            ),
             limiter: RateLimiter::new(config.kube_api_qps, config.kube_api_burst),
             client,
             metrics,

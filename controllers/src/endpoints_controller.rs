@@ -163,7 +163,7 @@ impl EndpointsController {
                     }
                     Err(e) => {
                         let err = Error::api(format!("failed to create Endpoints {key}"), e);
-                        ctx.recorder.warn(
+                        ctx.endpoints_recorder.warn(
                             svc_ref(),
                             "FailedToCreateEndpoint",
                             format!("Failed to create endpoint for service {key}: {err}"),
@@ -188,7 +188,7 @@ impl EndpointsController {
                     }
                     Err(e) => {
                         let err = Error::api(format!("failed to update Endpoints {key}"), e);
-                        ctx.recorder.warn(
+                        ctx.endpoints_recorder.warn(
                             svc_ref(),
                             "FailedToUpdateEndpoint",
                             format!("Failed to update endpoint {key}: {err}"),

@@ -193,7 +193,7 @@ impl MirroringController {
                 );
                 let ep_ref = || object_ref("Endpoints", ns, name, ep.metadata.uid.clone());
                 if plan.invalid_addresses > 0 {
-                    ctx.recorder.warn(
+                    ctx.mirroring_recorder.warn(
                         ep_ref(),
                         "InvalidIPAddress",
                         format!(
@@ -207,7 +207,7 @@ impl MirroringController {
                         skipped = plan.over_capacity_skipped,
                         "addresses skipped due to exceeding MaxEndpointsPerSubset"
                     );
-                    ctx.recorder.warn(
+                    ctx.mirroring_recorder.warn(
                         ep_ref(),
                         "TooManyAddressesToMirror",
                         format!(
@@ -244,7 +244,7 @@ impl MirroringController {
         let result =
             apply_slice_plan(ctx, NAME, &owner, ns, &plan.slices, &ctx.mirror_tracker).await;
         if let (Err(err), Some(ep)) = (&result, endpoints.as_ref()) {
-            ctx.recorder.warn(
+            ctx.mirroring_recorder.warn(
                 object_ref("Endpoints", ns, name, ep.metadata.uid.clone()),
                 "FailedToUpdateEndpointSlices",
                 format!("Error updating EndpointSlices for Endpoints {key}: {err}"),

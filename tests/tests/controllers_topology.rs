@@ -134,7 +134,8 @@ async fn wait_hints(
     hints(&our_slices(client, "web").await)
 }
 
-/// `(type, message)` of the Events on Service `web` with `reason`.
+/// `(type, message)` of the Events on Service `web` with `reason`, recorded under upstream's
+/// event source `endpoint-slice-controller`.
 async fn service_events(client: &Client, reason: &str) -> Vec<(String, String)> {
     Api::<Event>::namespaced(client.clone(), NS)
         .list(&ListParams::default())
@@ -146,6 +147,8 @@ async fn service_events(client: &Client, reason: &str) -> Vec<(String, String)> 
             e.involved_object.kind.as_deref() == Some("Service")
                 && e.involved_object.name.as_deref() == Some("web")
                 && e.reason.as_deref() == Some(reason)
+                && e.source.as_ref().and_then(|s| s.component.as_deref())
+                    == Some("endpoint-slice-controller")
         })
         .map(|e| (e.type_.unwrap_or_default(), e.message.unwrap_or_default()))
         .collect()
