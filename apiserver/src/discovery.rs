@@ -188,14 +188,16 @@ static DOCUMENTS: LazyLock<Mutex<DocumentCache>> = LazyLock::new(Default::defaul
 const MAX_CACHED_DOCUMENTS: usize = 256;
 
 /// Fingerprint of what a group-version document is built from: its served resources and the
-/// revisions of the CustomResourceDefinitions that supply their schemas.
+/// identity and revision of the CustomResourceDefinitions that supply their schemas.
 fn fingerprint(resources: &[Arc<ResourceInfo>], crds: &[Arc<StoredObject>]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for r in resources {
         (&r.group, &r.version, &r.plural, &r.kind, r.namespaced).hash(&mut h);
     }
+    // The uid keeps two servers in one process (whose revisions may coincide) apart in the
+    // process-wide cache.
     for crd in crds {
-        (&crd.name, crd.rv).hash(&mut h);
+        (&crd.name, &crd.uid, crd.rv).hash(&mut h);
     }
     h.finish()
 }
@@ -441,11 +443,15 @@ mod tests {
     }
 
     fn stored(crd: &Value, rv: u64) -> Arc<StoredObject> {
+        stored_with_uid(crd, rv, "u")
+    }
+
+    fn stored_with_uid(crd: &Value, rv: u64, uid: &str) -> Arc<StoredObject> {
         Arc::new(StoredObject {
             rv,
             namespace: String::new(),
             name: "crontabs.stable.example.com".into(),
-            uid: "u".into(),
+            uid: uid.into(),
             json: crd.to_string().into(),
             labels: Default::default(),
             fields: Vec::new(),
@@ -492,6 +498,27 @@ mod tests {
         // Without the CRD objects (the registry-only entry points) the kind has no schema.
         let bare = openapi_document(&registry, path).expect("served");
         assert!(bare["components"]["schemas"]["com.example.stable.v1.CronTab"].is_null());
+    }
+
+    #[test]
+    fn same_crd_name_and_revision_on_two_servers_do_not_share_a_cached_document() {
+        let registry = Registry::with_builtins();
+        let mut crd = crd("crontabs", "CronTab");
+        crd["spec"]["versions"][0]["schema"] =
+            json!({"openAPIV3Schema": {"type": "object", "description": "first server"}});
+        registry.register_crd(&crd);
+        let path = "apis/stable.example.com/v1";
+        let one = [stored_with_uid(&crd, 5, "uid-1")];
+        let first = document_with(&registry, path, |_| one.to_vec()).expect("served");
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["description"] =
+            json!("second server");
+        let two = [stored_with_uid(&crd, 5, "uid-2")];
+        let second = document_with(&registry, path, |_| two.to_vec()).expect("served");
+        let desc = |d: &Value| {
+            d["components"]["schemas"]["com.example.stable.v1.CronTab"]["description"].clone()
+        };
+        assert_eq!(desc(&first), "first server");
+        assert_eq!(desc(&second), "second server");
     }
 
     #[test]
