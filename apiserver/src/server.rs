@@ -241,12 +241,11 @@ async fn route(
                 .get(http::header::ACCEPT)
                 .and_then(|v| v.to_str().ok()),
         )),
-        (Method::GET, "/openapi/v3") => Some(value_response(
-            200,
-            &discovery::openapi_index(&state.registry),
-        )),
+        (Method::GET, "/openapi/v3") => {
+            Some(value_response(200, &discovery::openapi_index_for(&state)))
+        }
         (Method::GET, p) if p.starts_with("/openapi/v3/") => Some(
-            match discovery::openapi_document(&state.registry, &p["/openapi/v3/".len()..]) {
+            match discovery::openapi_document_for(&state, &p["/openapi/v3/".len()..]) {
                 Some(doc) => value_response(200, &doc),
                 None => error_response(&ApiError::path_not_found()),
             },

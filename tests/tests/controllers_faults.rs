@@ -15,6 +15,19 @@ use svcplane_tests::Fixture;
 const SERVICES: usize = 8;
 const PODS: usize = 30;
 
+/// Controller writes of slices and Endpoints answered with an injected 500 or 409 so far.
+fn injected_write_failures(fx: &Fixture) -> u64 {
+    ["POST", "PUT", "DELETE"]
+        .iter()
+        .flat_map(|verb| {
+            ["endpointslices", "endpoints"]
+                .iter()
+                .flat_map(move |res| ["500", "409"].map(|code| (*verb, *res, code)))
+        })
+        .map(|(verb, res, code)| responses_with_code(fx, verb, res, code))
+        .sum()
+}
+
 fn rule(verb: Option<&str>, resource: Option<&str>, fraction: f64, status: u16) -> FaultRule {
     FaultRule {
         verb: verb.map(String::from),
@@ -64,7 +77,11 @@ async fn converges_exactly_after_errors_dropped_watches_and_410s() {
     let started = Instant::now();
     let mut next_pod = [PODS; SERVICES];
     let mut round = 0;
-    while started.elapsed() < Duration::from_secs(4) {
+    // At least 4 s of churn, and (on a loaded machine, where fewer writes happen in 4 s) until
+    // the faults have hit some of the controllers' writes, so the recovery below is exercised.
+    while started.elapsed() < Duration::from_secs(4)
+        || (injected_write_failures(&fx) == 0 && started.elapsed() < Duration::from_secs(60))
+    {
         round += 1;
         for _ in 0..10 {
             let (s, action, i, ready) = {
@@ -107,11 +124,7 @@ async fn converges_exactly_after_errors_dropped_watches_and_410s() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let failed = responses_with_code(&fx, "PUT", "endpointslices", "500")
-        + responses_with_code(&fx, "POST", "endpointslices", "500")
-        + responses_with_code(&fx, "PUT", "endpointslices", "409")
-        + responses_with_code(&fx, "PUT", "endpoints", "500")
-        + responses_with_code(&fx, "PUT", "endpoints", "409");
+    let failed = injected_write_failures(&fx);
     fx.faults().clear();
     let took = eventually(Duration::from_secs(60), "all Services converge", || async {
         for s in 0..SERVICES {

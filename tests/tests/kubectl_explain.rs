@@ -306,3 +306,50 @@ async fn crd_document_for_state_carries_the_stored_openapi_v3_schema() {
         "the schema is part of the hashed content"
     );
 }
+
+/// Custom resources are explained from their CRD's `openAPIV3Schema`, as upstream publishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_explain_custom_resource_uses_the_crd_schema() {
+    let Some((fx, home)) = start("kubectl_explain_custom_resource_uses_the_crd_schema").await
+    else {
+        return;
+    };
+    let crd = home.path().join("crd.yaml");
+    std::fs::write(
+        &crd,
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: crontabs.stable.example.com
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names: {plural: crontabs, singular: crontab, kind: CronTab}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        description: A schedule that runs an image.
+        properties:
+          spec:
+            type: object
+            properties:
+              cronSpec:
+                type: string
+                description: The cron expression, e.g. "*/5 * * * *".
+              replicas:
+                type: integer
+"#,
+    )
+    .unwrap();
+    let (ok, _, stderr) = kubectl(&fx, &home, &["apply", "-f", crd.to_str().unwrap()]).await;
+    assert!(ok, "{stderr}");
+    let out = explain(&fx, &home, &["crontabs.spec.cronSpec"]).await;
+    assert!(out.contains("GROUP:      stable.example.com"), "{out}");
+    assert!(out.contains("KIND:       CronTab"), "{out}");
+    assert!(out.contains("FIELD: cronSpec <string>"), "{out}");
+    assert!(out.contains("The cron expression"), "{out}");
+}
