@@ -45,6 +45,8 @@ ROOTS = [
     ("api::events::v1", "Event"),
     ("api::admissionregistration::v1", "ValidatingWebhookConfiguration"),
     ("apiextensions_apiserver::pkg::apis::apiextensions::v1", "CustomResourceDefinition"),
+    # Answered without storage (apiserver/src/access_review.rs), for `kubectl auth can-i`.
+    ("api::authorization::v1", "SelfSubjectAccessReview"),
 ]
 
 # Request-body messages that are not kinds of their own: DeleteOptions (the body of DELETE, which

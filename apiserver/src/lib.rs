@@ -6,6 +6,7 @@
 //! finalizers, garbage collection, the status subresource, server-side printing (Tables) and
 //! Prometheus metrics named like kube-apiserver's.
 
+pub mod access_review;
 pub mod admission;
 pub mod bootstrap;
 pub mod codec;

@@ -218,6 +218,18 @@ async fn route(
     if path == "/debug/faults" {
         return faults_endpoint(&state, &method, req).await;
     }
+    if method == Method::POST && path == crate::access_review::PATH {
+        let answer = match read_body(req).await {
+            Ok(body) => crate::access_review::review(&body, content_type.as_deref()),
+            Err(e) => Err(e),
+        };
+        let resp = match answer {
+            Ok(review) => value_response(201, &review),
+            Err(e) => error_response(&e),
+        };
+        record_non_resource(&state, &method, &path, resp.status().as_u16(), started);
+        return resp;
+    }
     // Non-resource paths.
     let simple = match (method.clone(), path.as_str()) {
         (Method::GET, "/healthz" | "/readyz" | "/livez") => Some(text(200, "ok")),

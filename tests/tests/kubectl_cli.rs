@@ -522,3 +522,20 @@ async fn kubectl_apply_of_a_list_file_creates_every_item() {
     let out = k.ok(&["delete", "-f", &list]).await;
     assert!(out.contains("configmap \"l2\" deleted"), "{out}");
 }
+
+/// `kubectl auth can-i` creates a SelfSubjectAccessReview (protobuf, typed client); with no
+/// authorization in the embedded server every answer is yes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_auth_can_i_answers_yes() {
+    let Some(k) = Kubectl::start("kubectl_auth_can_i_answers_yes").await else {
+        return;
+    };
+    let out = k.ok(&["auth", "can-i", "get", "pods"]).await;
+    assert_eq!(out.trim(), "yes");
+    let out = k
+        .ok(&["auth", "can-i", "create", "services", "-n", "kube-system"])
+        .await;
+    assert_eq!(out.trim(), "yes");
+    let out = k.ok(&["auth", "can-i", "get", "/healthz"]).await;
+    assert_eq!(out.trim(), "yes");
+}

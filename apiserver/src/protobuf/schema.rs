@@ -11,10 +11,10 @@
 use super::model::{Field, Message, Scalar, Special, Type};
 
 /// Index of `JSONSchemaProps` in [`MESSAGES`] (the schema inside the `JSONSchemaPropsOr*` specials).
-pub const JSON_SCHEMA_PROPS: usize = 13;
+pub const JSON_SCHEMA_PROPS: usize = 14;
 
 /// Index of `meta.v1.DeleteOptions` in [`MESSAGES`] (the body of DELETE requests).
-pub const DELETE_OPTIONS: usize = 14;
+pub const DELETE_OPTIONS: usize = 15;
 
 /// Served kinds: (`apiVersion`, `kind`, index in [`MESSAGES`]).
 pub static KINDS: &[(&str, &str, usize)] = &[
@@ -31,6 +31,7 @@ pub static KINDS: &[(&str, &str, usize)] = &[
     ("events.k8s.io/v1", "Event", 10),
     ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", 11),
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 12),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", 13),
 ];
 
 /// Every message reachable from [`KINDS`], referenced by index.
@@ -38,58 +39,58 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::Namespace",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(15), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(16), repeated: false, required: false },
-            Field { tag: 3, json: "status", ty: Type::Message(17), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(16), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(17), repeated: false, required: false },
+            Field { tag: 3, json: "status", ty: Type::Message(18), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::Service",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(15), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(18), repeated: false, required: false },
-            Field { tag: 3, json: "status", ty: Type::Message(19), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(16), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(19), repeated: false, required: false },
+            Field { tag: 3, json: "status", ty: Type::Message(20), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::Pod",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(15), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(20), repeated: false, required: false },
-            Field { tag: 3, json: "status", ty: Type::Message(21), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(16), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(21), repeated: false, required: false },
+            Field { tag: 3, json: "status", ty: Type::Message(22), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::Node",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(15), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(22), repeated: false, required: false },
-            Field { tag: 3, json: "status", ty: Type::Message(23), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(16), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(23), repeated: false, required: false },
+            Field { tag: 3, json: "status", ty: Type::Message(24), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::Endpoints",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(15), repeated: false, required: true },
-            Field { tag: 2, json: "subsets", ty: Type::Message(24), repeated: true, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(16), repeated: false, required: true },
+            Field { tag: 2, json: "subsets", ty: Type::Message(25), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::core::v1::Event",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(15), repeated: false, required: true },
-            Field { tag: 2, json: "involvedObject", ty: Type::Message(25), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(16), repeated: false, required: true },
+            Field { tag: 2, json: "involvedObject", ty: Type::Message(26), repeated: false, required: true },
             Field { tag: 3, json: "reason", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "message", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 5, json: "source", ty: Type::Message(26), repeated: false, required: false },
+            Field { tag: 5, json: "source", ty: Type::Message(27), repeated: false, required: false },
             Field { tag: 6, json: "firstTimestamp", ty: Type::Special(Special::Time), repeated: false, required: false },
             Field { tag: 7, json: "lastTimestamp", ty: Type::Special(Special::Time), repeated: false, required: false },
             Field { tag: 8, json: "count", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 9, json: "type", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 10, json: "eventTime", ty: Type::Special(Special::MicroTime), repeated: false, required: false },
-            Field { tag: 11, json: "series", ty: Type::Message(27), repeated: false, required: false },
+            Field { tag: 11, json: "series", ty: Type::Message(28), repeated: false, required: false },
             Field { tag: 12, json: "action", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 13, json: "related", ty: Type::Message(25), repeated: false, required: false },
+            Field { tag: 13, json: "related", ty: Type::Message(26), repeated: false, required: false },
             Field { tag: 14, json: "reportingComponent", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 15, json: "reportingInstance", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
@@ -97,7 +98,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ConfigMap",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(15), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(16), repeated: false, required: true },
             Field { tag: 2, json: "data", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
             Field { tag: 3, json: "binaryData", ty: Type::Map(&Type::Scalar(Scalar::Bytes)), repeated: false, required: false },
             Field { tag: 4, json: "immutable", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
@@ -106,7 +107,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::Secret",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(15), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(16), repeated: false, required: true },
             Field { tag: 2, json: "data", ty: Type::Map(&Type::Scalar(Scalar::Bytes)), repeated: false, required: false },
             Field { tag: 3, json: "type", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "stringData", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
@@ -116,34 +117,34 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::discovery::v1::EndpointSlice",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(15), repeated: false, required: true },
-            Field { tag: 2, json: "endpoints", ty: Type::Message(28), repeated: true, required: true },
-            Field { tag: 3, json: "ports", ty: Type::Message(29), repeated: true, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(16), repeated: false, required: true },
+            Field { tag: 2, json: "endpoints", ty: Type::Message(29), repeated: true, required: true },
+            Field { tag: 3, json: "ports", ty: Type::Message(30), repeated: true, required: false },
             Field { tag: 4, json: "addressType", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::coordination::v1::Lease",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(15), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(30), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(16), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(31), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::events::v1::Event",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(15), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(16), repeated: false, required: true },
             Field { tag: 2, json: "eventTime", ty: Type::Special(Special::MicroTime), repeated: false, required: false },
-            Field { tag: 3, json: "series", ty: Type::Message(31), repeated: false, required: false },
+            Field { tag: 3, json: "series", ty: Type::Message(32), repeated: false, required: false },
             Field { tag: 4, json: "reportingController", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 5, json: "reportingInstance", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 6, json: "action", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 7, json: "reason", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 8, json: "regarding", ty: Type::Message(25), repeated: false, required: false },
-            Field { tag: 9, json: "related", ty: Type::Message(25), repeated: false, required: false },
+            Field { tag: 8, json: "regarding", ty: Type::Message(26), repeated: false, required: false },
+            Field { tag: 9, json: "related", ty: Type::Message(26), repeated: false, required: false },
             Field { tag: 10, json: "note", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 11, json: "type", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 12, json: "deprecatedSource", ty: Type::Message(26), repeated: false, required: false },
+            Field { tag: 12, json: "deprecatedSource", ty: Type::Message(27), repeated: false, required: false },
             Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Type::Special(Special::Time), repeated: false, required: false },
             Field { tag: 14, json: "deprecatedLastTimestamp", ty: Type::Special(Special::Time), repeated: false, required: false },
             Field { tag: 15, json: "deprecatedCount", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
@@ -152,16 +153,24 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::admissionregistration::v1::ValidatingWebhookConfiguration",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(15), repeated: false, required: true },
-            Field { tag: 2, json: "webhooks", ty: Type::Message(32), repeated: true, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(16), repeated: false, required: true },
+            Field { tag: 2, json: "webhooks", ty: Type::Message(33), repeated: true, required: false },
         ],
     },
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(15), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(33), repeated: false, required: true },
-            Field { tag: 3, json: "status", ty: Type::Message(34), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(16), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(34), repeated: false, required: true },
+            Field { tag: 3, json: "status", ty: Type::Message(35), repeated: false, required: false },
+        ],
+    },
+    Message {
+        name: "api::authorization::v1::SelfSubjectAccessReview",
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Type::Message(16), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(36), repeated: false, required: true },
+            Field { tag: 3, json: "status", ty: Type::Message(37), repeated: false, required: false },
         ],
     },
     Message {
@@ -191,17 +200,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 22, json: "minProperties", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 23, json: "required", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 24, json: "items", ty: Type::Special(Special::SchemaOrArray), repeated: false, required: false },
-            Field { tag: 25, json: "allOf", ty: Type::Message(13), repeated: true, required: false },
-            Field { tag: 26, json: "oneOf", ty: Type::Message(13), repeated: true, required: false },
-            Field { tag: 27, json: "anyOf", ty: Type::Message(13), repeated: true, required: false },
-            Field { tag: 28, json: "not", ty: Type::Message(13), repeated: false, required: false },
-            Field { tag: 29, json: "properties", ty: Type::Map(&Type::Message(13)), repeated: false, required: false },
+            Field { tag: 25, json: "allOf", ty: Type::Message(14), repeated: true, required: false },
+            Field { tag: 26, json: "oneOf", ty: Type::Message(14), repeated: true, required: false },
+            Field { tag: 27, json: "anyOf", ty: Type::Message(14), repeated: true, required: false },
+            Field { tag: 28, json: "not", ty: Type::Message(14), repeated: false, required: false },
+            Field { tag: 29, json: "properties", ty: Type::Map(&Type::Message(14)), repeated: false, required: false },
             Field { tag: 30, json: "additionalProperties", ty: Type::Special(Special::SchemaOrBool), repeated: false, required: false },
-            Field { tag: 31, json: "patternProperties", ty: Type::Map(&Type::Message(13)), repeated: false, required: false },
+            Field { tag: 31, json: "patternProperties", ty: Type::Map(&Type::Message(14)), repeated: false, required: false },
             Field { tag: 32, json: "dependencies", ty: Type::Map(&Type::Special(Special::SchemaOrStringArray)), repeated: false, required: false },
             Field { tag: 33, json: "additionalItems", ty: Type::Special(Special::SchemaOrBool), repeated: false, required: false },
-            Field { tag: 34, json: "definitions", ty: Type::Map(&Type::Message(13)), repeated: false, required: false },
-            Field { tag: 35, json: "externalDocs", ty: Type::Message(35), repeated: false, required: false },
+            Field { tag: 34, json: "definitions", ty: Type::Map(&Type::Message(14)), repeated: false, required: false },
+            Field { tag: 35, json: "externalDocs", ty: Type::Message(38), repeated: false, required: false },
             Field { tag: 36, json: "example", ty: Type::Special(Special::RawJson), repeated: false, required: false },
             Field { tag: 37, json: "nullable", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 38, json: "x-kubernetes-preserve-unknown-fields", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
@@ -210,14 +219,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 41, json: "x-kubernetes-list-map-keys", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 42, json: "x-kubernetes-list-type", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 43, json: "x-kubernetes-map-type", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 44, json: "x-kubernetes-validations", ty: Type::Message(36), repeated: true, required: false },
+            Field { tag: 44, json: "x-kubernetes-validations", ty: Type::Message(39), repeated: true, required: false },
         ],
     },
     Message {
         name: "apimachinery::pkg::apis::meta::v1::DeleteOptions",
         fields: &[
             Field { tag: 1, json: "gracePeriodSeconds", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
-            Field { tag: 2, json: "preconditions", ty: Type::Message(37), repeated: false, required: false },
+            Field { tag: 2, json: "preconditions", ty: Type::Message(40), repeated: false, required: false },
             Field { tag: 3, json: "orphanDependents", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 4, json: "propagationPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 5, json: "dryRun", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
@@ -239,9 +248,9 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "deletionGracePeriodSeconds", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 11, json: "labels", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
             Field { tag: 12, json: "annotations", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
-            Field { tag: 13, json: "ownerReferences", ty: Type::Message(38), repeated: true, required: false },
+            Field { tag: 13, json: "ownerReferences", ty: Type::Message(41), repeated: true, required: false },
             Field { tag: 14, json: "finalizers", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
-            Field { tag: 17, json: "managedFields", ty: Type::Message(39), repeated: true, required: false },
+            Field { tag: 17, json: "managedFields", ty: Type::Message(42), repeated: true, required: false },
         ],
     },
     Message {
@@ -254,13 +263,13 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::NamespaceStatus",
         fields: &[
             Field { tag: 1, json: "phase", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "conditions", ty: Type::Message(40), repeated: true, required: false },
+            Field { tag: 2, json: "conditions", ty: Type::Message(43), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::core::v1::ServiceSpec",
         fields: &[
-            Field { tag: 1, json: "ports", ty: Type::Message(41), repeated: true, required: false },
+            Field { tag: 1, json: "ports", ty: Type::Message(44), repeated: true, required: false },
             Field { tag: 2, json: "selector", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
             Field { tag: 3, json: "clusterIP", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "type", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
@@ -272,7 +281,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "externalTrafficPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 12, json: "healthCheckNodePort", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 13, json: "publishNotReadyAddresses", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 14, json: "sessionAffinityConfig", ty: Type::Message(42), repeated: false, required: false },
+            Field { tag: 14, json: "sessionAffinityConfig", ty: Type::Message(45), repeated: false, required: false },
             Field { tag: 17, json: "ipFamilyPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 18, json: "clusterIPs", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 19, json: "ipFamilies", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
@@ -285,15 +294,15 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ServiceStatus",
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Type::Message(43), repeated: false, required: false },
-            Field { tag: 2, json: "conditions", ty: Type::Message(44), repeated: true, required: false },
+            Field { tag: 1, json: "loadBalancer", ty: Type::Message(46), repeated: false, required: false },
+            Field { tag: 2, json: "conditions", ty: Type::Message(47), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::core::v1::PodSpec",
         fields: &[
-            Field { tag: 1, json: "volumes", ty: Type::Message(45), repeated: true, required: false },
-            Field { tag: 2, json: "containers", ty: Type::Message(46), repeated: true, required: true },
+            Field { tag: 1, json: "volumes", ty: Type::Message(48), repeated: true, required: false },
+            Field { tag: 2, json: "containers", ty: Type::Message(49), repeated: true, required: true },
             Field { tag: 3, json: "restartPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "terminationGracePeriodSeconds", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 5, json: "activeDeadlineSeconds", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
@@ -305,54 +314,54 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "hostNetwork", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 12, json: "hostPID", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 13, json: "hostIPC", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 14, json: "securityContext", ty: Type::Message(48), repeated: false, required: false },
-            Field { tag: 15, json: "imagePullSecrets", ty: Type::Message(49), repeated: true, required: false },
+            Field { tag: 14, json: "securityContext", ty: Type::Message(51), repeated: false, required: false },
+            Field { tag: 15, json: "imagePullSecrets", ty: Type::Message(52), repeated: true, required: false },
             Field { tag: 16, json: "hostname", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 17, json: "subdomain", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 18, json: "affinity", ty: Type::Message(50), repeated: false, required: false },
+            Field { tag: 18, json: "affinity", ty: Type::Message(53), repeated: false, required: false },
             Field { tag: 19, json: "schedulerName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 20, json: "initContainers", ty: Type::Message(46), repeated: true, required: false },
+            Field { tag: 20, json: "initContainers", ty: Type::Message(49), repeated: true, required: false },
             Field { tag: 21, json: "automountServiceAccountToken", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 22, json: "tolerations", ty: Type::Message(51), repeated: true, required: false },
-            Field { tag: 23, json: "hostAliases", ty: Type::Message(52), repeated: true, required: false },
+            Field { tag: 22, json: "tolerations", ty: Type::Message(54), repeated: true, required: false },
+            Field { tag: 23, json: "hostAliases", ty: Type::Message(55), repeated: true, required: false },
             Field { tag: 24, json: "priorityClassName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 25, json: "priority", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
-            Field { tag: 26, json: "dnsConfig", ty: Type::Message(53), repeated: false, required: false },
+            Field { tag: 26, json: "dnsConfig", ty: Type::Message(56), repeated: false, required: false },
             Field { tag: 27, json: "shareProcessNamespace", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 28, json: "readinessGates", ty: Type::Message(54), repeated: true, required: false },
+            Field { tag: 28, json: "readinessGates", ty: Type::Message(57), repeated: true, required: false },
             Field { tag: 29, json: "runtimeClassName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 30, json: "enableServiceLinks", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 31, json: "preemptionPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 32, json: "overhead", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
-            Field { tag: 33, json: "topologySpreadConstraints", ty: Type::Message(55), repeated: true, required: false },
-            Field { tag: 34, json: "ephemeralContainers", ty: Type::Message(47), repeated: true, required: false },
+            Field { tag: 33, json: "topologySpreadConstraints", ty: Type::Message(58), repeated: true, required: false },
+            Field { tag: 34, json: "ephemeralContainers", ty: Type::Message(50), repeated: true, required: false },
             Field { tag: 35, json: "setHostnameAsFQDN", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 36, json: "os", ty: Type::Message(56), repeated: false, required: false },
+            Field { tag: 36, json: "os", ty: Type::Message(59), repeated: false, required: false },
             Field { tag: 37, json: "hostUsers", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 38, json: "schedulingGates", ty: Type::Message(57), repeated: true, required: false },
-            Field { tag: 39, json: "resourceClaims", ty: Type::Message(58), repeated: true, required: false },
-            Field { tag: 40, json: "resources", ty: Type::Message(59), repeated: false, required: false },
+            Field { tag: 38, json: "schedulingGates", ty: Type::Message(60), repeated: true, required: false },
+            Field { tag: 39, json: "resourceClaims", ty: Type::Message(61), repeated: true, required: false },
+            Field { tag: 40, json: "resources", ty: Type::Message(62), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::PodStatus",
         fields: &[
             Field { tag: 1, json: "phase", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "conditions", ty: Type::Message(60), repeated: true, required: false },
+            Field { tag: 2, json: "conditions", ty: Type::Message(63), repeated: true, required: false },
             Field { tag: 3, json: "message", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "reason", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 5, json: "hostIP", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 6, json: "podIP", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 7, json: "startTime", ty: Type::Special(Special::Time), repeated: false, required: false },
-            Field { tag: 8, json: "containerStatuses", ty: Type::Message(63), repeated: true, required: false },
+            Field { tag: 8, json: "containerStatuses", ty: Type::Message(66), repeated: true, required: false },
             Field { tag: 9, json: "qosClass", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 10, json: "initContainerStatuses", ty: Type::Message(63), repeated: true, required: false },
+            Field { tag: 10, json: "initContainerStatuses", ty: Type::Message(66), repeated: true, required: false },
             Field { tag: 11, json: "nominatedNodeName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 12, json: "podIPs", ty: Type::Message(62), repeated: true, required: false },
-            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Type::Message(63), repeated: true, required: false },
+            Field { tag: 12, json: "podIPs", ty: Type::Message(65), repeated: true, required: false },
+            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Type::Message(66), repeated: true, required: false },
             Field { tag: 14, json: "resize", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 15, json: "resourceClaimStatuses", ty: Type::Message(64), repeated: true, required: false },
-            Field { tag: 16, json: "hostIPs", ty: Type::Message(61), repeated: true, required: false },
+            Field { tag: 15, json: "resourceClaimStatuses", ty: Type::Message(67), repeated: true, required: false },
+            Field { tag: 16, json: "hostIPs", ty: Type::Message(64), repeated: true, required: false },
             Field { tag: 17, json: "observedGeneration", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
         ],
     },
@@ -363,8 +372,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "externalID", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 3, json: "providerID", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "unschedulable", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 5, json: "taints", ty: Type::Message(65), repeated: true, required: false },
-            Field { tag: 6, json: "configSource", ty: Type::Message(66), repeated: false, required: false },
+            Field { tag: 5, json: "taints", ty: Type::Message(68), repeated: true, required: false },
+            Field { tag: 6, json: "configSource", ty: Type::Message(69), repeated: false, required: false },
             Field { tag: 7, json: "podCIDRs", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
         ],
     },
@@ -374,24 +383,24 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "capacity", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
             Field { tag: 2, json: "allocatable", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
             Field { tag: 3, json: "phase", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 4, json: "conditions", ty: Type::Message(67), repeated: true, required: false },
-            Field { tag: 5, json: "addresses", ty: Type::Message(68), repeated: true, required: false },
-            Field { tag: 6, json: "daemonEndpoints", ty: Type::Message(69), repeated: false, required: false },
-            Field { tag: 7, json: "nodeInfo", ty: Type::Message(70), repeated: false, required: false },
-            Field { tag: 8, json: "images", ty: Type::Message(71), repeated: true, required: false },
+            Field { tag: 4, json: "conditions", ty: Type::Message(70), repeated: true, required: false },
+            Field { tag: 5, json: "addresses", ty: Type::Message(71), repeated: true, required: false },
+            Field { tag: 6, json: "daemonEndpoints", ty: Type::Message(72), repeated: false, required: false },
+            Field { tag: 7, json: "nodeInfo", ty: Type::Message(73), repeated: false, required: false },
+            Field { tag: 8, json: "images", ty: Type::Message(74), repeated: true, required: false },
             Field { tag: 9, json: "volumesInUse", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
-            Field { tag: 10, json: "volumesAttached", ty: Type::Message(72), repeated: true, required: false },
-            Field { tag: 11, json: "config", ty: Type::Message(73), repeated: false, required: false },
-            Field { tag: 12, json: "runtimeHandlers", ty: Type::Message(74), repeated: true, required: false },
-            Field { tag: 13, json: "features", ty: Type::Message(75), repeated: false, required: false },
+            Field { tag: 10, json: "volumesAttached", ty: Type::Message(75), repeated: true, required: false },
+            Field { tag: 11, json: "config", ty: Type::Message(76), repeated: false, required: false },
+            Field { tag: 12, json: "runtimeHandlers", ty: Type::Message(77), repeated: true, required: false },
+            Field { tag: 13, json: "features", ty: Type::Message(78), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::EndpointSubset",
         fields: &[
-            Field { tag: 1, json: "addresses", ty: Type::Message(76), repeated: true, required: false },
-            Field { tag: 2, json: "notReadyAddresses", ty: Type::Message(76), repeated: true, required: false },
-            Field { tag: 3, json: "ports", ty: Type::Message(77), repeated: true, required: false },
+            Field { tag: 1, json: "addresses", ty: Type::Message(79), repeated: true, required: false },
+            Field { tag: 2, json: "notReadyAddresses", ty: Type::Message(79), repeated: true, required: false },
+            Field { tag: 3, json: "ports", ty: Type::Message(80), repeated: true, required: false },
         ],
     },
     Message {
@@ -424,13 +433,13 @@ pub static MESSAGES: &[Message] = &[
         name: "api::discovery::v1::Endpoint",
         fields: &[
             Field { tag: 1, json: "addresses", ty: Type::Scalar(Scalar::String), repeated: true, required: true },
-            Field { tag: 2, json: "conditions", ty: Type::Message(78), repeated: false, required: false },
+            Field { tag: 2, json: "conditions", ty: Type::Message(81), repeated: false, required: false },
             Field { tag: 3, json: "hostname", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 4, json: "targetRef", ty: Type::Message(25), repeated: false, required: false },
+            Field { tag: 4, json: "targetRef", ty: Type::Message(26), repeated: false, required: false },
             Field { tag: 5, json: "deprecatedTopology", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
             Field { tag: 6, json: "nodeName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 7, json: "zone", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 8, json: "hints", ty: Type::Message(79), repeated: false, required: false },
+            Field { tag: 8, json: "hints", ty: Type::Message(82), repeated: false, required: false },
         ],
     },
     Message {
@@ -465,35 +474,51 @@ pub static MESSAGES: &[Message] = &[
         name: "api::admissionregistration::v1::ValidatingWebhook",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "clientConfig", ty: Type::Message(80), repeated: false, required: true },
-            Field { tag: 3, json: "rules", ty: Type::Message(81), repeated: true, required: false },
+            Field { tag: 2, json: "clientConfig", ty: Type::Message(83), repeated: false, required: true },
+            Field { tag: 3, json: "rules", ty: Type::Message(84), repeated: true, required: false },
             Field { tag: 4, json: "failurePolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 5, json: "namespaceSelector", ty: Type::Message(82), repeated: false, required: false },
+            Field { tag: 5, json: "namespaceSelector", ty: Type::Message(85), repeated: false, required: false },
             Field { tag: 6, json: "sideEffects", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 7, json: "timeoutSeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 8, json: "admissionReviewVersions", ty: Type::Scalar(Scalar::String), repeated: true, required: true },
             Field { tag: 9, json: "matchPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 10, json: "objectSelector", ty: Type::Message(82), repeated: false, required: false },
-            Field { tag: 11, json: "matchConditions", ty: Type::Message(83), repeated: true, required: false },
+            Field { tag: 10, json: "objectSelector", ty: Type::Message(85), repeated: false, required: false },
+            Field { tag: 11, json: "matchConditions", ty: Type::Message(86), repeated: true, required: false },
         ],
     },
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionSpec",
         fields: &[
             Field { tag: 1, json: "group", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 3, json: "names", ty: Type::Message(84), repeated: false, required: true },
+            Field { tag: 3, json: "names", ty: Type::Message(87), repeated: false, required: true },
             Field { tag: 4, json: "scope", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 7, json: "versions", ty: Type::Message(85), repeated: true, required: true },
-            Field { tag: 9, json: "conversion", ty: Type::Message(86), repeated: false, required: false },
+            Field { tag: 7, json: "versions", ty: Type::Message(88), repeated: true, required: true },
+            Field { tag: 9, json: "conversion", ty: Type::Message(89), repeated: false, required: false },
             Field { tag: 10, json: "preserveUnknownFields", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionStatus",
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Type::Message(87), repeated: true, required: false },
-            Field { tag: 2, json: "acceptedNames", ty: Type::Message(84), repeated: false, required: false },
+            Field { tag: 1, json: "conditions", ty: Type::Message(90), repeated: true, required: false },
+            Field { tag: 2, json: "acceptedNames", ty: Type::Message(87), repeated: false, required: false },
             Field { tag: 3, json: "storedVersions", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
+        ],
+    },
+    Message {
+        name: "api::authorization::v1::SelfSubjectAccessReviewSpec",
+        fields: &[
+            Field { tag: 1, json: "resourceAttributes", ty: Type::Message(91), repeated: false, required: false },
+            Field { tag: 2, json: "nonResourceAttributes", ty: Type::Message(92), repeated: false, required: false },
+        ],
+    },
+    Message {
+        name: "api::authorization::v1::SubjectAccessReviewStatus",
+        fields: &[
+            Field { tag: 1, json: "allowed", ty: Type::Scalar(Scalar::Bool), repeated: false, required: true },
+            Field { tag: 2, json: "reason", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+            Field { tag: 3, json: "evaluationError", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+            Field { tag: 4, json: "denied", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
     Message {
@@ -568,13 +593,13 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::SessionAffinityConfig",
         fields: &[
-            Field { tag: 1, json: "clientIP", ty: Type::Message(88), repeated: false, required: false },
+            Field { tag: 1, json: "clientIP", ty: Type::Message(93), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::LoadBalancerStatus",
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Type::Message(89), repeated: true, required: false },
+            Field { tag: 1, json: "ingress", ty: Type::Message(94), repeated: true, required: false },
         ],
     },
     Message {
@@ -592,7 +617,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::Volume",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "", ty: Type::Inline(90), repeated: false, required: false },
+            Field { tag: 2, json: "", ty: Type::Inline(95), repeated: false, required: false },
         ],
     },
     Message {
@@ -603,48 +628,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 4, json: "args", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 5, json: "workingDir", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 6, json: "ports", ty: Type::Message(91), repeated: true, required: false },
-            Field { tag: 7, json: "env", ty: Type::Message(93), repeated: true, required: false },
-            Field { tag: 8, json: "resources", ty: Type::Message(59), repeated: false, required: false },
-            Field { tag: 9, json: "volumeMounts", ty: Type::Message(95), repeated: true, required: false },
-            Field { tag: 10, json: "livenessProbe", ty: Type::Message(97), repeated: false, required: false },
-            Field { tag: 11, json: "readinessProbe", ty: Type::Message(97), repeated: false, required: false },
-            Field { tag: 12, json: "lifecycle", ty: Type::Message(98), repeated: false, required: false },
+            Field { tag: 6, json: "ports", ty: Type::Message(96), repeated: true, required: false },
+            Field { tag: 7, json: "env", ty: Type::Message(98), repeated: true, required: false },
+            Field { tag: 8, json: "resources", ty: Type::Message(62), repeated: false, required: false },
+            Field { tag: 9, json: "volumeMounts", ty: Type::Message(100), repeated: true, required: false },
+            Field { tag: 10, json: "livenessProbe", ty: Type::Message(102), repeated: false, required: false },
+            Field { tag: 11, json: "readinessProbe", ty: Type::Message(102), repeated: false, required: false },
+            Field { tag: 12, json: "lifecycle", ty: Type::Message(103), repeated: false, required: false },
             Field { tag: 13, json: "terminationMessagePath", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 14, json: "imagePullPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 15, json: "securityContext", ty: Type::Message(99), repeated: false, required: false },
+            Field { tag: 15, json: "securityContext", ty: Type::Message(104), repeated: false, required: false },
             Field { tag: 16, json: "stdin", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 17, json: "stdinOnce", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 18, json: "tty", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 19, json: "envFrom", ty: Type::Message(92), repeated: true, required: false },
+            Field { tag: 19, json: "envFrom", ty: Type::Message(97), repeated: true, required: false },
             Field { tag: 20, json: "terminationMessagePolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 21, json: "volumeDevices", ty: Type::Message(96), repeated: true, required: false },
-            Field { tag: 22, json: "startupProbe", ty: Type::Message(97), repeated: false, required: false },
-            Field { tag: 23, json: "resizePolicy", ty: Type::Message(94), repeated: true, required: false },
+            Field { tag: 21, json: "volumeDevices", ty: Type::Message(101), repeated: true, required: false },
+            Field { tag: 22, json: "startupProbe", ty: Type::Message(102), repeated: false, required: false },
+            Field { tag: 23, json: "resizePolicy", ty: Type::Message(99), repeated: true, required: false },
             Field { tag: 24, json: "restartPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::EphemeralContainer",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(100), repeated: false, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(105), repeated: false, required: false },
             Field { tag: 2, json: "targetContainerName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::PodSecurityContext",
         fields: &[
-            Field { tag: 1, json: "seLinuxOptions", ty: Type::Message(101), repeated: false, required: false },
+            Field { tag: 1, json: "seLinuxOptions", ty: Type::Message(106), repeated: false, required: false },
             Field { tag: 2, json: "runAsUser", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 3, json: "runAsNonRoot", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 4, json: "supplementalGroups", ty: Type::Scalar(Scalar::Int64), repeated: true, required: false },
             Field { tag: 5, json: "fsGroup", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 6, json: "runAsGroup", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
-            Field { tag: 7, json: "sysctls", ty: Type::Message(103), repeated: true, required: false },
-            Field { tag: 8, json: "windowsOptions", ty: Type::Message(102), repeated: false, required: false },
+            Field { tag: 7, json: "sysctls", ty: Type::Message(108), repeated: true, required: false },
+            Field { tag: 8, json: "windowsOptions", ty: Type::Message(107), repeated: false, required: false },
             Field { tag: 9, json: "fsGroupChangePolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 10, json: "seccompProfile", ty: Type::Message(104), repeated: false, required: false },
-            Field { tag: 11, json: "appArmorProfile", ty: Type::Message(105), repeated: false, required: false },
+            Field { tag: 10, json: "seccompProfile", ty: Type::Message(109), repeated: false, required: false },
+            Field { tag: 11, json: "appArmorProfile", ty: Type::Message(110), repeated: false, required: false },
             Field { tag: 12, json: "supplementalGroupsPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 13, json: "seLinuxChangePolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
@@ -658,9 +683,9 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::Affinity",
         fields: &[
-            Field { tag: 1, json: "nodeAffinity", ty: Type::Message(106), repeated: false, required: false },
-            Field { tag: 2, json: "podAffinity", ty: Type::Message(107), repeated: false, required: false },
-            Field { tag: 3, json: "podAntiAffinity", ty: Type::Message(108), repeated: false, required: false },
+            Field { tag: 1, json: "nodeAffinity", ty: Type::Message(111), repeated: false, required: false },
+            Field { tag: 2, json: "podAffinity", ty: Type::Message(112), repeated: false, required: false },
+            Field { tag: 3, json: "podAntiAffinity", ty: Type::Message(113), repeated: false, required: false },
         ],
     },
     Message {
@@ -685,7 +710,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "nameservers", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 2, json: "searches", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
-            Field { tag: 3, json: "options", ty: Type::Message(109), repeated: true, required: false },
+            Field { tag: 3, json: "options", ty: Type::Message(114), repeated: true, required: false },
         ],
     },
     Message {
@@ -700,7 +725,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "maxSkew", ty: Type::Scalar(Scalar::Int32), repeated: false, required: true },
             Field { tag: 2, json: "topologyKey", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 3, json: "whenUnsatisfiable", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 4, json: "labelSelector", ty: Type::Message(82), repeated: false, required: false },
+            Field { tag: 4, json: "labelSelector", ty: Type::Message(85), repeated: false, required: false },
             Field { tag: 5, json: "minDomains", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 6, json: "nodeAffinityPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 7, json: "nodeTaintsPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
@@ -732,7 +757,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "limits", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
             Field { tag: 2, json: "requests", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
-            Field { tag: 3, json: "claims", ty: Type::Message(110), repeated: true, required: false },
+            Field { tag: 3, json: "claims", ty: Type::Message(115), repeated: true, required: false },
         ],
     },
     Message {
@@ -763,8 +788,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::ContainerStatus",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "state", ty: Type::Message(111), repeated: false, required: false },
-            Field { tag: 3, json: "lastState", ty: Type::Message(111), repeated: false, required: false },
+            Field { tag: 2, json: "state", ty: Type::Message(116), repeated: false, required: false },
+            Field { tag: 3, json: "lastState", ty: Type::Message(116), repeated: false, required: false },
             Field { tag: 4, json: "ready", ty: Type::Scalar(Scalar::Bool), repeated: false, required: true },
             Field { tag: 5, json: "restartCount", ty: Type::Scalar(Scalar::Int32), repeated: false, required: true },
             Field { tag: 6, json: "image", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
@@ -772,10 +797,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "containerID", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 9, json: "started", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 10, json: "allocatedResources", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
-            Field { tag: 11, json: "resources", ty: Type::Message(59), repeated: false, required: false },
-            Field { tag: 12, json: "volumeMounts", ty: Type::Message(112), repeated: true, required: false },
-            Field { tag: 13, json: "user", ty: Type::Message(113), repeated: false, required: false },
-            Field { tag: 14, json: "allocatedResourcesStatus", ty: Type::Message(114), repeated: true, required: false },
+            Field { tag: 11, json: "resources", ty: Type::Message(62), repeated: false, required: false },
+            Field { tag: 12, json: "volumeMounts", ty: Type::Message(117), repeated: true, required: false },
+            Field { tag: 13, json: "user", ty: Type::Message(118), repeated: false, required: false },
+            Field { tag: 14, json: "allocatedResourcesStatus", ty: Type::Message(119), repeated: true, required: false },
             Field { tag: 15, json: "stopSignal", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
@@ -798,7 +823,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::NodeConfigSource",
         fields: &[
-            Field { tag: 2, json: "configMap", ty: Type::Message(115), repeated: false, required: false },
+            Field { tag: 2, json: "configMap", ty: Type::Message(120), repeated: false, required: false },
         ],
     },
     Message {
@@ -822,7 +847,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::NodeDaemonEndpoints",
         fields: &[
-            Field { tag: 1, json: "kubeletEndpoint", ty: Type::Message(116), repeated: false, required: false },
+            Field { tag: 1, json: "kubeletEndpoint", ty: Type::Message(121), repeated: false, required: false },
         ],
     },
     Message {
@@ -838,7 +863,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "kubeProxyVersion", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 9, json: "operatingSystem", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 10, json: "architecture", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 11, json: "swap", ty: Type::Message(117), repeated: false, required: false },
+            Field { tag: 11, json: "swap", ty: Type::Message(122), repeated: false, required: false },
         ],
     },
     Message {
@@ -858,9 +883,9 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::NodeConfigStatus",
         fields: &[
-            Field { tag: 1, json: "assigned", ty: Type::Message(66), repeated: false, required: false },
-            Field { tag: 2, json: "active", ty: Type::Message(66), repeated: false, required: false },
-            Field { tag: 3, json: "lastKnownGood", ty: Type::Message(66), repeated: false, required: false },
+            Field { tag: 1, json: "assigned", ty: Type::Message(69), repeated: false, required: false },
+            Field { tag: 2, json: "active", ty: Type::Message(69), repeated: false, required: false },
+            Field { tag: 3, json: "lastKnownGood", ty: Type::Message(69), repeated: false, required: false },
             Field { tag: 4, json: "error", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
@@ -868,7 +893,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::NodeRuntimeHandler",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "features", ty: Type::Message(118), repeated: false, required: false },
+            Field { tag: 2, json: "features", ty: Type::Message(123), repeated: false, required: false },
         ],
     },
     Message {
@@ -881,7 +906,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::EndpointAddress",
         fields: &[
             Field { tag: 1, json: "ip", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "targetRef", ty: Type::Message(25), repeated: false, required: false },
+            Field { tag: 2, json: "targetRef", ty: Type::Message(26), repeated: false, required: false },
             Field { tag: 3, json: "hostname", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "nodeName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
@@ -906,14 +931,14 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::discovery::v1::EndpointHints",
         fields: &[
-            Field { tag: 1, json: "forZones", ty: Type::Message(119), repeated: true, required: false },
-            Field { tag: 2, json: "forNodes", ty: Type::Message(120), repeated: true, required: false },
+            Field { tag: 1, json: "forZones", ty: Type::Message(124), repeated: true, required: false },
+            Field { tag: 2, json: "forNodes", ty: Type::Message(125), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::admissionregistration::v1::WebhookClientConfig",
         fields: &[
-            Field { tag: 1, json: "service", ty: Type::Message(121), repeated: false, required: false },
+            Field { tag: 1, json: "service", ty: Type::Message(126), repeated: false, required: false },
             Field { tag: 2, json: "caBundle", ty: Type::Scalar(Scalar::Bytes), repeated: false, required: false },
             Field { tag: 3, json: "url", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
@@ -922,14 +947,14 @@ pub static MESSAGES: &[Message] = &[
         name: "api::admissionregistration::v1::RuleWithOperations",
         fields: &[
             Field { tag: 1, json: "operations", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
-            Field { tag: 2, json: "", ty: Type::Inline(122), repeated: false, required: false },
+            Field { tag: 2, json: "", ty: Type::Inline(127), repeated: false, required: false },
         ],
     },
     Message {
         name: "apimachinery::pkg::apis::meta::v1::LabelSelector",
         fields: &[
             Field { tag: 1, json: "matchLabels", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
-            Field { tag: 2, json: "matchExpressions", ty: Type::Message(123), repeated: true, required: false },
+            Field { tag: 2, json: "matchExpressions", ty: Type::Message(128), repeated: true, required: false },
         ],
     },
     Message {
@@ -956,19 +981,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 2, json: "served", ty: Type::Scalar(Scalar::Bool), repeated: false, required: true },
             Field { tag: 3, json: "storage", ty: Type::Scalar(Scalar::Bool), repeated: false, required: true },
-            Field { tag: 4, json: "schema", ty: Type::Message(124), repeated: false, required: false },
-            Field { tag: 5, json: "subresources", ty: Type::Message(125), repeated: false, required: false },
-            Field { tag: 6, json: "additionalPrinterColumns", ty: Type::Message(126), repeated: true, required: false },
+            Field { tag: 4, json: "schema", ty: Type::Message(129), repeated: false, required: false },
+            Field { tag: 5, json: "subresources", ty: Type::Message(130), repeated: false, required: false },
+            Field { tag: 6, json: "additionalPrinterColumns", ty: Type::Message(131), repeated: true, required: false },
             Field { tag: 7, json: "deprecated", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 8, json: "deprecationWarning", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 9, json: "selectableFields", ty: Type::Message(127), repeated: true, required: false },
+            Field { tag: 9, json: "selectableFields", ty: Type::Message(132), repeated: true, required: false },
         ],
     },
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceConversion",
         fields: &[
             Field { tag: 1, json: "strategy", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "webhook", ty: Type::Message(128), repeated: false, required: false },
+            Field { tag: 2, json: "webhook", ty: Type::Message(133), repeated: false, required: false },
         ],
     },
     Message {
@@ -979,6 +1004,27 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "lastTransitionTime", ty: Type::Special(Special::Time), repeated: false, required: false },
             Field { tag: 4, json: "reason", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 5, json: "message", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+        ],
+    },
+    Message {
+        name: "api::authorization::v1::ResourceAttributes",
+        fields: &[
+            Field { tag: 1, json: "namespace", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+            Field { tag: 2, json: "verb", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+            Field { tag: 3, json: "group", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+            Field { tag: 4, json: "version", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+            Field { tag: 5, json: "resource", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+            Field { tag: 6, json: "subresource", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+            Field { tag: 7, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+            Field { tag: 8, json: "fieldSelector", ty: Type::Message(134), repeated: false, required: false },
+            Field { tag: 9, json: "labelSelector", ty: Type::Message(135), repeated: false, required: false },
+        ],
+    },
+    Message {
+        name: "api::authorization::v1::NonResourceAttributes",
+        fields: &[
+            Field { tag: 1, json: "path", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+            Field { tag: 2, json: "verb", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
     Message {
@@ -993,42 +1039,42 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 2, json: "hostname", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 3, json: "ipMode", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 4, json: "ports", ty: Type::Message(129), repeated: true, required: false },
+            Field { tag: 4, json: "ports", ty: Type::Message(136), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::core::v1::VolumeSource",
         fields: &[
-            Field { tag: 1, json: "hostPath", ty: Type::Message(130), repeated: false, required: false },
-            Field { tag: 2, json: "emptyDir", ty: Type::Message(131), repeated: false, required: false },
-            Field { tag: 3, json: "gcePersistentDisk", ty: Type::Message(132), repeated: false, required: false },
-            Field { tag: 4, json: "awsElasticBlockStore", ty: Type::Message(133), repeated: false, required: false },
-            Field { tag: 5, json: "gitRepo", ty: Type::Message(134), repeated: false, required: false },
-            Field { tag: 6, json: "secret", ty: Type::Message(135), repeated: false, required: false },
-            Field { tag: 7, json: "nfs", ty: Type::Message(136), repeated: false, required: false },
-            Field { tag: 8, json: "iscsi", ty: Type::Message(137), repeated: false, required: false },
-            Field { tag: 9, json: "glusterfs", ty: Type::Message(138), repeated: false, required: false },
-            Field { tag: 10, json: "persistentVolumeClaim", ty: Type::Message(139), repeated: false, required: false },
-            Field { tag: 11, json: "rbd", ty: Type::Message(140), repeated: false, required: false },
-            Field { tag: 12, json: "flexVolume", ty: Type::Message(141), repeated: false, required: false },
-            Field { tag: 13, json: "cinder", ty: Type::Message(142), repeated: false, required: false },
-            Field { tag: 14, json: "cephfs", ty: Type::Message(143), repeated: false, required: false },
-            Field { tag: 15, json: "flocker", ty: Type::Message(144), repeated: false, required: false },
-            Field { tag: 16, json: "downwardAPI", ty: Type::Message(145), repeated: false, required: false },
-            Field { tag: 17, json: "fc", ty: Type::Message(146), repeated: false, required: false },
-            Field { tag: 18, json: "azureFile", ty: Type::Message(147), repeated: false, required: false },
-            Field { tag: 19, json: "configMap", ty: Type::Message(148), repeated: false, required: false },
-            Field { tag: 20, json: "vsphereVolume", ty: Type::Message(149), repeated: false, required: false },
-            Field { tag: 21, json: "quobyte", ty: Type::Message(150), repeated: false, required: false },
-            Field { tag: 22, json: "azureDisk", ty: Type::Message(151), repeated: false, required: false },
-            Field { tag: 23, json: "photonPersistentDisk", ty: Type::Message(152), repeated: false, required: false },
-            Field { tag: 24, json: "portworxVolume", ty: Type::Message(154), repeated: false, required: false },
-            Field { tag: 25, json: "scaleIO", ty: Type::Message(155), repeated: false, required: false },
-            Field { tag: 26, json: "projected", ty: Type::Message(153), repeated: false, required: false },
-            Field { tag: 27, json: "storageos", ty: Type::Message(156), repeated: false, required: false },
-            Field { tag: 28, json: "csi", ty: Type::Message(157), repeated: false, required: false },
-            Field { tag: 29, json: "ephemeral", ty: Type::Message(158), repeated: false, required: false },
-            Field { tag: 30, json: "image", ty: Type::Message(159), repeated: false, required: false },
+            Field { tag: 1, json: "hostPath", ty: Type::Message(137), repeated: false, required: false },
+            Field { tag: 2, json: "emptyDir", ty: Type::Message(138), repeated: false, required: false },
+            Field { tag: 3, json: "gcePersistentDisk", ty: Type::Message(139), repeated: false, required: false },
+            Field { tag: 4, json: "awsElasticBlockStore", ty: Type::Message(140), repeated: false, required: false },
+            Field { tag: 5, json: "gitRepo", ty: Type::Message(141), repeated: false, required: false },
+            Field { tag: 6, json: "secret", ty: Type::Message(142), repeated: false, required: false },
+            Field { tag: 7, json: "nfs", ty: Type::Message(143), repeated: false, required: false },
+            Field { tag: 8, json: "iscsi", ty: Type::Message(144), repeated: false, required: false },
+            Field { tag: 9, json: "glusterfs", ty: Type::Message(145), repeated: false, required: false },
+            Field { tag: 10, json: "persistentVolumeClaim", ty: Type::Message(146), repeated: false, required: false },
+            Field { tag: 11, json: "rbd", ty: Type::Message(147), repeated: false, required: false },
+            Field { tag: 12, json: "flexVolume", ty: Type::Message(148), repeated: false, required: false },
+            Field { tag: 13, json: "cinder", ty: Type::Message(149), repeated: false, required: false },
+            Field { tag: 14, json: "cephfs", ty: Type::Message(150), repeated: false, required: false },
+            Field { tag: 15, json: "flocker", ty: Type::Message(151), repeated: false, required: false },
+            Field { tag: 16, json: "downwardAPI", ty: Type::Message(152), repeated: false, required: false },
+            Field { tag: 17, json: "fc", ty: Type::Message(153), repeated: false, required: false },
+            Field { tag: 18, json: "azureFile", ty: Type::Message(154), repeated: false, required: false },
+            Field { tag: 19, json: "configMap", ty: Type::Message(155), repeated: false, required: false },
+            Field { tag: 20, json: "vsphereVolume", ty: Type::Message(156), repeated: false, required: false },
+            Field { tag: 21, json: "quobyte", ty: Type::Message(157), repeated: false, required: false },
+            Field { tag: 22, json: "azureDisk", ty: Type::Message(158), repeated: false, required: false },
+            Field { tag: 23, json: "photonPersistentDisk", ty: Type::Message(159), repeated: false, required: false },
+            Field { tag: 24, json: "portworxVolume", ty: Type::Message(161), repeated: false, required: false },
+            Field { tag: 25, json: "scaleIO", ty: Type::Message(162), repeated: false, required: false },
+            Field { tag: 26, json: "projected", ty: Type::Message(160), repeated: false, required: false },
+            Field { tag: 27, json: "storageos", ty: Type::Message(163), repeated: false, required: false },
+            Field { tag: 28, json: "csi", ty: Type::Message(164), repeated: false, required: false },
+            Field { tag: 29, json: "ephemeral", ty: Type::Message(165), repeated: false, required: false },
+            Field { tag: 30, json: "image", ty: Type::Message(166), repeated: false, required: false },
         ],
     },
     Message {
@@ -1045,8 +1091,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::EnvFromSource",
         fields: &[
             Field { tag: 1, json: "prefix", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "configMapRef", ty: Type::Message(160), repeated: false, required: false },
-            Field { tag: 3, json: "secretRef", ty: Type::Message(161), repeated: false, required: false },
+            Field { tag: 2, json: "configMapRef", ty: Type::Message(167), repeated: false, required: false },
+            Field { tag: 3, json: "secretRef", ty: Type::Message(168), repeated: false, required: false },
         ],
     },
     Message {
@@ -1054,7 +1100,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 2, json: "value", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 3, json: "valueFrom", ty: Type::Message(162), repeated: false, required: false },
+            Field { tag: 3, json: "valueFrom", ty: Type::Message(169), repeated: false, required: false },
         ],
     },
     Message {
@@ -1086,7 +1132,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::Probe",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(163), repeated: false, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(170), repeated: false, required: false },
             Field { tag: 2, json: "initialDelaySeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 3, json: "timeoutSeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 4, json: "periodSeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
@@ -1098,26 +1144,26 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::Lifecycle",
         fields: &[
-            Field { tag: 1, json: "postStart", ty: Type::Message(164), repeated: false, required: false },
-            Field { tag: 2, json: "preStop", ty: Type::Message(164), repeated: false, required: false },
+            Field { tag: 1, json: "postStart", ty: Type::Message(171), repeated: false, required: false },
+            Field { tag: 2, json: "preStop", ty: Type::Message(171), repeated: false, required: false },
             Field { tag: 3, json: "stopSignal", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::SecurityContext",
         fields: &[
-            Field { tag: 1, json: "capabilities", ty: Type::Message(165), repeated: false, required: false },
+            Field { tag: 1, json: "capabilities", ty: Type::Message(172), repeated: false, required: false },
             Field { tag: 2, json: "privileged", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 3, json: "seLinuxOptions", ty: Type::Message(101), repeated: false, required: false },
+            Field { tag: 3, json: "seLinuxOptions", ty: Type::Message(106), repeated: false, required: false },
             Field { tag: 4, json: "runAsUser", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 5, json: "runAsNonRoot", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 6, json: "readOnlyRootFilesystem", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 7, json: "allowPrivilegeEscalation", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 8, json: "runAsGroup", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 9, json: "procMount", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 10, json: "windowsOptions", ty: Type::Message(102), repeated: false, required: false },
-            Field { tag: 11, json: "seccompProfile", ty: Type::Message(104), repeated: false, required: false },
-            Field { tag: 12, json: "appArmorProfile", ty: Type::Message(105), repeated: false, required: false },
+            Field { tag: 10, json: "windowsOptions", ty: Type::Message(107), repeated: false, required: false },
+            Field { tag: 11, json: "seccompProfile", ty: Type::Message(109), repeated: false, required: false },
+            Field { tag: 12, json: "appArmorProfile", ty: Type::Message(110), repeated: false, required: false },
         ],
     },
     Message {
@@ -1128,24 +1174,24 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 4, json: "args", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 5, json: "workingDir", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 6, json: "ports", ty: Type::Message(91), repeated: true, required: false },
-            Field { tag: 7, json: "env", ty: Type::Message(93), repeated: true, required: false },
-            Field { tag: 8, json: "resources", ty: Type::Message(59), repeated: false, required: false },
-            Field { tag: 9, json: "volumeMounts", ty: Type::Message(95), repeated: true, required: false },
-            Field { tag: 10, json: "livenessProbe", ty: Type::Message(97), repeated: false, required: false },
-            Field { tag: 11, json: "readinessProbe", ty: Type::Message(97), repeated: false, required: false },
-            Field { tag: 12, json: "lifecycle", ty: Type::Message(98), repeated: false, required: false },
+            Field { tag: 6, json: "ports", ty: Type::Message(96), repeated: true, required: false },
+            Field { tag: 7, json: "env", ty: Type::Message(98), repeated: true, required: false },
+            Field { tag: 8, json: "resources", ty: Type::Message(62), repeated: false, required: false },
+            Field { tag: 9, json: "volumeMounts", ty: Type::Message(100), repeated: true, required: false },
+            Field { tag: 10, json: "livenessProbe", ty: Type::Message(102), repeated: false, required: false },
+            Field { tag: 11, json: "readinessProbe", ty: Type::Message(102), repeated: false, required: false },
+            Field { tag: 12, json: "lifecycle", ty: Type::Message(103), repeated: false, required: false },
             Field { tag: 13, json: "terminationMessagePath", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 14, json: "imagePullPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 15, json: "securityContext", ty: Type::Message(99), repeated: false, required: false },
+            Field { tag: 15, json: "securityContext", ty: Type::Message(104), repeated: false, required: false },
             Field { tag: 16, json: "stdin", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 17, json: "stdinOnce", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 18, json: "tty", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 19, json: "envFrom", ty: Type::Message(92), repeated: true, required: false },
+            Field { tag: 19, json: "envFrom", ty: Type::Message(97), repeated: true, required: false },
             Field { tag: 20, json: "terminationMessagePolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 21, json: "volumeDevices", ty: Type::Message(96), repeated: true, required: false },
-            Field { tag: 22, json: "startupProbe", ty: Type::Message(97), repeated: false, required: false },
-            Field { tag: 23, json: "resizePolicy", ty: Type::Message(94), repeated: true, required: false },
+            Field { tag: 21, json: "volumeDevices", ty: Type::Message(101), repeated: true, required: false },
+            Field { tag: 22, json: "startupProbe", ty: Type::Message(102), repeated: false, required: false },
+            Field { tag: 23, json: "resizePolicy", ty: Type::Message(99), repeated: true, required: false },
             Field { tag: 24, json: "restartPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
@@ -1191,22 +1237,22 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::NodeAffinity",
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(166), repeated: false, required: false },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(167), repeated: true, required: false },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(173), repeated: false, required: false },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(174), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::core::v1::PodAffinity",
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(168), repeated: true, required: false },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(169), repeated: true, required: false },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(175), repeated: true, required: false },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(176), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::core::v1::PodAntiAffinity",
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(168), repeated: true, required: false },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(169), repeated: true, required: false },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(175), repeated: true, required: false },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(176), repeated: true, required: false },
         ],
     },
     Message {
@@ -1226,9 +1272,9 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ContainerState",
         fields: &[
-            Field { tag: 1, json: "waiting", ty: Type::Message(170), repeated: false, required: false },
-            Field { tag: 2, json: "running", ty: Type::Message(171), repeated: false, required: false },
-            Field { tag: 3, json: "terminated", ty: Type::Message(172), repeated: false, required: false },
+            Field { tag: 1, json: "waiting", ty: Type::Message(177), repeated: false, required: false },
+            Field { tag: 2, json: "running", ty: Type::Message(178), repeated: false, required: false },
+            Field { tag: 3, json: "terminated", ty: Type::Message(179), repeated: false, required: false },
         ],
     },
     Message {
@@ -1243,14 +1289,14 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ContainerUser",
         fields: &[
-            Field { tag: 1, json: "linux", ty: Type::Message(173), repeated: false, required: false },
+            Field { tag: 1, json: "linux", ty: Type::Message(180), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::ResourceStatus",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "resources", ty: Type::Message(174), repeated: true, required: false },
+            Field { tag: 2, json: "resources", ty: Type::Message(181), repeated: true, required: false },
         ],
     },
     Message {
@@ -1323,14 +1369,14 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceValidation",
         fields: &[
-            Field { tag: 1, json: "openAPIV3Schema", ty: Type::Message(13), repeated: false, required: false },
+            Field { tag: 1, json: "openAPIV3Schema", ty: Type::Message(14), repeated: false, required: false },
         ],
     },
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceSubresources",
         fields: &[
-            Field { tag: 1, json: "status", ty: Type::Message(175), repeated: false, required: false },
-            Field { tag: 2, json: "scale", ty: Type::Message(176), repeated: false, required: false },
+            Field { tag: 1, json: "status", ty: Type::Message(182), repeated: false, required: false },
+            Field { tag: 2, json: "scale", ty: Type::Message(183), repeated: false, required: false },
         ],
     },
     Message {
@@ -1353,8 +1399,22 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookConversion",
         fields: &[
-            Field { tag: 2, json: "clientConfig", ty: Type::Message(177), repeated: false, required: false },
+            Field { tag: 2, json: "clientConfig", ty: Type::Message(184), repeated: false, required: false },
             Field { tag: 3, json: "conversionReviewVersions", ty: Type::Scalar(Scalar::String), repeated: true, required: true },
+        ],
+    },
+    Message {
+        name: "api::authorization::v1::FieldSelectorAttributes",
+        fields: &[
+            Field { tag: 1, json: "rawSelector", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+            Field { tag: 2, json: "requirements", ty: Type::Message(185), repeated: true, required: false },
+        ],
+    },
+    Message {
+        name: "api::authorization::v1::LabelSelectorAttributes",
+        fields: &[
+            Field { tag: 1, json: "rawSelector", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+            Field { tag: 2, json: "requirements", ty: Type::Message(128), repeated: true, required: false },
         ],
     },
     Message {
@@ -1409,7 +1469,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::SecretVolumeSource",
         fields: &[
             Field { tag: 1, json: "secretName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "items", ty: Type::Message(178), repeated: true, required: false },
+            Field { tag: 2, json: "items", ty: Type::Message(186), repeated: true, required: false },
             Field { tag: 3, json: "defaultMode", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 4, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
@@ -1433,7 +1493,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 7, json: "portals", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 10, json: "secretRef", ty: Type::Message(49), repeated: false, required: false },
+            Field { tag: 10, json: "secretRef", ty: Type::Message(52), repeated: false, required: false },
             Field { tag: 11, json: "chapAuthSession", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 12, json: "initiatorName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
@@ -1462,7 +1522,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 5, json: "user", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 6, json: "keyring", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 7, json: "secretRef", ty: Type::Message(49), repeated: false, required: false },
+            Field { tag: 7, json: "secretRef", ty: Type::Message(52), repeated: false, required: false },
             Field { tag: 8, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
@@ -1471,7 +1531,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "driver", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 2, json: "fsType", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 3, json: "secretRef", ty: Type::Message(49), repeated: false, required: false },
+            Field { tag: 3, json: "secretRef", ty: Type::Message(52), repeated: false, required: false },
             Field { tag: 4, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 5, json: "options", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
         ],
@@ -1482,7 +1542,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 2, json: "fsType", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 3, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 4, json: "secretRef", ty: Type::Message(49), repeated: false, required: false },
+            Field { tag: 4, json: "secretRef", ty: Type::Message(52), repeated: false, required: false },
         ],
     },
     Message {
@@ -1492,7 +1552,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 3, json: "user", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "secretFile", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 5, json: "secretRef", ty: Type::Message(49), repeated: false, required: false },
+            Field { tag: 5, json: "secretRef", ty: Type::Message(52), repeated: false, required: false },
             Field { tag: 6, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
@@ -1506,7 +1566,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::DownwardAPIVolumeSource",
         fields: &[
-            Field { tag: 1, json: "items", ty: Type::Message(179), repeated: true, required: false },
+            Field { tag: 1, json: "items", ty: Type::Message(187), repeated: true, required: false },
             Field { tag: 2, json: "defaultMode", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
         ],
     },
@@ -1531,8 +1591,8 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ConfigMapVolumeSource",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(49), repeated: false, required: false },
-            Field { tag: 2, json: "items", ty: Type::Message(178), repeated: true, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(52), repeated: false, required: false },
+            Field { tag: 2, json: "items", ty: Type::Message(186), repeated: true, required: false },
             Field { tag: 3, json: "defaultMode", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 4, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
@@ -1578,7 +1638,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ProjectedVolumeSource",
         fields: &[
-            Field { tag: 1, json: "sources", ty: Type::Message(180), repeated: true, required: false },
+            Field { tag: 1, json: "sources", ty: Type::Message(188), repeated: true, required: false },
             Field { tag: 2, json: "defaultMode", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
         ],
     },
@@ -1595,7 +1655,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "gateway", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 2, json: "system", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 3, json: "secretRef", ty: Type::Message(49), repeated: false, required: true },
+            Field { tag: 3, json: "secretRef", ty: Type::Message(52), repeated: false, required: true },
             Field { tag: 4, json: "sslEnabled", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 5, json: "protectionDomain", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 6, json: "storagePool", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
@@ -1612,7 +1672,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 3, json: "fsType", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 5, json: "secretRef", ty: Type::Message(49), repeated: false, required: false },
+            Field { tag: 5, json: "secretRef", ty: Type::Message(52), repeated: false, required: false },
         ],
     },
     Message {
@@ -1622,13 +1682,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 3, json: "fsType", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "volumeAttributes", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
-            Field { tag: 5, json: "nodePublishSecretRef", ty: Type::Message(49), repeated: false, required: false },
+            Field { tag: 5, json: "nodePublishSecretRef", ty: Type::Message(52), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::EphemeralVolumeSource",
         fields: &[
-            Field { tag: 1, json: "volumeClaimTemplate", ty: Type::Message(181), repeated: false, required: false },
+            Field { tag: 1, json: "volumeClaimTemplate", ty: Type::Message(189), repeated: false, required: false },
         ],
     },
     Message {
@@ -1641,42 +1701,42 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ConfigMapEnvSource",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(49), repeated: false, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(52), repeated: false, required: false },
             Field { tag: 2, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::SecretEnvSource",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(49), repeated: false, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(52), repeated: false, required: false },
             Field { tag: 2, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::EnvVarSource",
         fields: &[
-            Field { tag: 1, json: "fieldRef", ty: Type::Message(182), repeated: false, required: false },
-            Field { tag: 2, json: "resourceFieldRef", ty: Type::Message(183), repeated: false, required: false },
-            Field { tag: 3, json: "configMapKeyRef", ty: Type::Message(184), repeated: false, required: false },
-            Field { tag: 4, json: "secretKeyRef", ty: Type::Message(185), repeated: false, required: false },
+            Field { tag: 1, json: "fieldRef", ty: Type::Message(190), repeated: false, required: false },
+            Field { tag: 2, json: "resourceFieldRef", ty: Type::Message(191), repeated: false, required: false },
+            Field { tag: 3, json: "configMapKeyRef", ty: Type::Message(192), repeated: false, required: false },
+            Field { tag: 4, json: "secretKeyRef", ty: Type::Message(193), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::ProbeHandler",
         fields: &[
-            Field { tag: 1, json: "exec", ty: Type::Message(186), repeated: false, required: false },
-            Field { tag: 2, json: "httpGet", ty: Type::Message(187), repeated: false, required: false },
-            Field { tag: 3, json: "tcpSocket", ty: Type::Message(188), repeated: false, required: false },
-            Field { tag: 4, json: "grpc", ty: Type::Message(189), repeated: false, required: false },
+            Field { tag: 1, json: "exec", ty: Type::Message(194), repeated: false, required: false },
+            Field { tag: 2, json: "httpGet", ty: Type::Message(195), repeated: false, required: false },
+            Field { tag: 3, json: "tcpSocket", ty: Type::Message(196), repeated: false, required: false },
+            Field { tag: 4, json: "grpc", ty: Type::Message(197), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::LifecycleHandler",
         fields: &[
-            Field { tag: 1, json: "exec", ty: Type::Message(186), repeated: false, required: false },
-            Field { tag: 2, json: "httpGet", ty: Type::Message(187), repeated: false, required: false },
-            Field { tag: 3, json: "tcpSocket", ty: Type::Message(188), repeated: false, required: false },
-            Field { tag: 4, json: "sleep", ty: Type::Message(190), repeated: false, required: false },
+            Field { tag: 1, json: "exec", ty: Type::Message(194), repeated: false, required: false },
+            Field { tag: 2, json: "httpGet", ty: Type::Message(195), repeated: false, required: false },
+            Field { tag: 3, json: "tcpSocket", ty: Type::Message(196), repeated: false, required: false },
+            Field { tag: 4, json: "sleep", ty: Type::Message(198), repeated: false, required: false },
         ],
     },
     Message {
@@ -1689,23 +1749,23 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::NodeSelector",
         fields: &[
-            Field { tag: 1, json: "nodeSelectorTerms", ty: Type::Message(191), repeated: true, required: true },
+            Field { tag: 1, json: "nodeSelectorTerms", ty: Type::Message(199), repeated: true, required: true },
         ],
     },
     Message {
         name: "api::core::v1::PreferredSchedulingTerm",
         fields: &[
             Field { tag: 1, json: "weight", ty: Type::Scalar(Scalar::Int32), repeated: false, required: true },
-            Field { tag: 2, json: "preference", ty: Type::Message(191), repeated: false, required: true },
+            Field { tag: 2, json: "preference", ty: Type::Message(199), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::core::v1::PodAffinityTerm",
         fields: &[
-            Field { tag: 1, json: "labelSelector", ty: Type::Message(82), repeated: false, required: false },
+            Field { tag: 1, json: "labelSelector", ty: Type::Message(85), repeated: false, required: false },
             Field { tag: 2, json: "namespaces", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 3, json: "topologyKey", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 4, json: "namespaceSelector", ty: Type::Message(82), repeated: false, required: false },
+            Field { tag: 4, json: "namespaceSelector", ty: Type::Message(85), repeated: false, required: false },
             Field { tag: 5, json: "matchLabelKeys", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 6, json: "mismatchLabelKeys", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
         ],
@@ -1714,7 +1774,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::WeightedPodAffinityTerm",
         fields: &[
             Field { tag: 1, json: "weight", ty: Type::Scalar(Scalar::Int32), repeated: false, required: true },
-            Field { tag: 2, json: "podAffinityTerm", ty: Type::Message(168), repeated: false, required: true },
+            Field { tag: 2, json: "podAffinityTerm", ty: Type::Message(175), repeated: false, required: true },
         ],
     },
     Message {
@@ -1773,9 +1833,17 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig",
         fields: &[
-            Field { tag: 1, json: "service", ty: Type::Message(192), repeated: false, required: false },
+            Field { tag: 1, json: "service", ty: Type::Message(200), repeated: false, required: false },
             Field { tag: 2, json: "caBundle", ty: Type::Scalar(Scalar::Bytes), repeated: false, required: false },
             Field { tag: 3, json: "url", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+        ],
+    },
+    Message {
+        name: "apimachinery::pkg::apis::meta::v1::FieldSelectorRequirement",
+        fields: &[
+            Field { tag: 1, json: "key", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
+            Field { tag: 2, json: "operator", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
+            Field { tag: 3, json: "values", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
         ],
     },
     Message {
@@ -1790,26 +1858,26 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::DownwardAPIVolumeFile",
         fields: &[
             Field { tag: 1, json: "path", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "fieldRef", ty: Type::Message(182), repeated: false, required: false },
-            Field { tag: 3, json: "resourceFieldRef", ty: Type::Message(183), repeated: false, required: false },
+            Field { tag: 2, json: "fieldRef", ty: Type::Message(190), repeated: false, required: false },
+            Field { tag: 3, json: "resourceFieldRef", ty: Type::Message(191), repeated: false, required: false },
             Field { tag: 4, json: "mode", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::VolumeProjection",
         fields: &[
-            Field { tag: 1, json: "secret", ty: Type::Message(193), repeated: false, required: false },
-            Field { tag: 2, json: "downwardAPI", ty: Type::Message(194), repeated: false, required: false },
-            Field { tag: 3, json: "configMap", ty: Type::Message(195), repeated: false, required: false },
-            Field { tag: 4, json: "serviceAccountToken", ty: Type::Message(196), repeated: false, required: false },
-            Field { tag: 5, json: "clusterTrustBundle", ty: Type::Message(197), repeated: false, required: false },
+            Field { tag: 1, json: "secret", ty: Type::Message(201), repeated: false, required: false },
+            Field { tag: 2, json: "downwardAPI", ty: Type::Message(202), repeated: false, required: false },
+            Field { tag: 3, json: "configMap", ty: Type::Message(203), repeated: false, required: false },
+            Field { tag: 4, json: "serviceAccountToken", ty: Type::Message(204), repeated: false, required: false },
+            Field { tag: 5, json: "clusterTrustBundle", ty: Type::Message(205), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::PersistentVolumeClaimTemplate",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(15), repeated: false, required: false },
-            Field { tag: 2, json: "spec", ty: Type::Message(198), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(16), repeated: false, required: false },
+            Field { tag: 2, json: "spec", ty: Type::Message(206), repeated: false, required: true },
         ],
     },
     Message {
@@ -1830,7 +1898,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ConfigMapKeySelector",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(49), repeated: false, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(52), repeated: false, required: false },
             Field { tag: 2, json: "key", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 3, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
@@ -1838,7 +1906,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::SecretKeySelector",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(49), repeated: false, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(52), repeated: false, required: false },
             Field { tag: 2, json: "key", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 3, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
@@ -1856,7 +1924,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "port", ty: Type::Special(Special::IntOrString), repeated: false, required: true },
             Field { tag: 3, json: "host", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "scheme", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 5, json: "httpHeaders", ty: Type::Message(199), repeated: true, required: false },
+            Field { tag: 5, json: "httpHeaders", ty: Type::Message(207), repeated: true, required: false },
         ],
     },
     Message {
@@ -1882,8 +1950,8 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::NodeSelectorTerm",
         fields: &[
-            Field { tag: 1, json: "matchExpressions", ty: Type::Message(200), repeated: true, required: false },
-            Field { tag: 2, json: "matchFields", ty: Type::Message(200), repeated: true, required: false },
+            Field { tag: 1, json: "matchExpressions", ty: Type::Message(208), repeated: true, required: false },
+            Field { tag: 2, json: "matchFields", ty: Type::Message(208), repeated: true, required: false },
         ],
     },
     Message {
@@ -1898,22 +1966,22 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::SecretProjection",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(49), repeated: false, required: false },
-            Field { tag: 2, json: "items", ty: Type::Message(178), repeated: true, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(52), repeated: false, required: false },
+            Field { tag: 2, json: "items", ty: Type::Message(186), repeated: true, required: false },
             Field { tag: 4, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::DownwardAPIProjection",
         fields: &[
-            Field { tag: 1, json: "items", ty: Type::Message(179), repeated: true, required: false },
+            Field { tag: 1, json: "items", ty: Type::Message(187), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::core::v1::ConfigMapProjection",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(49), repeated: false, required: false },
-            Field { tag: 2, json: "items", ty: Type::Message(178), repeated: true, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(52), repeated: false, required: false },
+            Field { tag: 2, json: "items", ty: Type::Message(186), repeated: true, required: false },
             Field { tag: 4, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
@@ -1930,7 +1998,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 2, json: "signerName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 3, json: "labelSelector", ty: Type::Message(82), repeated: false, required: false },
+            Field { tag: 3, json: "labelSelector", ty: Type::Message(85), repeated: false, required: false },
             Field { tag: 4, json: "path", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 5, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
@@ -1939,13 +2007,13 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::PersistentVolumeClaimSpec",
         fields: &[
             Field { tag: 1, json: "accessModes", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
-            Field { tag: 2, json: "resources", ty: Type::Message(201), repeated: false, required: false },
+            Field { tag: 2, json: "resources", ty: Type::Message(209), repeated: false, required: false },
             Field { tag: 3, json: "volumeName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 4, json: "selector", ty: Type::Message(82), repeated: false, required: false },
+            Field { tag: 4, json: "selector", ty: Type::Message(85), repeated: false, required: false },
             Field { tag: 5, json: "storageClassName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 6, json: "volumeMode", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 7, json: "dataSource", ty: Type::Message(202), repeated: false, required: false },
-            Field { tag: 8, json: "dataSourceRef", ty: Type::Message(203), repeated: false, required: false },
+            Field { tag: 7, json: "dataSource", ty: Type::Message(210), repeated: false, required: false },
+            Field { tag: 8, json: "dataSourceRef", ty: Type::Message(211), repeated: false, required: false },
             Field { tag: 9, json: "volumeAttributesClassName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
