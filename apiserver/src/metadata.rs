@@ -68,8 +68,22 @@ pub fn prepare_create(obj: &mut Value, tracks_generation: bool) {
     } else {
         m.remove("generation");
     }
-    for key in ["labels", "annotations"] {
-        if m.get(key).is_some_and(Value::is_null) {
+    drop_empty_collections(m);
+}
+
+/// `metadata` maps and lists that Go's `ObjectMeta` marks `omitempty`: null or empty ones are
+/// dropped, as a real API server's typed round trip does (`labels: {}` is never returned).
+const OMITEMPTY_COLLECTIONS: [&str; 4] = ["labels", "annotations", "finalizers", "ownerReferences"];
+
+fn drop_empty_collections(m: &mut serde_json::Map<String, Value>) {
+    for key in OMITEMPTY_COLLECTIONS {
+        let empty = match m.get(key) {
+            Some(Value::Null) => true,
+            Some(Value::Object(o)) => o.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
+            _ => false,
+        };
+        if empty {
             m.remove(key);
         }
     }
@@ -100,11 +114,7 @@ pub fn prepare_update(new: &mut Value, old: &Value, tracks_generation: bool) {
     }
     if let Some(m) = new["metadata"].as_object_mut() {
         m.remove("selfLink");
-        for key in ["labels", "annotations", "finalizers", "ownerReferences"] {
-            if m.get(key).is_some_and(Value::is_null) {
-                m.remove(key);
-            }
-        }
+        drop_empty_collections(m);
     }
     if tracks_generation {
         let old_gen = old["metadata"]["generation"].as_i64().unwrap_or(1);

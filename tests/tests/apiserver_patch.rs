@@ -281,3 +281,51 @@ async fn patched_service_keeps_its_empty_load_balancer_status() {
     let status = serde_json::to_value(patched.status).unwrap();
     assert_eq!(status, json!({"loadBalancer": {}}));
 }
+
+/// Go's `ObjectMeta` marks labels, annotations, finalizers and ownerReferences `omitempty`: a
+/// real server never returns them empty, whether a create sent them empty or a patch emptied
+/// them (what `kubectl diff` shows after a server-side dry run).
+#[tokio::test]
+async fn empty_metadata_maps_and_lists_are_not_returned() {
+    let fx = Fixture::start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(fx.client.clone());
+    let created = raw(
+        &fx,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some("application/json"),
+        serde_json::to_vec(&json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "empty-meta", "labels": {}, "annotations": {}, "finalizers": []},
+        }))
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let meta = &created.body["metadata"];
+    for key in ["labels", "annotations", "finalizers", "ownerReferences"] {
+        assert!(meta.get(key).is_none(), "{key} returned: {meta}");
+    }
+    let patched = cms
+        .patch(
+            "empty-meta",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}, "annotations": {}}})),
+        )
+        .await
+        .unwrap();
+    assert!(patched.metadata.annotations.is_none());
+    let patched = cms
+        .patch(
+            "empty-meta",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": null}}})),
+        )
+        .await
+        .unwrap();
+    assert!(
+        patched.metadata.labels.is_none(),
+        "{:?}",
+        patched.metadata.labels
+    );
+}
