@@ -18,6 +18,7 @@ use crate::endpointslice_controller::services_for_pod_event;
 use crate::error::{Error, Result};
 use crate::queue::WorkQueue;
 use crate::recorder::object_ref;
+use crate::trigger_time::TriggerTimeTracker;
 
 /// Metric/log name.
 pub const NAME: &str = "endpoints";
@@ -27,6 +28,8 @@ pub struct EndpointsController {
     ctx: Arc<Context>,
     /// Its work queue of `namespace/name` Service keys.
     pub queue: Arc<WorkQueue>,
+    /// `endpoints.kubernetes.io/last-change-trigger-time` state per Service.
+    pub trigger_times: TriggerTimeTracker,
 }
 
 impl EndpointsController {
@@ -36,7 +39,11 @@ impl EndpointsController {
             ctx.config.sync_backoff_base,
             ctx.config.sync_backoff_max,
         ));
-        EndpointsController { ctx, queue }
+        EndpointsController {
+            ctx,
+            queue,
+            trigger_times: TriggerTimeTracker::new(),
+        }
     }
 
     /// Queues every Service (and every Endpoints object, to clean up after deleted Services,
@@ -103,14 +110,19 @@ impl EndpointsController {
     }
 
     /// Syncs one Service.
-    #[instrument(skip(self, trigger), fields(controller = NAME))]
-    pub async fn sync(&self, key: &str, trigger: Timestamp) -> Result<()> {
+    ///
+    /// `_queued` (when the queue first saw the key) is not used: the trigger time annotation
+    /// comes from [`TriggerTimeTracker`], as upstream.
+    #[instrument(skip(self, _queued), fields(controller = NAME))]
+    pub async fn sync(&self, key: &str, _queued: Timestamp) -> Result<()> {
         let ctx = &self.ctx;
         let (ns, name) = split_key(key);
         let api: Api<Endpoints> = Api::namespaced(ctx.client.clone(), ns);
         let Some(service) = ctx.caches.services.get(ns, name) else {
-            // Upstream deletes the Endpoints of a deleted Service.
+            // Upstream deletes the Endpoints of a deleted Service and forgets its trigger
+            // time state.
             ctx.endpoints_stale.forget(key);
+            self.trigger_times.delete_service(key);
             if ctx.caches.endpoints.get(ns, name).is_some() {
                 ctx.limiter.acquire().await;
                 match api.delete(name, &DeleteParams::default()).await {
@@ -147,7 +159,10 @@ impl EndpointsController {
         }
         let pods = ctx.caches.pods_for_service(&service);
         let pod_refs: Vec<&Pod> = pods.iter().collect();
-        let plan = plan_endpoints(&service, &pod_refs, existing.as_ref(), Some(trigger));
+        // Upstream computes the trigger time on every sync, before comparing, so that the
+        // state follows the Pods even when nothing is written.
+        let trigger = self.trigger_times.compute(key, &service, &pod_refs);
+        let plan = plan_endpoints(&service, &pod_refs, existing.as_ref(), trigger);
         let svc_ref = || object_ref("Service", ns, name, service.metadata.uid.clone());
         match plan.action {
             EndpointsAction::None => Ok(()),

@@ -24,6 +24,7 @@ use crate::slice_plan::{plan_delete_all, SlicePlan, SlicePlanConfig};
 use crate::topology_cache::{HintEvent, TopologyCache};
 use crate::topology_cpu::{has_excluded_labels, is_node_ready, node_cpu_millis, node_zone};
 use crate::topology_plan::plan_slices_with_topology;
+use crate::trigger_time::TriggerTimeTracker;
 
 /// Metric/log name.
 pub const NAME: &str = "endpointslice";
@@ -35,6 +36,8 @@ pub struct EndpointSliceController {
     pub queue: Arc<WorkQueue>,
     /// Zone CPU shares and hint state for `service.kubernetes.io/topology-mode: Auto`.
     pub topology: TopologyCache,
+    /// `endpoints.kubernetes.io/last-change-trigger-time` state per Service.
+    pub trigger_times: TriggerTimeTracker,
 }
 
 /// True when a Node changed in a way the topology cache reads (upstream `updateNode` checks
@@ -48,7 +51,8 @@ pub fn node_topology_changed(old: &Node, new: &Node) -> bool {
 }
 
 /// True when a Pod changed in a way that matters to endpoints (the cached Pods hold exactly
-/// those fields, so anything but the resourceVersion counts).
+/// those fields, so anything but the resourceVersion counts; like upstream
+/// `podEndpointsChanged`, a new Ready `lastTransitionTime` alone does not).
 pub fn pod_changed(old: &CachedPod, new: &CachedPod) -> bool {
     old.metadata.labels != new.metadata.labels
         || old.metadata.deletion_timestamp != new.metadata.deletion_timestamp
@@ -120,6 +124,7 @@ impl EndpointSliceController {
             ctx,
             queue,
             topology: TopologyCache::new(),
+            trigger_times: TriggerTimeTracker::new(),
         }
     }
 
@@ -257,8 +262,11 @@ impl EndpointSliceController {
     }
 
     /// Syncs one Service.
-    #[instrument(skip(self, trigger), fields(controller = NAME))]
-    pub async fn sync(&self, key: &str, trigger: Timestamp) -> Result<()> {
+    ///
+    /// `_queued` (when the queue first saw the key) is not used: the trigger time annotation
+    /// comes from [`TriggerTimeTracker`], as upstream.
+    #[instrument(skip(self, _queued), fields(controller = NAME))]
+    pub async fn sync(&self, key: &str, _queued: Timestamp) -> Result<()> {
         let ctx = &self.ctx;
         let (ns, name) = split_key(key);
         let started = Instant::now();
@@ -281,6 +289,10 @@ impl EndpointSliceController {
             spec.and_then(|s| s.selector.as_ref()).is_none()
                 || spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName")
         });
+        if service.is_none() {
+            // Upstream `syncService` drops the Service's trigger time state when it is gone.
+            self.trigger_times.delete_service(key);
+        }
         let (plan, hint_events, hints) = if selectorless {
             // Service gone, without selector or ExternalName: our slices go (beyond upstream,
             // which leaves them to the garbage collector or in place).
@@ -325,7 +337,7 @@ impl EndpointSliceController {
                 &self.topology,
                 key,
             );
-            plan.stamp_trigger_time(Some(trigger));
+            plan.stamp_trigger_time(self.trigger_times.compute(key, service, &pod_refs));
             (plan, events, HintPolicy::for_service(service))
         };
         let result = self.apply(key, ns, &plan, service.as_deref()).await;
@@ -412,5 +424,56 @@ impl EndpointSliceController {
             .observe(plan.writes() as f64);
         let desired = exists.then_some((plan.desired_endpoints as i64, plan.desired_slices as i64));
         m.set_desired(NAME, key, desired);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cached_pod::PodInterner;
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+    fn pod(rv: &str, ready: &str, since: &str) -> CachedPod {
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                resource_version: Some(rv.into()),
+                ..Default::default()
+            },
+            status: Some(PodStatus {
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: ready.into(),
+                    last_transition_time: Some(Time(since.parse().unwrap())),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        CachedPod::from_pod(pod, &PodInterner::new())
+    }
+
+    /// Upstream `podEndpointsChanged`: readiness counts, its transition time alone does not.
+    #[test]
+    fn pod_changed_ignores_resource_version_and_ready_transition_time_alone() {
+        let base = pod("1", "True", "2025-01-01T00:00:00Z");
+        let cases = [
+            (
+                "resourceVersion only",
+                pod("2", "True", "2025-01-01T00:00:00Z"),
+                false,
+            ),
+            (
+                "ready time only",
+                pod("2", "True", "2025-01-02T00:00:00Z"),
+                false,
+            ),
+            ("readiness", pod("2", "False", "2025-01-02T00:00:00Z"), true),
+        ];
+        for (name, new, want) in cases {
+            assert_eq!(pod_changed(&base, &new), want, "{name}");
+        }
     }
 }

@@ -60,6 +60,7 @@ pub mod topology_cache;
 pub mod topology_cpu;
 pub mod topology_plan;
 pub mod tracker;
+pub mod trigger_time;
 
 pub use config::{ControllerConfig, ControllerKind};
 pub use manager::{run_controllers, ControllerManager};

@@ -373,3 +373,75 @@ async fn service_deletion_and_selector_removal_delete_our_slices() {
     .await;
     running.stop().await;
 }
+
+const TRIGGER: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+
+/// The trigger time annotations of `web`'s slice and Endpoints (`None` while either object
+/// is missing).
+async fn trigger_annotations(c: &kube::Client) -> Option<(Option<String>, Option<String>)> {
+    let slice = our_slices(c, "web").await.into_iter().next()?;
+    let ep = endpoints_of(c, "web").await?;
+    let get = |a: Option<std::collections::BTreeMap<String, String>>| a?.get(TRIGGER).cloned();
+    Some((
+        get(slice.metadata.annotations),
+        get(ep.metadata.annotations),
+    ))
+}
+
+/// Upstream `TriggerTimeTracker` (`pkg/controller/util/endpoint/trigger_time_tracker.go`):
+/// a new Service's objects carry its creationTimestamp; a change with no newer trigger time
+/// removes the annotation (`addTriggerTimeAnnotation`, `syncService`); a Pod turning Ready
+/// stamps its Ready condition's `lastTransitionTime`, in RFC 3339.
+#[tokio::test]
+async fn trigger_time_is_service_creation_then_pod_ready_transition() {
+    let fx = Fixture::start().await;
+    let c = &fx.client;
+    create_nodes(c, 1).await;
+    let svc = create_service(c, &service("web", IntOrString::Int(8080))).await;
+    let created = svc.metadata.creation_timestamp.unwrap().0.to_string();
+    let running = start_controllers(&fx, test_config()).await;
+    eventually(
+        T,
+        "slice and Endpoints stamped with the Service's creation",
+        || {
+            let want = Some((Some(created.clone()), Some(created.clone())));
+            async move { trigger_annotations(c).await == want }
+        },
+    )
+    .await;
+    // A not-ready Pod without a Ready transition time: no newer trigger time.
+    create_pod(c, "web", "web-0", "node-0", 8080, &[pod_ip(1, 0)], false).await;
+    eventually(
+        T,
+        "annotation removed when no trigger time changed",
+        || async {
+            endpoint_count(&our_slices(c, "web").await) == 1
+                && trigger_annotations(c).await == Some((None, None))
+        },
+    )
+    .await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(c.clone(), NS);
+    let ready = json!({"status": {"conditions": [{
+        "type": "Ready", "status": "True", "lastTransitionTime": "2025-03-04T05:06:07Z",
+    }]}});
+    pods.patch_status("web-0", &PatchParams::default(), &Patch::Merge(&ready))
+        .await
+        .unwrap();
+    let want = Some("2025-03-04T05:06:07Z".to_string());
+    eventually(
+        T,
+        "slice and Endpoints stamped with the Ready transition",
+        || {
+            let want = Some((want.clone(), want.clone()));
+            async move { trigger_annotations(c).await == want }
+        },
+    )
+    .await;
+    let ep = endpoints_of(c, "web").await.unwrap();
+    assert_eq!(
+        endpoints_addresses(&ep).0.len(),
+        1,
+        "the Pod is a ready address"
+    );
+    running.stop().await;
+}
