@@ -46,8 +46,16 @@ pub struct ControllerManagerArgs {
     /// Client write burst.
     #[arg(long, default_value_t = 30)]
     pub kube_api_burst: u32,
-    /// Elect a leader on a Lease before running controllers.
-    #[arg(long, default_value_t = false)]
+    /// Elect a leader on a Lease before running controllers (on by default, as in
+    /// kube-controller-manager; `--leader-elect=false` runs without).
+    #[arg(
+        long,
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub leader_elect: bool,
     /// Lease namespace.
     #[arg(long, default_value = "kube-system")]
@@ -303,6 +311,13 @@ mod tests {
         };
         let err = err.to_string();
         assert!(err.contains("--leader-elect-lease-duration"), "{err}");
+    }
+
+    #[test]
+    fn leader_election_is_on_by_default_and_can_be_turned_off() {
+        assert!(Cli::parse_from(["x"]).args.leader_elect);
+        assert!(Cli::parse_from(["x", "--leader-elect"]).args.leader_elect);
+        assert!(!Cli::parse_from(["x", "--leader-elect=false"]).args.leader_elect);
     }
 
     #[test]
