@@ -317,7 +317,11 @@ mod tests {
     fn leader_election_is_on_by_default_and_can_be_turned_off() {
         assert!(Cli::parse_from(["x"]).args.leader_elect);
         assert!(Cli::parse_from(["x", "--leader-elect"]).args.leader_elect);
-        assert!(!Cli::parse_from(["x", "--leader-elect=false"]).args.leader_elect);
+        assert!(
+            !Cli::parse_from(["x", "--leader-elect=false"])
+                .args
+                .leader_elect
+        );
     }
 
     #[test]
