@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use svcplane_apiserver::{Config, RunningServer};
 
+mod kubectl;
+pub use kubectl::Kubectl;
+
 /// A running embedded API server and a client for it.
 pub struct Fixture {
     /// The server handle.

@@ -10,72 +10,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use serde_json::{json, Value};
-use svcplane_tests::{kubectl_available, Fixture};
+use svcplane_tests::Kubectl;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
-
-/// A fixture plus a private HOME for kubectl.
-struct Kubectl {
-    fx: Fixture,
-    home: tempfile::TempDir,
-}
-
-impl Kubectl {
-    /// Starts the TLS fixture, or returns None (with a loud notice) when kubectl is missing.
-    async fn start(test: &str) -> Option<Kubectl> {
-        if !kubectl_available() {
-            eprintln!(
-                "SKIPPED: kubectl not on PATH; {test} did not run (the kube-rs suites cover the same behaviour)"
-            );
-            return None;
-        }
-        Some(Kubectl {
-            fx: Fixture::start_tls().await,
-            home: tempfile::tempdir().expect("temp HOME"),
-        })
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("kubectl");
-        cmd.arg("--kubeconfig")
-            .arg(self.fx.kubeconfig_path())
-            .args(args)
-            .env("HOME", self.home.path())
-            .env("KUBECACHEDIR", self.home.path().join("cache"))
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// Runs kubectl to completion: (success, stdout, stderr).
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = tokio::time::timeout(Duration::from_secs(30), self.command(args).output())
-            .await
-            .unwrap_or_else(|_| panic!("kubectl {args:?} timed out"))
-            .expect("kubectl runs");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// Runs kubectl and requires success; returns stdout.
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, stdout, stderr) = self.run(args).await;
-        assert!(
-            ok,
-            "kubectl {args:?} failed:\nstdout: {stdout}\nstderr: {stderr}"
-        );
-        stdout
-    }
-
-    fn write(&self, name: &str, content: &str) -> String {
-        let path = self.home.path().join(name);
-        std::fs::write(&path, content).expect("write manifest");
-        path.display().to_string()
-    }
-}
 
 const SERVICE_V1: &str = r#"apiVersion: v1
 kind: Service

@@ -5,64 +5,25 @@
 //! Also checks the document itself over HTTP like any client, and measures its size and the
 //! cost of serving it.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use svcplane_tests::{kubectl_available, Fixture};
-use tokio::process::Command;
+use svcplane_tests::{Fixture, Kubectl};
 
-/// Runs kubectl with a private HOME and cache; (success, stdout, stderr).
-async fn kubectl(fx: &Fixture, home: &tempfile::TempDir, args: &[&str]) -> (bool, String, String) {
-    let mut cmd = Command::new("kubectl");
-    cmd.arg("--kubeconfig")
-        .arg(fx.kubeconfig_path())
-        .args(args)
-        .env("HOME", home.path())
-        .env("KUBECACHEDIR", home.path().join("cache"))
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null());
-    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
-        .await
-        .unwrap_or_else(|_| panic!("kubectl {args:?} timed out"))
-        .expect("kubectl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Starts the TLS fixture and a private HOME, or None (loudly) when kubectl is missing.
-async fn start(test: &str) -> Option<(Fixture, tempfile::TempDir)> {
-    if !kubectl_available() {
-        eprintln!("SKIPPED: kubectl not on PATH; {test} did not run");
-        return None;
-    }
-    Some((
-        Fixture::start_tls().await,
-        tempfile::tempdir().expect("temp HOME"),
-    ))
-}
-
-async fn explain(fx: &Fixture, home: &tempfile::TempDir, args: &[&str]) -> String {
+/// `kubectl explain ARGS`, required to succeed; returns stdout.
+async fn explain(k: &Kubectl, args: &[&str]) -> String {
     let mut all = vec!["explain"];
     all.extend_from_slice(args);
-    let (ok, stdout, stderr) = kubectl(fx, home, &all).await;
-    assert!(
-        ok,
-        "kubectl {all:?} failed:\nstdout: {stdout}\nstderr: {stderr}"
-    );
-    stdout
+    k.ok(&all).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_explain_service_field_prints_description_and_type() {
-    let Some((fx, home)) = start("kubectl_explain_service_field_prints_description_and_type").await
+    let Some(k) = Kubectl::start("kubectl_explain_service_field_prints_description_and_type").await
     else {
         return;
     };
-    let out = explain(&fx, &home, &["service.spec.ipFamilyPolicy"]).await;
+    let out = explain(&k, &["service.spec.ipFamilyPolicy"]).await;
     assert!(out.contains("KIND:       Service"), "{out}");
     assert!(out.contains("VERSION:    v1"), "{out}");
     assert!(out.contains("FIELD: ipFamilyPolicy <string>"), "{out}");
@@ -76,12 +37,12 @@ async fn kubectl_explain_service_field_prints_description_and_type() {
     );
 
     // A nested object field is typed by its schema's name, reached through `allOf`/`$ref`.
-    let out = explain(&fx, &home, &["svc.spec.ports"]).await;
+    let out = explain(&k, &["svc.spec.ports"]).await;
     assert!(out.contains("FIELD: ports <[]ServicePort>"), "{out}");
     assert!(out.contains("targetPort\t<IntOrString>"), "{out}");
 
     // Unknown fields are reported like upstream's template does.
-    let (ok, _, stderr) = kubectl(&fx, &home, &["explain", "service.spec.nope"]).await;
+    let (ok, _, stderr) = k.run(&["explain", "service.spec.nope"]).await;
     assert!(!ok);
     assert!(
         stderr.contains(r#"field "nope" does not exist"#),
@@ -91,10 +52,10 @@ async fn kubectl_explain_service_field_prints_description_and_type() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_explain_pods_lists_fields() {
-    let Some((fx, home)) = start("kubectl_explain_pods_lists_fields").await else {
+    let Some(k) = Kubectl::start("kubectl_explain_pods_lists_fields").await else {
         return;
     };
-    let out = explain(&fx, &home, &["pods"]).await;
+    let out = explain(&k, &["pods"]).await;
     assert!(out.contains("KIND:       Pod"), "{out}");
     assert!(
         out.contains("DESCRIPTION:\n    Pod is a collection of containers"),
@@ -114,12 +75,12 @@ async fn kubectl_explain_pods_lists_fields() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_explain_endpointslice_conditions_in_discovery_group() {
-    let Some((fx, home)) =
-        start("kubectl_explain_endpointslice_conditions_in_discovery_group").await
+    let Some(k) =
+        Kubectl::start("kubectl_explain_endpointslice_conditions_in_discovery_group").await
     else {
         return;
     };
-    let out = explain(&fx, &home, &["endpointslices.endpoints.conditions"]).await;
+    let out = explain(&k, &["endpointslices.endpoints.conditions"]).await;
     assert!(out.contains("GROUP:      discovery.k8s.io"), "{out}");
     assert!(out.contains("KIND:       EndpointSlice"), "{out}");
     assert!(
@@ -310,11 +271,11 @@ async fn crd_document_for_state_carries_the_stored_openapi_v3_schema() {
 /// Custom resources are explained from their CRD's `openAPIV3Schema`, as upstream publishes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_explain_custom_resource_uses_the_crd_schema() {
-    let Some((fx, home)) = start("kubectl_explain_custom_resource_uses_the_crd_schema").await
+    let Some(k) = Kubectl::start("kubectl_explain_custom_resource_uses_the_crd_schema").await
     else {
         return;
     };
-    let crd = home.path().join("crd.yaml");
+    let crd = k.home.path().join("crd.yaml");
     std::fs::write(
         &crd,
         r#"apiVersion: apiextensions.k8s.io/v1
@@ -345,9 +306,9 @@ spec:
 "#,
     )
     .unwrap();
-    let (ok, _, stderr) = kubectl(&fx, &home, &["apply", "-f", crd.to_str().unwrap()]).await;
+    let (ok, _, stderr) = k.run(&["apply", "-f", crd.to_str().unwrap()]).await;
     assert!(ok, "{stderr}");
-    let out = explain(&fx, &home, &["crontabs.spec.cronSpec"]).await;
+    let out = explain(&k, &["crontabs.spec.cronSpec"]).await;
     assert!(out.contains("GROUP:      stable.example.com"), "{out}");
     assert!(out.contains("KIND:       CronTab"), "{out}");
     assert!(out.contains("FIELD: cronSpec <string>"), "{out}");

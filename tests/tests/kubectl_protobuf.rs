@@ -5,56 +5,20 @@
 //! `expose`. Each test checks with `-v=8` that kubectl really sent protobuf, then reads the stored
 //! object back with `get -o json`.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use base64::Engine as _;
 use serde_json::{json, Value};
-use svcplane_tests::{kubectl_available, Fixture};
-use tokio::process::Command;
+use svcplane_tests::Kubectl;
 
 const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
 
-/// A fixture plus a private HOME for kubectl.
-struct Kubectl {
-    fx: Fixture,
-    home: tempfile::TempDir,
+/// What these tests ask of kubectl beyond running it.
+trait ProtobufCreates {
+    async fn create_protobuf(&self, args: &[&str]) -> String;
+    async fn create(&self, args: &[&str]) -> (String, bool);
+    async fn get_json(&self, args: &[&str]) -> Value;
 }
 
-impl Kubectl {
-    /// Starts the TLS fixture, or returns None (with a loud notice) when kubectl is missing.
-    async fn start(test: &str) -> Option<Kubectl> {
-        if !kubectl_available() {
-            eprintln!("SKIPPED: kubectl not on PATH; {test} did not run");
-            return None;
-        }
-        Some(Kubectl {
-            fx: Fixture::start_tls().await,
-            home: tempfile::tempdir().expect("temp HOME"),
-        })
-    }
-
-    /// Runs kubectl to completion: (success, stdout, stderr).
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let mut cmd = Command::new("kubectl");
-        cmd.arg("--kubeconfig")
-            .arg(self.fx.kubeconfig_path())
-            .args(args)
-            .env("HOME", self.home.path())
-            .env("KUBECACHEDIR", self.home.path().join("cache"))
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null());
-        let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
-            .await
-            .unwrap_or_else(|_| panic!("kubectl {args:?} timed out"))
-            .expect("kubectl runs");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
+impl ProtobufCreates for Kubectl {
     /// Runs a create command with `-v=8`, requires success and that the POST body was protobuf.
     async fn create_protobuf(&self, args: &[&str]) -> String {
         let (stdout, protobuf) = self.create(args).await;
