@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use kube::api::{Api, DeleteParams, PostParams};
 use tracing::instrument;
@@ -110,11 +109,8 @@ impl EndpointsController {
     }
 
     /// Syncs one Service.
-    ///
-    /// `_queued` (when the queue first saw the key) is not used: the trigger time annotation
-    /// comes from [`TriggerTimeTracker`], as upstream.
-    #[instrument(skip(self, _queued), fields(controller = NAME))]
-    pub async fn sync(&self, key: &str, _queued: Timestamp) -> Result<()> {
+    #[instrument(skip(self), fields(controller = NAME))]
+    pub async fn sync(&self, key: &str) -> Result<()> {
         let ctx = &self.ctx;
         let (ns, name) = split_key(key);
         let api: Api<Endpoints> = Api::namespaced(ctx.client.clone(), ns);

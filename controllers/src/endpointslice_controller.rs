@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tracing::instrument;
@@ -262,11 +261,8 @@ impl EndpointSliceController {
     }
 
     /// Syncs one Service.
-    ///
-    /// `_queued` (when the queue first saw the key) is not used: the trigger time annotation
-    /// comes from [`TriggerTimeTracker`], as upstream.
-    #[instrument(skip(self, _queued), fields(controller = NAME))]
-    pub async fn sync(&self, key: &str, _queued: Timestamp) -> Result<()> {
+    #[instrument(skip(self), fields(controller = NAME))]
+    pub async fn sync(&self, key: &str) -> Result<()> {
         let ctx = &self.ctx;
         let (ns, name) = split_key(key);
         let started = Instant::now();

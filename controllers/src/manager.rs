@@ -236,9 +236,9 @@ impl ControllerManager {
                     ctx.clone(),
                     crate::endpointslice_controller::NAME,
                     c.queue.clone(),
-                    move |key, t| {
+                    move |key| {
                         let c = c.clone();
-                        async move { c.sync(&key, t).await }
+                        async move { c.sync(&key).await }
                     },
                 ));
             }
@@ -248,9 +248,9 @@ impl ControllerManager {
                     ctx.clone(),
                     crate::endpoints_controller::NAME,
                     c.queue.clone(),
-                    move |key, t| {
+                    move |key| {
                         let c = c.clone();
-                        async move { c.sync(&key, t).await }
+                        async move { c.sync(&key).await }
                     },
                 ));
             }
@@ -260,9 +260,9 @@ impl ControllerManager {
                     ctx.clone(),
                     crate::mirroring_controller::NAME,
                     c.queue.clone(),
-                    move |key, t| {
+                    move |key| {
                         let c = c.clone();
-                        async move { c.sync(&key, t).await }
+                        async move { c.sync(&key).await }
                     },
                 ));
             }
@@ -305,12 +305,12 @@ impl ControllerManager {
 /// One worker: takes keys, syncs, and requeues failures with backoff.
 async fn worker<F, Fut>(ctx: Arc<Context>, name: &'static str, queue: Arc<WorkQueue>, sync: F)
 where
-    F: Fn(String, jiff::Timestamp) -> Fut,
+    F: Fn(String) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
-    while let Some((key, trigger)) = queue.get().await {
+    while let Some(key) = queue.get().await {
         let started = Instant::now();
-        let result = sync(key.clone(), trigger).await;
+        let result = sync(key.clone()).await;
         let label = match &result {
             Ok(()) => "success",
             Err(e) => e.kind(),

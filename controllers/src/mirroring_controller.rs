@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tracing::instrument;
@@ -151,8 +150,8 @@ impl MirroringController {
     }
 
     /// Syncs one Endpoints object.
-    #[instrument(skip(self, _trigger), fields(controller = NAME))]
-    pub async fn sync(&self, key: &str, _trigger: Timestamp) -> Result<()> {
+    #[instrument(skip(self), fields(controller = NAME))]
+    pub async fn sync(&self, key: &str) -> Result<()> {
         let ctx = &self.ctx;
         let (ns, name) = split_key(key);
         let slices = self

@@ -6,7 +6,6 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use jiff::Timestamp;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -20,7 +19,6 @@ struct State {
     processing: HashSet<String>,
     dirty: HashSet<String>,
     failures: HashMap<String, u32>,
-    first_seen: HashMap<String, Timestamp>,
     shutdown: bool,
 }
 
@@ -47,9 +45,6 @@ impl WorkQueue {
         if st.shutdown {
             return;
         }
-        st.first_seen
-            .entry(key.clone())
-            .or_insert_with(Timestamp::now);
         if let Some(at) = st.delayed_at.remove(&key) {
             st.delayed.remove(&(at, key.clone()));
         }
@@ -80,9 +75,6 @@ impl WorkQueue {
         if st.shutdown || st.queued.contains(&key) {
             return;
         }
-        st.first_seen
-            .entry(key.clone())
-            .or_insert_with(Timestamp::now);
         let at = Instant::now() + delay;
         match st.delayed_at.get(&key) {
             Some(existing) if *existing <= at => {}
@@ -127,9 +119,8 @@ impl WorkQueue {
         self.state.lock().failures.get(key).copied().unwrap_or(0)
     }
 
-    /// Waits for the next key; returns it with the time of the first event that queued it
-    /// since it was last handed out (the trigger time). `None` after shutdown.
-    pub async fn get(&self) -> Option<(String, Timestamp)> {
+    /// Waits for the next key. `None` after shutdown.
+    pub async fn get(&self) -> Option<String> {
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
@@ -155,12 +146,11 @@ impl WorkQueue {
                 if let Some(key) = st.ready.pop_front() {
                     st.queued.remove(&key);
                     st.processing.insert(key.clone());
-                    let seen = st.first_seen.remove(&key).unwrap_or_else(Timestamp::now);
                     if !st.ready.is_empty() {
                         // Let another idle worker pick up the rest.
                         self.notify.notify_one();
                     }
-                    return Some((key, seen));
+                    return Some(key);
                 }
                 st.delayed.first().map(|(at, _)| *at)
             };
@@ -220,8 +210,8 @@ mod tests {
         q.add("a");
         q.add("b");
         assert_eq!(q.len(), 2);
-        assert_eq!(q.get().await.unwrap().0, "a");
-        assert_eq!(q.get().await.unwrap().0, "b");
+        assert_eq!(q.get().await.unwrap(), "a");
+        assert_eq!(q.get().await.unwrap(), "b");
         assert!(q.is_empty());
     }
 
@@ -229,11 +219,11 @@ mod tests {
     async fn re_add_while_processing_is_replayed_after_done() {
         let q = q();
         q.add("a");
-        let (k, _) = q.get().await.unwrap();
+        let k = q.get().await.unwrap();
         q.add("a");
         assert_eq!(q.state.lock().ready.len(), 0, "not handed out twice");
         q.done(&k);
-        assert_eq!(q.get().await.unwrap().0, "a");
+        assert_eq!(q.get().await.unwrap(), "a");
     }
 
     #[tokio::test(start_paused = true)]
@@ -243,7 +233,7 @@ mod tests {
         q.add_after("svc", Duration::from_millis(500));
         q.add_after("svc", Duration::from_millis(800));
         q.add_after("svc", Duration::from_millis(300));
-        let (k, _) = q.get().await.unwrap();
+        let k = q.get().await.unwrap();
         assert_eq!(k, "svc");
         let waited = start.elapsed();
         assert!(
@@ -257,11 +247,11 @@ mod tests {
     async fn failures_back_off_exponentially() {
         let q = q();
         q.add("a");
-        let (k, _) = q.get().await.unwrap();
+        let k = q.get().await.unwrap();
         let start = Instant::now();
         q.add_rate_limited(&k);
         q.done(&k);
-        let (k, _) = q.get().await.unwrap();
+        let k = q.get().await.unwrap();
         assert!(start.elapsed() >= Duration::from_millis(10));
         let start = Instant::now();
         q.add_rate_limited(&k);
