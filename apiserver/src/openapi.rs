@@ -153,10 +153,10 @@ fn generate_builtin(group: &str, version: &str) -> Map<String, Value> {
 
 /// Upstream markers `k8s-openapi` drops, for the Service-networking fields: `enum` (from the
 /// `+enum` Go types `ServiceType`, `ServiceAffinity`, `ServiceExternalTrafficPolicy`,
-/// `ServiceInternalTrafficPolicy`, `IPFamilyPolicy`, `Protocol`, `discovery/v1.AddressType`),
-/// `default` (`+default="TCP"` on `ServicePort.protocol`) and the list/map markers of
-/// `ServiceSpec` (`+listType`, `+listMapKey`, `+patchStrategy`, `+patchMergeKey`,
-/// `+mapType`). Each row: schema name, property, keywords merged into the property's schema.
+/// `ServiceInternalTrafficPolicy`, `IPFamilyPolicy`, `Protocol`, `discovery/v1.AddressType`) and
+/// `default` (`+default="TCP"` on `ServicePort.protocol`). Each row: schema name, property,
+/// keywords merged into the property's schema. List and map markers come from
+/// [`MERGE_MARKERS`].
 const MARKERS: &[(&str, &str, &str)] = &[
     (
         "io.k8s.api.core.v1.ServiceSpec",
@@ -184,37 +184,6 @@ const MARKERS: &[(&str, &str, &str)] = &[
         r#"{"enum": ["PreferDualStack", "RequireDualStack", "SingleStack"]}"#,
     ),
     (
-        "io.k8s.api.core.v1.ServiceSpec",
-        "ports",
-        r#"{"x-kubernetes-list-map-keys": ["port", "protocol"], "x-kubernetes-list-type": "map",
-            "x-kubernetes-patch-merge-key": "port", "x-kubernetes-patch-strategy": "merge"}"#,
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceSpec",
-        "clusterIPs",
-        r#"{"x-kubernetes-list-type": "atomic"}"#,
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceSpec",
-        "ipFamilies",
-        r#"{"x-kubernetes-list-type": "atomic"}"#,
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceSpec",
-        "externalIPs",
-        r#"{"x-kubernetes-list-type": "atomic"}"#,
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceSpec",
-        "loadBalancerSourceRanges",
-        r#"{"x-kubernetes-list-type": "atomic"}"#,
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceSpec",
-        "selector",
-        r#"{"x-kubernetes-map-type": "atomic"}"#,
-    ),
-    (
         "io.k8s.api.core.v1.ServicePort",
         "protocol",
         r#"{"default": "TCP", "enum": ["SCTP", "TCP", "UDP"]}"#,
@@ -231,18 +200,106 @@ const MARKERS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Merges [`MARKERS`] into the schemas present (a row whose schema or property is absent, or
-/// whose keywords do not parse, is skipped: the schema then simply lacks the marker).
+/// `ServiceSpec` fields whose list/map markers (`+listType`, `+listMapKey`, `+patchStrategy`,
+/// `+patchMergeKey`, `+mapType`) are published: (schema name, property, kind, path in the
+/// kind). The markers themselves are read from the merge tables the server patches with
+/// (`patch::list_types`), so the documents cannot disagree with how the server merges.
+const MERGE_MARKERS: &[(&str, &str, &str, &str)] = &[
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "ports",
+        "Service",
+        "spec.ports",
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "clusterIPs",
+        "Service",
+        "spec.clusterIPs",
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "ipFamilies",
+        "Service",
+        "spec.ipFamilies",
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "externalIPs",
+        "Service",
+        "spec.externalIPs",
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "loadBalancerSourceRanges",
+        "Service",
+        "spec.loadBalancerSourceRanges",
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "selector",
+        "Service",
+        "spec.selector",
+    ),
+];
+
+/// The OpenAPI extensions describing how a core/v1 field merges, from the patch tables.
+fn merge_keywords(kind: &str, path: &str) -> Map<String, Value> {
+    use crate::patch::list_types::{SmpList, SsaList};
+    let schema = crate::patch::Schema::for_kind(&crate::patch::Gvk::new("v1", kind));
+    let mut out = Map::new();
+    if schema.is_atomic_map(path) {
+        out.insert("x-kubernetes-map-type".into(), json!("atomic"));
+        return out;
+    }
+    let list = schema.list(path);
+    match list.ssa {
+        SsaList::Atomic => {
+            out.insert("x-kubernetes-list-type".into(), json!("atomic"));
+        }
+        SsaList::Set => {
+            out.insert("x-kubernetes-list-type".into(), json!("set"));
+        }
+        SsaList::Map(keys) => {
+            out.insert("x-kubernetes-list-map-keys".into(), json!(keys));
+            out.insert("x-kubernetes-list-type".into(), json!("map"));
+        }
+    }
+    match list.smp {
+        SmpList::Replace => {}
+        SmpList::MergeByKey(key) => {
+            out.insert("x-kubernetes-patch-merge-key".into(), json!(key));
+            out.insert("x-kubernetes-patch-strategy".into(), json!("merge"));
+        }
+        SmpList::MergePrimitives => {
+            out.insert("x-kubernetes-patch-strategy".into(), json!("merge"));
+        }
+    }
+    out
+}
+
+/// Merges [`MARKERS`] and [`MERGE_MARKERS`] into the schemas present (a row whose schema or
+/// property is absent, or whose keywords do not parse, is skipped: the schema then simply lacks
+/// the marker).
 fn apply_markers(schemas: &mut BTreeMap<String, Value>) {
-    for (name, property, keywords) in MARKERS {
-        let Some(Value::Object(prop)) = schemas
-            .get_mut(*name)
+    let rows =
+        MARKERS
+            .iter()
+            .filter_map(
+                |(name, property, keywords)| match serde_json::from_str(keywords) {
+                    Ok(Value::Object(extra)) => Some((*name, *property, extra)),
+                    _ => None,
+                },
+            )
+            .chain(MERGE_MARKERS.iter().map(|(name, property, kind, path)| {
+                (*name, *property, merge_keywords(kind, path))
+            }));
+    for (name, property, extra) in rows {
+        if let Some(Value::Object(prop)) = schemas
+            .get_mut(name)
             .and_then(|s| s.get_mut("properties"))
-            .and_then(|p| p.get_mut(*property))
-        else {
-            continue;
-        };
-        if let Ok(Value::Object(extra)) = serde_json::from_str::<Value>(keywords) {
+            .and_then(|p| p.get_mut(property))
+        {
             prop.extend(extra);
         }
     }
@@ -394,6 +451,17 @@ mod tests {
             disc["io.k8s.api.discovery.v1.EndpointSlice"]["properties"]["addressType"]["enum"],
             json!(["FQDN", "IPv4", "IPv6"])
         );
+        // Merge markers come from the patch tables and land on their property.
+        for (name, property, kind, path) in MERGE_MARKERS {
+            let keywords = merge_keywords(kind, path);
+            assert!(!keywords.is_empty(), "{kind} {path}");
+            for (k, v) in keywords {
+                assert_eq!(
+                    core[*name]["properties"][*property][&k], v,
+                    "{name}.{property} {k}"
+                );
+            }
+        }
         // Every row lands somewhere: a renamed schema or property would otherwise go unnoticed.
         for (name, property, keywords) in MARKERS {
             assert!(
