@@ -154,6 +154,16 @@ impl ProxyModel {
         !self.dirty.is_empty()
     }
 
+    /// Names of the proxied Services.
+    pub fn service_names(&self) -> impl Iterator<Item = &ServiceName> {
+        self.services.keys()
+    }
+
+    /// `(namespace, name)` of every EndpointSlice known.
+    pub fn slice_keys(&self) -> impl Iterator<Item = &(String, String)> {
+        self.slices.slice_keys()
+    }
+
     /// Number of Services and EndpointSlices known.
     pub fn object_counts(&self) -> (usize, usize) {
         (self.services.len(), self.slices.slice_keys().count())
