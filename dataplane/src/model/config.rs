@@ -88,10 +88,11 @@ pub enum NodePortAddresses {
     /// Every InternalIP and ExternalIP of the Node (kube-proxy's IPVS default: all node IPs).
     #[default]
     All,
-    /// The Node's first InternalIP of each family (kube-proxy's `primary`, the nftables
-    /// mode's default upstream).
+    /// The Node's primary address of each family, its first InternalIP, else its first
+    /// ExternalIP (kube-proxy's `primary`, the nftables mode's default upstream).
     Primary,
-    /// Node addresses inside any of these CIDRs.
+    /// Node addresses inside any of these CIDRs; a family none of them is of is not filtered
+    /// (upstream `NewNodePortAddresses` adds `0.0.0.0/0` or `::/0` for it).
     Cidrs(Vec<IpNet>),
 }
 
@@ -132,12 +133,18 @@ impl NodePortAddresses {
         match self {
             NodePortAddresses::All => addresses.iter().filter(of_family).copied().collect(),
             NodePortAddresses::Primary => primary.iter().filter(of_family).copied().collect(),
-            NodePortAddresses::Cidrs(cidrs) => addresses
-                .iter()
-                .filter(of_family)
-                .filter(|ip| cidrs.iter().any(|c| c.contains(*ip)))
-                .copied()
-                .collect(),
+            NodePortAddresses::Cidrs(cidrs) => {
+                let cidrs: Vec<&IpNet> = cidrs
+                    .iter()
+                    .filter(|c| Family::of(c.addr()) == family)
+                    .collect();
+                addresses
+                    .iter()
+                    .filter(of_family)
+                    .filter(|ip| cidrs.is_empty() || cidrs.iter().any(|c| c.contains(*ip)))
+                    .copied()
+                    .collect()
+            }
         }
     }
 }

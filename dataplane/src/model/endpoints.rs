@@ -8,7 +8,10 @@ use std::sync::Arc;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use super::family::Family;
-use super::labels::{ANNOTATION_LAST_CHANGE_TRIGGER_TIME, LABEL_SERVICE_NAME};
+use super::labels::{
+    ANNOTATION_LAST_CHANGE_TRIGGER_TIME, LABEL_HEADLESS, LABEL_SERVICE_NAME,
+    LABEL_SERVICE_PROXY_NAME,
+};
 use super::names::{Protocol, ServiceName};
 
 /// One endpoint of one Service port, after merging the Service's slices.
@@ -36,9 +39,10 @@ pub struct EndpointInfo {
 }
 
 impl EndpointInfo {
-    /// Whether the endpoint runs on `node`.
+    /// Whether the endpoint runs on `node`. A proxy without a node name has no local endpoint
+    /// (kube-proxy `EndpointSliceCache.isLocal` requires a non-empty node name).
     pub fn is_local(&self, node: &str) -> bool {
-        self.node_name.as_deref() == Some(node)
+        !node.is_empty() && self.node_name.as_deref() == Some(node)
     }
 
     /// `address:port`, the identity kube-proxy deduplicates endpoints by.
@@ -86,17 +90,21 @@ pub struct SliceInfo {
 
 impl SliceInfo {
     /// Reads an EndpointSlice. `None` when the proxy ignores it: no
-    /// `kubernetes.io/service-name` label (not managed for a Service), or an `addressType`
-    /// other than `IPv4`/`IPv6` (`FQDN`). Ports without a number or with an unknown protocol
-    /// and endpoints without a parsable address of the slice's family are skipped, as
-    /// kube-proxy skips them.
+    /// `kubernetes.io/service-name` label (not managed for a Service), a
+    /// `service.kubernetes.io/headless` or `service.kubernetes.io/service-proxy-name` label
+    /// (kube-proxy's informers filter those out), or an `addressType` other than `IPv4`/`IPv6`
+    /// (`FQDN`). Ports without a number or with an unknown protocol and endpoints without a
+    /// parsable address of the slice's family are skipped, as kube-proxy skips them.
     pub fn from_slice(slice: &EndpointSlice) -> Option<SliceInfo> {
         let namespace = slice.metadata.namespace.clone().unwrap_or_default();
         let name = slice.metadata.name.clone()?;
-        let service = slice
-            .metadata
-            .labels
-            .as_ref()
+        let labels = slice.metadata.labels.as_ref();
+        if labels.is_some_and(|l| {
+            l.contains_key(LABEL_HEADLESS) || l.contains_key(LABEL_SERVICE_PROXY_NAME)
+        }) {
+            return None;
+        }
+        let service = labels
             .and_then(|l| l.get(LABEL_SERVICE_NAME))
             .filter(|s| !s.is_empty())?;
         let family = match slice.address_type.as_str() {
@@ -239,11 +247,14 @@ impl EndpointSliceCache {
     }
 
     /// A Service's endpoints per port and family, merged over its slices in name order. An
-    /// endpoint (`address:port`) listed by several slices appears once: the first occurrence
-    /// wins, except that a later occurrence on this node replaces a non-local one (kube-proxy's
-    /// `addEndpoints` favours `isLocal`; upstream leaves the order of slices to map iteration,
-    /// we make it deterministic). The result is sorted by address and port.
-    pub fn endpoints(&self, service: &ServiceName, node: &str) -> ServiceEndpoints {
+    /// endpoint (`address:port`) listed more than once appears once: a later copy replaces an
+    /// earlier one unless it is terminating, so a running Pod wins over a terminating one
+    /// whose IP it reuses (kube-proxy `endpointslicecache.go` `addEndpoints` since
+    /// kubernetes#135593; before, the copy on this node was preferred). Upstream walks slices
+    /// in map order, so which of two equal copies wins is random there; we walk them in name
+    /// order, which makes it the copy in the slice whose name sorts last. The result is sorted
+    /// by address and port.
+    pub fn endpoints(&self, service: &ServiceName) -> ServiceEndpoints {
         type ByAddress = BTreeMap<(IpAddr, u16), EndpointInfo>;
         let mut merged: BTreeMap<(String, Protocol, Family), ByAddress> = BTreeMap::new();
         let Some(slices) = self.by_service.get(service) else {
@@ -266,11 +277,8 @@ impl EndpointSliceCache {
                         zone_hints: ep.zone_hints.clone(),
                         node_hints: ep.node_hints.clone(),
                     };
-                    match set.get(&info.key()) {
-                        Some(existing) if existing.is_local(node) || !info.is_local(node) => {}
-                        _ => {
-                            set.insert(info.key(), info);
-                        }
+                    if !info.terminating || !set.contains_key(&info.key()) {
+                        set.insert(info.key(), info);
                     }
                 }
             }

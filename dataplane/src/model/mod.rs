@@ -28,11 +28,14 @@ pub use config::{
 };
 pub use endpoints::{EndpointInfo, EndpointSliceCache, ServiceEndpoints, SliceInfo};
 pub use family::Family;
-pub use labels::{ANNOTATION_LAST_CHANGE_TRIGGER_TIME, LABEL_SERVICE_NAME, LABEL_TOPOLOGY_ZONE};
+pub use labels::{
+    ANNOTATION_LAST_CHANGE_TRIGGER_TIME, LABEL_HEADLESS, LABEL_SERVICE_NAME,
+    LABEL_SERVICE_PROXY_NAME, LABEL_TOPOLOGY_ZONE,
+};
 pub use names::{Protocol, ServiceName, ServicePortName};
 pub use node::NodeInfo;
 pub use render::{render_json, render_text};
-pub use service::{ServiceInfo, ServicePortInfo, ANNOTATION_LOAD_BALANCER_SOURCE_RANGES};
+pub use service::{ServiceInfo, ServicePortInfo};
 pub use table::{
     build_service_table, Destination, EndpointSet, FrontendKind, HealthCheck, Masquerade,
     PortSelection, ServiceTable, VirtualKey, VirtualServer,
@@ -41,7 +44,7 @@ pub use topology::{categorize, Categorized, Exclusion, NodeView, PortPolicy, Top
 
 /// The desired table of the whole node: every proxied Service's rows. A virtual key belongs
 /// to at most one Service (when two Services claim the same address, protocol and port, the
-/// one whose `namespace/name` sorts first keeps it).
+/// one whose `(namespace, name)` sorts first keeps it).
 #[derive(Debug, Clone, Default)]
 pub struct DesiredTable {
     services: BTreeMap<ServiceName, Arc<ServiceTable>>,
@@ -219,7 +222,8 @@ impl ProxyModel {
     pub fn upsert_slice(&mut self, slice: &EndpointSlice) {
         match SliceInfo::from_slice(slice) {
             Some(info) => {
-                let trigger = info.trigger_time.filter(|t| *t >= self.started);
+                // endpointschangetracker.go: only trigger times after the tracker started.
+                let trigger = info.trigger_time.filter(|t| *t > self.started);
                 let service = info.service.clone();
                 let touched = self.slices.upsert(info);
                 if touched.contains(&service) {
@@ -238,9 +242,12 @@ impl ProxyModel {
         }
     }
 
-    /// Forgets an EndpointSlice.
+    /// Forgets an EndpointSlice. The Service's pending trigger times are dropped: a deleted
+    /// slice's annotation dates its last update, not this change, so kube-proxy's endpoints
+    /// change tracker forgets them (`EndpointSliceUpdate` with `removeSlice`).
     pub fn delete_slice(&mut self, namespace: &str, name: &str) {
         if let Some(service) = self.slices.remove(namespace, name) {
+            self.pending_triggers.remove(&service);
             self.dirty.insert(service);
         }
     }
@@ -281,7 +288,7 @@ impl ProxyModel {
         let mut affected: BTreeSet<ServiceName> = BTreeSet::new();
         for name in &dirty {
             let new_rows = self.services.get(name).map(|info| {
-                let endpoints = self.slices.endpoints(name, &self.node.name);
+                let endpoints = self.slices.endpoints(name);
                 Arc::new(build_service_table(info, &endpoints, &self.node, &self.config).0)
             });
             let old_rows = match &new_rows {
@@ -355,7 +362,7 @@ impl ProxyModel {
     /// when the Service is not proxied.
     pub fn selections(&self, name: &ServiceName) -> Option<Vec<PortSelection>> {
         let info = self.services.get(name)?;
-        let endpoints = self.slices.endpoints(name, &self.node.name);
+        let endpoints = self.slices.endpoints(name);
         Some(build_service_table(info, &endpoints, &self.node, &self.config).1)
     }
 }

@@ -17,7 +17,8 @@ pub struct NodeInfo {
     /// `status.addresses` of type `InternalIP` then `ExternalIP`, in status order, without
     /// duplicates: where NodePorts listen (before `--nodeport-addresses` filtering).
     pub addresses: Vec<IpAddr>,
-    /// The first `InternalIP` of each family (kube-proxy's "primary" node IPs).
+    /// The first address of each family, `InternalIP`s before `ExternalIP`s (kube-proxy's
+    /// "primary" node IPs, upstream `utilnode.GetNodeHostIPs`).
     pub primary: Vec<IpAddr>,
 }
 
@@ -46,9 +47,7 @@ impl NodeInfo {
                 if !addresses.contains(&ip) {
                     addresses.push(ip);
                 }
-                if wanted == "InternalIP"
-                    && primary.iter().all(|p| Family::of(*p) != Family::of(ip))
-                {
+                if primary.iter().all(|p| Family::of(*p) != Family::of(ip)) {
                     primary.push(ip);
                 }
             }

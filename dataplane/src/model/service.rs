@@ -7,13 +7,8 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Service;
 
 use super::family::Family;
+use super::labels::{LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME};
 use super::names::{Protocol, ServiceName, ServicePortName};
-
-/// `service.beta.kubernetes.io/load-balancer-source-ranges`: the older way to give
-/// `spec.loadBalancerSourceRanges`, read when the field is empty (upstream
-/// `v1.AnnotationLoadBalancerSourceRangesKey`, `service.GetLoadBalancerSourceRanges`).
-pub const ANNOTATION_LOAD_BALANCER_SOURCE_RANGES: &str =
-    "service.beta.kubernetes.io/load-balancer-source-ranges";
 
 /// Default `sessionAffinityConfig.clientIP.timeoutSeconds` (upstream
 /// `v1.DefaultClientIPServiceAffinitySeconds`, 3 hours).
@@ -39,11 +34,13 @@ pub struct ServiceInfo {
     pub cluster_ips: Vec<IpAddr>,
     /// `spec.externalIPs`.
     pub external_ips: Vec<IpAddr>,
-    /// `status.loadBalancer.ingress[].ip` of a LoadBalancer Service, except entries with
-    /// `ipMode: Proxy`, whose traffic the load balancer delivers to the nodes itself
-    /// (KEP-1860).
+    /// `status.loadBalancer.ingress[].ip` of a LoadBalancer Service whose `ipMode` is unset or
+    /// `VIP`; a load balancer in `Proxy` mode delivers traffic to the nodes itself (KEP-1860,
+    /// upstream `proxyutil.IsVIPMode`).
     pub load_balancer_ips: Vec<IpAddr>,
-    /// `spec.loadBalancerSourceRanges` (or the older annotation); empty admits every source.
+    /// `spec.loadBalancerSourceRanges`; empty admits every source. kube-proxy does not read the
+    /// older `service.beta.kubernetes.io/load-balancer-source-ranges` annotation (only cloud
+    /// providers do), and neither do we.
     pub source_ranges: Vec<IpNet>,
     /// The ports, in `spec.ports` order.
     pub ports: Vec<ServicePortInfo>,
@@ -64,13 +61,20 @@ pub struct ServiceInfo {
 impl ServiceInfo {
     /// Reads a Service. `None` when the proxy has nothing to do for it: headless
     /// (`clusterIP: None`), no ClusterIP yet, or `type: ExternalName` (upstream
-    /// `proxyutil.ShouldSkipService`). Unusable values are skipped and reported in
-    /// [`ServiceInfo::warnings`], never fatal.
+    /// `proxyutil.ShouldSkipService`), or labelled `service.kubernetes.io/service-proxy-name`
+    /// (another proxy's) or `service.kubernetes.io/headless` (kube-proxy's informers select
+    /// only objects without either label).
+    /// Unusable values are skipped and reported in [`ServiceInfo::warnings`], never fatal.
     pub fn from_service(service: &Service) -> Option<ServiceInfo> {
         let name = ServiceName::new(
             service.metadata.namespace.clone().unwrap_or_default(),
             service.metadata.name.clone()?,
         );
+        if service.metadata.labels.as_ref().is_some_and(|l| {
+            l.contains_key(LABEL_SERVICE_PROXY_NAME) || l.contains_key(LABEL_HEADLESS)
+        }) {
+            return None;
+        }
         let spec = service.spec.as_ref()?;
         let service_type = spec.type_.as_deref().unwrap_or("ClusterIP");
         if service_type == "ExternalName" {
@@ -123,7 +127,8 @@ impl ServiceInfo {
                 let Some(text) = entry.ip.as_deref().filter(|ip| !ip.is_empty()) else {
                     continue;
                 };
-                if entry.ip_mode.as_deref() == Some("Proxy") {
+                // proxyutil.IsVIPMode: unset is VIP; any other value than VIP is not.
+                if entry.ip_mode.as_deref().is_some_and(|mode| mode != "VIP") {
                     continue;
                 }
                 match parse_ip(text) {
@@ -234,32 +239,17 @@ fn parse_ips(values: &[String], field: &str, warnings: &mut Vec<String>) -> Vec<
     out
 }
 
-/// `spec.loadBalancerSourceRanges`, else the annotation's comma-separated list (upstream
-/// `service.GetLoadBalancerSourceRanges`). Host bits are cleared (`10.0.0.1/8` admits
-/// `10.0.0.0/8`, as Go's `net.ParseCIDR` network does).
+/// `spec.loadBalancerSourceRanges`, whitespace trimmed as upstream does (its validation lets
+/// padding through). Host bits are cleared (`10.0.0.1/8` admits `10.0.0.0/8`, as Go's
+/// `net.ParseCIDR` network does). Upstream: `newBaseServiceInfo` in
+/// `pkg/proxy/serviceport.go`.
 fn source_ranges(service: &Service, warnings: &mut Vec<String>) -> Vec<IpNet> {
-    let spec_ranges = service
+    let field = "spec.loadBalancerSourceRanges";
+    let values = service
         .spec
         .as_ref()
-        .and_then(|s| s.load_balancer_source_ranges.clone())
+        .and_then(|s| s.load_balancer_source_ranges.as_deref())
         .unwrap_or_default();
-    let (field, values): (&str, Vec<String>) = if !spec_ranges.is_empty() {
-        ("spec.loadBalancerSourceRanges", spec_ranges)
-    } else {
-        let annotation = service
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ANNOTATION_LOAD_BALANCER_SOURCE_RANGES))
-            .map(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        (ANNOTATION_LOAD_BALANCER_SOURCE_RANGES, annotation)
-    };
     let mut out: Vec<IpNet> = Vec::new();
     for (i, text) in values.iter().enumerate() {
         match text.trim().parse::<IpNet>() {

@@ -234,16 +234,22 @@ pub fn build_service_table(
             .filter(|n| Family::of(n.addr()) == family)
             .copied()
             .collect();
+        // EndpointsMap.LocalReadyEndpoints: every slice port of the family counts, also one no
+        // Service port names.
+        for ((_, _, ep_family), list) in endpoints {
+            if *ep_family == family {
+                local_ready.extend(
+                    list.iter()
+                        .filter(|ep| ep.ready && ep.is_local(&node.name))
+                        .map(|ep| ep.address),
+                );
+            }
+        }
         for port in &info.ports {
             let port_endpoints = endpoints
                 .get(&(port.name.port.clone(), port.name.protocol, family))
                 .cloned()
                 .unwrap_or_default();
-            for ep in &port_endpoints {
-                if ep.ready && ep.is_local(&node.name) {
-                    local_ready.insert(ep.address);
-                }
-            }
             let policy = PortPolicy {
                 internal_local: info.internal_policy_local,
                 external_local: info.external_policy_local,
