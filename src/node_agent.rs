@@ -11,7 +11,9 @@ use ipnet::IpNet;
 use svcplane_dataplane::agent::{Agent, SyncTiming};
 use svcplane_dataplane::backends::{build_backend, BackendKind, BackendOptions};
 use svcplane_dataplane::metrics::AgentMetrics;
-use svcplane_dataplane::model::{render_json, render_text, NodePortAddresses, ProxyConfig, Scheduler};
+use svcplane_dataplane::model::{
+    render_json, render_text, NodePortAddresses, ProxyConfig, Scheduler,
+};
 
 /// Output format of the dry-run table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -85,7 +87,8 @@ fn parse_backend(s: &str) -> Result<BackendKind, String> {
 }
 
 fn parse_scheduler(s: &str) -> Result<Scheduler, String> {
-    s.parse().map_err(|e: svcplane_dataplane::model::UnknownScheduler| e.to_string())
+    s.parse()
+        .map_err(|e: svcplane_dataplane::model::UnknownScheduler| e.to_string())
 }
 
 fn parse_nodeport_addresses(s: &str) -> Result<NodePortAddresses, String> {
@@ -114,7 +117,10 @@ fn node_name(args: &NodeAgentArgs) -> anyhow::Result<String> {
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .context("--node-name: not given, and the hostname cannot be read")?;
     let hostname = hostname.trim().to_lowercase();
-    anyhow::ensure!(!hostname.is_empty(), "--node-name: not given, and the hostname is empty");
+    anyhow::ensure!(
+        !hostname.is_empty(),
+        "--node-name: not given, and the hostname is empty"
+    );
     Ok(hostname)
 }
 
@@ -131,7 +137,10 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
     let mut backend = build_backend(args.backend, &BackendOptions::default())?;
     if args.cleanup {
         backend.cleanup()?;
-        eprintln!("node-agent: removed everything the {} backend created", backend.name());
+        eprintln!(
+            "node-agent: removed everything the {} backend created",
+            backend.name()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let dry_run = args.backend == BackendKind::DryRun;
@@ -153,30 +162,9 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
         }
         agent.mark_listed();
         let report = tokio::task::block_in_place(|| agent.sync_now(true))?;
-        let table = agent.model().table();
-        let node = agent.model().node();
-        if dry_run {
-            match args.output {
-                TableFormat::Text => print!("{}", render_text(table, node)),
-                TableFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&render_json(table, node))?
-                ),
-            }
-        } else {
-            eprintln!(
-                "node-agent: programmed {} virtual servers for node {node_name} with {} kernel operations",
-                table.len(),
-                report.operations,
-                node_name = node.name,
-            );
-        }
+        print_or_report(&agent, dry_run, args.output, report.operations)?;
         return Ok(ExitCode::SUCCESS);
     }
-    anyhow::ensure!(
-        !args.once || dry_run || true,
-        "unreachable"
-    );
     let client = match &args.kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
@@ -196,7 +184,11 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
     let health_timeout = args.sync_period * 2;
     let status = agent.subscribe();
     if let Some(addr) = parse_bind("--healthz-bind-address", &args.healthz_bind_address)? {
-        serve(addr, svcplane_dataplane::health::agent_router(status.clone(), None, health_timeout)).await?;
+        serve(
+            addr,
+            svcplane_dataplane::health::agent_router(status.clone(), None, health_timeout),
+        )
+        .await?;
     }
     if let Some(addr) = parse_bind("--metrics-bind-address", &args.metrics_bind_address)? {
         serve(
@@ -212,8 +204,25 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
             health_timeout,
         ));
     }
-    let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
-    tokio::spawn(svcplane_dataplane::source::watch_api(client, node.clone(), events_tx));
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(4096);
+    tokio::spawn(svcplane_dataplane::source::watch_api(
+        client,
+        node.clone(),
+        events_tx,
+    ));
+    if args.once {
+        // One sync from the API's current state: wait for every initial list, then program.
+        while !agent.is_listed() {
+            let event = events_rx
+                .recv()
+                .await
+                .context("the API watches ended before the initial lists arrived")?;
+            agent.apply(event);
+        }
+        let report = tokio::task::block_in_place(|| agent.sync_now(true))?;
+        print_or_report(&agent, dry_run, args.output, report.operations)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if dry_run {
         let mut printed = status.clone();
         let format = args.output;
@@ -231,6 +240,33 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
     agent.run(events_rx, shutdown_signal()).await;
     tracing::info!("node agent stopped; forwarding state is left in place");
     Ok(ExitCode::SUCCESS)
+}
+
+/// After a one-shot sync: the table on stdout for a dry run, else a one-line summary.
+fn print_or_report(
+    agent: &Agent,
+    dry_run: bool,
+    format: TableFormat,
+    operations: usize,
+) -> anyhow::Result<()> {
+    let table = agent.model().table();
+    let node = agent.model().node();
+    if dry_run {
+        match format {
+            TableFormat::Text => print!("{}", render_text(table, node)),
+            TableFormat::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&render_json(table, node))?
+            ),
+        }
+    } else {
+        eprintln!(
+            "node-agent: programmed {} virtual servers for node {} with {operations} kernel operations",
+            table.len(),
+            node.name,
+        );
+    }
+    Ok(())
 }
 
 async fn serve(addr: SocketAddr, router: axum::Router) -> anyhow::Result<()> {

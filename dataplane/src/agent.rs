@@ -237,6 +237,11 @@ impl Agent {
         self.model.slice_keys().cloned().collect()
     }
 
+    /// Whether every initial list (Services, EndpointSlices, the Node) has arrived.
+    pub fn is_listed(&self) -> bool {
+        self.listed.all()
+    }
+
     /// Marks the initial lists as received (manifest sources have no watch).
     pub fn mark_listed(&mut self) {
         self.listed = Listed {
@@ -314,7 +319,9 @@ impl Agent {
                         .with_label_values(&[backend])
                         .observe(latency);
                 }
-                self.metrics.last_sync.set(now.as_millisecond() as f64 / 1000.0);
+                self.metrics
+                    .last_sync
+                    .set(now.as_millisecond() as f64 / 1000.0);
                 self.metrics.virtual_servers.set(table.len() as i64);
                 self.metrics.services.set(table.services().count() as i64);
                 self.pending_services.clear();

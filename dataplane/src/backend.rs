@@ -80,7 +80,8 @@ pub trait Backend: Send {
     fn name(&self) -> &'static str;
 
     /// Brings the kernel in line with `table`.
-    fn sync(&mut self, table: &DesiredTable, scope: &SyncScope) -> Result<SyncReport, BackendError>;
+    fn sync(&mut self, table: &DesiredTable, scope: &SyncScope)
+        -> Result<SyncReport, BackendError>;
 
     /// Removes everything this backend ever created, and nothing else (`--cleanup`).
     fn cleanup(&mut self) -> Result<(), BackendError>;

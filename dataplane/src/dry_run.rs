@@ -26,7 +26,11 @@ impl Backend for DryRunBackend {
         "dry-run"
     }
 
-    fn sync(&mut self, table: &DesiredTable, scope: &SyncScope) -> Result<SyncReport, BackendError> {
+    fn sync(
+        &mut self,
+        table: &DesiredTable,
+        scope: &SyncScope,
+    ) -> Result<SyncReport, BackendError> {
         self.syncs += 1;
         let operations = match scope {
             SyncScope::Full => table.len(),

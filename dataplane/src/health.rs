@@ -58,8 +58,14 @@ pub fn agent_router(
 fn json_response(code: StatusCode, body: String) -> Response {
     let mut response = (code, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 
@@ -137,14 +143,22 @@ pub fn health_check_answer(
 /// Keeps one listener per health-check node port in the published table, on `bind` (all
 /// addresses of the node by default), answering from the latest status. Runs until the status
 /// sender is dropped.
-pub async fn serve_health_checks(mut status: watch::Receiver<AgentStatus>, bind: IpAddr, timeout: Duration) {
+pub async fn serve_health_checks(
+    mut status: watch::Receiver<AgentStatus>,
+    bind: IpAddr,
+    timeout: Duration,
+) {
     let mut listeners: HashMap<u16, (ServiceName, JoinHandle<()>)> = HashMap::new();
     loop {
         let wanted: HashMap<u16, ServiceName> = status
             .borrow_and_update()
             .table
             .services()
-            .filter_map(|s| s.health_check.as_ref().map(|h| (h.node_port, s.service.clone())))
+            .filter_map(|s| {
+                s.health_check
+                    .as_ref()
+                    .map(|h| (h.node_port, s.service.clone()))
+            })
             .collect();
         listeners.retain(|port, (service, task)| {
             let keep = wanted.get(port) == Some(service);

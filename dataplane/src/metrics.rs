@@ -52,7 +52,10 @@ impl AgentMetrics {
                 &["backend", "scope"],
             )?,
             syncs: IntCounterVec::new(
-                Opts::new("svcplane_proxy_syncs_total", "Syncs of the forwarding table"),
+                Opts::new(
+                    "svcplane_proxy_syncs_total",
+                    "Syncs of the forwarding table",
+                ),
                 &["backend", "scope", "result"],
             )?,
             network_programming: HistogramVec::new(

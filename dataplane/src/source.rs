@@ -6,6 +6,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
@@ -59,7 +60,7 @@ async fn watch_kind<K>(
     deleted: impl Fn(K) -> SourceEvent,
     listed: impl Fn(Vec<K>) -> SourceEvent,
 ) where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     let stream = watcher::watcher(api, config).default_backoff();
     futures::pin_mut!(stream);
@@ -78,7 +79,7 @@ async fn watch_kind<K>(
             Ok(Event::Apply(obj)) => applied(obj),
             Ok(Event::Delete(obj)) => deleted(obj),
             Err(err) => {
-                tracing::warn!(kind = %K::kind(&Default::default()), error = %err, "watch failed, retrying");
+                tracing::warn!(kind = %K::kind(&()), error = %err, "watch failed, retrying");
                 continue;
             }
         };
@@ -92,7 +93,7 @@ async fn watch_kind<K>(
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// The file or directory could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Read {
         /// The path.
         path: PathBuf,
