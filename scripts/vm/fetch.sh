@@ -78,6 +78,9 @@ EOF
 fi
 
 # --- guest packages, downloaded and unpacked privately ----------------------------------------
+# Fresh package lists first when we can: an old list can name a kernel package (its ABI number
+# is in the name) that the archive has already replaced.
+[ "$(id -u)" = 0 ] && apt_update
 mkdir -p "$CACHE/debs"
 work=$(mktemp -d "$CACHE/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -308,6 +311,22 @@ closure_of() { # module name -> "dep1 dep2 ..." in load order
   echo "$out"
 }
 
+# Module signatures are dropped: checking them (SHA-512 and RSA in software on qemu64) is about
+# 85% of the guest's module-loading instructions under emulation. Debian's kernel loads unsigned
+# modules unless Secure Boot locks it down (never in this guest); it only taints itself 'E'.
+# The appended signature is: PKCS#7 blob, struct module_signature (12 bytes, signer_len at 3,
+# key_id_len at 4, big-endian sig_len at 8), then the 28-byte marker.
+strip_signature() { # module file
+  local f=$1 size trailer sig_len extra
+  [ "$(tail -c 28 "$f")" = "~Module signature appended~" ] || return 0
+  size=$(stat -c %s "$f")
+  trailer=$(tail -c 40 "$f" | head -c 12 | od -An -tu1)
+  sig_len=$(awk '{print $9 * 16777216 + $10 * 65536 + $11 * 256 + $12}' <<<"$trailer")
+  extra=$(awk '{print $4 + $5}' <<<"$trailer")
+  truncate -s $((size - 28 - 12 - sig_len - extra)) "$f"
+  [ "$(head -c 4 "$f" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] || die "stripping the signature broke $f"
+}
+
 gm="$g/usr/lib/modules/$kver"
 mkdir -p "$gm" "$g/etc/svcplane-vm"
 : >"$gm/modules.dep"
@@ -315,6 +334,7 @@ mkdir -p "$gm" "$g/etc/svcplane-vm"
 for n in "${order[@]}"; do
   rel=${ko[$n]#"$mdir/"}
   install -D -m 0644 "${ko[$n]}" "$gm/$rel"
+  strip_signature "$gm/$rel"
   echo "$n" >>"$g/etc/svcplane-vm/modules"
   line="$rel:"
   deps=($(closure_of "$n"))
