@@ -12,15 +12,17 @@ use svcplane_tests::vm::{Guest, GuestRun};
 const NETTEST: &str = env!("CARGO_BIN_EXE_svcplane-nettest");
 
 /// Guest topology: backends b1 and b2 and a client c1, each a network namespace behind a veth
-/// pair to the guest's root namespace, which routes between them and owns the VIP on a dummy
-/// link. Loopback and routes are up before `ipvsadm -a ... -m` (it refuses a real server with
+/// pair to the guest's root namespace, which routes between them (IPv4 and IPv6) and owns the
+/// VIPs on a dummy link. Loopback and routes are up before `ipvsadm -a ... -m` (it refuses a real server with
 /// "address not unicast" otherwise).
 const TOPOLOGY: &str = r#"
 set -e
-sysctl -qw net.ipv4.ip_forward=1 net.ipv4.vs.conntrack=1 net.ipv4.icmp_ratelimit=0
+sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv4.vs.conntrack=1 \
+  net.ipv4.icmp_ratelimit=0
 ip link add svcplane0 type dummy
 ip link set svcplane0 up
 ip addr add 10.96.0.10/32 dev svcplane0
+ip -6 addr add fd00:96::10/128 dev svcplane0 nodad
 n=0
 for ns in b1 b2 c1; do
   n=$((n + 1))
@@ -32,11 +34,14 @@ for ns in b1 b2 c1; do
   ip -n $ns link set eth0 up
   ip -n $ns addr add 10.244.$n.2/24 dev eth0
   ip -n $ns route add default via 10.244.$n.1
+  ip -6 addr add fd00:244:$n::1/64 dev v$ns nodad
+  ip -n $ns -6 addr add fd00:244:$n::2/64 dev eth0 nodad
+  ip -n $ns -6 route add default via fd00:244:$n::1
   ip netns exec $ns sysctl -qw net.ipv4.icmp_ratelimit=0
 done
 for b in b1 b2; do
   ip netns exec $b svcplane-nettest serve --name $b --tcp 0.0.0.0:8080 --udp 0.0.0.0:8080 \
-    --lifetime-ms 60000 >/tmp/$b.log 2>&1 &
+    --tcp [::]:8081 --lifetime-ms 60000 >/tmp/$b.log 2>&1 &
 done
 retry 100 0.1 grep -q ready /tmp/b1.log
 retry 100 0.1 grep -q ready /tmp/b2.log
@@ -59,7 +64,7 @@ fn report(test: &str, run: &GuestRun) {
 }
 
 #[test]
-fn ipvs_masquerade_rr_spreads_tcp_and_udp_over_both_backends() {
+fn ipvs_masquerade_rr_spreads_tcp_udp_and_ipv6_over_both_backends() {
     let script = format!(
         r#"{TOPOLOGY}
 # Conntrack hooks are registered per namespace on demand, by the first rule that needs them (a
@@ -73,12 +78,17 @@ for proto in -t -u; do
   ipvsadm -a $proto 10.96.0.10:80 -r 10.244.1.2:8080 -m
   ipvsadm -a $proto 10.96.0.10:80 -r 10.244.2.2:8080 -m
 done
+ipvsadm -A -t [fd00:96::10]:80 -s rr
+ipvsadm -a -t [fd00:96::10]:80 -r [fd00:244:1::2]:8081 -m
+ipvsadm -a -t [fd00:96::10]:80 -r [fd00:244:2::2]:8081 -m
 section ipvs
 ipvsadm -Ln
 section tcp
 ip netns exec c1 svcplane-nettest probe --tcp 10.96.0.10:80 --count 10 --timeout-ms 3000
 section udp
 ip netns exec c1 svcplane-nettest probe --udp 10.96.0.10:80 --count 10 --timeout-ms 3000
+section tcp6
+ip netns exec c1 svcplane-nettest probe --tcp [fd00:96::10]:80 --count 4 --timeout-ms 3000
 section conntrack
 conntrack -L -p udp 2>&1
 section closed-port
@@ -101,6 +111,7 @@ ip netns exec c1 svcplane-nettest probe --tcp 10.96.0.10:81 --count 1 --timeout-
         );
     }
     for real in ["10.244.1.2:8080", "10.244.2.2:8080"] {
+        // Once for TCP, once for UDP (the IPv6 service uses port 8081).
         let lines: Vec<&str> = ipvs.lines().filter(|l| l.contains(real)).collect();
         assert_eq!(lines.len(), 2, "{real} once per protocol:\n{ipvs}");
         assert!(lines.iter().all(|l| l.contains("Masq")), "{ipvs}");
@@ -120,6 +131,15 @@ ip netns exec c1 svcplane-nettest probe --tcp 10.96.0.10:81 --count 1 --timeout-
             "{section}"
         );
     }
+
+    // The same over IPv6.
+    let tcp6 = run.section("tcp6").unwrap();
+    assert_eq!(
+        answers(&tcp6),
+        BTreeMap::from([("b1".to_string(), 2), ("b2".to_string(), 2)]),
+        "tcp6 answers:\n{tcp6}"
+    );
+    assert!(ipvs.contains("TCP  [fd00:96::10]:80 rr"), "{ipvs}");
 
     // IPVS with net.ipv4.vs.conntrack=1 leaves one conntrack entry per UDP flow, toward a
     // real server; the guest's conntrack tool reads them (what graceful-termination tests need
