@@ -147,9 +147,9 @@ fn dry_run_once_prints_one_line_per_virtual_address_and_port() {
             "terminating endpoint left out while others are ready: {line}"
         );
     }
-    assert!(rows.iter().any(|l| *l == "TCP 10.96.0.21:80 ClusterIP default/lb:http rr -> 10.244.1.7:8080{local} 10.244.2.7:8080"), "{text}");
-    assert!(rows.iter().any(|l| *l == "TCP 192.0.2.100:80 LoadBalancer default/lb:http rr policy=Local source-ranges=203.0.113.0/24 -> 10.244.1.7:8080{local}"), "{text}");
-    assert!(rows.iter().any(|l| *l == "TCP 192.168.10.2:30081 NodePort default/lb:http rr policy=Local -> 10.244.1.7:8080{local}"), "{text}");
+    assert!(rows.contains(&"TCP 10.96.0.21:80 ClusterIP default/lb:http rr -> 10.244.1.7:8080{local} 10.244.2.7:8080"), "{text}");
+    assert!(rows.contains(&"TCP 192.0.2.100:80 LoadBalancer default/lb:http rr policy=Local source-ranges=203.0.113.0/24 -> 10.244.1.7:8080{local}"), "{text}");
+    assert!(rows.contains(&"TCP 192.168.10.2:30081 NodePort default/lb:http rr policy=Local -> 10.244.1.7:8080{local}"), "{text}");
     assert!(
         !text.contains("192.0.2.101"),
         "ipMode: Proxy addresses are not programmed: {text}"
