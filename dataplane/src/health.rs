@@ -37,7 +37,8 @@ struct AgentState {
 }
 
 /// The agent's own endpoints: `/healthz`, `/livez`, `/metrics` (when `metrics` is given),
-/// `/debug/table` and its alias `/table` (text; `?o=json` for JSON).
+/// `/debug/table` and its alias `/table` (text; `?o=json` for JSON; `?service=NAMESPACE/NAME`
+/// for one Service's rows).
 pub fn agent_router(
     status: watch::Receiver<AgentStatus>,
     metrics: Option<AgentMetrics>,
@@ -105,16 +106,20 @@ async fn table(
     State(state): State<AgentState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let status = state.status.borrow().clone();
+    let (table, node) = {
+        let status = state.status.borrow();
+        let table = match query.get("service").and_then(|s| s.split_once('/')) {
+            Some((namespace, name)) => status.table.only(&ServiceName::new(namespace, name)),
+            None => status.table.clone(),
+        };
+        (table, status.node.clone())
+    };
     if query.get("o").map(String::as_str) == Some("json") {
-        json_response(
-            StatusCode::OK,
-            render_json(&status.table, &status.node).to_string(),
-        )
+        json_response(StatusCode::OK, render_json(&table, &node).to_string())
     } else {
         (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            render_text(&status.table, &status.node),
+            render_text(&table, &node),
         )
             .into_response()
     }

@@ -68,6 +68,18 @@ impl DesiredTable {
             .flat_map(|s| s.virtual_servers.iter())
     }
 
+    /// A table holding only the named Service's rows (empty when it has none).
+    pub fn only(&self, name: &ServiceName) -> DesiredTable {
+        DesiredTable {
+            services: self
+                .services
+                .get_key_value(name)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .into_iter()
+                .collect(),
+        }
+    }
+
     /// Number of virtual servers.
     pub fn len(&self) -> usize {
         self.services
