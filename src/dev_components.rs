@@ -115,12 +115,22 @@ pub async fn start_controllers(
     }))
 }
 
-/// The dry-run node agents `svcplane dev` runs, one per Node, and where their tables are served.
+/// The node agents `svcplane dev` runs, one per Node, and where their tables are served.
 pub struct NodeAgents {
     /// Base URL of the debug server (`{url}/nodes/NAME/table`).
     pub url: String,
     /// Names of the Nodes with an agent.
     pub nodes: Vec<String>,
+    /// The Node whose agent programs this machine, and its backend (`None`: all dry runs).
+    pub programs_this_machine: Option<(String, String)>,
+}
+
+/// Which agent, if any, programs this machine's kernel instead of a dry run.
+pub struct RealAgent {
+    /// The backend (`DryRun` keeps every agent a dry run).
+    pub backend: svcplane_dataplane::backends::BackendKind,
+    /// The Node it acts as (default: the first Node).
+    pub node: Option<String>,
 }
 
 /// Starts one dry-run node agent per Node in the API (over a real client, like a DaemonSet's
@@ -129,10 +139,12 @@ pub struct NodeAgents {
 pub async fn start_node_agents(
     server: &RunningServer,
     listen: std::net::SocketAddr,
+    real: &RealAgent,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<NodeAgents> {
     use k8s_openapi::api::core::v1::Node;
     use svcplane_dataplane::agent::{Agent, SyncTiming};
+    use svcplane_dataplane::backends::{build_backend, BackendKind, BackendOptions};
     use svcplane_dataplane::dry_run::DryRunBackend;
     use svcplane_dataplane::metrics::AgentMetrics;
     use svcplane_dataplane::model::ProxyConfig;
@@ -146,17 +158,41 @@ pub async fn start_node_agents(
         .context("listing Nodes")?;
     let mut routes = axum::Router::new();
     let mut names = Vec::new();
+    let real_node = match (&real.node, real.backend) {
+        (_, BackendKind::DryRun) => None,
+        (Some(node), _) => Some(node.clone()),
+        (None, _) => nodes.items.first().and_then(|n| n.metadata.name.clone()),
+    };
+    if let Some(node) = &real_node {
+        anyhow::ensure!(
+            nodes
+                .items
+                .iter()
+                .any(|n| n.metadata.name.as_ref() == Some(node)),
+            "--node-agent-node {node}: no such Node"
+        );
+    }
+    let mut programs_this_machine = None;
     for node in nodes.items {
         let Some(name) = node.metadata.name.clone() else {
             continue;
         };
+        let backend: Box<dyn svcplane_dataplane::backend::Backend> =
+            if real_node.as_ref() == Some(&name) {
+                let backend = build_backend(real.backend, &BackendOptions::default())
+                    .with_context(|| format!("--node-agent-backend {}", real.backend))?;
+                programs_this_machine = Some((name.clone(), backend.name().to_string()));
+                backend
+            } else {
+                Box::new(DryRunBackend::new())
+            };
         let metrics = AgentMetrics::new().context("registering node agent metrics")?;
         let agent = Agent::new(
             ProxyConfig {
                 node_name: name.clone(),
                 ..ProxyConfig::default()
             },
-            Box::new(DryRunBackend::new()),
+            backend,
             SyncTiming::default(),
             metrics.clone(),
         );
@@ -193,5 +229,6 @@ pub async fn start_node_agents(
     Ok(NodeAgents {
         url: format!("http://{addr}"),
         nodes: names,
+        programs_this_machine,
     })
 }
