@@ -483,14 +483,12 @@ async fn create(
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let mut obj = decode_object(body, body_format(content_type)?)?;
+    let format = body_format(content_type)?;
+    let mut obj = decode_object(body, format)?;
     check_type(&rr.info, &mut obj)?;
     check_namespace(&rr.info, rr.namespace.as_deref(), &mut obj)?;
     let mut warnings =
-        strategy::check_unknown_fields(&rr.info, &mut obj, opts.strict == FieldValidation::Strict)?;
-    if opts.strict == FieldValidation::Ignore {
-        warnings.clear();
-    }
+        crate::strict_decoding::check_body(&rr.info, &mut obj, body, format, opts.strict)?;
     let ns = store_key_ns(rr);
     check_namespace_accepts(state, &rr.info, &ns, metadata::name(&obj))?;
     let (stored, more) = create_object(state, &rr.info, obj, &opts).await?;
@@ -623,7 +621,8 @@ async fn update(
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let mut obj = decode_object(body, body_format(content_type)?)?;
+    let format = body_format(content_type)?;
+    let mut obj = decode_object(body, format)?;
     check_type(&rr.info, &mut obj)?;
     check_namespace(&rr.info, rr.namespace.as_deref(), &mut obj)?;
     let name = rr.name.clone().unwrap_or_default();
@@ -636,10 +635,7 @@ async fn update(
         )));
     }
     let mut warnings =
-        strategy::check_unknown_fields(&rr.info, &mut obj, opts.strict == FieldValidation::Strict)?;
-    if opts.strict == FieldValidation::Ignore {
-        warnings.clear();
-    }
+        crate::strict_decoding::check_body(&rr.info, &mut obj, body, format, opts.strict)?;
     let ns = store_key_ns(rr);
     let current = state
         .store
@@ -790,6 +786,12 @@ async fn patch(
             "force: Invalid value: true: may not be specified for non-apply patch",
         ));
     }
+    // An apply configuration's repeated keys depend on the body alone.
+    let apply_warnings = if kind == PatchKind::Apply {
+        crate::strict_decoding::check_patch(&rr.info, kind, &mut Value::Null, body, opts.strict)?
+    } else {
+        Vec::new()
+    };
     let started = std::time::Instant::now();
     while started.elapsed() < PATCH_RETRY_DEADLINE {
         let current = state.store.get(&rr.info.key(), &ns, &name);
@@ -812,7 +814,8 @@ async fn patch(
                     Err(e) => return Err(e),
                     Ok((json, warnings)) => {
                         let mut reply = Reply::new(json_response(201, json));
-                        reply.warnings = warnings;
+                        reply.warnings = apply_warnings;
+                        reply.warnings.extend(warnings);
                         return Ok(reply);
                     }
                 }
@@ -832,19 +835,13 @@ async fn patch(
         check_type(&rr.info, &mut new).map_err(|e| {
             ApiError::bad_request(format!("patch changed the object's type: {}", e.message))
         })?;
-        // Upstream checks the patched object's fields like a create's body (`fieldValidation`).
+        // Upstream checks the patch's repeated keys and the patched object's fields like a
+        // create's body (`fieldValidation`).
         let mut field_warnings = if kind == PatchKind::Apply {
-            Vec::new()
+            apply_warnings.clone()
         } else {
-            strategy::check_unknown_fields(
-                &rr.info,
-                &mut new,
-                opts.strict == FieldValidation::Strict,
-            )?
+            crate::strict_decoding::check_patch(&rr.info, kind, &mut new, body, opts.strict)?
         };
-        if opts.strict == FieldValidation::Ignore {
-            field_warnings.clear();
-        }
         if metadata::name(&new) != name {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",

@@ -6,7 +6,6 @@
 
 mod apiserver_support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use apiserver_support::{raw, status};
@@ -333,5 +332,357 @@ async fn a_forged_continue_token_is_refused_not_reported_back() {
     assert_eq!(
         r.body["message"],
         "specifying resource version is not allowed when using continue"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Duplicate fields under each fieldValidation mode (upstream
+// test/integration/apiserver/field_validation_test.go, adapted to a Service).
+// ---------------------------------------------------------------------------------------------
+
+/// The texts of the `Warning: 299 - "..."` headers.
+fn warnings(headers: &reqwest::header::HeaderMap) -> Vec<String> {
+    headers
+        .get_all("warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.strip_prefix("299 - \"")?.strip_suffix('"'))
+        .map(|v| v.replace("\\\"", "\"").replace("\\\\", "\\"))
+        .collect()
+}
+
+fn with_validation(path: &str, mode: Option<&str>) -> String {
+    match mode {
+        Some(m) => format!("{path}?fieldValidation={m}"),
+        None => path.to_string(),
+    }
+}
+
+const INVALID_SERVICE_JSON: &str = r#"{
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {
+        "name": "dupename",
+        "name": "final-name",
+        "labels": {"app": "web"},
+        "unknownMeta": "metaVal"
+    },
+    "spec": {
+        "unknown1": "val1",
+        "unknownDupe": "valDupe",
+        "unknownDupe": "valDupe2",
+        "type": "ClusterIP",
+        "type": "NodePort",
+        "ports": [{
+            "port": 80,
+            "unknownNested": "val1",
+            "name": "first",
+            "name": "http"
+        }]
+    }
+}"#;
+
+const INVALID_SERVICE_YAML: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: dupename
+  name: final-name
+  unknownMeta: metaVal
+  labels:
+    app: web
+spec:
+  unknown1: val1
+  unknownDupe: valDupe
+  unknownDupe: valDupe2
+  type: ClusterIP
+  type: NodePort
+  ports:
+  - port: 80
+    unknownNested: val1
+    name: first
+    name: http
+";
+
+#[tokio::test]
+async fn duplicate_fields_in_a_create_are_reported_per_field_validation_mode() {
+    let fx = Fixture::start().await;
+    let json_findings = [
+        r#"duplicate field "metadata.name""#,
+        r#"unknown field "metadata.unknownMeta""#,
+        r#"unknown field "spec.unknown1""#,
+        // Both unknown and repeated: reported once, as unknown (typed decoding).
+        r#"unknown field "spec.unknownDupe""#,
+        r#"duplicate field "spec.type""#,
+        r#"unknown field "spec.ports[0].unknownNested""#,
+        r#"duplicate field "spec.ports[0].name""#,
+    ];
+    let yaml_findings = [
+        r#"line 5: key "name" already set in map"#,
+        r#"line 12: key "unknownDupe" already set in map"#,
+        r#"line 14: key "type" already set in map"#,
+        r#"line 19: key "name" already set in map"#,
+        r#"unknown field "metadata.unknownMeta""#,
+        r#"unknown field "spec.unknown1""#,
+        r#"unknown field "spec.unknownDupe""#,
+        r#"unknown field "spec.ports[0].unknownNested""#,
+    ];
+    for (content_type, body, findings, strict_error) in [
+        (
+            "application/json",
+            INVALID_SERVICE_JSON,
+            &json_findings[..],
+            format!("strict decoding error: {}", json_findings.join(", ")),
+        ),
+        (
+            "application/yaml",
+            INVALID_SERVICE_YAML,
+            &yaml_findings[..],
+            format!(
+                "strict decoding error: yaml: unmarshal errors:\n  {}, {}",
+                yaml_findings[..4].join("\n  "),
+                yaml_findings[4..].join(", ")
+            ),
+        ),
+    ] {
+        for mode in [Some("Strict"), Some("Warn"), None, Some("Ignore")] {
+            let what = format!("{content_type} fieldValidation={mode:?}");
+            let r = raw(
+                &fx,
+                "POST",
+                &with_validation(SVC_PATH, mode),
+                Some(content_type),
+                body.to_string(),
+            )
+            .await;
+            let got = warnings(&r.headers);
+            if mode == Some("Strict") {
+                assert_eq!(r.status, 400, "{what}: {}", r.body);
+                assert_eq!(r.body["reason"], "BadRequest", "{what}");
+                assert_eq!(r.body["message"], strict_error.as_str(), "{what}");
+                continue;
+            }
+            assert_eq!(r.status, 201, "{what}: {}", r.body);
+            // The last of repeated keys wins, unknown fields are dropped.
+            assert_eq!(r.body["metadata"]["name"], "final-name", "{what}");
+            assert_eq!(r.body["spec"]["type"], "NodePort", "{what}");
+            assert_eq!(r.body["spec"]["ports"][0]["name"], "http", "{what}");
+            assert!(r.body["spec"]["unknown1"].is_null(), "{what}");
+            let expected: Vec<String> = if mode == Some("Ignore") {
+                Vec::new()
+            } else {
+                findings.iter().map(|f| f.to_string()).collect()
+            };
+            assert_eq!(got, expected, "{what}");
+            let del = raw(
+                &fx,
+                "DELETE",
+                &format!("{SVC_PATH}/final-name"),
+                None,
+                Vec::<u8>::new(),
+            )
+            .await;
+            assert_eq!(del.status, 200, "{what}: {}", del.body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn duplicate_fields_in_an_update_are_reported_too() {
+    let fx = Fixture::start().await;
+    let created = raw(
+        &fx,
+        "POST",
+        CM_PATH,
+        Some("application/json"),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "u"}, "data": {"k": "1"}}).to_string(),
+    )
+    .await;
+    assert_eq!(created.status, 201);
+    let body = r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "u"}, "data": {"k": "2", "k": "3"}}"#;
+    let r = raw(
+        &fx,
+        "PUT",
+        &format!("{CM_PATH}/u?fieldValidation=Strict"),
+        Some("application/json"),
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["message"],
+        r#"strict decoding error: duplicate field "data.k""#
+    );
+    let r = raw(
+        &fx,
+        "PUT",
+        &format!("{CM_PATH}/u"),
+        Some("application/json"),
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(warnings(&r.headers), [r#"duplicate field "data.k""#]);
+    assert_eq!(r.body["data"]["k"], "3");
+}
+
+#[tokio::test]
+async fn duplicate_fields_in_patches_are_reported_per_field_validation_mode() {
+    let fx = Fixture::start().await;
+    let created = raw(
+        &fx,
+        "POST",
+        SVC_PATH,
+        Some("application/json"),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "p"}, "spec": {"ports": [{"port": 80}]}}).to_string(),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let path = format!("{SVC_PATH}/p");
+    let merge = r#"{"spec": {"unknown1": "v", "sessionAffinity": "ClientIP", "sessionAffinity": "None", "selector": {"a": "1", "a": "2"}}}"#;
+    let merge_findings = [
+        r#"duplicate field "spec.sessionAffinity""#,
+        r#"duplicate field "spec.selector.a""#,
+        r#"unknown field "spec.unknown1""#,
+    ];
+    let json_patch = r#"[
+        {"op": "add", "path": "/spec/unknown1", "value": "v", "foo": "bar"},
+        {"op": "add", "path": "/metadata/labels", "path": "/spec/selector", "value": {"a": "1"}}
+    ]"#;
+    let json_patch_findings = [
+        r#"json patch unknown field "[0].foo""#,
+        r#"json patch duplicate field "[1].path""#,
+        r#"unknown field "spec.unknown1""#,
+    ];
+    for (content_type, body, findings) in [
+        ("application/merge-patch+json", merge, &merge_findings[..]),
+        (
+            "application/strategic-merge-patch+json",
+            merge,
+            &merge_findings[..],
+        ),
+        (
+            "application/json-patch+json",
+            json_patch,
+            &json_patch_findings[..],
+        ),
+    ] {
+        for mode in [Some("Strict"), Some("Warn"), None, Some("Ignore")] {
+            let what = format!("{content_type} fieldValidation={mode:?}");
+            let r = raw(
+                &fx,
+                "PATCH",
+                &with_validation(&path, mode),
+                Some(content_type),
+                body.to_string(),
+            )
+            .await;
+            if mode == Some("Strict") {
+                assert_eq!(r.status, 400, "{what}: {}", r.body);
+                assert_eq!(
+                    r.body["message"],
+                    format!("strict decoding error: {}", findings.join(", ")).as_str(),
+                    "{what}"
+                );
+                continue;
+            }
+            assert_eq!(r.status, 200, "{what}: {}", r.body);
+            let expected: Vec<String> = if mode == Some("Ignore") {
+                Vec::new()
+            } else {
+                findings.iter().map(|f| f.to_string()).collect()
+            };
+            assert_eq!(warnings(&r.headers), expected, "{what}");
+            assert!(r.body["spec"]["unknown1"].is_null(), "{what}");
+        }
+    }
+
+    // Server-side apply: the YAML duplicates, in yaml.v2's words.
+    let apply = "apiVersion: v1\nkind: Service\nmetadata:\n  name: p\nspec:\n  sessionAffinity: ClientIP\n  sessionAffinity: None\n";
+    for mode in [Some("Strict"), Some("Warn"), None, Some("Ignore")] {
+        let what = format!("apply fieldValidation={mode:?}");
+        let url = match mode {
+            Some(m) => format!("{path}?fieldManager=dup&fieldValidation={m}"),
+            None => format!("{path}?fieldManager=dup"),
+        };
+        let r = raw(
+            &fx,
+            "PATCH",
+            &url,
+            Some("application/apply-patch+yaml"),
+            apply.to_string(),
+        )
+        .await;
+        if mode == Some("Strict") {
+            assert_eq!(r.status, 400, "{what}: {}", r.body);
+            assert_eq!(
+                r.body["message"],
+                "error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  line 7: key \"sessionAffinity\" already set in map",
+                "{what}"
+            );
+            continue;
+        }
+        assert_eq!(r.status, 200, "{what}: {}", r.body);
+        let expected: Vec<&str> = if mode == Some("Ignore") {
+            Vec::new()
+        } else {
+            vec![r#"line 7: key "sessionAffinity" already set in map"#]
+        };
+        assert_eq!(warnings(&r.headers), expected, "{what}");
+        assert_eq!(r.body["spec"]["sessionAffinity"], "None", "{what}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Type errors name their field
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_value_of_the_wrong_type_is_reported_with_its_field_as_upstream() {
+    let fx = Fixture::start().await;
+    let cases = [
+        (
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "t"}, "spec": {"ports": [{"name": 1, "port": 80}]}}),
+            "Service in version \"v1\" cannot be handled as a Service: json: cannot unmarshal number into Go struct field ServicePort.spec.ports.name of type string",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "t", "labels": {"a": true}}}),
+            "Service in version \"v1\" cannot be handled as a Service: json: cannot unmarshal bool into Go struct field ObjectMeta.metadata.labels of type string",
+        ),
+    ];
+    for (body, message) in cases {
+        let r = raw(
+            &fx,
+            "POST",
+            SVC_PATH,
+            Some("application/json"),
+            body.to_string(),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.body["reason"], "BadRequest");
+        assert_eq!(r.body["message"], message);
+    }
+    // Through a patch too (the patched object is decoded the same way).
+    let created = raw(
+        &fx,
+        "POST",
+        CM_PATH,
+        Some("application/json"),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "t"}}).to_string(),
+    )
+    .await;
+    assert_eq!(created.status, 201);
+    let r = raw(
+        &fx,
+        "PATCH",
+        &format!("{CM_PATH}/t"),
+        Some("application/merge-patch+json"),
+        json!({"data": {"k": 5}}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["message"],
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ConfigMap.data of type string"
     );
 }
