@@ -582,14 +582,15 @@ async fn create_object(
         } else {
             std::mem::take(&mut obj)
         };
-        match state
-            .store
-            .commit(&info.key(), &ns, &name, Write::Create(value))
-        {
+        match commit_fitting(state, info, &ns, &name, Write::Create(value)) {
             Ok(stored) => {
                 reservation.commit(&state.services);
                 strategy::after_commit(state, info, Some(&stored), None);
                 return Ok((stored.json.to_string(), warnings));
+            }
+            Err(e @ StoreError::TooLarge { .. }) => {
+                reservation.rollback(&state.services);
+                return Err(ApiError::too_large(e.to_string()));
             }
             Err(StoreError::Exists) if generate.is_some() => {
                 reservation.rollback(&state.services);
@@ -731,10 +732,7 @@ async fn update_object(
         }
     };
     let name = current.name.clone();
-    match state
-        .store
-        .commit(&info.key(), &current.namespace, &name, write)
-    {
+    match commit_fitting(state, info, &current.namespace, &name, write) {
         Ok(stored) => {
             if finished {
                 // The object is gone: nothing this update allocated is kept.
@@ -757,10 +755,59 @@ async fn update_object(
             reservation.rollback(&state.services);
             Err(ApiError::not_found(&info.group, &info.plural, &name))
         }
+        Err(e @ StoreError::TooLarge { .. }) => {
+            reservation.rollback(&state.services);
+            Err(ApiError::too_large(e.to_string()))
+        }
         Err(e) => {
             reservation.rollback(&state.services);
             Err(ApiError::internal(e.to_string()))
         }
+    }
+}
+
+/// Commits a create or update; an object too large to store is stored without its
+/// managedFields if that makes it fit. Upstream's create, update and patch handlers retry the
+/// same way when etcd refuses a request as too large: the managedFields of an object with a
+/// long list (one entry per list item, ~100 bytes each for Service ports) can be most of it.
+fn commit_fitting(
+    state: &AppState,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    write: Write,
+) -> Result<Arc<StoredObject>, StoreError> {
+    let expected_rv = match &write {
+        Write::Update { expected_rv, .. } | Write::Delete { expected_rv } => Some(*expected_rv),
+        Write::Create(_) => None,
+    };
+    match state.store.commit(&info.key(), ns, name, write) {
+        Err(StoreError::TooLarge { size, mut value }) => {
+            let dropped = value
+                .get_mut("metadata")
+                .and_then(Value::as_object_mut)
+                .and_then(|m| m.remove("managedFields"))
+                .is_some_and(|mf| mf.as_array().is_some_and(|entries| !entries.is_empty()));
+            if !dropped {
+                return Err(StoreError::TooLarge { size, value });
+            }
+            tracing::info!(
+                resource = %info.plural,
+                namespace = ns,
+                name,
+                size,
+                "object too large to store with its managedFields; storing it without them"
+            );
+            let retry = match expected_rv {
+                Some(expected_rv) => Write::Update {
+                    expected_rv,
+                    value: *value,
+                },
+                None => Write::Create(*value),
+            };
+            state.store.commit(&info.key(), ns, name, retry)
+        }
+        other => other,
     }
 }
 

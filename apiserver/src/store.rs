@@ -133,7 +133,21 @@ pub enum StoreError {
     /// otherwise hand the same one out again).
     #[error("cannot reserve resourceVersions: {0}")]
     Reserve(String),
+    /// The serialized object exceeds [`MAX_OBJECT_BYTES`] (etcd answers
+    /// `etcdserver: request is too large`). Carries the object back, so the caller can retry
+    /// without its managedFields, as upstream does.
+    #[error("etcdserver: request is too large ({size} bytes; the limit is {MAX_OBJECT_BYTES})")]
+    TooLarge {
+        /// Serialized size.
+        size: usize,
+        /// The object that did not fit.
+        value: Box<Value>,
+    },
 }
+
+/// Largest object the store keeps, serialized: etcd's default request limit
+/// (`--max-request-bytes`, 1.5 MiB), which bounds every object kube-apiserver stores.
+pub const MAX_OBJECT_BYTES: usize = 1_572_864;
 
 /// How many revisions one durable reservation covers: a store with a [`RevisionReserver`]
 /// writes to disk once per this many commits (under the write lock), and a restart continues
@@ -354,7 +368,14 @@ impl Store {
 
     /// Extracts what the store indexes and serializes the object with a placeholder
     /// `resourceVersion`, so the costly part of a write runs before the write lock is taken.
-    fn prepare(&self, resource: &ResourceKey, mut value: Value) -> Result<Prepared, StoreError> {
+    /// `new`: the object comes from a write (not from a delete's last state or a snapshot), so
+    /// it must fit [`MAX_OBJECT_BYTES`].
+    fn prepare(
+        &self,
+        resource: &ResourceKey,
+        mut value: Value,
+        new: bool,
+    ) -> Result<Prepared, StoreError> {
         value["metadata"]["resourceVersion"] = Value::String(RV_PLACEHOLDER.into());
         let meta = &value["metadata"];
         let namespace = meta["namespace"].as_str().unwrap_or_default().to_string();
@@ -384,6 +405,12 @@ impl Store {
             .unwrap_or_default();
         let json =
             serde_json::to_string(&value).map_err(|e| StoreError::Serialize(e.to_string()))?;
+        if new && json.len() > MAX_OBJECT_BYTES {
+            return Err(StoreError::TooLarge {
+                size: json.len(),
+                value: Box::new(value),
+            });
+        }
         let mut found = json.match_indices(RV_PLACEHOLDER_JSON).map(|(at, _)| at);
         // Exactly one occurrence is the one set above; anything else (an object carrying the
         // placeholder text itself) is serialized again once the revision is known.
@@ -605,9 +632,9 @@ impl Store {
         }
         // Serialize before taking the lock: concurrent writers only contend on the commit.
         let (prepared, expect) = match write {
-            Write::Create(value) => (Some(self.prepare(resource, value)?), Expect::Absent),
+            Write::Create(value) => (Some(self.prepare(resource, value, true)?), Expect::Absent),
             Write::Update { expected_rv, value } => (
-                Some(self.prepare(resource, value)?),
+                Some(self.prepare(resource, value, true)?),
                 Expect::AtRevision(expected_rv),
             ),
             Write::Delete { expected_rv } => (None, Expect::AtRevision(expected_rv)),
@@ -639,7 +666,10 @@ impl Store {
             (Some(p), None) => (EventType::Added, p),
             (Some(p), Some(_)) => (EventType::Modified, p),
             // The DELETED event carries the last state at the delete's revision, as upstream.
-            (None, Some(cur)) => (EventType::Deleted, self.prepare(resource, cur.value())?),
+            (None, Some(cur)) => (
+                EventType::Deleted,
+                self.prepare(resource, cur.value(), false)?,
+            ),
             (None, None) => return Err(StoreError::NotFound),
         };
         let stored = Arc::new(Self::finish(prepared, rv)?);
@@ -771,7 +801,7 @@ impl Store {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(rv);
             max_rv = max_rv.max(obj_rv);
-            let stored = Self::finish(self.prepare(&key, value)?, obj_rv)?;
+            let stored = Self::finish(self.prepare(&key, value, false)?, obj_rv)?;
             let obj_key = (stored.namespace.clone(), stored.name.clone());
             inner.gc.add(&key, &obj_key, &stored);
             inner

@@ -686,3 +686,185 @@ async fn a_value_of_the_wrong_type_is_reported_with_its_field_as_upstream() {
         "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ConfigMap.data of type string"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Large objects: the webhook answers them, managedFields are dropped when they do not fit
+// ---------------------------------------------------------------------------------------------
+
+/// A Service with `n` named TCP ports.
+fn service_with_ports(name: &str, n: usize) -> Value {
+    let ports: Vec<Value> = (1..=n)
+        .map(|p| json!({"name": format!("p{p}"), "port": p}))
+        .collect();
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": name}, "ports": ports},
+    })
+}
+
+/// Starts our webhook server (TLS) and registers it for Service writes.
+async fn register_svcplane_webhook(
+    fx: &Fixture,
+) -> (tempfile::TempDir, tokio::sync::oneshot::Sender<()>) {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = svcplane_webhook::generate_certs(dir.path(), &["127.0.0.1".into()]).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tls = svcplane_webhook::TlsFiles {
+        cert: certs.cert.clone(),
+        key: certs.key.clone(),
+        reload_interval: std::time::Duration::from_secs(10),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = svcplane_webhook::ServeOptions::new().unwrap();
+    tokio::spawn(async move {
+        let _ = svcplane_webhook::serve(listener, tls, options, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    let ca =
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&certs.ca_cert).unwrap());
+    let config = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "svcplane"},
+        "webhooks": [{
+            "name": "services.svcplane.dev",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 30,
+            "clientConfig": {"url": format!("https://{addr}/validate"), "caBundle": ca},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["services"]}],
+        }],
+    });
+    let r = raw(
+        fx,
+        "POST",
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+        Some("application/json"),
+        config.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    (dir, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_answers_a_service_with_20000_ports() {
+    let fx = Fixture::start().await;
+    let _webhook = register_svcplane_webhook(&fx).await;
+    let body = service_with_ports("wide", 20_000).to_string();
+    let r = raw(&fx, "POST", SVC_PATH, Some("application/json"), body).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // The webhook's real answer also reaches the client for such an object: a duplicate port
+    // name is refused with the field, not with "failed calling webhook".
+    let mut bad = service_with_ports("wide-bad", 20_000);
+    bad["spec"]["ports"][19_999]["name"] = json!("p1");
+    let r = raw(
+        &fx,
+        "POST",
+        SVC_PATH,
+        Some("application/json"),
+        bad.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let message = r.body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("spec.ports[19999].name"), "{message}");
+    // An update carries the object and its old version.
+    let r = raw(
+        &fx,
+        "PATCH",
+        &format!("{SVC_PATH}/wide"),
+        Some("application/merge-patch+json"),
+        json!({"metadata": {"labels": {"touched": "yes"}}}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn managed_fields_are_dropped_only_when_the_object_would_not_fit_otherwise() {
+    let fx = Fixture::start().await;
+    // 15,000 ports: ~1 MB of object and ~1.6 MB of per-port managedFields entries, more than
+    // etcd's 1.5 MiB; upstream stores such an object without its managedFields.
+    let r = raw(
+        &fx,
+        "POST",
+        SVC_PATH,
+        Some("application/json"),
+        service_with_ports("huge", 15_000).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let stored = raw(
+        &fx,
+        "GET",
+        &format!("{SVC_PATH}/huge"),
+        None,
+        Vec::<u8>::new(),
+    )
+    .await;
+    let size = stored.body.to_string().len();
+    assert!(size <= 1_572_864, "stored object is {size} bytes");
+    assert!(
+        stored.body["metadata"]["managedFields"].is_null(),
+        "managedFields kept although the object does not fit with them"
+    );
+    assert_eq!(
+        stored.body["spec"]["ports"].as_array().unwrap().len(),
+        15_000
+    );
+
+    // 2,000 ports fit with their managedFields: they are kept, one entry per port as upstream.
+    let r = raw(
+        &fx,
+        "POST",
+        SVC_PATH,
+        Some("application/json"),
+        service_with_ports("wide", 2_000).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let fields = &r.body["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:ports"];
+    assert_eq!(
+        fields.as_object().map(|m| m.len()),
+        Some(2_001),
+        "'.' and one entry per port"
+    );
+    assert!(
+        fields[r#"k:{"port":1,"protocol":"TCP"}"#].is_object(),
+        "{}",
+        fields.to_string().chars().take(200).collect::<String>()
+    );
+
+    // An object that does not fit even without managedFields is refused with 413. (300 KB of
+    // control characters are 1.8 MB of JSON escapes: within ConfigMap's 1 MiB data limit,
+    // beyond what the store keeps.)
+    let big = json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"},
+        "data": {"a": "\u{1}".repeat(300_000)},
+    });
+    let r = raw(
+        &fx,
+        "POST",
+        CM_PATH,
+        Some("application/json"),
+        big.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.body["reason"], "RequestEntityTooLarge");
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("etcdserver: request is too large"),
+        "{}",
+        r.body["message"]
+    );
+}

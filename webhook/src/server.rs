@@ -24,9 +24,15 @@ use crate::metrics::WebhookMetrics;
 use crate::tls::{server_config, ReloadingCert, TlsFiles};
 use crate::Error;
 
-/// Largest AdmissionReview body accepted (3 MiB, like kube-apiserver's request limit for
-/// webhook payloads); larger bodies get HTTP 413.
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// Largest AdmissionReview body accepted; larger bodies get HTTP 413. A review of an update
+/// carries the object and its old version, each of which may be as large as kube-apiserver's
+/// request limit (3 MiB; the stored object is at most etcd's 1.5 MiB, but the object under
+/// review still has its managedFields, which upstream drops only when storing), plus the
+/// review's own fields.
+pub const MAX_BODY_BYTES: usize = 2 * API_REQUEST_LIMIT_BYTES + 256 * 1024;
+
+/// kube-apiserver's request body limit (`maxRequestBodyBytes`, 3 MiB).
+pub const API_REQUEST_LIMIT_BYTES: usize = 3 * 1024 * 1024;
 /// Time allowed for a TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a shutdown waits for reviews in flight before closing their connections.
