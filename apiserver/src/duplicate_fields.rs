@@ -239,27 +239,28 @@ pub fn scan_yaml(body: &[u8]) -> Vec<YamlDuplicate> {
         let Ok((event, span)) = next else {
             break;
         };
+        let is_node = matches!(
+            event,
+            Event::Scalar(..)
+                | Event::Alias(_)
+                | Event::MappingStart(..)
+                | Event::SequenceStart(..)
+        );
+        let is_key = is_node && take_key_slot(&mut stack);
         match event {
             Event::DocumentEnd => break,
             Event::Scalar(value, ..) => {
-                if take_key_slot(&mut stack) {
-                    if let Some(Frame::Mapping { seen, .. }) = stack.last_mut() {
-                        if !seen.insert(value.to_string()) && out.len() < MAX_REPORTED {
-                            out.push(YamlDuplicate {
-                                line: span.start.line(),
-                                key: value.into_owned(),
-                            });
-                        }
+                if let (true, Some(Frame::Mapping { seen, .. })) = (is_key, stack.last_mut()) {
+                    if !seen.insert(value.to_string()) && out.len() < MAX_REPORTED {
+                        out.push(YamlDuplicate {
+                            line: span.start.line(),
+                            key: value.into_owned(),
+                        });
                     }
                 }
             }
-            Event::Alias(_) => {
-                take_key_slot(&mut stack);
-            }
             Event::MappingStart(..) | Event::SequenceStart(..) => {
-                let frame = if take_key_slot(&mut stack)
-                    || matches!(stack.last(), Some(Frame::ComplexKey))
-                {
+                let frame = if is_key || matches!(stack.last(), Some(Frame::ComplexKey)) {
                     Frame::ComplexKey
                 } else if matches!(event, Event::MappingStart(..)) {
                     Frame::Mapping {
@@ -288,27 +289,22 @@ pub fn scan_json_patch_operations(body: &[u8]) -> Vec<String> {
         return Vec::new();
     };
     let scan = scan_json(body, &HashSet::new());
-    let mut findings: Vec<(usize, String)> = scan
+    let mut findings: Vec<String> = scan
         .duplicates
         .into_iter()
         .filter(|d| is_operation_field(&d.path))
-        .map(|d| (d.order, format!("json patch duplicate field {:?}", d.path)))
+        .map(|d| format!("json patch duplicate field {:?}", d.path))
         .collect();
-    let mut order = 0;
     for (i, op) in ops.iter().enumerate() {
-        if let Some(fields) = op.as_object() {
-            for key in fields.keys() {
-                order += 1;
-                if !matches!(key.as_str(), "op" | "path" | "value" | "from") {
-                    findings.push((order, format!("json patch unknown field \"[{i}].{key}\"")));
-                }
+        for key in op.as_object().into_iter().flat_map(|fields| fields.keys()) {
+            if !matches!(key.as_str(), "op" | "path" | "value" | "from") {
+                findings.push(format!("json patch unknown field \"[{i}].{key}\""));
             }
         }
     }
-    // Unknown fields are numbered by the decoded operations (duplicates collapsed), so they
-    // go before the duplicates of the same operation at worst; sort by operation index.
-    findings.sort_by_key(|(_, text)| operation_index(text));
-    findings.into_iter().map(|(_, text)| text).collect()
+    // By operation (a stable sort keeps each operation's duplicates before its unknown fields).
+    findings.sort_by_key(|text| operation_index(text));
+    findings
 }
 
 /// Whether a duplicate's path is a field of an operation (`[1].path`), not inside a value.

@@ -757,34 +757,25 @@ async fn register_svcplane_webhook(
 async fn the_webhook_answers_a_service_with_20000_ports() {
     let fx = Fixture::start().await;
     let _webhook = register_svcplane_webhook(&fx).await;
+    // ~3.4 MB under review (1.3 MB of object, 2.1 MB of managedFields): more than the 3 MiB
+    // the webhook accepted before, which answered 413 and the client got a 500.
     let body = service_with_ports("wide", 20_000).to_string();
     let r = raw(&fx, "POST", SVC_PATH, Some("application/json"), body).await;
     assert_eq!(r.status, 201, "{}", r.body);
-    // The webhook's real answer also reaches the client for such an object: a duplicate port
-    // name is refused with the field, not with "failed calling webhook".
-    let mut bad = service_with_ports("wide-bad", 20_000);
-    bad["spec"]["ports"][19_999]["name"] = json!("p1");
+    // An update's review carries the object and its old version; the webhook's real answer
+    // (here a denial naming the field) reaches the client, not "failed calling webhook".
     let r = raw(
         &fx,
-        "POST",
-        SVC_PATH,
-        Some("application/json"),
-        bad.to_string(),
+        "PATCH",
+        &format!("{SVC_PATH}/wide"),
+        Some("application/json-patch+json"),
+        json!([{"op": "replace", "path": "/spec/ports/19999/name", "value": "p1"}]).to_string(),
     )
     .await;
     assert_eq!(r.status, 422, "{}", r.body);
     let message = r.body["message"].as_str().unwrap_or_default();
     assert!(message.contains("spec.ports[19999].name"), "{message}");
-    // An update carries the object and its old version.
-    let r = raw(
-        &fx,
-        "PATCH",
-        &format!("{SVC_PATH}/wide"),
-        Some("application/merge-patch+json"),
-        json!({"metadata": {"labels": {"touched": "yes"}}}).to_string(),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!message.contains("failed calling webhook"), "{message}");
 }
 
 #[tokio::test]
