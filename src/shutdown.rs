@@ -9,6 +9,7 @@
 //! the impatient operator; the graceful path never needs it.
 //!
 //! `controller-manager` handles both signals inside `svcplane_controllers::run`.
+#![warn(missing_docs)]
 
 use std::fmt;
 

@@ -7,6 +7,7 @@
 //!
 //! The scans here only look: they do not build values, so they cost one extra pass over a
 //! body that has already been decoded (and whose depth the decoder has already bounded).
+#![warn(missing_docs)]
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};

@@ -16,6 +16,7 @@
 //!   "[0].foo"` for the operations, then the unknown fields of the patched object;
 //! - server-side apply: only the YAML duplicates, as `error strict decoding YAML: error
 //!   converting YAML to JSON: yaml: unmarshal errors: ...` under Strict.
+#![warn(missing_docs)]
 
 use std::collections::HashSet;
 

@@ -11,6 +11,7 @@
 //! (which carry the Go type names, `io.k8s.api.core.v1.ServicePort`). Errors that are not a
 //! type mismatch, or a path the schema cannot follow, are reported as `path: serde message`, so
 //! the field is always named.
+#![warn(missing_docs)]
 
 use serde_json::{Map, Value};
 
