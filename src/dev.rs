@@ -86,9 +86,9 @@ fn manifest_files(path: &PathBuf) -> anyhow::Result<Vec<PathBuf>> {
     }
 }
 
-/// Runs until SIGTERM or SIGINT, then stops in order: the controllers (no new writes), the
-/// API server (stops accepting, finishes in-flight requests, writes the final snapshot), and
-/// last the webhook (in-flight writes still call it).
+/// Runs until SIGTERM or SIGINT, then stops in order: the controllers and node agents (no new
+/// requests from them), the API server (stops accepting, finishes in-flight requests, writes
+/// the final snapshot), and last the webhook (in-flight writes still call it).
 pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let shutdown = crate::shutdown::Shutdown::install().context("installing signal handlers")?;
     let config = svcplane_apiserver::Config {
@@ -107,7 +107,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     // The webhook first: a state file may hold a configuration from an earlier run that points
     // at that run's port, and every write below would fail against it.
     let (stop_webhook, webhook_stop_rx) = tokio::sync::watch::channel(false);
-    let (stop_controllers, controllers_stop_rx) = tokio::sync::watch::channel(false);
+    // The in-process API clients (controllers, node agents) stop first, the webhook last.
+    let (stop_clients, clients_stop_rx) = tokio::sync::watch::channel(false);
     let webhook = if args.no_webhook {
         None
     } else {
@@ -143,7 +144,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let controllers = if args.no_controllers {
         None
     } else {
-        let handle = crate::dev_components::start_controllers(&server, controllers_stop_rx)
+        let handle = crate::dev_components::start_controllers(&server, clients_stop_rx.clone())
             .await
             .context("starting the controllers")?;
         Some(handle)
@@ -154,7 +155,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         let agents = crate::dev_components::start_node_agents(
             &server,
             args.node_agents_listen,
-            stop_rx.clone(),
+            clients_stop_rx.clone(),
         )
         .await
         .context("starting the node agents")?;
@@ -187,7 +188,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     println!("Press Ctrl-C to stop.");
     let signal = shutdown.requested().await;
     println!("svcplane dev: {signal} received, shutting down");
-    let _ = stop_controllers.send(true);
+    let _ = stop_clients.send(true);
     if let Some(handle) = controllers {
         stop_within("controllers", handle).await;
     }

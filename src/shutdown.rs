@@ -1,9 +1,9 @@
 //! When a long-running subcommand must stop: on SIGTERM (what Kubernetes, systemd and
 //! `docker stop` send) and on SIGINT (Ctrl-C) alike.
 //!
-//! Every long-running subcommand (`dev`, `webhook`, and the node agent when it exists) calls
-//! [`Shutdown::install`] first thing, before it serves anything, so a signal that arrives
-//! during start-up is not lost (nor kills the process with the default action), then waits on
+//! Every long-running subcommand (`dev`, `webhook`, `node-agent`) calls [`Shutdown::install`]
+//! before it serves anything, so a signal that arrives during start-up is not lost (nor kills
+//! the process with the default action), then waits on
 //! [`Shutdown::requested`] and stops in order: stop accepting work, finish what is in flight
 //! (bounded), persist, then stop its helpers. A second signal ends the process at once, for
 //! the impatient operator; the graceful path never needs it.

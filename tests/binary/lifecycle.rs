@@ -143,6 +143,8 @@ fn dev(dir: &Path, state_file: &Path, extra: &[&str]) -> (Process, String) {
         "dev.kubeconfig",
         "--work-dir",
         "work",
+        "--node-agents-listen",
+        "127.0.0.1:0",
         "--state-file",
         state,
     ];
@@ -500,6 +502,7 @@ async fn dev_warns_when_listening_beyond_loopback_without_authentication() {
             "--no-examples",
             "--no-webhook",
             "--no-controllers",
+            "--no-node-agents",
             "--kubeconfig-out",
             "dev.kubeconfig",
         ],
