@@ -5,6 +5,8 @@ set -euo pipefail
 need_apt=()
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+# `kill`: the binary suite sends SIGTERM/SIGINT/SIGKILL to `svcplane` processes.
+command -v kill >/dev/null 2>&1 || need_apt+=(procps)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

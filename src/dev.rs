@@ -99,8 +99,11 @@ fn manifest_files(path: &PathBuf) -> anyhow::Result<Vec<PathBuf>> {
     }
 }
 
-/// Runs until Ctrl-C.
+/// Runs until SIGTERM or SIGINT, then stops in order: the controllers and node agents (no new
+/// requests from them), the API server (stops accepting, finishes in-flight requests, writes
+/// the final snapshot), and last the webhook (in-flight writes still call it).
 pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let shutdown = crate::shutdown::Shutdown::install().context("installing signal handlers")?;
     let config = svcplane_apiserver::Config {
         listen: args.listen,
         tls: !args.insecure_http,
@@ -116,14 +119,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let state = server.state().clone();
     // The webhook first: a state file may hold a configuration from an earlier run that points
     // at that run's port, and every write below would fail against it.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let webhook_url = if args.no_webhook {
+    let (stop_webhook, webhook_stop_rx) = tokio::sync::watch::channel(false);
+    // The in-process API clients (controllers, node agents) stop first, the webhook last.
+    let (stop_clients, clients_stop_rx) = tokio::sync::watch::channel(false);
+    let webhook = if args.no_webhook {
         None
     } else {
-        let url = crate::dev_components::start_webhook(&state, &args.work_dir, stop_rx.clone())
+        let webhook = crate::dev_components::start_webhook(&state, &args.work_dir, webhook_stop_rx)
             .await
             .context("starting the validating admission webhook")?;
-        Some(url)
+        Some(webhook)
     };
     if !args.no_examples {
         for (name, text) in EXAMPLES {
@@ -152,7 +157,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let controllers = if args.no_controllers {
         None
     } else {
-        let handle = crate::dev_components::start_controllers(&server, stop_rx.clone())
+        let handle = crate::dev_components::start_controllers(&server, clients_stop_rx.clone())
             .await
             .context("starting the controllers")?;
         Some(handle)
@@ -168,19 +173,22 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
             &server,
             args.node_agents_listen,
             &real,
-            stop_rx.clone(),
+            clients_stop_rx.clone(),
         )
         .await
         .context("starting the node agents")?;
         Some(agents)
     };
     println!("svcplane dev: API server listening on {}", server.url);
+    if let Some(warning) = server.exposure_warning() {
+        println!("  WARNING: {warning}");
+    }
     println!(
         "  kubectl --kubeconfig {} get nodes,pods,services,endpointslices",
         args.kubeconfig_out.display()
     );
-    if let Some(url) = &webhook_url {
-        println!("  admission webhook: {url}");
+    if let Some(webhook) = &webhook {
+        println!("  admission webhook: {}", webhook.url);
     }
     if controllers.is_some() {
         println!("  controllers: endpointslice, endpointslicemirroring, endpoints");
@@ -203,14 +211,28 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         }
     }
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    println!("svcplane dev: shutting down");
-    let _ = stop_tx.send(true);
+    let signal = shutdown.requested().await;
+    println!("svcplane dev: {signal} received, shutting down");
+    let _ = stop_clients.send(true);
     if let Some(handle) = controllers {
-        let _ = handle.await;
+        stop_within("controllers", handle).await;
     }
     server.shutdown().await;
+    let _ = stop_webhook.send(true);
+    if let Some(webhook) = webhook {
+        stop_within("webhook", webhook.task).await;
+    }
+    println!("svcplane dev: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for a stopping component, for at most the API server's own grace period.
+async fn stop_within(what: &str, task: tokio::task::JoinHandle<()>) {
+    let grace = svcplane_apiserver::server::SHUTDOWN_GRACE;
+    if tokio::time::timeout(grace, task).await.is_err() {
+        tracing::warn!(
+            component = what,
+            "did not stop within {grace:?}; leaving it"
+        );
+    }
 }

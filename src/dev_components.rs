@@ -24,13 +24,20 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// The webhook `svcplane dev` runs.
+pub struct DevWebhook {
+    /// Its URL.
+    pub url: String,
+    /// The serving task; it ends after the stop signal, once in-flight reviews are answered.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
 /// Generates certificates, starts the webhook on a loopback port and registers it.
-/// Returns the webhook URL.
 pub async fn start_webhook(
     state: &Arc<AppState>,
     work_dir: &Path,
     stop: watch::Receiver<bool>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<DevWebhook> {
     let dir = work_dir.join("webhook-certs");
     let certs = svcplane_webhook::generate_certs(&dir, &["localhost".into(), "127.0.0.1".into()])
         .with_context(|| format!("generating webhook certificates in {}", dir.display()))?;
@@ -44,7 +51,7 @@ pub async fn start_webhook(
         reload_interval: std::time::Duration::from_secs(10),
     };
     let options = svcplane_webhook::ServeOptions::new()?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(err) = svcplane_webhook::serve(listener, tls, options, stopped(stop)).await {
             tracing::error!(%err, "webhook server stopped");
         }
@@ -94,7 +101,7 @@ pub async fn start_webhook(
     svcplane_apiserver::handlers::create_internal(state, &info, config)
         .await
         .map_err(|e| anyhow::anyhow!("registering the webhook: {}", e.message))?;
-    Ok(url)
+    Ok(DevWebhook { url, task })
 }
 
 /// Starts the controllers against the server over a real client.

@@ -223,6 +223,8 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
         print_or_report(&agent, dry_run, args.output, report.operations)?;
         return Ok(ExitCode::SUCCESS);
     }
+    // Long-running from here: SIGTERM and SIGINT stop the agent's loop (the shared helper).
+    let shutdown = crate::shutdown::Shutdown::install().context("installing signal handlers")?;
     if dry_run {
         let mut printed = status.clone();
         let format = args.output;
@@ -237,7 +239,11 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
         });
     }
     tracing::info!(node = %node, backend = %args.backend, "node agent running");
-    agent.run(events_rx, shutdown_signal()).await;
+    agent
+        .run(events_rx, async move {
+            shutdown.requested().await;
+        })
+        .await;
     tracing::info!("node agent stopped; forwarding state is left in place");
     Ok(ExitCode::SUCCESS)
 }
@@ -277,18 +283,4 @@ async fn serve(addr: SocketAddr, router: axum::Router) -> anyhow::Result<()> {
         let _ = axum::serve(listener, router).await;
     });
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

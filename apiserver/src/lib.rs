@@ -11,6 +11,7 @@ pub mod admission;
 pub mod bootstrap;
 pub mod codec;
 pub mod discovery;
+pub mod duplicate_fields;
 pub mod error;
 pub mod faults;
 pub mod gc;
@@ -33,8 +34,10 @@ pub mod services;
 pub mod state;
 pub mod store;
 pub mod strategy;
+pub mod strict_decoding;
 pub mod table;
 pub mod tls;
+pub mod type_error;
 pub mod watch;
 
 pub use error::ApiError;

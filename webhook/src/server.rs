@@ -24,11 +24,19 @@ use crate::metrics::WebhookMetrics;
 use crate::tls::{server_config, ReloadingCert, TlsFiles};
 use crate::Error;
 
-/// Largest AdmissionReview body accepted (3 MiB, like kube-apiserver's request limit for
-/// webhook payloads); larger bodies get HTTP 413.
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// Largest AdmissionReview body accepted; larger bodies get HTTP 413. A review of an update
+/// carries the object and its old version, each of which may be as large as kube-apiserver's
+/// request limit (3 MiB; the stored object is at most etcd's 1.5 MiB, but the object under
+/// review still has its managedFields, which upstream drops only when storing), plus the
+/// review's own fields.
+pub const MAX_BODY_BYTES: usize = 2 * API_REQUEST_LIMIT_BYTES + 256 * 1024;
+
+/// kube-apiserver's request body limit (`maxRequestBodyBytes`, 3 MiB).
+pub const API_REQUEST_LIMIT_BYTES: usize = 3 * 1024 * 1024;
 /// Time allowed for a TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a shutdown waits for reviews in flight before closing their connections.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Options shared by the TLS and plain-HTTP servers.
 #[derive(Clone, Debug)]
@@ -105,8 +113,10 @@ pub fn router(options: &ServeOptions) -> Router {
         .with_state(options.metrics.clone())
 }
 
-/// Serve the webhook over TLS on `listener` until `shutdown` completes. The certificate is
-/// re-read when its files change (checked every `tls.reload_interval`).
+/// Serve the webhook over TLS on `listener` until `shutdown` completes, then stop accepting
+/// and let the reviews in flight be answered (for at most [`SHUTDOWN_GRACE`]) before
+/// returning. The certificate is re-read when its files change (checked every
+/// `tls.reload_interval`).
 pub async fn serve(
     listener: TcpListener,
     tls: TlsFiles,
@@ -118,9 +128,12 @@ pub async fn serve(
     let acceptor = TlsAcceptor::from(server_config(resolver)?);
     let app = router(&options);
     tokio::pin!(shutdown);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => {
                 let (tcp, peer) = match accepted {
                     Ok(a) => a,
@@ -133,7 +146,8 @@ pub async fn serve(
                 let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let app = app.clone();
-                tokio::spawn(async move {
+                let stop = stop_rx.clone();
+                connections.spawn(async move {
                     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
@@ -145,16 +159,31 @@ pub async fn serve(
                             return;
                         }
                     };
-                    serve_connection(TokioIo::new(stream), app).await;
+                    serve_connection(TokioIo::new(stream), app, stop).await;
                 });
             }
         }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            still_open = connections.len(),
+            "reviews in flight did not finish within {SHUTDOWN_GRACE:?}; closing their connections"
+        );
+        connections.shutdown().await;
     }
     watcher.abort();
     Ok(())
 }
 
-async fn serve_connection<I>(io: I, app: Router)
+/// Serves one connection until it ends, or until `stop`: then no new request is read and the
+/// one in flight is answered.
+async fn serve_connection<I>(io: I, app: Router, mut stop: tokio::sync::watch::Receiver<bool>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -167,10 +196,16 @@ where
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)));
-    if let Err(e) = builder
-        .serve_connection(io, TowerToHyperService::new(app))
-        .await
-    {
+    let conn = builder.serve_connection(io, TowerToHyperService::new(app));
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = async { drop(stop.wait_for(|stop| *stop).await) } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with error");
     }
 }
