@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use ipnet::IpNet;
 use svcplane_dataplane::agent::{Agent, SyncTiming};
 use svcplane_dataplane::backends::{build_backend, BackendKind, BackendOptions};
+use svcplane_dataplane::ipvs_backend::IpvsOptions;
 use svcplane_dataplane::metrics::AgentMetrics;
 use svcplane_dataplane::model::{
     render_json, render_text, NodePortAddresses, ProxyConfig, Scheduler,
@@ -65,6 +66,11 @@ pub struct NodeAgentArgs {
     /// Masquerade all traffic sent to ClusterIPs.
     #[arg(long)]
     pub masquerade_all: bool,
+    /// How long a removed TCP endpoint's IPVS destination may keep its connections at weight
+    /// 0 before it is deleted anyway (it goes as soon as it has none). Default: IPVS's own
+    /// established-TCP timeout.
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    pub ipvs_graceful_termination_timeout: Duration,
     /// Minimum interval between syncs after a burst of two (Go duration: 1s, 500ms).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub min_sync_period: Duration,
@@ -134,9 +140,17 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
         cluster_cidrs: args.cluster_cidr.clone(),
         masquerade_all: args.masquerade_all,
     };
-    let mut backend = build_backend(args.backend, &BackendOptions::default())?;
+    let options = BackendOptions {
+        ipvs: IpvsOptions {
+            graceful_termination_timeout: args.ipvs_graceful_termination_timeout,
+            cluster_cidrs: args.cluster_cidr.clone(),
+            ..IpvsOptions::default()
+        },
+    };
+    // Backends block on the kernel: off the async runtime's worker.
+    let mut backend = tokio::task::block_in_place(|| build_backend(args.backend, &options))?;
     if args.cleanup {
-        backend.cleanup()?;
+        tokio::task::block_in_place(|| backend.cleanup())?;
         eprintln!(
             "node-agent: removed everything the {} backend created",
             backend.name()
