@@ -1,5 +1,5 @@
 //! `svcplane node-agent`: programs this node's Service forwarding from Services and
-//! EndpointSlices, from an API server (watch) or from manifest files (`--manifests --once`).
+//! EndpointSlices, from an API server (watch) or from manifest files (`--manifests`, read once).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -41,7 +41,8 @@ pub struct NodeAgentArgs {
     #[arg(long, default_value = "auto", value_parser = clap::builder::ValueParser::new(parse_backend))]
     pub backend: BackendKind,
     /// Read Services, EndpointSlices and Nodes from this file or directory instead of an API
-    /// server (requires --once).
+    /// server. Read once: with --once the agent programs them and exits, without it keeps
+    /// running on them (periodic resyncs, health-check node ports) until stopped.
     #[arg(long)]
     pub manifests: Option<PathBuf>,
     /// Program the table once and exit (0 on success).
@@ -165,12 +166,13 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
         ..SyncTiming::default()
     };
     let mut agent = Agent::new(config, backend, timing, metrics.clone());
-    if let Some(path) = &args.manifests {
-        anyhow::ensure!(
-            args.once,
-            "--manifests: only with --once (a directory of files is read once; use an API server to follow changes)"
-        );
-        let events = svcplane_dataplane::source::read_manifests(path)?;
+    // Manifest files are read once; without --once the agent then keeps running on them
+    // (periodic full resyncs repair drift, health-check node ports are served).
+    let mut manifest_events = match &args.manifests {
+        Some(path) => Some(svcplane_dataplane::source::read_manifests(path)?),
+        None => None,
+    };
+    if let Some(events) = manifest_events.take_if(|_| args.once) {
         for event in events {
             agent.apply(event);
         }
@@ -179,22 +181,6 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
         print_or_report(&agent, dry_run, args.output, report.operations)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let client = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("--kubeconfig {}: cannot read", path.display()))?;
-            let config = kube::Config::from_custom_kubeconfig(
-                kubeconfig,
-                &kube::config::KubeConfigOptions::default(),
-            )
-            .await
-            .with_context(|| format!("--kubeconfig {}", path.display()))?;
-            kube::Client::try_from(config)?
-        }
-        None => kube::Client::try_default()
-            .await
-            .context("no --kubeconfig, and no in-cluster or $KUBECONFIG configuration")?,
-    };
     let health_timeout = args.sync_period * 2;
     let status = agent.subscribe();
     if let Some(addr) = parse_bind("--healthz-bind-address", &args.healthz_bind_address)? {
@@ -219,11 +205,40 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(4096);
-    tokio::spawn(svcplane_dataplane::source::watch_api(
-        client,
-        node.clone(),
-        events_tx,
-    ));
+    if let Some(events) = manifest_events {
+        // The files' objects as complete lists; the sender then stays open so the agent keeps
+        // running until it is stopped.
+        tokio::spawn(async move {
+            for event in events {
+                if events_tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+            events_tx.closed().await;
+        });
+    } else {
+        let client = match &args.kubeconfig {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                    .with_context(|| format!("--kubeconfig {}: cannot read", path.display()))?;
+                let config = kube::Config::from_custom_kubeconfig(
+                    kubeconfig,
+                    &kube::config::KubeConfigOptions::default(),
+                )
+                .await
+                .with_context(|| format!("--kubeconfig {}", path.display()))?;
+                kube::Client::try_from(config)?
+            }
+            None => kube::Client::try_default()
+                .await
+                .context("no --kubeconfig, and no in-cluster or $KUBECONFIG configuration")?,
+        };
+        tokio::spawn(svcplane_dataplane::source::watch_api(
+            client,
+            node.clone(),
+            events_tx,
+        ));
+    }
     if args.once {
         // One sync from the API's current state: wait for every initial list, then program.
         while !agent.is_listed() {
