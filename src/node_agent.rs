@@ -1,5 +1,5 @@
 //! `svcplane node-agent`: programs this node's Service forwarding from Services and
-//! EndpointSlices, from an API server (watch) or from manifest files (`--manifests`, read once).
+//! EndpointSlices, from an API server (watch) or from manifest files (`--manifests`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ipnet::IpNet;
-use svcplane_dataplane::agent::{Agent, SyncTiming};
+use svcplane_dataplane::agent::{Agent, SourceEvent, SyncTiming};
 use svcplane_dataplane::backends::{build_backend, BackendKind, BackendOptions};
 use svcplane_dataplane::ipvs_backend::IpvsOptions;
 use svcplane_dataplane::metrics::AgentMetrics;
@@ -41,8 +41,8 @@ pub struct NodeAgentArgs {
     #[arg(long, default_value = "auto", value_parser = clap::builder::ValueParser::new(parse_backend))]
     pub backend: BackendKind,
     /// Read Services, EndpointSlices and Nodes from this file or directory instead of an API
-    /// server. Read once: with --once the agent programs them and exits, without it keeps
-    /// running on them (periodic resyncs, health-check node ports) until stopped.
+    /// server. With --once the agent programs them and exits; without, it keeps running on them
+    /// (periodic resyncs, health-check node ports) and reads them again on SIGHUP.
     #[arg(long)]
     pub manifests: Option<PathBuf>,
     /// Program the table once and exit (0 on success).
@@ -205,17 +205,10 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(4096);
-    if let Some(events) = manifest_events {
-        // The files' objects as complete lists; the sender then stays open so the agent keeps
-        // running until it is stopped.
-        tokio::spawn(async move {
-            for event in events {
-                if events_tx.send(event).await.is_err() {
-                    return;
-                }
-            }
-            events_tx.closed().await;
-        });
+    if let (Some(events), Some(path)) = (manifest_events, args.manifests.clone()) {
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("--manifests: cannot handle SIGHUP")?;
+        tokio::spawn(follow_manifests(path, events, hangup, events_tx));
     } else {
         let client = match &args.kubeconfig {
             Some(path) => {
@@ -269,6 +262,45 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
     agent.run(events_rx, shutdown_signal()).await;
     tracing::info!("node agent stopped; forwarding state is left in place");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Feeds the agent the objects of the manifest files as complete lists, and again each time
+/// the process gets SIGHUP (objects no longer in the files are deleted, as after an API
+/// re-list); a file that cannot be read then leaves the previous objects in place. Holds the
+/// channel open until the agent stops.
+async fn follow_manifests(
+    path: PathBuf,
+    events: Vec<SourceEvent>,
+    mut hangup: tokio::signal::unix::Signal,
+    events_tx: tokio::sync::mpsc::Sender<SourceEvent>,
+) {
+    let mut events = events;
+    loop {
+        for event in events {
+            if events_tx.send(event).await.is_err() {
+                return;
+            }
+        }
+        events = tokio::select! {
+            _ = events_tx.closed() => return,
+            got = hangup.recv() => {
+                if got.is_none() {
+                    events_tx.closed().await;
+                    return;
+                }
+                match svcplane_dataplane::source::read_manifests(&path) {
+                    Ok(events) => {
+                        tracing::info!(path = %path.display(), "SIGHUP: manifests read again");
+                        events
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "SIGHUP: cannot read --manifests again; keeping the previous objects");
+                        Vec::new()
+                    }
+                }
+            }
+        };
+    }
 }
 
 /// After a one-shot sync: the table on stdout for a dry run, else a one-line summary.

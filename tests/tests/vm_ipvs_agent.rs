@@ -4,7 +4,10 @@
 //! NodePort traffic reaches only this node's endpoint, and the periodic full resync
 //! (`--sync-period`) repairs kernel state changed behind the agent's back: a virtual service
 //! deleted, a destination deleted, a scheduler edited, an address unbound, while a virtual
-//! service of somebody else is left alone. Fails, never skips, when the VM cannot boot.
+//! service of somebody else is left alone. Graceful termination while the agent runs: an
+//! endpoint removed from the files (re-read on SIGHUP) under a held connection goes to weight
+//! 0, the connection keeps working, new ones avoid it, and the agent deletes it by itself once
+//! `--ipvs-graceful-termination-timeout` passed. Fails, never skips, when the VM cannot boot.
 
 mod vm_ipvs_support;
 
@@ -17,10 +20,19 @@ const NETTEST: &str = env!("CARGO_BIN_EXE_svcplane-nettest");
 const MANIFESTS: &str = "/etc/svcplane/manifests";
 /// `--sync-period` of the agent under test: drift must be gone within two of these.
 const SYNC_PERIOD_S: u32 = 3;
+/// `--ipvs-graceful-termination-timeout` of the agent under test.
+const GRACE_S: u32 = 10;
 
-fn manifests() -> String {
+/// The cluster's manifests; Service `drain` (10.96.0.80) has `drain_endpoints`.
+fn manifests(drain_endpoints: &[Ep<'_>]) -> String {
     let http = [("http", "TCP", 8080)];
     let mut m = nodes();
+    m += &service(
+        "drain",
+        "clusterIP: 10.96.0.80\nports:\n- {name: http, port: 80, targetPort: 8080}",
+        "",
+    );
+    m += &slice("drain-a", "drain", "IPv4", &http, drain_endpoints);
     m += &service(
         "web",
         "clusterIP: 10.96.0.10\nports:\n- {name: http, port: 80, targetPort: 8080}",
@@ -81,13 +93,14 @@ fn http_answer(raw: &str) -> (u16, serde_json::Value) {
 }
 
 #[test]
-fn running_agent_serves_health_checks_and_its_periodic_resync_repairs_drift() {
+fn running_agent_serves_health_checks_repairs_drift_and_drains_removed_endpoints() {
     let mut script = String::from(TOPOLOGY);
     script += &format!(
         r#"
 svcplane node-agent --node-name {NODE} --manifests {MANIFESTS} --backend ipvs \
   --sync-period {SYNC_PERIOD_S}s --min-sync-period 0s --healthz-bind-address 127.0.0.1:10256 \
-  --metrics-bind-address 127.0.0.1:10249 >/tmp/agent.log 2>&1 &
+  --metrics-bind-address 127.0.0.1:10249 --ipvs-graceful-termination-timeout {GRACE_S}s \
+  >/tmp/agent.log 2>&1 &
 agent=$!
 programmed() {{ ipvsadm -Ln | grep -q '203.0.113.41:80'; }}
 retry 150 0.2 programmed
@@ -142,6 +155,32 @@ section nodeport-after
 ip netns exec c1 svcplane-nettest probe --tcp {NODE_IP}:30080 --count 4 --timeout-ms 3000
 section metrics
 timeout 6 bash {HTTP} 127.0.0.1 10249 /metrics | grep '^svcplane_proxy_syncs_total'
+section drain-before
+ipvsadm -Ln -t 10.96.0.80:80
+ip netns exec c1 svcplane-nettest hold --tcp 10.96.0.80:80 --interval-ms 200 --duration-ms 3000 \
+  --timeout-ms 2000 >/tmp/hold.log 2>&1 &
+hold=$!
+retry 50 0.1 grep -q reply /tmp/hold.log
+held=$(sed -n 's/^reply //p' /tmp/hold.log | head -1)
+section drain-held
+echo $held
+cp /etc/svcplane/drain-without-$held.yaml {MANIFESTS}/cluster.yaml
+kill -HUP $agent
+weight0() {{ ipvsadm -Ln -t 10.96.0.80:80 | awk '$1 == "->" && $4 == "0" {{ found = 1 }} END {{ exit !found }}'; }}
+retry 40 0.25 weight0
+section drain-draining
+ipvsadm -Ln -t 10.96.0.80:80
+section drain-new
+ip netns exec c1 svcplane-nettest probe --tcp 10.96.0.80:80 --count 4 --timeout-ms 3000
+section drain-hold
+wait $hold || true
+cat /tmp/hold.log
+section drain-closed
+ipvsadm -Ln -t 10.96.0.80:80
+one_left() {{ [ "$(ipvsadm -Ln -t 10.96.0.80:80 | grep -c Masq)" = 1 ]; }}
+retry 80 0.5 one_left
+section drain-gone
+ipvsadm -Ln -t 10.96.0.80:80
 section agent-alive
 kill -0 $agent && echo alive
 kill $agent
@@ -154,7 +193,9 @@ cat /tmp/agent.log
     let run = Guest::new()
         .binary(workspace_binary("svcplane"))
         .binary(NETTEST)
-        .file_contents(&format!("{MANIFESTS}/cluster.yaml"), manifests())
+        .file_contents(&format!("{MANIFESTS}/cluster.yaml"), manifests(&[B1, B2]))
+        .file_contents("/etc/svcplane/drain-without-b1.yaml", manifests(&[B2]))
+        .file_contents("/etc/svcplane/drain-without-b2.yaml", manifests(&[B1]))
         .file_contents(HTTP, HTTP_SCRIPT)
         .script(script)
         .timeout(Duration::from_secs(240))
@@ -175,6 +216,7 @@ cat /tmp/agent.log
     let b1_only = ["10.244.1.2:8080 Masq 1"];
     let expected = [
         row("TCP 10.96.0.10:80", "rr", &both),
+        row("TCP 10.96.0.80:80", "rr", &both),
         row("TCP 10.96.0.20:80", "rr", &both),
         row(&format!("TCP {NODE_IP}:30080"), "rr", &both),
         // Cluster traffic of an eTP: Local Service uses every endpoint...
@@ -239,6 +281,41 @@ cat /tmp/agent.log
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{metrics}"));
     assert!(full_syncs >= 2.0, "periodic full resyncs ran:\n{metrics}");
+
+    // Graceful termination in the running agent (kube-proxy ipvs/graceful_termination.go).
+    let held = section("drain-held").trim().to_string();
+    let (held_real, other) = match held.as_str() {
+        "b1" => ("10.244.1.2:8080", "b2"),
+        "b2" => ("10.244.2.2:8080", "b1"),
+        other => panic!("held by {other:?}"),
+    };
+    let draining = section("drain-draining");
+    let reals = &parse_ipvsadm(&draining)["TCP 10.96.0.80:80"].1;
+    let drained = reals
+        .iter()
+        .find(|r| r.0 == held_real)
+        .unwrap_or_else(|| panic!("{draining}"));
+    assert_eq!(drained.2, 0, "weight 0 while draining:\n{draining}");
+    assert_eq!(reals.len(), 2, "{draining}");
+    assert_eq!(answers(&section("drain-new")), counts(&[(other, 4)]));
+    let hold = section("drain-hold");
+    assert!(hold.contains("failures=0"), "{hold}");
+    assert!(
+        hold.lines()
+            .filter(|l| l.starts_with("reply "))
+            .all(|l| l == format!("reply {held}")),
+        "{hold}"
+    );
+    // Closed, the connection lingers (TIME_WAIT): still there, at weight 0...
+    let closed = section("drain-closed");
+    assert!(closed.contains(held_real), "{closed}");
+    // ...until the timeout passes; the agent deletes it without being told anything new.
+    let gone = section("drain-gone");
+    let reals = &parse_ipvsadm(&gone)["TCP 10.96.0.80:80"].1;
+    assert_eq!(reals.len(), 1, "{gone}");
+    assert_ne!(reals[0].0, held_real, "{gone}");
+    assert_eq!(reals[0].2, 1, "{gone}");
+
     assert_eq!(
         section("agent-alive").trim(),
         "alive",
