@@ -1,5 +1,5 @@
 //! `svcplane node-agent`: programs this node's Service forwarding from Services and
-//! EndpointSlices, from an API server (watch) or from manifest files (`--manifests --once`).
+//! EndpointSlices, from an API server (watch) or from manifest files (`--manifests`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ipnet::IpNet;
-use svcplane_dataplane::agent::{Agent, SyncTiming};
+use svcplane_dataplane::agent::{Agent, SourceEvent, SyncTiming};
 use svcplane_dataplane::backends::{build_backend, BackendKind, BackendOptions};
+use svcplane_dataplane::ipvs_backend::IpvsOptions;
 use svcplane_dataplane::metrics::AgentMetrics;
 use svcplane_dataplane::model::{
     render_json, render_text, NodePortAddresses, ProxyConfig, Scheduler,
@@ -40,7 +41,8 @@ pub struct NodeAgentArgs {
     #[arg(long, default_value = "auto", value_parser = clap::builder::ValueParser::new(parse_backend))]
     pub backend: BackendKind,
     /// Read Services, EndpointSlices and Nodes from this file or directory instead of an API
-    /// server (requires --once).
+    /// server. With --once the agent programs them and exits; without, it keeps running on them
+    /// (periodic resyncs, health-check node ports) and reads them again on SIGHUP.
     #[arg(long)]
     pub manifests: Option<PathBuf>,
     /// Program the table once and exit (0 on success).
@@ -65,6 +67,11 @@ pub struct NodeAgentArgs {
     /// Masquerade all traffic sent to ClusterIPs.
     #[arg(long)]
     pub masquerade_all: bool,
+    /// How long a removed TCP endpoint's IPVS destination may keep its connections at weight
+    /// 0 before it is deleted anyway (it goes as soon as it has none). Default: IPVS's own
+    /// established-TCP timeout.
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    pub ipvs_graceful_termination_timeout: Duration,
     /// Minimum interval between syncs after a burst of two (Go duration: 1s, 500ms).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub min_sync_period: Duration,
@@ -134,9 +141,17 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
         cluster_cidrs: args.cluster_cidr.clone(),
         masquerade_all: args.masquerade_all,
     };
-    let mut backend = build_backend(args.backend, &BackendOptions::default())?;
+    let options = BackendOptions {
+        ipvs: IpvsOptions {
+            graceful_termination_timeout: args.ipvs_graceful_termination_timeout,
+            cluster_cidrs: args.cluster_cidr.clone(),
+            ..IpvsOptions::default()
+        },
+    };
+    // Backends block on the kernel: off the async runtime's worker.
+    let mut backend = tokio::task::block_in_place(|| build_backend(args.backend, &options))?;
     if args.cleanup {
-        backend.cleanup()?;
+        tokio::task::block_in_place(|| backend.cleanup())?;
         eprintln!(
             "node-agent: removed everything the {} backend created",
             backend.name()
@@ -151,12 +166,13 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
         ..SyncTiming::default()
     };
     let mut agent = Agent::new(config, backend, timing, metrics.clone());
-    if let Some(path) = &args.manifests {
-        anyhow::ensure!(
-            args.once,
-            "--manifests: only with --once (a directory of files is read once; use an API server to follow changes)"
-        );
-        let events = svcplane_dataplane::source::read_manifests(path)?;
+    // Manifest files are read once; without --once the agent then keeps running on them
+    // (periodic full resyncs repair drift, health-check node ports are served).
+    let mut manifest_events = match &args.manifests {
+        Some(path) => Some(svcplane_dataplane::source::read_manifests(path)?),
+        None => None,
+    };
+    if let Some(events) = manifest_events.take_if(|_| args.once) {
         for event in events {
             agent.apply(event);
         }
@@ -165,22 +181,6 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
         print_or_report(&agent, dry_run, args.output, report.operations)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let client = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("--kubeconfig {}: cannot read", path.display()))?;
-            let config = kube::Config::from_custom_kubeconfig(
-                kubeconfig,
-                &kube::config::KubeConfigOptions::default(),
-            )
-            .await
-            .with_context(|| format!("--kubeconfig {}", path.display()))?;
-            kube::Client::try_from(config)?
-        }
-        None => kube::Client::try_default()
-            .await
-            .context("no --kubeconfig, and no in-cluster or $KUBECONFIG configuration")?,
-    };
     let health_timeout = args.sync_period * 2;
     let status = agent.subscribe();
     if let Some(addr) = parse_bind("--healthz-bind-address", &args.healthz_bind_address)? {
@@ -205,11 +205,33 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(4096);
-    tokio::spawn(svcplane_dataplane::source::watch_api(
-        client,
-        node.clone(),
-        events_tx,
-    ));
+    if let (Some(events), Some(path)) = (manifest_events, args.manifests.clone()) {
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("--manifests: cannot handle SIGHUP")?;
+        tokio::spawn(follow_manifests(path, events, hangup, events_tx));
+    } else {
+        let client = match &args.kubeconfig {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                    .with_context(|| format!("--kubeconfig {}: cannot read", path.display()))?;
+                let config = kube::Config::from_custom_kubeconfig(
+                    kubeconfig,
+                    &kube::config::KubeConfigOptions::default(),
+                )
+                .await
+                .with_context(|| format!("--kubeconfig {}", path.display()))?;
+                kube::Client::try_from(config)?
+            }
+            None => kube::Client::try_default()
+                .await
+                .context("no --kubeconfig, and no in-cluster or $KUBECONFIG configuration")?,
+        };
+        tokio::spawn(svcplane_dataplane::source::watch_api(
+            client,
+            node.clone(),
+            events_tx,
+        ));
+    }
     if args.once {
         // One sync from the API's current state: wait for every initial list, then program.
         while !agent.is_listed() {
@@ -246,6 +268,45 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
         .await;
     tracing::info!("node agent stopped; forwarding state is left in place");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Feeds the agent the objects of the manifest files as complete lists, and again each time
+/// the process gets SIGHUP (objects no longer in the files are deleted, as after an API
+/// re-list); a file that cannot be read then leaves the previous objects in place. Holds the
+/// channel open until the agent stops.
+async fn follow_manifests(
+    path: PathBuf,
+    events: Vec<SourceEvent>,
+    mut hangup: tokio::signal::unix::Signal,
+    events_tx: tokio::sync::mpsc::Sender<SourceEvent>,
+) {
+    let mut events = events;
+    loop {
+        for event in events {
+            if events_tx.send(event).await.is_err() {
+                return;
+            }
+        }
+        events = tokio::select! {
+            _ = events_tx.closed() => return,
+            got = hangup.recv() => {
+                if got.is_none() {
+                    events_tx.closed().await;
+                    return;
+                }
+                match svcplane_dataplane::source::read_manifests(&path) {
+                    Ok(events) => {
+                        tracing::info!(path = %path.display(), "SIGHUP: manifests read again");
+                        events
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "SIGHUP: cannot read --manifests again; keeping the previous objects");
+                        Vec::new()
+                    }
+                }
+            }
+        };
+    }
 }
 
 /// After a one-shot sync: the table on stdout for a dry run, else a one-line summary.

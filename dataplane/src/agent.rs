@@ -384,6 +384,13 @@ impl Agent {
             } else {
                 Instant::now() + Duration::from_secs(3600)
             };
+            // Work the backend wants between syncs (draining IPVS destinations), once synced.
+            let housekeeping_at = self
+                .backend
+                .as_ref()
+                .and_then(|b| b.housekeeping_due())
+                .filter(|_| self.listed.all());
+            let wake_at = housekeeping_at.map_or(due_at, |h| h.min(due_at));
             tokio::select! {
                 _ = &mut shutdown => break,
                 event = events.recv() => {
@@ -392,8 +399,15 @@ impl Agent {
                         schedule.request();
                     }
                 }
-                _ = tokio::time::sleep_until(due_at.into()) => {
+                _ = tokio::time::sleep_until(wake_at.into()) => {
                     let now = Instant::now();
+                    if housekeeping_at.is_some_and(|at| at <= now) {
+                        match self.housekeep().await {
+                            Some(true) => {}
+                            Some(false) => schedule.request(),
+                            None => break,
+                        }
+                    }
                     let Some(due) = schedule.take(now) else { continue };
                     let full = due == Due::Periodic || self.needs_full;
                     let (scope, table) = self.prepare(full);
@@ -428,6 +442,42 @@ impl Agent {
                         schedule.request();
                     }
                 }
+            }
+        }
+    }
+}
+
+impl Agent {
+    /// Runs the backend's housekeeping off the async runtime. Returns whether it succeeded (a
+    /// failure makes the next sync a full one), `None` when the backend panicked (the agent
+    /// stops).
+    async fn housekeep(&mut self) -> Option<bool> {
+        let mut backend = self.backend.take().expect("backend present between syncs");
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = backend.housekeeping();
+            (backend, result)
+        })
+        .await;
+        let (backend, result) = match joined {
+            Ok(pair) => pair,
+            Err(panic) => {
+                tracing::error!(error = %panic, "backend housekeeping panicked; stopping");
+                return None;
+            }
+        };
+        self.backend = Some(backend);
+        match result {
+            Ok(report) => {
+                self.metrics
+                    .kernel_operations
+                    .with_label_values(&[self.backend_name])
+                    .inc_by(report.operations as u64);
+                Some(true)
+            }
+            Err(err) => {
+                tracing::error!(backend = self.backend_name, error = %err, "housekeeping failed; the next sync is a full one");
+                self.needs_full = true;
+                Some(false)
             }
         }
     }

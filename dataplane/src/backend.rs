@@ -107,4 +107,16 @@ pub trait Backend: Send {
 
     /// Removes everything this backend ever created, and nothing else (`--cleanup`).
     fn cleanup(&mut self) -> Result<(), BackendError>;
+
+    /// When the backend next wants [`Backend::housekeeping`] called, between syncs (the IPVS
+    /// backend: to delete draining destinations once drained); `None` when nothing waits.
+    fn housekeeping_due(&self) -> Option<std::time::Instant> {
+        None
+    }
+
+    /// Work that is due between syncs (see [`Backend::housekeeping_due`]). Blocking, like
+    /// [`Backend::sync`].
+    fn housekeeping(&mut self) -> Result<SyncReport, BackendError> {
+        Ok(SyncReport::default())
+    }
 }

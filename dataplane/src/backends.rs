@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use crate::backend::{Backend, BackendError};
 use crate::dry_run::DryRunBackend;
+use crate::ipvs_backend::{IpvsBackend, IpvsOptions};
 
 /// A `--backend` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,25 +51,24 @@ impl fmt::Display for BackendKind {
 /// Backend settings that are not part of the proxy model.
 #[derive(Debug, Clone, Default)]
 pub struct BackendOptions {
-    /// Name of the dummy interface IPVS virtual addresses are bound to.
-    pub ipvs_interface: Option<String>,
+    /// The IPVS backend's settings (dummy link, graceful termination, `--cluster-cidr`).
+    pub ipvs: IpvsOptions,
 }
 
 /// Builds the backend `kind` names. `Auto` resolves to a concrete backend and says why.
 pub fn build_backend(
     kind: BackendKind,
-    _options: &BackendOptions,
+    options: &BackendOptions,
 ) -> Result<Box<dyn Backend>, BackendError> {
     match kind {
         BackendKind::DryRun => Ok(Box::new(DryRunBackend::new())),
-        BackendKind::Ipvs | BackendKind::Nftables | BackendKind::Auto => {
-            Err(BackendError::Unavailable {
-                backend: match kind {
-                    BackendKind::Nftables => "nftables",
-                    _ => "ipvs",
-                },
-                reason: "this backend is not part of this build yet; use --backend dry-run".into(),
-            })
-        }
+        BackendKind::Ipvs => Ok(Box::new(IpvsBackend::new(options.ipvs.clone())?)),
+        BackendKind::Nftables | BackendKind::Auto => Err(BackendError::Unavailable {
+            backend: match kind {
+                BackendKind::Nftables => "nftables",
+                _ => "ipvs",
+            },
+            reason: "this backend is not part of this build yet; use --backend dry-run".into(),
+        }),
     }
 }

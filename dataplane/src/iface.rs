@@ -281,22 +281,42 @@ impl IfaceClient {
         let mut addresses: Vec<InterfaceAddress> = messages
             .iter()
             .filter_map(|message| {
-                let addr = message.attributes.iter().find_map(|attr| match attr {
-                    AddressAttribute::Local(addr) => Some(*addr),
-                    _ => None,
-                });
-                let addr = addr.or_else(|| {
-                    message.attributes.iter().find_map(|attr| match attr {
-                        AddressAttribute::Address(addr) => Some(*addr),
-                        _ => None,
-                    })
-                })?;
                 Some(InterfaceAddress {
-                    addr,
+                    addr: message_address(message)?,
                     prefix_len: message.header.prefix_len,
                 })
             })
             .filter(|a| !matches!(a.addr, IpAddr::V6(v6) if v6.is_unicast_link_local()))
+            .collect();
+        addresses.sort();
+        Ok(addresses)
+    }
+
+    /// Every address of every link, with the link's index (IPv6 link-local addresses left
+    /// out, as in [`IfaceClient::addresses`]).
+    pub async fn all_addresses(&self) -> Result<Vec<(u32, InterfaceAddress)>, IfaceError> {
+        let messages: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| IfaceError::from_rtnetlink("list addresses", "of every link", e))?;
+        let mut addresses: Vec<(u32, InterfaceAddress)> = messages
+            .iter()
+            .filter_map(|message| {
+                message_address(message).map(|addr| {
+                    (
+                        message.header.index,
+                        InterfaceAddress {
+                            addr,
+                            prefix_len: message.header.prefix_len,
+                        },
+                    )
+                })
+            })
+            .filter(|(_, a)| !matches!(a.addr, IpAddr::V6(v6) if v6.is_unicast_link_local()))
             .collect();
         addresses.sort();
         Ok(addresses)
@@ -365,6 +385,20 @@ impl IfaceClient {
         }
         outcome
     }
+}
+
+/// The local address of an address message (`IFA_LOCAL`, else `IFA_ADDRESS`).
+fn message_address(message: &AddressMessage) -> Option<IpAddr> {
+    let local = message.attributes.iter().find_map(|attr| match attr {
+        AddressAttribute::Local(addr) => Some(*addr),
+        _ => None,
+    });
+    local.or_else(|| {
+        message.attributes.iter().find_map(|attr| match attr {
+            AddressAttribute::Address(addr) => Some(*addr),
+            _ => None,
+        })
+    })
 }
 
 fn link_kind(message: &LinkMessage) -> Option<InfoKind> {

@@ -6,6 +6,9 @@
 //!   syncs, where objects come from, what it serves over HTTP, what it measures.
 //! - [`backend`], [`backends`], [`dry_run`]: the backend interface and its implementations.
 //! - [`ipvs`]: IPVS virtual services and destinations over generic netlink, applied in batches.
+//! - [`ipvs_backend`]: the IPVS backend (diff-based syncs, graceful termination, its nftables
+//!   table), on [`ipvs`], [`iface`], [`conntrack`], [`sysctl`] and [`nft_runner`].
+//! - [`nft_runner`]: `nft -f -` transactions and `nft -j list` readings.
 //! - [`iface`]: the dummy interface that holds every virtual address, over rtnetlink.
 //! - [`conntrack`]: removal of stale UDP conntrack entries, as kube-proxy's `CleanStaleEntries`.
 //! - [`sysctl`]: `/proc/sys` access and the sysctls kube-proxy's IPVS mode sets.
@@ -19,9 +22,11 @@ pub mod dry_run;
 pub mod health;
 pub mod iface;
 pub mod ipvs;
+pub mod ipvs_backend;
 pub mod metrics;
 pub mod model;
 mod netlink_batch;
+pub mod nft_runner;
 pub mod schedule;
 pub mod source;
 pub mod sysctl;

@@ -115,7 +115,7 @@ pub enum ManifestError {
 
 /// Reads every Service, EndpointSlice and Node in `path` (a file, or a directory of `.yaml`,
 /// `.yml` and `.json` files read in name order; multi-document YAML and `kind: List` are
-/// understood; other kinds are skipped). Returns the three complete lists as events.
+/// understood; other kinds are skipped). Returns each Node as an event, then the complete lists.
 pub fn read_manifests(path: &Path) -> Result<Vec<SourceEvent>, ManifestError> {
     let files = if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
@@ -154,11 +154,18 @@ pub fn read_manifests(path: &Path) -> Result<Vec<SourceEvent>, ManifestError> {
             collect(value, &mut services, &mut slices, &mut nodes).map_err(invalid)?;
         }
     }
-    Ok(vec![
-        SourceEvent::NodeListed(nodes.pop().map(Box::new)),
+    // Every Node goes to the model, which keeps only this node's (the files may describe the
+    // whole cluster).
+    let mut events: Vec<SourceEvent> = nodes
+        .into_iter()
+        .map(|node| SourceEvent::Node(Box::new(node)))
+        .collect();
+    events.extend([
+        SourceEvent::NodeListed(None),
         SourceEvent::ServicesListed(services),
         SourceEvent::SlicesListed(slices),
-    ])
+    ]);
+    Ok(events)
 }
 
 trait FromYamlDocument: Sized {

@@ -15,5 +15,6 @@ pub use client::IpvsClient;
 pub use error::{IpvsError, OpCause, OpError};
 pub use nix::errno::Errno;
 pub use types::{
-    Destination, ForwardMethod, IpvsInfo, IpvsOp, Protocol, Scheduler, ServiceKey, VirtualService,
+    Destination, ForwardMethod, IpvsInfo, IpvsOp, Protocol, Scheduler, SchedulerFlags, ServiceKey,
+    VirtualService,
 };

@@ -4,7 +4,9 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::netlink::{DestAttr, ServiceAttr, AF_INET, AF_INET6, CONN_F_FWD_MASK, SVC_F_PERSISTENT};
+use super::netlink::{
+    DestAttr, ServiceAttr, AF_INET, AF_INET6, CONN_F_FWD_MASK, SVC_F_PERSISTENT, SVC_F_SCHED_MASK,
+};
 
 /// `IP_VS_SCHEDNAME_MAXLEN` (16) less the terminating NUL.
 const SCHED_NAME_MAX: usize = 15;
@@ -147,6 +149,35 @@ pub struct VirtualService {
     /// Prefix length that groups clients for persistence: 32 (IPv4) or 128 (IPv6) keeps each
     /// client address on its own, as kube-proxy does.
     pub netmask: u8,
+    /// Scheduler-specific flags (`IP_VS_SVC_F_SCHED1..3`, the bits of [`SchedulerFlags`]);
+    /// kube-proxy sets `IP_VS_SVC_F_SCHED_MH_PORT` for `mh` so the source port is hashed too.
+    pub scheduler_flags: SchedulerFlags,
+}
+
+/// The scheduler-specific service flags `IP_VS_SVC_F_SCHED1` (0x08), `SCHED2` (0x10) and
+/// `SCHED3` (0x20) of `include/uapi/linux/ip_vs.h`; their meaning depends on the scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SchedulerFlags(u32);
+
+impl SchedulerFlags {
+    /// No flag.
+    pub const NONE: SchedulerFlags = SchedulerFlags(0);
+    /// `IP_VS_SVC_F_SCHED_MH_FALLBACK` (`SCHED1`): `mh` falls back to another destination when
+    /// the chosen one is overloaded or has weight 0.
+    pub const MH_FALLBACK: SchedulerFlags = SchedulerFlags(0x0008);
+    /// `IP_VS_SVC_F_SCHED_MH_PORT` (`SCHED2`): `mh` hashes the source port too (kube-proxy's
+    /// `FlagSourceHash` for `--ipvs-scheduler mh`).
+    pub const MH_PORT: SchedulerFlags = SchedulerFlags(0x0010);
+
+    /// The flags from their bits; bits outside `SCHED1..3` are dropped.
+    pub fn from_bits(bits: u32) -> SchedulerFlags {
+        SchedulerFlags(bits & SVC_F_SCHED_MASK)
+    }
+
+    /// The bits.
+    pub fn bits(self) -> u32 {
+        self.0
+    }
 }
 
 impl VirtualService {
@@ -158,6 +189,7 @@ impl VirtualService {
             scheduler,
             persistence_timeout: None,
             netmask,
+            scheduler_flags: SchedulerFlags::NONE,
         }
     }
 
@@ -415,14 +447,15 @@ impl VirtualService {
     }
 
     /// Every attribute `IPVS_CMD_NEW_SERVICE` / `SET_SERVICE` require (`full_entry`). Flags are
-    /// sent with a full mask, so an edit also clears persistence, as kube-proxy's library does.
+    /// sent with a full mask, so an edit also clears persistence and scheduler flags not set
+    /// here, as kube-proxy's library does.
     pub(crate) fn full_attrs(&self) -> Vec<ServiceAttr> {
         let mut attrs = self.key.identity_attrs();
         let persistent = self.persistence_timeout.is_some();
         attrs.extend([
             ServiceAttr::SchedName(self.scheduler.name().to_string()),
             ServiceAttr::Flags {
-                flags: if persistent { SVC_F_PERSISTENT } else { 0 },
+                flags: if persistent { SVC_F_PERSISTENT } else { 0 } | self.scheduler_flags.bits(),
                 mask: u32::MAX,
             },
             ServiceAttr::Timeout(self.persistence_timeout.unwrap_or(0)),
@@ -478,6 +511,7 @@ impl VirtualService {
             scheduler,
             persistence_timeout: (flags & SVC_F_PERSISTENT != 0).then_some(timeout),
             netmask,
+            scheduler_flags: SchedulerFlags::from_bits(flags),
         }))
     }
 }

@@ -29,6 +29,8 @@ pub(crate) const AF_INET6: u16 = 10;
 
 /// `IP_VS_SVC_F_PERSISTENT`: the service keeps a client on one destination for `timeout`.
 pub(crate) const SVC_F_PERSISTENT: u32 = 0x0001;
+/// `IP_VS_SVC_F_SCHED1 | IP_VS_SVC_F_SCHED2 | IP_VS_SVC_F_SCHED3`: scheduler-specific flags.
+pub(crate) const SVC_F_SCHED_MASK: u32 = 0x0038;
 /// `IP_VS_CONN_F_FWD_MASK`: the forwarding-method bits of a destination's connection flags.
 pub(crate) const CONN_F_FWD_MASK: u32 = 0x0007;
 

@@ -17,7 +17,8 @@ use proptest::prelude::*;
 use super::*;
 use crate::ipvs::client::{encode, genl, info_from_reply};
 use crate::ipvs::types::{
-    Destination, ForwardMethod, IpvsOp, Protocol, Scheduler, ServiceKey, VirtualService,
+    Destination, ForwardMethod, IpvsOp, Protocol, Scheduler, SchedulerFlags, ServiceKey,
+    VirtualService,
 };
 
 const FAMILY_ID: u16 = 0x24;
@@ -233,6 +234,44 @@ fn dumped_service_is_read_with_persistence_and_netmask() {
     assert_eq!(service.scheduler, Scheduler::WeightedRoundRobin);
     assert_eq!(service.persistence_timeout, Some(180));
     assert_eq!(service.netmask, 24);
+    // HASHED (0x2) is the kernel's own bookkeeping, not a scheduler flag.
+    assert_eq!(service.scheduler_flags, SchedulerFlags::NONE);
+}
+
+/// `ipvsadm -A -t 10.96.0.1:80 -s mh -b sh-port` sets `IP_VS_SVC_F_SCHED2` (0x10), which
+/// kube-proxy sets for `mh`; it is written in the flags word with a full mask and read back.
+#[test]
+fn mh_port_flag_is_written_and_read_in_the_flags_attribute() {
+    let mut service = VirtualService::new(
+        key(Protocol::Tcp, "10.96.0.1", 80),
+        Scheduler::MaglevHashing,
+    );
+    service.scheduler_flags = SchedulerFlags::MH_PORT;
+    let bytes = wire(&IpvsOp::AddService(service.clone()), 9);
+    // IPVS_SVC_ATTR_FLAGS: len 12, type 7, flags 0x10, mask 0xffffffff (host order).
+    let flags_attr: [u8; 12] = [
+        0x0c, 0x00, 0x07, 0x00, 0x10, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff,
+    ];
+    assert!(
+        bytes.windows(12).any(|w| w == flags_attr),
+        "flags attribute missing: {bytes:02x?}"
+    );
+    let parsed = parse(&bytes);
+    let read = VirtualService::from_attrs(parsed.service().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.scheduler_flags, SchedulerFlags::MH_PORT);
+    assert_eq!(read, service);
+    // Persistence and a scheduler flag share the word; HASHED from a dump is ignored.
+    let mut dumped = parsed.service().unwrap().to_vec();
+    for attr in &mut dumped {
+        if let ServiceAttr::Flags { flags, .. } = attr {
+            *flags = 0x1 | 0x2 | 0x10;
+        }
+    }
+    let read = VirtualService::from_attrs(&dumped).unwrap().unwrap();
+    assert_eq!(read.scheduler_flags, SchedulerFlags::MH_PORT);
+    assert_eq!(read.persistence_timeout, Some(0));
 }
 
 /// A destination as `ip_vs_genl_fill_dest` dumps it, with a newer attribute
@@ -376,17 +415,22 @@ fn arb_service() -> impl Strategy<Value = VirtualService> {
         ],
         proptest::option::of(any::<u32>()),
         any::<u8>(),
+        0u32..8,
     )
-        .prop_map(|(protocol, addr, port, scheduler, timeout, mask)| {
-            let mut service = VirtualService::new(ServiceKey::new(protocol, addr, port), scheduler);
-            service.persistence_timeout = timeout;
-            service.netmask = if addr.is_ipv4() {
-                mask % 33
-            } else {
-                mask % 128 + 1
-            };
-            service
-        })
+        .prop_map(
+            |(protocol, addr, port, scheduler, timeout, mask, sched_bits)| {
+                let mut service =
+                    VirtualService::new(ServiceKey::new(protocol, addr, port), scheduler);
+                service.persistence_timeout = timeout;
+                service.netmask = if addr.is_ipv4() {
+                    mask % 33
+                } else {
+                    mask % 128 + 1
+                };
+                service.scheduler_flags = SchedulerFlags::from_bits(sched_bits << 3);
+                service
+            },
+        )
 }
 
 proptest! {
