@@ -245,7 +245,16 @@ mod tests {
     #[test]
     fn traffic_distribution_hints_follow_upstream_trafficdist() {
         type Hints = Option<(&'static [&'static str], &'static [&'static str])>;
-        let rows: [(&str, HintPolicy, Option<&str>, Option<&str>, bool, Hints); 13] = [
+        /// Case name, policy, the Node's zone, the endpoint's node, ready, hints wanted.
+        type Row = (
+            &'static str,
+            HintPolicy,
+            Option<&'static str>,
+            Option<&'static str>,
+            bool,
+            Hints,
+        );
+        let rows: [Row; 13] = [
             // v1.30–v1.32 PreferClose: every ready endpoint gets its zone as the one hint...
             (
                 "PreferClose: own zone",
