@@ -42,9 +42,29 @@ pub struct DevArgs {
     /// Directory for generated files (webhook certificates).
     #[arg(long, default_value = ".svcplane-dev")]
     pub work_dir: PathBuf,
+    /// Do not run the dry-run node agents (one per Node, tables served on
+    /// --node-agents-listen).
+    #[arg(long)]
+    pub no_node_agents: bool,
+    /// Backend of the node agent for `--node-agent-node`: `dry-run` (default: nothing is
+    /// programmed), or `nftables`, `ipvs`, `auto` to program THIS machine's kernel for real
+    /// (needs root; undo with `svcplane node-agent --backend BACKEND --cleanup`).
+    #[arg(long, default_value = "dry-run", value_parser = clap::builder::ValueParser::new(parse_backend))]
+    pub node_agent_backend: svcplane_dataplane::backends::BackendKind,
+    /// The Node whose table `--node-agent-backend` programs on this machine (default: the
+    /// first Node); every other Node's agent stays a dry run.
+    #[arg(long)]
+    pub node_agent_node: Option<String>,
+    /// Address of the node agents' debug server (`/nodes/NAME/table`).
+    #[arg(long, default_value = "127.0.0.1:6480")]
+    pub node_agents_listen: SocketAddr,
     /// NodePort range, as kube-apiserver's flag.
     #[arg(long, default_value = svcplane_apiserver::state::DEFAULT_SERVICE_NODE_PORT_RANGE)]
     pub service_node_port_range: String,
+}
+
+fn parse_backend(s: &str) -> Result<svcplane_dataplane::backends::BackendKind, String> {
+    s.parse()
 }
 
 /// The bundled examples, created unless `--no-examples`.
@@ -137,6 +157,23 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
             .context("starting the controllers")?;
         Some(handle)
     };
+    let node_agents = if args.no_node_agents {
+        None
+    } else {
+        let real = crate::dev_components::RealAgent {
+            backend: args.node_agent_backend,
+            node: args.node_agent_node.clone(),
+        };
+        let agents = crate::dev_components::start_node_agents(
+            &server,
+            args.node_agents_listen,
+            &real,
+            stop_rx.clone(),
+        )
+        .await
+        .context("starting the node agents")?;
+        Some(agents)
+    };
     println!("svcplane dev: API server listening on {}", server.url);
     println!(
         "  kubectl --kubeconfig {} get nodes,pods,services,endpointslices",
@@ -147,6 +184,23 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     }
     if controllers.is_some() {
         println!("  controllers: endpointslice, endpointslicemirroring, endpoints");
+    }
+    if let Some(agents) = &node_agents {
+        println!(
+            "  node agents (dry run): {} node(s); tables at {}/nodes",
+            agents.nodes.len(),
+            agents.url
+        );
+        for node in &agents.nodes {
+            println!("    {node}: {}/nodes/{node}/table", agents.url);
+        }
+        if let Some((node, backend)) = &agents.programs_this_machine {
+            println!(
+                "  WARNING: the agent for {node} programs THIS machine's kernel with the {backend} \
+                 backend (Service VIPs, NodePorts and rules of its table); undo with \
+                 `svcplane node-agent --backend {backend} --cleanup`"
+            );
+        }
     }
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()
