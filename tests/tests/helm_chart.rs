@@ -1469,3 +1469,77 @@ async fn webhook_accepts_the_rendered_command_line_and_serves_the_registration()
         .unwrap();
     assert!(text.contains("svcplane_webhook_requests_total"), "{text}");
 }
+
+/// With access to a cluster (`helm template --dry-run=server`, which performs the `lookup`s
+/// `helm upgrade` does), run against the embedded API server: the generated TLS source reuses
+/// the Secret already there, so an upgrade keeps the CA the API server trusts (without a
+/// cluster every rendering makes a new CA); and `source: secret` without `caBundle` reads the
+/// CA from that Secret's `ca.crt`. Helm 3 only: Helm 4's `--dry-run=server` also maps every
+/// rendered kind through discovery, and the embedded server does not serve apps/v1, policy/v1,
+/// rbac.authorization.k8s.io/v1 or ServiceAccounts yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_in_the_cluster_keep_the_generated_ca_and_read_an_existing_secrets_ca() {
+    use k8s_openapi::api::core::v1::{Namespace, Secret};
+    use kube::api::{Api, PostParams};
+    let helm = Helm::major(3);
+    let fx = svcplane_tests::Fixture::start_tls().await;
+    let kubeconfig = fx.kubeconfig_path();
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": NAMESPACE}})).unwrap();
+    Api::<Namespace>::all(fx.client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+
+    // Two renderings without a cluster: two different CAs.
+    let first = render(&helm, "");
+    let again = render(&helm, "");
+    let secret = first.get("Secret", "t-svcplane-webhook-tls");
+    assert_ne!(
+        secret["data"]["ca.crt"],
+        again.get("Secret", "t-svcplane-webhook-tls")["data"]["ca.crt"]
+    );
+
+    // The first rendering's Secret is in the cluster (as after `helm install`): an upgrade
+    // renders it unchanged and registers its CA.
+    let stored: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "t-svcplane-webhook-tls", "namespace": NAMESPACE},
+        "type": "kubernetes.io/tls",
+        "data": secret["data"].clone(),
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(fx.client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &stored)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let upgrade = helm
+            .template_against(&kubeconfig, "")
+            .unwrap_or_else(|e| panic!("helm template --dry-run=server: {e}"));
+        assert_eq!(
+            upgrade.get("Secret", "t-svcplane-webhook-tls")["data"],
+            secret["data"]
+        );
+        let hook =
+            &upgrade.get("ValidatingWebhookConfiguration", "t-svcplane-webhook")["webhooks"][0];
+        assert_eq!(hook["clientConfig"]["caBundle"], secret["data"]["ca.crt"]);
+    }
+
+    // An existing Secret named by the values, no caBundle given: its ca.crt is registered.
+    let values = "webhook: {tls: {source: secret, secret: {name: t-svcplane-webhook-tls}}}";
+    let r = helm
+        .template_against(&kubeconfig, values)
+        .unwrap_or_else(|e| panic!("helm template --dry-run=server: {e}"));
+    assert!(r.of_kind("Secret").is_empty());
+    let hook = &r.get("ValidatingWebhookConfiguration", "t-svcplane-webhook")["webhooks"][0];
+    assert_eq!(hook["clientConfig"]["caBundle"], secret["data"]["ca.crt"]);
+    // A Secret that does not exist: refused, naming the value to set.
+    let err = helm
+        .template_against(
+            &kubeconfig,
+            "webhook: {tls: {source: secret, secret: {name: not-there}}}",
+        )
+        .err()
+        .expect("a missing Secret without caBundle is refused");
+    assert!(err.contains("webhook.tls.secret.caBundle"), "{err}");
+}

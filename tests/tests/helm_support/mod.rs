@@ -144,9 +144,31 @@ impl Helm {
         namespace: &str,
         values: &str,
     ) -> Result<Rendered, String> {
+        self.template_with(release, namespace, values, &[])
+    }
+
+    /// [`Helm::template`] with `--dry-run=server` against the API server of `kubeconfig`: the
+    /// chart's `lookup` calls read real objects there, as `helm install` and `helm upgrade` do.
+    pub fn template_against(&self, kubeconfig: &Path, values: &str) -> Result<Rendered, String> {
+        let kubeconfig = format!("--kubeconfig={}", kubeconfig.display());
+        self.template_with(
+            RELEASE,
+            NAMESPACE,
+            values,
+            &["--dry-run=server", kubeconfig.as_str()],
+        )
+    }
+
+    fn template_with(
+        &self,
+        release: &str,
+        namespace: &str,
+        values: &str,
+        extra: &[&str],
+    ) -> Result<Rendered, String> {
         let file = self.values_file(values);
         let chart = chart_dir();
-        let out = self.run(&[
+        let mut args = vec![
             "template",
             release,
             chart.to_str().unwrap(),
@@ -154,7 +176,9 @@ impl Helm {
             namespace,
             "-f",
             file.to_str().unwrap(),
-        ])?;
+        ];
+        args.extend_from_slice(extra);
+        let out = self.run(&args)?;
         Ok(Rendered {
             objects: parse_documents(&out),
             release: release.into(),
