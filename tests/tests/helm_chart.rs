@@ -1543,3 +1543,51 @@ async fn lookups_in_the_cluster_keep_the_generated_ca_and_read_an_existing_secre
         .expect("a missing Secret without caBundle is refused");
     assert!(err.contains("webhook.tls.secret.caBundle"), "{err}");
 }
+
+/// NOTES.txt (printed by `helm install`) tells what was installed and, per mode, what to do
+/// to kube-controller-manager and kube-proxy. Helm 4's client-only dry run: Helm 3's (and any
+/// `helm install` against the embedded API server) first maps every rendered kind through
+/// discovery, and the embedded server does not serve Deployments, DaemonSets, ServiceAccounts,
+/// RBAC or PodDisruptionBudgets yet.
+#[test]
+fn install_notes_describe_the_mode_and_the_components() {
+    let helm = Helm::major(4);
+    let notes = |values: &str| {
+        let out = helm
+            .install_dry_run(values)
+            .unwrap_or_else(|e| panic!("helm {} install --dry-run: {e}", helm.major));
+        let (_, notes) = out
+            .split_once("\nNOTES:\n")
+            .unwrap_or_else(|| panic!("helm {} printed no NOTES: {out}", helm.major));
+        notes.to_string()
+    };
+    let replace = notes("");
+    for line in [
+        "(mode: replace)",
+        "controllers: endpointslice, endpointslicemirroring, endpoints",
+        "managed-by=endpointslice-controller.k8s.io",
+        "--controllers=*,-endpointslice,-endpointslicemirroring,-endpoint",
+        "kubectl -n kube-system delete daemonset kube-proxy",
+        "node agent          on every node, backend auto",
+    ] {
+        assert!(
+            replace.contains(line),
+            "helm {}: no {line:?} in\n{replace}",
+            helm.major
+        );
+    }
+    let side = notes("mode: sideBySide\nnodeAgent: {enabled: false}");
+    for line in [
+        "(mode: sideBySide)",
+        "controllers: endpointslice\n",
+        "managed-by=endpointslice-controller.svcplane.dev",
+        "node agent          not installed",
+    ] {
+        assert!(
+            side.contains(line),
+            "helm {}: no {line:?} in\n{side}",
+            helm.major
+        );
+    }
+    assert!(!side.contains("delete daemonset kube-proxy"), "{side}");
+}

@@ -159,6 +159,23 @@ impl Helm {
         )
     }
 
+    /// `helm install --dry-run=client` of the chart with `values`, with no cluster: what Helm
+    /// prints, NOTES included (Helm 4; Helm 3 needs a cluster even for a client dry run).
+    pub fn install_dry_run(&self, values: &str) -> Result<String, String> {
+        let file = self.values_file(values);
+        let chart = chart_dir();
+        self.run(&[
+            "install",
+            RELEASE,
+            chart.to_str().unwrap(),
+            "--namespace",
+            NAMESPACE,
+            "--dry-run=client",
+            "-f",
+            file.to_str().unwrap(),
+        ])
+    }
+
     fn template_with(
         &self,
         release: &str,
