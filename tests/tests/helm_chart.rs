@@ -65,7 +65,7 @@ commonLabels: {team: net}
 logFormat: text
 podListenAddress: "::"
 controllerManager:
-  controllers: [endpointslice, endpoints]
+  controllers: [endpointslice, endpoint]
   managedBy: endpointslice-controller.example.com
   endpointUpdatesBatchPeriod: 500ms
   kubeApiQps: 50
@@ -266,10 +266,14 @@ fn controller_manager_runs_with_kube_controller_manager_flags_and_leader_electio
         let want = [
             (
                 "--controllers",
-                "endpointslice,endpointslicemirroring,endpoints",
+                "endpointslice,endpointslicemirroring,endpoint",
             ),
             ("--managed-by", "endpointslice-controller.k8s.io"),
-            ("--concurrent-service-syncs", "5"),
+            ("--concurrent-service-endpoint-syncs", "5"),
+            ("--mirroring-concurrent-service-endpoint-syncs", "5"),
+            ("--concurrent-endpoint-syncs", "5"),
+            ("--endpointslice-updates-batch-period", "0s"),
+            ("--mirroring-endpointslice-updates-batch-period", "0s"),
             ("--endpoint-updates-batch-period", "0s"),
             ("--max-endpoints-per-slice", "100"),
             ("--kube-api-qps", "20"),
@@ -310,7 +314,7 @@ fn controller_manager_runs_with_kube_controller_manager_flags_and_leader_electio
         let args = args_of(c);
         assert_eq!(
             flag(&args, "--controllers"),
-            Some("endpointslice,endpoints")
+            Some("endpointslice,endpoint")
         );
         assert_eq!(
             flag(&args, "--managed-by"),
@@ -461,7 +465,7 @@ fn rbac_shrinks_with_the_enabled_controllers_and_options() {
         ])
     );
     assert_eq!(
-        only("controllerManager: {controllers: [endpoints], ownerReferencesPermissionEnforcement: false}"),
+        only("controllerManager: {controllers: [endpoint], ownerReferencesPermissionEnforcement: false}"),
         with_lease(&[
             "list services", "watch services", "list pods", "watch pods", "list endpoints",
             "watch endpoints", "create endpoints", "update endpoints", "delete endpoints",
@@ -1101,7 +1105,7 @@ fn bad_values_are_refused_naming_the_field() {
         ("mode: replaceAll", "mode"),
         ("controlerManager: {replicas: 3}", "controlerManager"),
         ("controllerManager: {replicas: 0}", "controllerManager.replicas"),
-        ("controllerManager: {controllers: [endpoint]}", "controllerManager.controllers"),
+        ("controllerManager: {controllers: [endpoints]}", "controllerManager.controllers"),
         ("controllerManager: {managedBy: controller}", "controllerManager.managedBy"),
         ("controllerManager: {managedBy: svcplane.io/endpointslice}", "controllerManager.managedBy"),
         ("controllerManager: {endpointUpdatesBatchPeriod: 5 minutes}", "controllerManager.endpointUpdatesBatchPeriod"),
@@ -1119,7 +1123,7 @@ fn bad_values_are_refused_naming_the_field() {
         ("nodeAgent: {clusterCIDRs: [10.244.0.0]}", "nodeAgent.clusterCIDRs"),
         ("nodeAgent: {metricsBindAddress: localhost}", "nodeAgent.metricsBindAddress"),
         ("mode: sideBySide", "nodeAgent.enabled"),
-        ("mode: sideBySide\nnodeAgent: {enabled: false}\ncontrollerManager: {controllers: [endpointslice, endpoints]}", "controllerManager.controllers"),
+        ("mode: sideBySide\nnodeAgent: {enabled: false}\ncontrollerManager: {controllers: [endpointslice, endpoint]}", "controllerManager.controllers"),
         ("mode: sideBySide\nnodeAgent: {enabled: false}\ncontrollerManager: {managedBy: endpointslice-controller.k8s.io}", "controllerManager.managedBy"),
         ("mode: sideBySide\nnodeAgent: {backend: dry-run}", "nodeAgent.healthzPort"),
         ("metrics: {service: {enabled: false}, serviceMonitor: {enabled: true}}", "metrics.serviceMonitor.enabled"),
@@ -1566,7 +1570,7 @@ fn install_notes_describe_the_mode_and_the_components() {
     let replace = notes("");
     for line in [
         "(mode: replace)",
-        "controllers: endpointslice, endpointslicemirroring, endpoints",
+        "controllers: endpointslice, endpointslicemirroring, endpoint",
         "managed-by=endpointslice-controller.k8s.io",
         "--controllers=*,-endpointslice,-endpointslicemirroring,-endpoint",
         "kubectl -n kube-system delete daemonset kube-proxy",

@@ -93,7 +93,7 @@ the mode's default when empty (replace: all three; sideBySide: endpointslice onl
 {{- if eq .Values.mode "sideBySide" -}}
 {{- $list = list "endpointslice" -}}
 {{- else -}}
-{{- $list = list "endpointslice" "endpointslicemirroring" "endpoints" -}}
+{{- $list = list "endpointslice" "endpointslicemirroring" "endpoint" -}}
 {{- end -}}
 {{- end -}}
 {{- toJson $list -}}
