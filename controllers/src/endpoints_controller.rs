@@ -113,14 +113,13 @@ impl EndpointsController {
     pub async fn sync(&self, key: &str) -> Result<()> {
         let ctx = &self.ctx;
         let (ns, name) = split_key(key);
-        let api: Api<Endpoints> = Api::namespaced(ctx.client.clone(), ns);
+        let api: Api<Endpoints> = Api::namespaced(ctx.endpoints_client.clone(), ns);
         let Some(service) = ctx.caches.services.get(ns, name) else {
             // Upstream deletes the Endpoints of a deleted Service and forgets its trigger
             // time state.
             ctx.endpoints_stale.forget(key);
             self.trigger_times.delete_service(key);
             if ctx.caches.endpoints.get(ns, name).is_some() {
-                ctx.limiter.acquire().await;
                 match api.delete(name, &DeleteParams::default()).await {
                     Ok(_) => ctx
                         .metrics
@@ -162,30 +161,26 @@ impl EndpointsController {
         let svc_ref = || object_ref("Service", ns, name, service.metadata.uid.clone());
         match plan.action {
             EndpointsAction::None => Ok(()),
-            EndpointsAction::Create(obj) => {
-                ctx.limiter.acquire().await;
-                match api.create(&PostParams::default(), &obj).await {
-                    Ok(_) => {
-                        ctx.metrics
-                            .changes
-                            .with_label_values(&[NAME, "create"])
-                            .inc();
-                        Ok(())
-                    }
-                    Err(e) => {
-                        let err = Error::api(format!("failed to create Endpoints {key}"), e);
-                        ctx.endpoints_recorder.warn(
-                            svc_ref(),
-                            "FailedToCreateEndpoint",
-                            format!("Failed to create endpoint for service {key}: {err}"),
-                        );
-                        Err(err)
-                    }
+            EndpointsAction::Create(obj) => match api.create(&PostParams::default(), &obj).await {
+                Ok(_) => {
+                    ctx.metrics
+                        .changes
+                        .with_label_values(&[NAME, "create"])
+                        .inc();
+                    Ok(())
                 }
-            }
+                Err(e) => {
+                    let err = Error::api(format!("failed to create Endpoints {key}"), e);
+                    ctx.endpoints_recorder.warn(
+                        svc_ref(),
+                        "FailedToCreateEndpoint",
+                        format!("Failed to create endpoint for service {key}: {err}"),
+                    );
+                    Err(err)
+                }
+            },
             EndpointsAction::Update(obj) => {
                 let old_rv = obj.metadata.resource_version.clone().unwrap_or_default();
-                ctx.limiter.acquire().await;
                 match api.replace(name, &PostParams::default(), &obj).await {
                     Ok(updated) => {
                         ctx.metrics

@@ -182,7 +182,7 @@ impl EndpointSliceController {
         }
         for key in services_for_pod_event(&self.ctx, event) {
             self.queue
-                .add_after(key, self.ctx.config.endpoint_updates_batch_period);
+                .add_after(key, self.ctx.config.endpointslice_updates_batch_period);
         }
     }
 
@@ -370,8 +370,16 @@ impl EndpointSliceController {
             return Ok(());
         }
         let owner = format!("Service {key}");
-        let result =
-            apply_slice_plan(&self.ctx, NAME, &owner, ns, plan, &self.ctx.slice_tracker).await;
+        let result = apply_slice_plan(
+            &self.ctx,
+            &self.ctx.endpointslice_client,
+            NAME,
+            &owner,
+            ns,
+            plan,
+            &self.ctx.slice_tracker,
+        )
+        .await;
         if let (Err(err), Some(svc)) = (&result, service) {
             self.ctx.recorder.warn(
                 object_ref(

@@ -1,9 +1,17 @@
 //! Which topology hints a Service asks for, and the `spec.trafficDistribution` hints
-//! (upstream `k8s.io/endpointslice/trafficdist`, KEP-4444 and KEP-3015).
+//! (upstream `staging/src/k8s.io/endpointslice/trafficdist/trafficdist.go`, KEP-4444 and
+//! KEP-3015).
 //!
-//! `PreferClose` and `PreferSameZone` give each ready endpoint `hints.forZones` with its own
-//! zone; `PreferSameNode` adds `hints.forNodes` with its own node. Without a (known) value all
-//! hints are removed.
+//! - `PreferClose` (KEP-4444, as kube-controller-manager v1.30–v1.32 writes it, see
+//!   `shared/FACTS.md`): every ready endpoint gets `hints.forZones` with one entry, its own
+//!   zone, or the empty name `""` when its Node has no zone label (`preferCloseHeuristic`
+//!   of those versions turns a nil `zone` into `""`).
+//! - `PreferSameZone` and `PreferSameNode` (KEP-3015, v1.33+): a ready endpoint gets a zone
+//!   hint only when it has a zone; `PreferSameNode` adds `hints.forNodes` with its own Node
+//!   when it has one; an endpoint with neither gets no hints. (v1.33 applies this rule to
+//!   `PreferClose` too; we keep v1.32's, the behaviour recorded from a real cluster.)
+//! - Not-ready endpoints get no hints; without a (known) value all hints are removed
+//!   (`defaultHeuristic`).
 //!
 //! The annotation `service.kubernetes.io/topology-mode: Auto` (or the older
 //! `service.kubernetes.io/topology-aware-hints`) takes precedence over
@@ -21,7 +29,9 @@ use crate::labels::{ANNOTATION_TOPOLOGY_AWARE_HINTS, ANNOTATION_TOPOLOGY_MODE};
 pub enum HintPolicy {
     /// No hints (field unset or unknown value).
     None,
-    /// `PreferClose` / `PreferSameZone`: zone hints.
+    /// `PreferClose`: a zone hint on every ready endpoint, `""` without a zone.
+    PreferClose,
+    /// `PreferSameZone`: zone hints on ready endpoints that have a zone.
     SameZone,
     /// `PreferSameNode`: node and zone hints.
     SameNode,
@@ -53,7 +63,8 @@ impl HintPolicy {
             .as_ref()
             .and_then(|s| s.traffic_distribution.as_deref())
         {
-            Some("PreferClose") | Some("PreferSameZone") => HintPolicy::SameZone,
+            Some("PreferClose") => HintPolicy::PreferClose,
+            Some("PreferSameZone") => HintPolicy::SameZone,
             Some("PreferSameNode") => HintPolicy::SameNode,
             _ => HintPolicy::None,
         }
@@ -64,6 +75,7 @@ impl HintPolicy {
     pub fn metric_label(self) -> &'static str {
         match self {
             HintPolicy::None | HintPolicy::TopologyAuto => "",
+            HintPolicy::PreferClose => "PreferClose",
             HintPolicy::SameZone => "PreferSameZone",
             HintPolicy::SameNode => "PreferSameNode",
         }
@@ -71,8 +83,9 @@ impl HintPolicy {
 }
 
 /// Sets `endpoint.hints` as upstream's `preferCloseHeuristic.update` / `defaultHeuristic`
-/// would: only ready endpoints get hints. [`HintPolicy::TopologyAuto`] leaves none (they are
-/// allocated later over the whole Service).
+/// would (rules in the module docs): only ready endpoints get hints.
+/// [`HintPolicy::TopologyAuto`] leaves none (they are allocated later over the whole
+/// Service).
 pub fn apply_hints(policy: HintPolicy, endpoint: &mut Endpoint) {
     let ready = endpoint
         .conditions
@@ -83,10 +96,13 @@ pub fn apply_hints(policy: HintPolicy, endpoint: &mut Endpoint) {
         endpoint.hints = None;
         return;
     }
-    let for_zones = endpoint
-        .zone
-        .as_ref()
-        .map(|z| vec![ForZone { name: z.clone() }]);
+    let for_zones = match (policy, endpoint.zone.as_ref()) {
+        (_, Some(zone)) => Some(vec![ForZone { name: zone.clone() }]),
+        (HintPolicy::PreferClose, None) => Some(vec![ForZone {
+            name: String::new(),
+        }]),
+        (_, None) => None,
+    };
     let for_nodes = match policy {
         HintPolicy::SameNode => endpoint
             .node_name
@@ -137,7 +153,7 @@ mod tests {
     fn traffic_distribution_values_map_to_hint_policies() {
         let cases = [
             (None, HintPolicy::None),
-            (Some("PreferClose"), HintPolicy::SameZone),
+            (Some("PreferClose"), HintPolicy::PreferClose),
             (Some("PreferSameZone"), HintPolicy::SameZone),
             (Some("PreferSameNode"), HintPolicy::SameNode),
             (Some("Bogus"), HintPolicy::None),
@@ -189,7 +205,7 @@ mod tests {
             (
                 &[(MODE, "Disabled")],
                 Some("PreferClose"),
-                HintPolicy::SameZone,
+                HintPolicy::PreferClose,
             ),
         ];
         for (annotations, td, want) in cases {
@@ -205,6 +221,166 @@ mod tests {
         apply_hints(HintPolicy::TopologyAuto, &mut e);
         assert!(e.hints.is_none());
         assert_eq!(HintPolicy::TopologyAuto.metric_label(), "");
+    }
+
+    fn hints_of(e: &Endpoint) -> Option<(Vec<&str>, Vec<&str>)> {
+        e.hints.as_ref().map(|h| {
+            (
+                h.for_zones
+                    .iter()
+                    .flatten()
+                    .map(|z| z.name.as_str())
+                    .collect(),
+                h.for_nodes
+                    .iter()
+                    .flatten()
+                    .map(|n| n.name.as_str())
+                    .collect(),
+            )
+        })
+    }
+
+    /// Upstream `trafficdist.preferCloseHeuristic.update` / `defaultHeuristic.update`, one
+    /// row per rule (zone / node of the endpoint's Node, readiness → hints).
+    #[test]
+    fn traffic_distribution_hints_follow_upstream_trafficdist() {
+        type Hints = Option<(&'static [&'static str], &'static [&'static str])>;
+        /// Case name, policy, the Node's zone, the endpoint's node, ready, hints wanted.
+        type Row = (
+            &'static str,
+            HintPolicy,
+            Option<&'static str>,
+            Option<&'static str>,
+            bool,
+            Hints,
+        );
+        let rows: [Row; 13] = [
+            // v1.30–v1.32 PreferClose: every ready endpoint gets its zone as the one hint...
+            (
+                "PreferClose: own zone",
+                HintPolicy::PreferClose,
+                Some("zone-a"),
+                Some("node-1"),
+                true,
+                Some((&["zone-a"], &[])),
+            ),
+            // ...and a Node without zone label gives the empty zone name (FACTS.md:
+            // `hints: {forZones: [{name: ""}]}`).
+            (
+                "PreferClose: Node without zone → \"\"",
+                HintPolicy::PreferClose,
+                None,
+                Some("node-1"),
+                true,
+                Some((&[""], &[])),
+            ),
+            (
+                "PreferClose: no Node at all → \"\"",
+                HintPolicy::PreferClose,
+                None,
+                None,
+                true,
+                Some((&[""], &[])),
+            ),
+            (
+                "PreferClose: not ready → none",
+                HintPolicy::PreferClose,
+                Some("zone-a"),
+                Some("node-1"),
+                false,
+                None,
+            ),
+            // v1.33+ PreferSameZone: a zone hint only for an endpoint with a zone.
+            (
+                "PreferSameZone: own zone",
+                HintPolicy::SameZone,
+                Some("zone-a"),
+                Some("node-1"),
+                true,
+                Some((&["zone-a"], &[])),
+            ),
+            (
+                "PreferSameZone: no zone → none",
+                HintPolicy::SameZone,
+                None,
+                Some("node-1"),
+                true,
+                None,
+            ),
+            (
+                "PreferSameZone: not ready → none",
+                HintPolicy::SameZone,
+                Some("zone-a"),
+                None,
+                false,
+                None,
+            ),
+            // v1.33+ PreferSameNode: node hint (with a Node) and zone hint (with a zone).
+            (
+                "PreferSameNode: zone and node",
+                HintPolicy::SameNode,
+                Some("zone-a"),
+                Some("node-1"),
+                true,
+                Some((&["zone-a"], &["node-1"])),
+            ),
+            (
+                "PreferSameNode: node only",
+                HintPolicy::SameNode,
+                None,
+                Some("node-1"),
+                true,
+                Some((&[], &["node-1"])),
+            ),
+            (
+                "PreferSameNode: zone only",
+                HintPolicy::SameNode,
+                Some("zone-a"),
+                None,
+                true,
+                Some((&["zone-a"], &[])),
+            ),
+            (
+                "PreferSameNode: neither → none",
+                HintPolicy::SameNode,
+                None,
+                None,
+                true,
+                None,
+            ),
+            // defaultHeuristic: no (known) trafficDistribution removes every hint.
+            (
+                "unset: hints removed",
+                HintPolicy::None,
+                Some("zone-a"),
+                Some("node-1"),
+                true,
+                None,
+            ),
+            (
+                "topology-mode Auto: allocated later",
+                HintPolicy::TopologyAuto,
+                Some("zone-a"),
+                Some("node-1"),
+                true,
+                None,
+            ),
+        ];
+        for (rule, policy, zone, node, ready, want) in rows {
+            let mut e = ep(ready);
+            e.zone = zone.map(String::from);
+            e.node_name = node.map(String::from);
+            // A stale hint from an earlier policy must not survive.
+            e.hints = Some(EndpointHints {
+                for_zones: Some(vec![ForZone {
+                    name: "stale".into(),
+                }]),
+                for_nodes: None,
+            });
+            apply_hints(policy, &mut e);
+            let want = want.map(|(z, n)| (z.to_vec(), n.to_vec()));
+            assert_eq!(hints_of(&e), want, "{rule}");
+        }
     }
 
     #[test]

@@ -5,6 +5,14 @@
 //! Planning is pure (`slice_plan`, `endpoints_plan`, `mirroring_plan`); the controllers are
 //! thin apply steps over kube-runtime watchers.
 //!
+//! ## API clients and rate limits
+//!
+//! As in kube-controller-manager, each controller writes through its own client and the
+//! informers list through another, each with its own token bucket
+//! ([`ControllerConfig::client_rate_limit`], `--kube-api-qps` / `--kube-api-burst`,
+//! 20 / 30 by default in `svcplane controller-manager`, none in `svcplane dev`); every request
+//! but a watch takes a token ([`rate_limit`]).
+//!
 //! ## Topology hints on EndpointSlices
 //!
 //! - `spec.trafficDistribution` (`PreferClose`, `PreferSameZone`, `PreferSameNode`): per-endpoint

@@ -33,7 +33,9 @@ pub struct ControllerManager {
 }
 
 impl ControllerManager {
-    /// Validates the configuration and builds the controllers (nothing runs yet).
+    /// Validates the configuration and builds the controllers (nothing runs yet); each
+    /// controller and the informers get their own API client over `client`'s connections,
+    /// with their own rate limit. Must be called within a Tokio runtime.
     pub fn new(client: Client, config: ControllerConfig, metrics: Arc<Metrics>) -> Result<Self> {
         config.validate()?;
         let ctx = Arc::new(Context::new(client, config, metrics));
@@ -228,9 +230,10 @@ impl ControllerManager {
             c.resync_all();
         }
 
+        // Each controller runs its own number of workers (upstream `--concurrent-*-syncs`).
         let mut workers = JoinSet::new();
-        for _ in 0..ctx.config.concurrent_syncs {
-            if let Some(c) = &self.endpointslice {
+        if let Some(c) = &self.endpointslice {
+            for _ in 0..ctx.config.concurrent_syncs(ControllerKind::EndpointSlice) {
                 let c = c.clone();
                 workers.spawn(worker(
                     ctx.clone(),
@@ -242,7 +245,9 @@ impl ControllerManager {
                     },
                 ));
             }
-            if let Some(c) = &self.endpoints {
+        }
+        if let Some(c) = &self.endpoints {
+            for _ in 0..ctx.config.concurrent_syncs(ControllerKind::Endpoints) {
                 let c = c.clone();
                 workers.spawn(worker(
                     ctx.clone(),
@@ -254,7 +259,12 @@ impl ControllerManager {
                     },
                 ));
             }
-            if let Some(c) = &self.mirroring {
+        }
+        if let Some(c) = &self.mirroring {
+            for _ in 0..ctx
+                .config
+                .concurrent_syncs(ControllerKind::EndpointSliceMirroring)
+            {
                 let c = c.clone();
                 workers.spawn(worker(
                     ctx.clone(),

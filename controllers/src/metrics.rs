@@ -39,6 +39,10 @@ pub struct Metrics {
     pub queue_depth: IntGaugeVec,
     /// `svcplane_leader_election_master_status` (1 while leading).
     pub is_leader: IntGauge,
+    /// `svcplane_rest_client_rate_limiter_duration_seconds{client}`: how long each request
+    /// waited for its client's token bucket (upstream client-go
+    /// `rest_client_rate_limiter_duration_seconds`); only clients with a limit observe.
+    pub client_rate_limiter_duration: HistogramVec,
     per_object: Mutex<DesiredByObject>,
 }
 
@@ -114,6 +118,12 @@ impl Metrics {
                 "svcplane_leader_election_master_status",
                 "1 while this instance holds the lease",
             )?,
+            client_rate_limiter_duration: hist(
+                "svcplane_rest_client_rate_limiter_duration_seconds",
+                "Time a request waited for its client's rate limiter",
+                &["client"],
+                prometheus::exponential_buckets(0.001, 2.0, 18).expect("static buckets"),
+            )?,
             per_object: Mutex::new(HashMap::new()),
             registry,
         };
@@ -130,6 +140,8 @@ impl Metrics {
         m.registry.register(Box::new(m.syncs.clone()))?;
         m.registry.register(Box::new(m.queue_depth.clone()))?;
         m.registry.register(Box::new(m.is_leader.clone()))?;
+        m.registry
+            .register(Box::new(m.client_rate_limiter_duration.clone()))?;
         Ok(m)
     }
 

@@ -12,10 +12,7 @@ use crate::cache::InformerEvent;
 use crate::cached_object::{CachedEndpoints, CachedSlice};
 use crate::context::{key_of, split_key, Context};
 use crate::error::{Error, Result};
-use crate::labels::{
-    LABEL_MANAGED_BY, LABEL_SERVICE_NAME, MANAGED_BY_MIRRORING_CONTROLLER,
-    MIRRORING_MAX_ENDPOINTS_PER_SUBSET,
-};
+use crate::labels::{LABEL_MANAGED_BY, LABEL_SERVICE_NAME, MANAGED_BY_MIRRORING_CONTROLLER};
 use crate::mirroring_plan::plan_mirroring;
 use crate::queue::WorkQueue;
 use crate::recorder::object_ref;
@@ -78,7 +75,7 @@ impl MirroringController {
                         ep.metadata.namespace.as_deref(),
                         ep.metadata.name.as_deref(),
                     ),
-                    self.ctx.config.endpoint_updates_batch_period,
+                    self.ctx.config.mirroring_endpointslice_updates_batch_period,
                 )
             }
             InformerEvent::Listed { initial: false } => self.resync_all(),
@@ -184,12 +181,8 @@ impl MirroringController {
                         detail: "mirrored EndpointSlice cache is out of date".into(),
                     });
                 }
-                let plan = plan_mirroring(
-                    ep,
-                    service.as_deref(),
-                    &slice_refs,
-                    MIRRORING_MAX_ENDPOINTS_PER_SUBSET,
-                );
+                let max_per_subset = ctx.config.mirroring_max_endpoints_per_subset;
+                let plan = plan_mirroring(ep, service.as_deref(), &slice_refs, max_per_subset);
                 let ep_ref = || object_ref("Endpoints", ns, name, ep.metadata.uid.clone());
                 if plan.invalid_addresses > 0 {
                     ctx.mirroring_recorder.warn(
@@ -210,7 +203,7 @@ impl MirroringController {
                         ep_ref(),
                         "TooManyAddressesToMirror",
                         format!(
-                            "A max of {MIRRORING_MAX_ENDPOINTS_PER_SUBSET} addresses can be mirrored to EndpointSlices per Endpoints subset. {} addresses were skipped",
+                            "A max of {max_per_subset} addresses can be mirrored to EndpointSlices per Endpoints subset. {} addresses were skipped",
                             plan.over_capacity_skipped
                         ),
                     );
@@ -240,8 +233,16 @@ impl MirroringController {
             return Ok(());
         }
         let owner = format!("Endpoints {key}");
-        let result =
-            apply_slice_plan(ctx, NAME, &owner, ns, &plan.slices, &ctx.mirror_tracker).await;
+        let result = apply_slice_plan(
+            ctx,
+            &ctx.mirroring_client,
+            NAME,
+            &owner,
+            ns,
+            &plan.slices,
+            &ctx.mirror_tracker,
+        )
+        .await;
         if let (Err(err), Some(ep)) = (&result, endpoints.as_ref()) {
             ctx.mirroring_recorder.warn(
                 object_ref("Endpoints", ns, name, ep.metadata.uid.clone()),

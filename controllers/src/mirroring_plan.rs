@@ -110,6 +110,12 @@ fn mirrored_meta(endpoints: &Endpoints) -> (BTreeMap<String, String>, BTreeMap<S
     (labels, annotations)
 }
 
+/// A mirrored slice for `endpoints` with `generateName: <endpoints name>-`; a slice that is
+/// rewritten in place keeps that `generateName` next to its name, because a PUT without it
+/// would remove it from the stored object (`shared/FACTS.md`: a rewritten slice keeps
+/// `generateName`). Upstream's recycling of a slice (`recycleSlices`) keeps it the same way;
+/// its rewrite of the first slice of a port set (`reconcileByPortMapping` →
+/// `newEndpointSlice(..., sliceName)`) sets only the name.
 fn new_mirrored_slice(
     endpoints: &Endpoints,
     ports: Vec<EndpointPort>,
@@ -245,9 +251,10 @@ pub fn plan_mirroring(
                 .iter()
                 .filter(|k| !set.contains_key(k))
                 .count();
+            // Rewritten in place under its name, keeping `generateName: <endpoints>-` (see
+            // `new_mirrored_slice`).
             let mut slice = new_mirrored_slice(endpoints, ports.clone(), address_type);
             slice.metadata.name = first.metadata.name.clone();
-            slice.metadata.generate_name = None;
             slice.metadata.resource_version = first.metadata.resource_version.clone();
             slice.metadata.uid = first.metadata.uid.clone();
             slice.endpoints = set.values().cloned().collect();
@@ -277,7 +284,6 @@ pub fn plan_mirroring(
                 let victim = out.to_delete.remove(i);
                 let mut slice = out.to_create.remove(pos);
                 slice.metadata.name = victim.metadata.name.clone();
-                slice.metadata.generate_name = None;
                 slice.metadata.resource_version = victim.metadata.resource_version.clone();
                 slice.metadata.uid = victim.metadata.uid.clone();
                 out.to_update.push(slice);

@@ -3,22 +3,25 @@
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, PostParams};
+use kube::Client;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::slice_plan::SlicePlan;
 use crate::tracker::SliceTracker;
 
-/// Applies a plan for the Service (or Endpoints) `owner` (`namespace/name`).
+/// Applies a plan for the Service (or Endpoints) `owner` (`namespace/name`) with the
+/// controller's own `client`.
 pub async fn apply_slice_plan(
     ctx: &Context,
+    client: &Client,
     controller: &'static str,
     owner: &str,
     namespace: &str,
     plan: &SlicePlan,
     tracker: &SliceTracker,
 ) -> Result<()> {
-    let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), namespace);
+    let api: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
     let changes = |op: &str| {
         ctx.metrics
             .changes
@@ -26,7 +29,6 @@ pub async fn apply_slice_plan(
             .inc()
     };
     for slice in &plan.to_create {
-        ctx.limiter.acquire().await;
         let created = api
             .create(&PostParams::default(), slice)
             .await
@@ -36,7 +38,6 @@ pub async fn apply_slice_plan(
     }
     for slice in &plan.to_update {
         let name = slice.metadata.name.clone().unwrap_or_default();
-        ctx.limiter.acquire().await;
         let updated = api
             .replace(&name, &PostParams::default(), slice)
             .await
@@ -51,7 +52,6 @@ pub async fn apply_slice_plan(
     }
     for slice in &plan.to_delete {
         let name = slice.metadata.name.clone().unwrap_or_default();
-        ctx.limiter.acquire().await;
         match api.delete(&name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}

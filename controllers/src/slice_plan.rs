@@ -250,8 +250,9 @@ fn recycle_deletes_as_updates(service: &Service, out: &mut TypePlan) {
         if victim.address_type == out.to_create[last].address_type && owned_by(victim, service) {
             let victim = out.to_delete.remove(i);
             let mut slice = out.to_create.pop().expect("checked non-empty");
+            // The new slice keeps its `generateName: <service>-`, as upstream's `finalize`
+            // only sets the name on it: a PUT without it would drop it from the object.
             slice.metadata.name = victim.metadata.name.clone();
-            slice.metadata.generate_name = None;
             slice.metadata.resource_version = victim.metadata.resource_version.clone();
             slice.metadata.uid = victim.metadata.uid.clone();
             slice.metadata.annotations = victim.metadata.annotations.clone();

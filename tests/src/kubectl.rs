@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::{kubectl_available, Fixture};
+use crate::{require_kubectl, Fixture};
 
 /// A TLS fixture plus a private HOME for kubectl.
 pub struct Kubectl {
@@ -17,19 +17,15 @@ pub struct Kubectl {
 }
 
 impl Kubectl {
-    /// Starts the TLS fixture, or returns None with a loud notice when kubectl is missing (the
-    /// kube-rs suites cover the same server behaviour).
-    pub async fn start(test: &str) -> Option<Kubectl> {
-        if !kubectl_available() {
-            eprintln!(
-                "SKIPPED: kubectl not on PATH; {test} did not run (the kube-rs suites cover the same behaviour)"
-            );
-            return None;
-        }
-        Some(Kubectl {
+    /// Starts the TLS fixture. kubectl must be installed (`scripts/install-test-deps.sh`
+    /// installs one when the machine has none): a missing kubectl fails the test loudly rather
+    /// than skipping it.
+    pub async fn start(test: &str) -> Kubectl {
+        require_kubectl(test);
+        Kubectl {
             fx: Fixture::start_tls().await,
             home: tempfile::tempdir().expect("temp HOME"),
-        })
+        }
     }
 
     /// A kubectl command for this fixture, not started.

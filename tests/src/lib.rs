@@ -128,7 +128,7 @@ pub fn request_counts(metrics: &str) -> Vec<(BTreeMap<String, String>, u64)> {
         .collect()
 }
 
-/// Whether the real `kubectl` is on the PATH. Tests that need it print a loud notice when not.
+/// Whether the real `kubectl` is on the PATH.
 pub fn kubectl_available() -> bool {
     std::process::Command::new("kubectl")
         .arg("version")
@@ -136,4 +136,14 @@ pub fn kubectl_available() -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
+}
+
+/// Fails the test, saying how to install kubectl, when it is missing: the kubectl suites never
+/// skip (`scripts/install-test-deps.sh` installs a kubectl on machines without one).
+pub fn require_kubectl(test: &str) {
+    assert!(
+        kubectl_available(),
+        "kubectl is not on the PATH, so {test} cannot run: run scripts/install-test-deps.sh \
+         (scripts/install-helm.sh installs kubectl v1.33.9 when there is none)"
+    );
 }

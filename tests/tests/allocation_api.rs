@@ -732,10 +732,7 @@ async fn allocator_metrics_are_served() {
 /// The acceptance path of issue 3 with the real kubectl: create Services of each type.
 #[tokio::test]
 async fn kubectl_create_gets_allocated_values() {
-    if !svcplane_tests::kubectl_available() {
-        eprintln!("NOTICE: kubectl not on PATH; skipping kubectl_create_gets_allocated_values");
-        return;
-    }
+    svcplane_tests::require_kubectl("kubectl_create_gets_allocated_values");
     let f = start("10.0.0.0/24", "30000-32767").await;
     let kubeconfig = f.kubeconfig_path();
     let run = |args: Vec<&str>, stdin: Option<String>| {

@@ -23,7 +23,10 @@ const T: Duration = Duration::from_secs(60);
 
 fn churn_config() -> ControllerConfig {
     ControllerConfig {
+        // All three batch periods, as kube-controller-manager's run in FACTS.md sets them.
         endpoint_updates_batch_period: Duration::from_millis(300),
+        endpointslice_updates_batch_period: Duration::from_millis(300),
+        mirroring_endpointslice_updates_batch_period: Duration::from_millis(300),
         ..test_config()
     }
 }

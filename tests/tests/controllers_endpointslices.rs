@@ -343,6 +343,116 @@ async fn prefer_close_sets_zone_hints() {
     running.stop().await;
 }
 
+/// With `PreferClose`, an endpoint whose Node has no zone label gets the empty zone as its
+/// hint, as kube-controller-manager v1.32 writes it (FACTS.md; upstream `trafficdist`
+/// `preferCloseHeuristic.update`); one with a zone gets its own.
+#[tokio::test]
+async fn prefer_close_hints_an_endpoint_on_a_zoneless_node_with_the_empty_zone() {
+    let fx = Fixture::start().await;
+    let c = &fx.client;
+    create_nodes(c, 1).await;
+    let zoneless: k8s_openapi::api::core::v1::Node =
+        serde_json::from_value(json!({"metadata": {"name": "no-zone"}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::Node>::all(c.clone())
+        .create(&PostParams::default(), &zoneless)
+        .await
+        .unwrap();
+    let mut svc = service("web", IntOrString::Int(8080));
+    svc.spec.as_mut().unwrap().traffic_distribution = Some("PreferClose".into());
+    create_service(c, &svc).await;
+    create_pod(c, "web", "web-zoned", "node-0", 8080, &[pod_ip(1, 1)], true).await;
+    create_pod(
+        c,
+        "web",
+        "web-zoneless",
+        "no-zone",
+        8080,
+        &[pod_ip(1, 2)],
+        true,
+    )
+    .await;
+    let running = start_controllers(&fx, test_config()).await;
+    eventually(T, "both endpoints hinted", || async {
+        let eps: Vec<_> = our_slices(c, "web")
+            .await
+            .into_iter()
+            .flat_map(|s| s.endpoints)
+            .collect();
+        eps.len() == 2 && eps.iter().all(|e| e.hints.is_some())
+    })
+    .await;
+    let mut hints: Vec<(String, Option<String>, Vec<String>)> = our_slices(c, "web")
+        .await
+        .into_iter()
+        .flat_map(|s| s.endpoints)
+        .map(|e| {
+            let zones = e.hints.and_then(|h| h.for_zones).unwrap_or_default();
+            (
+                e.node_name.unwrap_or_default(),
+                e.zone,
+                zones.into_iter().map(|z| z.name).collect(),
+            )
+        })
+        .collect();
+    hints.sort();
+    assert_eq!(
+        hints,
+        vec![
+            ("no-zone".to_string(), None, vec![String::new()]),
+            (
+                "node-0".to_string(),
+                Some("zone-a".to_string()),
+                vec!["zone-a".to_string()]
+            ),
+        ]
+    );
+    running.stop().await;
+}
+
+/// A Service port change rewrites the slice in place (one update, same name) and the
+/// slice keeps `generateName: <service>-`, as kube-controller-manager's does (FACTS.md).
+#[tokio::test]
+async fn port_change_rewrites_the_slice_in_place_keeping_generate_name() {
+    let fx = Fixture::start().await;
+    let c = &fx.client;
+    create_nodes(c, 1).await;
+    create_service(c, &service("web", IntOrString::Int(8080))).await;
+    create_pods(c, "web", 0..3, 1, 1, true).await;
+    let running = start_controllers(&fx, test_config()).await;
+    eventually(T, "three endpoints", || async {
+        endpoint_count(&our_slices(c, "web").await) == 3
+    })
+    .await;
+    let before = our_slices(c, "web").await.remove(0);
+    Api::<Service>::namespaced(c.clone(), NS)
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"ports": [{"name": "http", "port": 80, "targetPort": 9090, "protocol": "TCP"}]}})),
+        )
+        .await
+        .unwrap();
+    eventually(T, "slice on port 9090", || async {
+        let slices = our_slices(c, "web").await;
+        slices.len() == 1
+            && slices[0]
+                .ports
+                .as_ref()
+                .and_then(|p| p.first())
+                .and_then(|p| p.port)
+                == Some(9090)
+    })
+    .await;
+    let after = our_slices(c, "web").await.remove(0);
+    assert_eq!(
+        after.metadata.name, before.metadata.name,
+        "rewritten in place"
+    );
+    assert_eq!(after.metadata.generate_name.as_deref(), Some("web-"));
+    assert_eq!(endpoint_count(std::slice::from_ref(&after)), 3);
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn service_deletion_and_selector_removal_delete_our_slices() {
     let fx = Fixture::start().await;
@@ -444,4 +554,74 @@ async fn trigger_time_is_service_creation_then_pod_ready_transition() {
         "the Pod is a ready address"
     );
     running.stop().await;
+}
+
+/// kube-controller-manager gives each controller, the shared informers and leader election
+/// a client with its own token bucket (`--kube-api-qps`, `--kube-api-burst`), counted like
+/// client-go (every request but watches). Here at 10 QPS / burst 1: the 20 slice creates
+/// and 20 Endpoints creates are each paced by their own controller's client, so the cold
+/// start cannot finish before (20 − 1) / 10 = 1.9 s, and each client's requests are its own.
+#[tokio::test]
+async fn each_controller_has_its_own_rate_limited_client() {
+    use std::sync::Arc;
+    use svcplane_controllers::rate_limit::ClientRateLimit;
+    use svcplane_controllers::{ControllerConfig, ControllerManager};
+
+    const SERVICES: usize = 20;
+    let fx = Fixture::start().await;
+    let c = &fx.client;
+    create_nodes(c, 1).await;
+    for s in 0..SERVICES {
+        let name = format!("svc{s}");
+        create_service(c, &service(&name, IntOrString::Int(8080))).await;
+        create_pods(c, &name, 0..1, s as u8 + 1, 1, true).await;
+    }
+    let metrics = Arc::new(svcplane_controllers::metrics::Metrics::new().unwrap());
+    let config = ControllerConfig {
+        client_rate_limit: Some(ClientRateLimit {
+            qps: 10.0,
+            burst: 1,
+        }),
+        ..test_config()
+    };
+    let manager = ControllerManager::new(fx.new_client().await, config, metrics.clone()).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let start = std::time::Instant::now();
+    let handle = tokio::spawn(manager.run(async {
+        let _ = stopped.await;
+    }));
+    let took = eventually(
+        Duration::from_secs(60),
+        "every Service converged",
+        || async {
+            for s in 0..SERVICES {
+                if check_service(c, &format!("svc{s}"), 100).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    let _ = stop.send(());
+    handle.await.unwrap().unwrap();
+    assert!(
+        took >= Duration::from_millis(1850),
+        "40 writes at 10 QPS per controller took only {took:?} ({:?} since start)",
+        start.elapsed()
+    );
+    let requests = |client: &str| {
+        metrics
+            .client_rate_limiter_duration
+            .with_label_values(&[client])
+            .get_sample_count()
+    };
+    assert!(requests("endpointslice-controller") >= SERVICES as u64);
+    assert!(requests("endpoint-controller") >= SERVICES as u64);
+    // Nothing to mirror: the mirroring controller's client sent nothing.
+    assert_eq!(requests("endpointslicemirroring-controller"), 0);
+    // The informers listed five resources once each (one page each); their five watches
+    // took no token.
+    let informers = requests("shared-informers");
+    assert!((5..10).contains(&informers), "{informers}");
 }

@@ -55,6 +55,8 @@ async fn converges_exactly_after_errors_dropped_watches_and_410s() {
     let config = svcplane_controllers::ControllerConfig {
         max_endpoints_per_slice: 10,
         endpoint_updates_batch_period: Duration::from_millis(50),
+        endpointslice_updates_batch_period: Duration::from_millis(50),
+        mirroring_endpointslice_updates_batch_period: Duration::from_millis(50),
         ..test_config()
     };
     let running = start_controllers(&fx, config).await;

@@ -87,18 +87,23 @@ async fn custom_endpoints_are_mirrored() {
     })
     .await;
     let s = slices_of(c, "ext", MIRROR).await.remove(0);
+    assert_eq!(s.metadata.generate_name.as_deref(), Some("ext-"));
     let labels = s.metadata.labels.clone().unwrap();
     assert_eq!(labels.get("team").map(String::as_str), Some("db"));
     assert_eq!(
         s.metadata
             .annotations
+            .as_ref()
             .unwrap()
             .get("owner")
             .map(String::as_str),
         Some("db-team")
     );
-    assert_eq!(s.ports.unwrap()[0].port, Some(9376));
-    assert_eq!(s.metadata.owner_references.unwrap()[0].kind, "Endpoints");
+    assert_eq!(s.ports.clone().unwrap()[0].port, Some(9376));
+    assert_eq!(
+        s.metadata.owner_references.clone().unwrap()[0].kind,
+        "Endpoints"
+    );
     // The EndpointSlice controller leaves selector-less Services alone.
     assert!(our_slices(c, "ext").await.is_empty());
     // Changes follow.
@@ -114,6 +119,29 @@ async fn custom_endpoints_are_mirrored() {
             == vec!["10.9.9.9".to_string()]
     })
     .await;
+    // Rewritten in place: same name, `generateName` kept (FACTS.md).
+    let rewritten = slices_of(c, "ext", MIRROR).await.remove(0);
+    assert_eq!(rewritten.metadata.name, s.metadata.name);
+    assert_eq!(rewritten.metadata.generate_name.as_deref(), Some("ext-"));
+    // A port change recycles the same slice, again keeping it.
+    Api::<Endpoints>::namespaced(c.clone(), NS)
+        .patch("ext", &PatchParams::default(), &Patch::Merge(json!({"subsets": [{"addresses": [{"ip": "10.9.9.9"}], "ports": [{"port": 9377, "protocol": "TCP"}]}]})))
+        .await
+        .unwrap();
+    eventually(T, "mirror on port 9377", || async {
+        let slices = slices_of(c, "ext", MIRROR).await;
+        slices.len() == 1
+            && slices[0]
+                .ports
+                .as_ref()
+                .and_then(|p| p.first())
+                .and_then(|p| p.port)
+                == Some(9377)
+    })
+    .await;
+    let recycled = slices_of(c, "ext", MIRROR).await.remove(0);
+    assert_eq!(recycled.metadata.name, s.metadata.name);
+    assert_eq!(recycled.metadata.generate_name.as_deref(), Some("ext-"));
     running.stop().await;
 }
 

@@ -67,10 +67,7 @@ fn ports(svc: &Value) -> Vec<(String, i64, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_creates_then_reapply_merges_service_ports() {
-    let Some(k) = Kubectl::start("kubectl_apply_creates_then_reapply_merges_service_ports").await
-    else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_apply_creates_then_reapply_merges_service_ports").await;
     let v1 = k.write("web-v1.yaml", SERVICE_V1);
     let out = k.ok(&["apply", "-f", &v1]).await;
     assert_eq!(out.trim(), "service/web created");
@@ -124,9 +121,7 @@ async fn kubectl_apply_creates_then_reapply_merges_service_ports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_wide_prints_the_upstream_columns() {
-    let Some(k) = Kubectl::start("kubectl_get_wide_prints_the_upstream_columns").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_get_wide_prints_the_upstream_columns").await;
     let v1 = k.write("web.yaml", SERVICE_V1);
     k.ok(&["apply", "-f", &v1]).await;
     let pod = k.write(
@@ -189,9 +184,7 @@ async fn kubectl_get_wide_prints_the_upstream_columns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_watch_streams_changes() {
-    let Some(k) = Kubectl::start("kubectl_get_watch_streams_changes").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_get_watch_streams_changes").await;
     let cms: Api<ConfigMap> = Api::default_namespaced(k.fx.client.clone());
     let cm = |name: &str| -> ConfigMap {
         serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}})).unwrap()
@@ -246,11 +239,7 @@ async fn kubectl_get_watch_streams_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_delete_removes_the_object_and_get_reports_not_found() {
-    let Some(k) =
-        Kubectl::start("kubectl_delete_removes_the_object_and_get_reports_not_found").await
-    else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_delete_removes_the_object_and_get_reports_not_found").await;
     let v1 = k.write("web.yaml", SERVICE_V1);
     k.ok(&["apply", "-f", &v1]).await;
     let out = k.ok(&["delete", "service", "web"]).await;
@@ -269,9 +258,7 @@ async fn kubectl_delete_removes_the_object_and_get_reports_not_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_raw_metrics_and_api_resources() {
-    let Some(k) = Kubectl::start("kubectl_get_raw_metrics_and_api_resources").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_get_raw_metrics_and_api_resources").await;
     let metrics = k.ok(&["get", "--raw", "/metrics"]).await;
     assert!(metrics.contains("apiserver_request_total"), "{metrics}");
 
@@ -306,11 +293,7 @@ async fn kubectl_get_raw_metrics_and_api_resources() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_rejects_unknown_fields_with_strict_validation() {
-    let Some(k) =
-        Kubectl::start("kubectl_apply_rejects_unknown_fields_with_strict_validation").await
-    else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_apply_rejects_unknown_fields_with_strict_validation").await;
     let bad = k.write(
         "bad.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\ndata:\n  a: b\nbogus: true\n",
@@ -322,9 +305,7 @@ async fn kubectl_apply_rejects_unknown_fields_with_strict_validation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_server_side_apply_label_and_annotate() {
-    let Some(k) = Kubectl::start("kubectl_server_side_apply_label_and_annotate").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_server_side_apply_label_and_annotate").await;
     let v1 = k.write("web.yaml", SERVICE_V1);
     let out = k.ok(&["apply", "--server-side", "-f", &v1]).await;
     assert_eq!(out.trim(), "service/web serverside-applied");
@@ -374,10 +355,7 @@ async fn kubectl_server_side_apply_label_and_annotate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_multi_document_apply_get_all_and_namespace_delete() {
-    let Some(k) = Kubectl::start("kubectl_multi_document_apply_get_all_and_namespace_delete").await
-    else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_multi_document_apply_get_all_and_namespace_delete").await;
     let manifest = k.write(
         "team.yaml",
         r#"apiVersion: v1
@@ -442,9 +420,7 @@ spec:
 /// downloads `/openapi/v2` (protobuf) for client-side validation before sending each item.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_of_a_list_file_creates_every_item() {
-    let Some(k) = Kubectl::start("kubectl_apply_of_a_list_file_creates_every_item").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_apply_of_a_list_file_creates_every_item").await;
     let list = k.write(
         "list.yaml",
         "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: l1}\n  data: {a: \"1\"}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: l2}\n",
@@ -463,9 +439,7 @@ async fn kubectl_apply_of_a_list_file_creates_every_item() {
 /// authorization in the embedded server every answer is yes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_auth_can_i_answers_yes() {
-    let Some(k) = Kubectl::start("kubectl_auth_can_i_answers_yes").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_auth_can_i_answers_yes").await;
     let out = k.ok(&["auth", "can-i", "get", "pods"]).await;
     assert_eq!(out.trim(), "yes");
     let out = k

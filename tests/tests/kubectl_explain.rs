@@ -19,10 +19,7 @@ async fn explain(k: &Kubectl, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_explain_service_field_prints_description_and_type() {
-    let Some(k) = Kubectl::start("kubectl_explain_service_field_prints_description_and_type").await
-    else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_explain_service_field_prints_description_and_type").await;
     let out = explain(&k, &["service.spec.ipFamilyPolicy"]).await;
     assert!(out.contains("KIND:       Service"), "{out}");
     assert!(out.contains("VERSION:    v1"), "{out}");
@@ -52,9 +49,7 @@ async fn kubectl_explain_service_field_prints_description_and_type() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_explain_pods_lists_fields() {
-    let Some(k) = Kubectl::start("kubectl_explain_pods_lists_fields").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_explain_pods_lists_fields").await;
     let out = explain(&k, &["pods"]).await;
     assert!(out.contains("KIND:       Pod"), "{out}");
     assert!(
@@ -75,11 +70,7 @@ async fn kubectl_explain_pods_lists_fields() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_explain_endpointslice_conditions_in_discovery_group() {
-    let Some(k) =
-        Kubectl::start("kubectl_explain_endpointslice_conditions_in_discovery_group").await
-    else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_explain_endpointslice_conditions_in_discovery_group").await;
     let out = explain(&k, &["endpointslices.endpoints.conditions"]).await;
     assert!(out.contains("GROUP:      discovery.k8s.io"), "{out}");
     assert!(out.contains("KIND:       EndpointSlice"), "{out}");
@@ -271,10 +262,7 @@ async fn crd_document_for_state_carries_the_stored_openapi_v3_schema() {
 /// Custom resources are explained from their CRD's `openAPIV3Schema`, as upstream publishes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_explain_custom_resource_uses_the_crd_schema() {
-    let Some(k) = Kubectl::start("kubectl_explain_custom_resource_uses_the_crd_schema").await
-    else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_explain_custom_resource_uses_the_crd_schema").await;
     let crd = k.home.path().join("crd.yaml");
     std::fs::write(
         &crd,

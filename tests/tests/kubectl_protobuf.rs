@@ -1,4 +1,4 @@
-//! The real `kubectl` (1.32) typed create commands, which send protobuf bodies
+//! The real `kubectl` (1.32 or 1.33) typed create commands, which send protobuf bodies
 //! (`Content-Type: application/vnd.kubernetes.protobuf`, a `runtime.Unknown` behind the `k8s\0`
 //! magic), against the embedded API server: `create namespace`, `create configmap
 //! --from-literal`, `create secret generic`, `create service clusterip --tcp`, `run --image`,
@@ -55,10 +55,14 @@ impl ProtobufCreates for Kubectl {
     }
 }
 
-/// Whether a `-v=8` log shows a POST whose request headers name the protobuf content type
-/// (`round_trippers.go] POST https://...`, then `Request Headers:`, `Content-Type: ...`).
+/// Whether a `-v=8` log shows a POST whose request headers name the protobuf content type.
+/// kubectl 1.32 logs `round_trippers.go] POST https://...` and then one `] Content-Type: ...`
+/// line per header; kubectl 1.33 (client-go's structured logging) logs
+/// `"Request" verb="POST" url=... headers=<` and then the headers on tab-indented lines, up to
+/// a ` >` line.
 fn sent_protobuf_post(log: &str) -> bool {
     let mut verb = "";
+    let want = format!("Content-Type: {PROTOBUF}");
     for line in log.lines() {
         if let Some((_, rest)) = line.split_once("] ") {
             for v in ["GET ", "POST ", "PUT ", "PATCH ", "DELETE "] {
@@ -66,9 +70,20 @@ fn sent_protobuf_post(log: &str) -> bool {
                     verb = v;
                 }
             }
-            if verb == "POST " && rest.trim_start() == format!("Content-Type: {PROTOBUF}") {
+            if rest.starts_with("\"Request\" ") {
+                verb = if rest.contains(" verb=\"POST\" ") {
+                    "POST "
+                } else {
+                    "other"
+                };
+            } else if rest.starts_with("\"Response\" ") {
+                verb = "";
+            }
+            if verb == "POST " && rest.trim_start() == want {
                 return true;
             }
+        } else if verb == "POST " && line.starts_with('\t') && line.trim() == want {
+            return true;
         }
     }
     false
@@ -76,9 +91,7 @@ fn sent_protobuf_post(log: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_create_namespace_sends_protobuf_and_the_namespace_is_stored() {
-    let Some(k) = Kubectl::start("kubectl_create_namespace").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_create_namespace").await;
     let out = k.create_protobuf(&["create", "namespace", "team-a"]).await;
     assert!(out.contains("namespace/team-a created"), "{out}");
     let ns = k.get_json(&["namespace", "team-a"]).await;
@@ -91,9 +104,7 @@ async fn kubectl_create_namespace_sends_protobuf_and_the_namespace_is_stored() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_create_configmap_from_literals_round_trips() {
-    let Some(k) = Kubectl::start("kubectl_create_configmap").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_create_configmap").await;
     let out = k
         .create_protobuf(&[
             "create",
@@ -115,9 +126,7 @@ async fn kubectl_create_configmap_from_literals_round_trips() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_create_secret_generic_data_round_trips() {
-    let Some(k) = Kubectl::start("kubectl_create_secret").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_create_secret").await;
     let out = k
         .create_protobuf(&[
             "create",
@@ -146,9 +155,7 @@ async fn kubectl_create_secret_generic_data_round_trips() {
 /// `Opaque`.
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_create_secret_generic_is_defaulted_to_opaque() {
-    let Some(k) = Kubectl::start("kubectl_create_secret_type").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_create_secret_type").await;
     k.create_protobuf(&["create", "secret", "generic", "s", "--from-literal=a=b"])
         .await;
     let secret = k.get_json(&["secret", "s"]).await;
@@ -157,9 +164,7 @@ async fn kubectl_create_secret_generic_is_defaulted_to_opaque() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_create_service_clusterip_is_defaulted_and_allocated() {
-    let Some(k) = Kubectl::start("kubectl_create_service").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_create_service").await;
     let out = k
         .create_protobuf(&["create", "service", "clusterip", "web", "--tcp=80:8080"])
         .await;
@@ -181,9 +186,7 @@ async fn kubectl_create_service_clusterip_is_defaulted_and_allocated() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_create_service_with_named_target_port_keeps_the_name() {
-    let Some(k) = Kubectl::start("kubectl_create_service_named").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_create_service_named").await;
     k.create_protobuf(&["create", "service", "nodeport", "np", "--tcp=8443:https"])
         .await;
     let svc = k.get_json(&["service", "np"]).await;
@@ -196,9 +199,7 @@ async fn kubectl_create_service_with_named_target_port_keeps_the_name() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_create_service_loadbalancer_gets_node_ports() {
-    let Some(k) = Kubectl::start("kubectl_create_service_loadbalancer").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_create_service_loadbalancer").await;
     k.create_protobuf(&["create", "service", "loadbalancer", "lb", "--tcp=80:8080"])
         .await;
     let svc = k.get_json(&["service", "lb"]).await;
@@ -213,9 +214,7 @@ async fn kubectl_create_service_loadbalancer_gets_node_ports() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_create_service_externalname_and_headless_keep_their_shape() {
-    let Some(k) = Kubectl::start("kubectl_create_service_externalname").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_create_service_externalname").await;
     k.create_protobuf(&[
         "create",
         "service",
@@ -245,9 +244,7 @@ async fn kubectl_create_service_externalname_and_headless_keep_their_shape() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_create_configmap_from_binary_file_stores_binary_data() {
-    let Some(k) = Kubectl::start("kubectl_create_configmap_binary").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_create_configmap_binary").await;
     let path = k.home.path().join("blob.bin");
     std::fs::write(&path, [0u8, 159, 146, 150, 255]).expect("write file");
     let arg = format!("--from-file={}", path.display());
@@ -260,9 +257,7 @@ async fn kubectl_create_configmap_from_binary_file_stores_binary_data() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_create_secret_docker_registry_has_its_type_and_config() {
-    let Some(k) = Kubectl::start("kubectl_create_secret_docker").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_create_secret_docker").await;
     k.create_protobuf(&[
         "create",
         "secret",
@@ -284,9 +279,7 @@ async fn kubectl_create_secret_docker_registry_has_its_type_and_config() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_run_creates_the_pod_with_image_labels_and_defaults() {
-    let Some(k) = Kubectl::start("kubectl_run").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_run").await;
     let (out, _) = k
         .create(&["run", "p", "--image=nginx", "--port=80", "--labels=app=p"])
         .await;
@@ -306,9 +299,7 @@ async fn kubectl_run_creates_the_pod_with_image_labels_and_defaults() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_expose_pod_creates_a_service_selecting_its_labels() {
-    let Some(k) = Kubectl::start("kubectl_expose").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_expose").await;
     k.create(&[
         "run",
         "api",
@@ -331,9 +322,7 @@ async fn kubectl_expose_pod_creates_a_service_selecting_its_labels() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_create_deployment_fails_clearly_because_deployments_are_not_served() {
-    let Some(k) = Kubectl::start("kubectl_create_deployment").await else {
-        return;
-    };
+    let k = Kubectl::start("kubectl_create_deployment").await;
     let (ok, stdout, stderr) = k.run(&["create", "deployment", "d", "--image=nginx"]).await;
     assert!(!ok, "deployments are not served, yet: {stdout}");
     assert!(

@@ -315,10 +315,7 @@ async fn wrong_ca_bundle_is_a_tls_failure() {
 // Multi-threaded: kubectl runs as a blocking child process while the server answers it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_shows_webhook_warnings_and_denials() {
-    if !svcplane_tests::kubectl_available() {
-        eprintln!("SKIPPED: kubectl not on PATH; webhook_warnings_reach_the_client_next_to_built_in_ones covers warnings");
-        return;
-    }
+    svcplane_tests::require_kubectl("kubectl_shows_webhook_warnings_and_denials");
     let f = Fixture::start_tls().await;
     let wh = start_webhook().await;
     register(

@@ -171,6 +171,61 @@ fn unchanged_mirror_needs_no_writes_and_changes_update_in_place() {
     );
 }
 
+/// A slice as the API server stores it: the planned create with a generated name (and its
+/// `generateName` still set).
+fn stored(s: &EndpointSlice, name: &str) -> EndpointSlice {
+    let mut s = s.clone();
+    s.metadata.name = Some(name.into());
+    s.metadata.resource_version = Some("7".into());
+    s
+}
+
+/// Both kinds of rewrite of a mirrored slice keep `generateName: <endpoints>-` (a PUT
+/// without it would drop it): an address change (in place) and a port change (the old slice
+/// recycled, upstream `recycleSlices`).
+#[test]
+fn rewritten_mirrored_slices_keep_generate_name() {
+    let ep = endpoints(vec![subset(&["10.0.0.1"], &[], 80)]);
+    let created = plan_mirroring(&ep, Some(&svc(false)), &[], 1000);
+    assert_eq!(
+        created.slices.to_create[0]
+            .metadata
+            .generate_name
+            .as_deref(),
+        Some("ext-")
+    );
+    let existing = stored(&created.slices.to_create[0], "ext-abcde");
+    let changes = [
+        ("address change", subset(&["10.0.0.1", "10.0.0.2"], &[], 80)),
+        ("port change", subset(&["10.0.0.1"], &[], 81)),
+    ];
+    for (what, subset) in changes {
+        let plan = plan_mirroring(
+            &endpoints(vec![subset]),
+            Some(&svc(false)),
+            &[&existing],
+            1000,
+        );
+        assert_eq!(plan.slices.writes(), 1, "{what}");
+        let rewritten = &plan.slices.to_update[0];
+        assert_eq!(
+            rewritten.metadata.name.as_deref(),
+            Some("ext-abcde"),
+            "{what}"
+        );
+        assert_eq!(
+            rewritten.metadata.generate_name.as_deref(),
+            Some("ext-"),
+            "{what}"
+        );
+        assert_eq!(
+            rewritten.metadata.resource_version.as_deref(),
+            Some("7"),
+            "{what}"
+        );
+    }
+}
+
 #[test]
 fn dual_stack_endpoints_mirror_into_two_address_types() {
     let ep = endpoints(vec![subset(&["10.0.0.1", "fd00::1"], &[], 80)]);

@@ -29,9 +29,15 @@ impl FakeSlices {
         }
         for s in &plan.to_update {
             let name = s.metadata.name.clone().unwrap();
-            assert!(
-                self.slices.contains_key(&name),
-                "update of missing slice {name}"
+            let stored = self
+                .slices
+                .get(&name)
+                .unwrap_or_else(|| panic!("update of missing slice {name}"));
+            // A PUT replaces the object: every rewrite must carry the `generateName` the
+            // slice was created with (FACTS.md: a slice rewritten in place keeps it).
+            assert_eq!(
+                s.metadata.generate_name, stored.metadata.generate_name,
+                "rewrite of {name} keeps generateName"
             );
             self.slices.insert(name, s.clone());
         }
@@ -327,6 +333,32 @@ fn service_label_change_updates_slices_without_touching_endpoints() {
         );
     }
     assert!(fake.sync(&svc, &all, &cfg()).is_empty());
+}
+
+/// A Service port change turns create + delete into one update of the old slice (upstream
+/// `finalize`), which keeps `generateName: web-`, as kube-controller-manager's does.
+#[test]
+fn port_change_rewrites_the_slice_in_place_keeping_generate_name() {
+    let mut fake = FakeSlices::default();
+    let all = pods(0..3, true);
+    fake.sync(&service(), &all, &cfg());
+    let name = fake.slices.keys().next().unwrap().clone();
+    let mut svc = service();
+    svc.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].target_port =
+        Some(IntOrString::Int(9090));
+    let plan = fake.sync(&svc, &all, &cfg());
+    assert_eq!(counts(&plan), (0, 1, 0));
+    let rewritten = &plan.to_update[0];
+    assert_eq!(rewritten.metadata.name.as_ref(), Some(&name));
+    assert_eq!(rewritten.metadata.generate_name.as_deref(), Some("web-"));
+    assert_eq!(rewritten.ports.as_ref().unwrap()[0].port, Some(9090));
+    // An in-place endpoint change keeps it too.
+    let plan = fake.sync(&svc, &pods(0..2, true), &cfg());
+    assert_eq!(counts(&plan), (0, 1, 0));
+    assert_eq!(
+        plan.to_update[0].metadata.generate_name.as_deref(),
+        Some("web-")
+    );
 }
 
 #[test]
