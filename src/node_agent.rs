@@ -134,7 +134,11 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
         cluster_cidrs: args.cluster_cidr.clone(),
         masquerade_all: args.masquerade_all,
     };
-    let mut backend = build_backend(args.backend, &BackendOptions::default())?;
+    let options = BackendOptions {
+        cluster_cidrs: args.cluster_cidr.clone(),
+        ..BackendOptions::default()
+    };
+    let mut backend = build_backend(args.backend, &options)?;
     if args.cleanup {
         backend.cleanup()?;
         eprintln!(

@@ -3,8 +3,11 @@
 use std::fmt;
 use std::str::FromStr;
 
+use ipnet::IpNet;
+
 use crate::backend::{Backend, BackendError};
 use crate::dry_run::DryRunBackend;
+use crate::nftables::{NftablesBackend, NftablesOptions};
 
 /// A `--backend` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,23 +55,24 @@ impl fmt::Display for BackendKind {
 pub struct BackendOptions {
     /// Name of the dummy interface IPVS virtual addresses are bound to.
     pub ipvs_interface: Option<String>,
+    /// `--cluster-cidr`: traffic to ClusterIPs from outside these ranges is masqueraded.
+    pub cluster_cidrs: Vec<IpNet>,
 }
 
 /// Builds the backend `kind` names. `Auto` resolves to a concrete backend and says why.
 pub fn build_backend(
     kind: BackendKind,
-    _options: &BackendOptions,
+    options: &BackendOptions,
 ) -> Result<Box<dyn Backend>, BackendError> {
     match kind {
         BackendKind::DryRun => Ok(Box::new(DryRunBackend::new())),
-        BackendKind::Ipvs | BackendKind::Nftables | BackendKind::Auto => {
-            Err(BackendError::Unavailable {
-                backend: match kind {
-                    BackendKind::Nftables => "nftables",
-                    _ => "ipvs",
-                },
-                reason: "this backend is not part of this build yet; use --backend dry-run".into(),
-            })
-        }
+        BackendKind::Nftables => Ok(Box::new(NftablesBackend::new(NftablesOptions {
+            cluster_cidrs: options.cluster_cidrs.clone(),
+        })?)),
+        BackendKind::Ipvs | BackendKind::Auto => Err(BackendError::Unavailable {
+            backend: "ipvs",
+            reason: "this backend is not part of this build yet; use --backend nftables or dry-run"
+                .into(),
+        }),
     }
 }

@@ -9,5 +9,7 @@ pub mod dry_run;
 pub mod health;
 pub mod metrics;
 pub mod model;
+pub mod nftables;
 pub mod schedule;
 pub mod source;
+pub mod stale_flows;
