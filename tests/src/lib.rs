@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use svcplane_apiserver::{Config, RunningServer};
 
 mod kubectl;
+pub mod netns;
 pub use kubectl::Kubectl;
 
 /// A running embedded API server and a client for it.

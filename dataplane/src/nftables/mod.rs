@@ -142,9 +142,11 @@ impl NftablesBackend {
                     "programming nf_tables needs CAP_NET_ADMIN (run as root)".into(),
                 ))
             }
-            Err(e) => return Err(unavailable(format!(
+            Err(e) => {
+                return Err(unavailable(format!(
                 "the kernel does not answer nf_tables requests ({e}); is nf_tables in the kernel?"
-            ))),
+            )))
+            }
         }
         let names = Fixed::default();
         let fixed = Family::ALL.map(|f| render_fixed(f, &names, &options.cluster_cidrs));
@@ -166,15 +168,18 @@ impl NftablesBackend {
         &self.last
     }
 
-    /// Plans a sync without running it (for tests and the benchmark).
+    /// The operations a sync would run now, without running them (for tests, debugging and
+    /// the benchmark's baseline script). Reads the kernel like a sync; changes nothing.
     pub fn plan(
         &mut self,
         table: &DesiredTable,
         scope: &SyncScope,
     ) -> Result<Vec<PlannedOp>, BackendError> {
+        let saved = (self.tables.clone(), self.last.clone());
         let mut plan = PlanBuilder::new();
-        self.plan_into(&mut plan, table, scope, Instant::now())?;
-        Ok(plan.finish())
+        let result = self.plan_into(&mut plan, table, scope, Instant::now());
+        (self.tables, self.last) = saved;
+        result.map(|()| plan.finish())
     }
 
     fn plan_into(

@@ -65,7 +65,7 @@ struct Footprint {
 }
 
 /// One family's table: what it holds, who claims what, and the chains waiting for deletion.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TableState {
     family: Family,
     /// `None` while the table does not exist.
@@ -496,5 +496,233 @@ impl TableState {
         }
         self.held = Some(held);
         rebuild
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        Destination, EndpointSet, FrontendKind, Masquerade, Protocol, Scheduler, ServicePortName,
+        ServiceTable, VirtualKey, VirtualServer,
+    };
+    use crate::nftables::ruleset::{render_fixed, render_service, Fixed};
+    use std::sync::Arc;
+
+    fn dest(ip: &str) -> Destination {
+        Destination {
+            address: ip.parse().unwrap(),
+            port: 8080,
+            weight: 1,
+            local: true,
+            ready: true,
+        }
+    }
+
+    fn row(
+        service: &str,
+        kind: FrontendKind,
+        addr: &str,
+        port: u16,
+        eps: &[&str],
+    ) -> VirtualServer {
+        VirtualServer {
+            key: VirtualKey {
+                address: addr.parse().unwrap(),
+                protocol: Protocol::Tcp,
+                port,
+            },
+            kind,
+            service_port: Arc::new(ServicePortName {
+                service: ServiceName::new("ns", service),
+                port: "http".into(),
+                protocol: Protocol::Tcp,
+            }),
+            scheduler: Scheduler::RoundRobin,
+            affinity_timeout: None,
+            endpoint_set: EndpointSet::Cluster,
+            destinations: eps.iter().map(|e| dest(e)).collect(),
+            source_ranges: Arc::from([]),
+            masquerade: Masquerade::OffClusterSources,
+        }
+    }
+
+    fn table(service: &str, rows: Vec<VirtualServer>) -> ServiceTable {
+        ServiceTable {
+            service: ServiceName::new("ns", service),
+            virtual_servers: rows,
+            health_check: None,
+        }
+    }
+
+    struct Fixture {
+        state: TableState,
+        names: Fixed,
+        fixed: FixedObjects,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let names = Fixed::default();
+            let fixed = render_fixed(Family::IPv4, &names, &[]);
+            let mut state = TableState::new(Family::IPv4);
+            let mut plan = PlanBuilder::new();
+            state.ensure_table(&mut plan, &fixed);
+            Fixture {
+                state,
+                names,
+                fixed,
+            }
+        }
+
+        fn sync(&mut self, t: &ServiceTable) -> Vec<Op> {
+            let mut plan = PlanBuilder::new();
+            let objects = render_service(Family::IPv4, t, &self.names, false);
+            self.state
+                .sync_service(&mut plan, &t.service, Some(objects), Instant::now());
+            plan.finish().into_iter().map(|p| p.op).collect()
+        }
+
+        fn remove(&mut self, service: &str) -> Vec<Op> {
+            let mut plan = PlanBuilder::new();
+            self.state.sync_service(
+                &mut plan,
+                &ServiceName::new("ns", service),
+                None,
+                Instant::now(),
+            );
+            plan.finish().into_iter().map(|p| p.op).collect()
+        }
+    }
+
+    fn count(ops: &[Op], f: impl Fn(&Op) -> bool) -> usize {
+        ops.iter().filter(|o| f(o)).count()
+    }
+
+    #[test]
+    fn a_new_service_adds_its_chains_rules_and_elements() {
+        let mut fx = Fixture::new();
+        let ops = fx.sync(&table(
+            "web",
+            vec![row(
+                "web",
+                FrontendKind::ClusterIP,
+                "10.96.0.1",
+                80,
+                &["10.0.0.1", "10.0.0.2"],
+            )],
+        ));
+        // A policy chain and two endpoint chains.
+        assert_eq!(count(&ops, |o| matches!(o, Op::AddChain(..))), 3);
+        // 2 selection rules + 2 × (hairpin mark, DNAT).
+        assert_eq!(count(&ops, |o| matches!(o, Op::AddRule(..))), 6);
+        // service-ips and cluster-ips (no masquerade element without --cluster-cidr).
+        assert_eq!(count(&ops, |o| matches!(o, Op::AddElement(..))), 2);
+        assert_eq!(ops.len(), 11);
+    }
+
+    #[test]
+    fn the_same_rows_again_write_nothing() {
+        let mut fx = Fixture::new();
+        let t = table(
+            "web",
+            vec![row(
+                "web",
+                FrontendKind::ClusterIP,
+                "10.96.0.1",
+                80,
+                &["10.0.0.1"],
+            )],
+        );
+        fx.sync(&t);
+        assert!(fx.sync(&t).is_empty());
+    }
+
+    #[test]
+    fn removing_one_endpoint_rewrites_the_policy_chain_and_retires_the_endpoint_chain() {
+        let mut fx = Fixture::new();
+        let eps = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+        fx.sync(&table(
+            "web",
+            vec![row("web", FrontendKind::ClusterIP, "10.96.0.1", 80, &eps)],
+        ));
+        let ops = fx.sync(&table(
+            "web",
+            vec![row(
+                "web",
+                FrontendKind::ClusterIP,
+                "10.96.0.1",
+                80,
+                &eps[..2],
+            )],
+        ));
+        assert_eq!(count(&ops, |o| matches!(o, Op::FlushChain(..))), 2);
+        assert_eq!(count(&ops, |o| matches!(o, Op::AddRule(..))), 2);
+        assert_eq!(ops.len(), 4, "{ops:?}");
+        let later = Instant::now() + STALE_CHAIN_GRACE;
+        assert_eq!(fx.state.expired_stale(later).len(), 1);
+    }
+
+    #[test]
+    fn the_first_service_by_name_owns_a_contested_node_port_and_hands_it_over() {
+        let mut fx = Fixture::new();
+        let np = |s: &str, ep: &str| {
+            table(
+                s,
+                vec![row(s, FrontendKind::NodePort, "192.168.0.1", 30080, &[ep])],
+            )
+        };
+        fx.sync(&np("b", "10.0.0.2"));
+        // `a` sorts first: it takes the element over.
+        let ops = fx.sync(&np("a", "10.0.0.1"));
+        let replaced = ops.iter().any(|o| {
+            matches!(o, Op::AddElement(set, Key::NodePort(Protocol::Tcp, 30080), Some(Verdict::Goto(c)))
+                if &**set == "service-nodeports" && c.contains("/a/"))
+        });
+        assert!(replaced, "{ops:?}");
+        // `b` changing does not touch the element `a` owns.
+        let ops = fx.sync(&np("b", "10.0.0.3"));
+        assert!(
+            !ops.iter().any(|o| matches!(o, Op::AddElement(set, ..) | Op::DeleteElement(set, ..) if &**set == "service-nodeports")),
+            "{ops:?}"
+        );
+        // `a` leaving hands it back to `b`.
+        let ops = fx.remove("a");
+        let back = ops.iter().any(|o| {
+            matches!(o, Op::AddElement(set, _, Some(Verdict::Goto(c))) if &**set == "service-nodeports" && c.contains("/b/"))
+        });
+        assert!(back, "{ops:?}");
+        // The node address stays in nodeport-ips while `b` has rows on it.
+        assert!(!ops
+            .iter()
+            .any(|o| matches!(o, Op::DeleteElement(set, _) if &**set == "nodeport-ips")));
+    }
+
+    #[test]
+    fn a_full_sync_against_an_identical_table_plans_nothing() {
+        let mut fx = Fixture::new();
+        let t = table(
+            "web",
+            vec![row(
+                "web",
+                FrontendKind::ClusterIP,
+                "10.96.0.1",
+                80,
+                &["10.0.0.1"],
+            )],
+        );
+        fx.sync(&t);
+        let held = fx.state.take_held();
+        let mut plan = PlanBuilder::new();
+        let objects = render_service(Family::IPv4, &t, &fx.names, false);
+        let rebuilt = fx.state.sync_full(
+            &mut plan,
+            &fx.fixed,
+            vec![(t.service.clone(), objects)],
+            held,
+            Instant::now(),
+        );
+        assert!(!rebuilt);
+        assert!(plan.is_empty(), "{:?}", plan.finish());
     }
 }

@@ -60,7 +60,7 @@ impl MsgType {
 }
 
 /// Builds netlink messages into one buffer (a batch, or a single request).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Writer {
     buf: Vec<u8>,
     message_start: Option<usize>,
