@@ -23,3 +23,8 @@ if ! command -v kubectl >/dev/null 2>&1; then
   echo "install-test-deps: kubectl is NOT on the PATH: kubectl suites will SKIP" >&2
   echo "=================================================================" >&2
 fi
+
+# The real-kernel tests (svcplane_tests::vm): qemu, Debian's kernel and the guest's tools,
+# cached under SVCPLANE_VM_CACHE (default /var/cache/svcplane-vm); a no-op once prepared.
+# Fails loudly when something cannot be fetched: those tests must not skip.
+"$(dirname "$0")/vm/fetch.sh"

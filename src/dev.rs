@@ -42,6 +42,13 @@ pub struct DevArgs {
     /// Directory for generated files (webhook certificates).
     #[arg(long, default_value = ".svcplane-dev")]
     pub work_dir: PathBuf,
+    /// Do not run the dry-run node agents (one per Node, tables served on
+    /// --node-agents-listen).
+    #[arg(long)]
+    pub no_node_agents: bool,
+    /// Address of the node agents' debug server (`/nodes/NAME/table`).
+    #[arg(long, default_value = "127.0.0.1:6480")]
+    pub node_agents_listen: SocketAddr,
     /// NodePort range, as kube-apiserver's flag.
     #[arg(long, default_value = svcplane_apiserver::state::DEFAULT_SERVICE_NODE_PORT_RANGE)]
     pub service_node_port_range: String,
@@ -137,6 +144,18 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
             .context("starting the controllers")?;
         Some(handle)
     };
+    let node_agents = if args.no_node_agents {
+        None
+    } else {
+        let agents = crate::dev_components::start_node_agents(
+            &server,
+            args.node_agents_listen,
+            stop_rx.clone(),
+        )
+        .await
+        .context("starting the node agents")?;
+        Some(agents)
+    };
     println!("svcplane dev: API server listening on {}", server.url);
     println!(
         "  kubectl --kubeconfig {} get nodes,pods,services,endpointslices",
@@ -147,6 +166,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     }
     if controllers.is_some() {
         println!("  controllers: endpointslice, endpointslicemirroring, endpoints");
+    }
+    if let Some(agents) = &node_agents {
+        println!(
+            "  node agents (dry run): {} node(s); tables at {}/nodes",
+            agents.nodes.len(),
+            agents.url
+        );
+        for node in &agents.nodes {
+            println!("    {node}: {}/nodes/{node}/table", agents.url);
+        }
     }
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()

@@ -114,3 +114,84 @@ pub async fn start_controllers(
         }
     }))
 }
+
+/// The dry-run node agents `svcplane dev` runs, one per Node, and where their tables are served.
+pub struct NodeAgents {
+    /// Base URL of the debug server (`{url}/nodes/NAME/table`).
+    pub url: String,
+    /// Names of the Nodes with an agent.
+    pub nodes: Vec<String>,
+}
+
+/// Starts one dry-run node agent per Node in the API (over a real client, like a DaemonSet's
+/// pods would) and serves each node's table on `listen`: `/nodes`, `/nodes/NAME/table`
+/// (`?o=json` for JSON) and `/nodes/NAME/metrics`.
+pub async fn start_node_agents(
+    server: &RunningServer,
+    listen: std::net::SocketAddr,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<NodeAgents> {
+    use k8s_openapi::api::core::v1::Node;
+    use svcplane_dataplane::agent::{Agent, SyncTiming};
+    use svcplane_dataplane::dry_run::DryRunBackend;
+    use svcplane_dataplane::metrics::AgentMetrics;
+    use svcplane_dataplane::model::ProxyConfig;
+
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&server.kubeconfig())?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    let client = kube::Client::try_from(config)?;
+    let nodes = kube::Api::<Node>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .context("listing Nodes")?;
+    let mut routes = axum::Router::new();
+    let mut names = Vec::new();
+    for node in nodes.items {
+        let Some(name) = node.metadata.name.clone() else {
+            continue;
+        };
+        let metrics = AgentMetrics::new().context("registering node agent metrics")?;
+        let agent = Agent::new(
+            ProxyConfig {
+                node_name: name.clone(),
+                ..ProxyConfig::default()
+            },
+            Box::new(DryRunBackend::new()),
+            SyncTiming::default(),
+            metrics.clone(),
+        );
+        let status = agent.subscribe();
+        let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(svcplane_dataplane::source::watch_api(
+            client.clone(),
+            name.clone(),
+            events_tx,
+        ));
+        tokio::spawn(agent.run(events_rx, stopped(stop.clone())));
+        let router = svcplane_dataplane::health::agent_router(
+            status,
+            Some(metrics),
+            SyncTiming::default().sync_period * 2,
+        );
+        routes = routes.nest(&format!("/nodes/{name}"), router);
+        names.push(name);
+    }
+    let index = names
+        .iter()
+        .map(|n| format!("{n}\t/nodes/{n}/table\n"))
+        .collect::<String>();
+    routes = routes.route("/nodes", axum::routing::get(move || async move { index }));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("--node-agents-listen {listen}: cannot listen"))?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, routes)
+            .with_graceful_shutdown(stopped(stop))
+            .await;
+    });
+    Ok(NodeAgents {
+        url: format!("http://{addr}"),
+        nodes: names,
+    })
+}

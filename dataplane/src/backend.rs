@@ -26,7 +26,7 @@ pub struct SyncReport {
     pub conntrack_deleted: usize,
 }
 
-/// A backend failure. `service` and `address` name what the kernel refused, when known.
+/// A backend failure.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// The kernel lacks what the backend needs (a module, a netlink family, a tool).
@@ -38,20 +38,52 @@ pub enum BackendError {
         reason: String,
     },
     /// The kernel refused an operation.
-    #[error("{backend}: {operation}{}: {source}", context_suffix(.service, .address))]
-    Kernel {
-        /// `ipvs`, `nftables`.
+    #[error(transparent)]
+    Kernel(Box<KernelFailure>),
+}
+
+/// An operation the kernel refused, naming the Service and address concerned when known.
+#[derive(Debug, thiserror::Error)]
+#[error("{backend}: {operation}{}: {source}", context_suffix(.service, .address))]
+pub struct KernelFailure {
+    /// `ipvs`, `nftables`.
+    pub backend: &'static str,
+    /// What was attempted (`add virtual server`, `load ruleset`...).
+    pub operation: String,
+    /// The Service concerned.
+    pub service: Option<ServiceName>,
+    /// The address concerned (`TCP 10.96.0.1:443`, `10.244.1.5:8080`).
+    pub address: Option<String>,
+    /// The underlying error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl BackendError {
+    /// A kernel failure.
+    pub fn kernel(
         backend: &'static str,
-        /// What was attempted (`add virtual server`, `load ruleset`...).
-        operation: String,
-        /// The Service concerned.
+        operation: impl Into<String>,
         service: Option<ServiceName>,
-        /// The address concerned (`TCP 10.96.0.1:443`, `10.244.1.5:8080`).
         address: Option<String>,
-        /// The underlying error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> BackendError {
+        BackendError::Kernel(Box::new(KernelFailure {
+            backend,
+            operation: operation.into(),
+            service,
+            address,
+            source: source.into(),
+        }))
+    }
+
+    /// Stable name of the variant, for metric labels.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            BackendError::Unavailable { .. } => "unavailable",
+            BackendError::Kernel(_) => "kernel",
+        }
+    }
 }
 
 fn context_suffix(service: &Option<ServiceName>, address: &Option<String>) -> String {
@@ -60,16 +92,6 @@ fn context_suffix(service: &Option<ServiceName>, address: &Option<String>) -> St
         (Some(s), None) => format!(" (Service {s})"),
         (None, Some(a)) => format!(" ({a})"),
         (None, None) => String::new(),
-    }
-}
-
-impl BackendError {
-    /// Stable name of the variant, for metric labels.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            BackendError::Unavailable { .. } => "unavailable",
-            BackendError::Kernel { .. } => "kernel",
-        }
     }
 }
 

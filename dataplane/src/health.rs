@@ -37,7 +37,7 @@ struct AgentState {
 }
 
 /// The agent's own endpoints: `/healthz`, `/livez`, `/metrics` (when `metrics` is given),
-/// `/debug/table` (text; `?o=json` for JSON).
+/// `/debug/table` and its alias `/table` (text; `?o=json` for JSON).
 pub fn agent_router(
     status: watch::Receiver<AgentStatus>,
     metrics: Option<AgentMetrics>,
@@ -48,6 +48,7 @@ pub fn agent_router(
         .route("/livez", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/debug/table", get(table))
+        .route("/table", get(table))
         .with_state(AgentState {
             status,
             metrics,

@@ -1,15 +1,33 @@
-//! The svcplane dataplane: the node agent's proxy model (Services, EndpointSlices and this
-//! node → the desired forwarding table) and the backends that program it into the kernel.
+//! The svcplane dataplane: the node agent.
+//!
+//! - [`model`]: the proxy model — Services, EndpointSlices and this node in, the node's desired
+//!   forwarding table out (kube-proxy's endpoint selection, in one place).
+//! - [`agent`], [`schedule`], [`source`], [`health`], [`metrics`]: the agent's loop, when it
+//!   syncs, where objects come from, what it serves over HTTP, what it measures.
+//! - [`backend`], [`backends`], [`dry_run`]: the backend interface and its implementations.
+//! - [`ipvs`]: IPVS virtual services and destinations over generic netlink, applied in batches.
+//! - [`iface`]: the dummy interface that holds every virtual address, over rtnetlink.
+//! - [`conntrack`]: removal of stale UDP conntrack entries, as kube-proxy's `CleanStaleEntries`.
+//! - [`sysctl`]: `/proc/sys` access and the sysctls kube-proxy's IPVS mode sets.
+//! - [`nftables`]: the nftables backend, one table per IP family over netlink batches.
+//! - [`stale_flows`]: which UDP flows a sync made stale (for [`conntrack`]), for any backend.
 #![warn(missing_docs)]
 
 pub mod agent;
 pub mod backend;
 pub mod backends;
+pub mod conntrack;
 pub mod dry_run;
 pub mod health;
+pub mod iface;
+pub mod ipvs;
 pub mod metrics;
 pub mod model;
+mod netlink_batch;
 pub mod nftables;
 pub mod schedule;
 pub mod source;
 pub mod stale_flows;
+pub mod sysctl;
+
+pub use netlink_batch::NetlinkCounters;

@@ -107,13 +107,7 @@ fn kernel_error(
     service: Option<ServiceName>,
     source: io::Error,
 ) -> BackendError {
-    BackendError::Kernel {
-        backend: BACKEND,
-        operation: operation.into(),
-        service,
-        address: None,
-        source: Box::new(source),
-    }
+    BackendError::kernel(BACKEND, operation, service, None, source)
 }
 
 fn index(family: Family) -> usize {

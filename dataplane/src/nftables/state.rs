@@ -506,6 +506,7 @@ mod tests {
         Destination, EndpointSet, FrontendKind, Masquerade, Protocol, Scheduler, ServicePortName,
         ServiceTable, VirtualKey, VirtualServer,
     };
+    use crate::nftables::objects::Verdict;
     use crate::nftables::ruleset::{render_fixed, render_service, Fixed};
     use std::sync::Arc;
 
