@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use crate::conntrack::{ServiceDestination, UdpServiceEndpoints};
 use crate::model::{FrontendKind, Protocol, ServiceTable};
 
 /// Where UDP traffic of a Service arrives.
@@ -38,6 +39,21 @@ pub struct StaleUdpFlows {
     pub endpoints: BTreeSet<IpAddr>,
     /// The endpoints that went away (empty when the destination just gained endpoints).
     pub gone: BTreeSet<IpAddr>,
+}
+
+impl StaleUdpFlows {
+    /// What the conntrack cleaner deletes for these flows: entries to the destination whose
+    /// reply does not come from one of the current endpoints.
+    pub fn to_conntrack(&self) -> UdpServiceEndpoints {
+        let destination = match self.destination {
+            UdpDestination::Vip(addr, port) => ServiceDestination::Vip { addr, port },
+            UdpDestination::NodePort(port) => ServiceDestination::NodePort { port },
+        };
+        UdpServiceEndpoints {
+            destination,
+            serving_endpoints: self.endpoints.iter().copied().collect(),
+        }
+    }
 }
 
 /// One Service's UDP destinations and their endpoint addresses.
@@ -142,6 +158,39 @@ mod tests {
         let after = rows(&[(vip(), &["10.244.1.5", "10.244.2.7"])]);
         assert!(stale_udp_flows(&before, &after).is_empty());
         assert!(stale_udp_flows(&before, &before).is_empty());
+    }
+
+    #[test]
+    fn stale_flows_become_conntrack_destinations_served_by_the_current_endpoints() {
+        let before = rows(&[
+            (vip(), &["10.244.1.5"]),
+            (UdpDestination::NodePort(30053), &["10.244.1.5"]),
+        ]);
+        let after = rows(&[
+            (vip(), &["10.244.2.7"]),
+            (UdpDestination::NodePort(30053), &["10.244.2.7"]),
+        ]);
+        let services: Vec<UdpServiceEndpoints> = stale_udp_flows(&before, &after)
+            .iter()
+            .map(StaleUdpFlows::to_conntrack)
+            .collect();
+        let serving = std::collections::HashSet::from(["10.244.2.7".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            services,
+            vec![
+                UdpServiceEndpoints {
+                    destination: ServiceDestination::Vip {
+                        addr: "10.96.0.10".parse().unwrap(),
+                        port: 53
+                    },
+                    serving_endpoints: serving.clone(),
+                },
+                UdpServiceEndpoints {
+                    destination: ServiceDestination::NodePort { port: 30053 },
+                    serving_endpoints: serving,
+                },
+            ]
+        );
     }
 
     #[test]

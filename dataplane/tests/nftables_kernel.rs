@@ -10,6 +10,7 @@ mod netns_support;
 use fixtures::{config, ep, model_with, slice, svc, Slice, Svc};
 use netns_support::Netns;
 use svcplane_dataplane::backend::{Backend, SyncScope};
+use svcplane_dataplane::conntrack::Conntrack;
 use svcplane_dataplane::model::ProxyModel;
 use svcplane_dataplane::nftables::{NftablesBackend, NftablesOptions, CASCADE_MAX};
 
@@ -276,4 +277,56 @@ fn cleanup_removes_our_tables_and_leaves_every_other_table() {
     );
     // Cleaning up again, with nothing of ours left, succeeds.
     b.cleanup().expect("second cleanup");
+}
+
+#[test]
+fn replacing_a_udp_endpoint_deletes_the_flows_it_answered() {
+    // kube-proxy's CleanStaleEntries (pkg/proxy/conntrack/cleanup.go): after the sync that
+    // removed 10.244.1.5, the flow DNATed to it must not keep steering the client there.
+    let ns = Netns::new("ctclean");
+    for addr in ["10.244.1.5/32", "10.244.1.6/32"] {
+        ns.exec_ok(&["ip", "addr", "add", addr, "dev", "lo"]);
+    }
+    ns.exec_ok(&["ip", "route", "add", "10.96.0.0/16", "dev", "lo"]);
+    let mut b = backend(&ns);
+    let mut m = model();
+    b.sync(m.table(), &SyncScope::Full).expect("first sync");
+    let flows_to_dns = |ns: &Netns| {
+        ns.run(|| {
+            let mut conntrack = Conntrack::open().expect("ctnetlink in the namespace");
+            conntrack
+                .udp_entries()
+                .expect("dump")
+                .entries
+                .into_iter()
+                .filter(|e| e.original.src.port() == 40053)
+                .map(|e| (e.original.dst.to_string(), e.reply.src.ip().to_string()))
+                .collect::<Vec<_>>()
+        })
+    };
+    ns.run(|| {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:40053").expect("bind");
+        socket.send_to(b"ping", "10.96.0.53:53").expect("send");
+    });
+    assert_eq!(
+        flows_to_dns(&ns),
+        vec![("10.96.0.53:53".to_string(), "10.244.1.5".to_string())],
+        "our nat-output chain DNATs the datagram to the only endpoint"
+    );
+    m.upsert_slice(
+        &slice("dns", "dns-1")
+            .port("dns", "UDP", 5353)
+            .ep(ep("10.244.1.6"))
+            .build(),
+    );
+    let changes = m.commit();
+    let report = b
+        .sync(m.table(), &SyncScope::Services(changes.services.clone()))
+        .expect("partial sync");
+    assert_eq!(report.conntrack_deleted, 1, "{:?}", b.last_sync());
+    assert_eq!(flows_to_dns(&ns), Vec::<(String, String)>::new());
+    // A sync that changes nothing about UDP cleans nothing.
+    let report = b.sync(m.table(), &SyncScope::Full).expect("full sync");
+    assert_eq!(report.conntrack_deleted, 0);
+    assert!(b.last_sync().conntrack.is_none());
 }

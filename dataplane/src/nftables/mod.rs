@@ -49,6 +49,7 @@ use std::time::Instant;
 use ipnet::IpNet;
 
 use crate::backend::{Backend, BackendError, SyncReport, SyncScope};
+use crate::conntrack::{CleanupReport, Conntrack, UdpServiceEndpoints};
 use crate::model::{DesiredTable, Family, ServiceName};
 use crate::stale_flows::{stale_udp_flows, udp_rows, StaleUdpFlows, UdpRows};
 
@@ -84,6 +85,9 @@ pub struct SyncDetails {
     pub bytes: usize,
     /// The UDP flows the sync made stale.
     pub stale_udp_flows: Vec<StaleUdpFlows>,
+    /// What the conntrack cleanup after the sync did (`None`: nothing was stale, or the
+    /// cleanup failed and said so in the log).
+    pub conntrack: Option<CleanupReport>,
 }
 
 /// The nftables backend.
@@ -99,6 +103,9 @@ pub struct NftablesBackend {
     trusted_generation: Option<u32>,
     synced_once: bool,
     udp: HashMap<ServiceName, UdpRows>,
+    /// Opened with the nf_tables socket, in the same network namespace; `None` when the
+    /// kernel has no ctnetlink (then stale UDP entries expire on their own).
+    conntrack: Option<Conntrack>,
     last: SyncDetails,
 }
 
@@ -142,6 +149,11 @@ impl NftablesBackend {
             )))
             }
         }
+        let conntrack = Conntrack::open()
+            .inspect_err(|error| {
+                tracing::warn!(%error, "no conntrack netlink: stale UDP entries will not be cleaned after syncs")
+            })
+            .ok();
         let names = Fixed::default();
         let fixed = Family::ALL.map(|f| render_fixed(f, &names, &options.cluster_cidrs));
         Ok(NftablesBackend {
@@ -153,6 +165,7 @@ impl NftablesBackend {
             trusted_generation: None,
             synced_once: false,
             udp: HashMap::new(),
+            conntrack,
             last: SyncDetails::default(),
         })
     }
@@ -322,6 +335,37 @@ impl NftablesBackend {
         }
         out
     }
+
+    /// Deletes the conntrack entries of `flows` (kube-proxy's `CleanStaleEntries` after a
+    /// sync). A failure is logged, not returned: the ruleset is committed already, and the
+    /// entries time out on their own (`nf_conntrack_udp_timeout`).
+    fn clean_conntrack(&mut self, flows: &[StaleUdpFlows]) -> Option<CleanupReport> {
+        if flows.is_empty() {
+            return None;
+        }
+        let services: Vec<UdpServiceEndpoints> =
+            flows.iter().map(StaleUdpFlows::to_conntrack).collect();
+        let conntrack = self.conntrack.as_mut()?;
+        let result = conntrack.clean_stale_udp(&services);
+        match result {
+            Ok(report) => {
+                for (entry, errno) in &report.deletions.failed {
+                    tracing::warn!(%entry, %errno, "could not delete a stale UDP conntrack entry");
+                }
+                tracing::debug!(
+                    destinations = services.len(),
+                    deleted = report.deletions.deleted,
+                    "stale UDP conntrack entries cleaned"
+                );
+                Some(report)
+            }
+            Err(error) => {
+                tracing::warn!(%error, destinations = services.len(),
+                    "stale UDP conntrack cleanup failed; the entries expire on their own");
+                None
+            }
+        }
+    }
 }
 
 impl Backend for NftablesBackend {
@@ -356,9 +400,16 @@ impl Backend for NftablesBackend {
         // At start-up every UDP destination "gains" endpoints; flows from before the agent
         // started were already DNATed by the previous table, so nothing is stale then.
         self.last.stale_udp_flows = if first { Vec::new() } else { stale };
+        let flows = std::mem::take(&mut self.last.stale_udp_flows);
+        self.last.conntrack = self.clean_conntrack(&flows);
+        self.last.stale_udp_flows = flows;
         Ok(SyncReport {
             operations: ops.len(),
-            conntrack_deleted: 0,
+            conntrack_deleted: self
+                .last
+                .conntrack
+                .as_ref()
+                .map_or(0, |report| report.deletions.deleted),
         })
     }
 

@@ -246,7 +246,7 @@ pub enum Key {
 }
 
 fn pad4(bytes: &mut Vec<u8>) {
-    while bytes.len() % 4 != 0 {
+    while !bytes.len().is_multiple_of(4) {
         bytes.push(0);
     }
 }

@@ -94,10 +94,13 @@ impl fmt::Display for PlannedOp {
     }
 }
 
+/// The operations of one phase, each with the Service it belongs to.
+type Phase = Vec<(Op, Option<ServiceName>)>;
+
 /// Operations collected per family and phase; [`PlanBuilder::finish`] orders them.
 #[derive(Debug, Default)]
 pub struct PlanBuilder {
-    phases: [[Vec<(Op, Option<ServiceName>)>; PHASES]; 2],
+    phases: [[Phase; PHASES]; 2],
 }
 
 fn family_index(family: Family) -> usize {

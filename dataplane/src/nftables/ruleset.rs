@@ -307,13 +307,16 @@ struct PolicyInput {
     affinity: Option<u32>,
 }
 
+/// The policy chains built for one (Service port, policy): each input and its chain.
+type PolicyChains = Vec<(PolicyInput, Name)>;
+
 #[derive(Default)]
 struct Builder {
     objects: ServiceObjects,
     chain_names: HashMap<Name, ()>,
     set_names: HashMap<Name, ()>,
     /// (Service port, policy) → the inputs seen and the chain built for each.
-    policies: HashMap<(Arc<ServicePortName>, bool), Vec<(PolicyInput, Name)>>,
+    policies: HashMap<(Arc<ServicePortName>, bool), PolicyChains>,
 }
 
 impl Builder {

@@ -78,10 +78,10 @@ impl NftSocket {
         if batch.len() + 4096 > self.sndbuf {
             let want = (batch.len() + 64 * 1024).next_power_of_two();
             setsockopt(&self.fd, sockopt::SndBufForce, &want).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::Other,
-                    format!("cannot raise the netlink send buffer to {want} bytes for a {}-byte batch: {e}", batch.len()),
-                )
+                io::Error::other(format!(
+                    "cannot raise the netlink send buffer to {want} bytes for a {}-byte batch: {e}",
+                    batch.len()
+                ))
             })?;
             self.sndbuf = want;
         }
