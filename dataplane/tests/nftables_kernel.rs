@@ -10,6 +10,9 @@ mod netns_support;
 use fixtures::{config, ep, model_with, slice, svc, Slice, Svc};
 use netns_support::Netns;
 use svcplane_dataplane::backend::{Backend, SyncScope};
+use svcplane_dataplane::backends::{
+    auto_choice, build_backend, probe_ipvs, BackendKind, BackendOptions,
+};
 use svcplane_dataplane::conntrack::Conntrack;
 use svcplane_dataplane::model::ProxyModel;
 use svcplane_dataplane::nftables::{NftablesBackend, NftablesOptions, CASCADE_MAX};
@@ -329,4 +332,25 @@ fn replacing_a_udp_endpoint_deletes_the_flows_it_answered() {
     let report = b.sync(m.table(), &SyncScope::Full).expect("full sync");
     assert_eq!(report.conntrack_deleted, 0);
     assert!(b.last_sync().conntrack.is_none());
+}
+
+#[test]
+fn backend_auto_runs_nftables_on_a_kernel_without_ipvs() {
+    // Whether the kernel has IPVS, read independently of our probe: /proc/net/ip_vs exists
+    // once ip_vs is loaded; the probe may load it on demand, so look after probing.
+    let ns = Netns::new("auto");
+    let choice = ns.run(|| auto_choice(probe_ipvs()));
+    let kernel_has_ipvs = std::path::Path::new("/proc/net/ip_vs").exists();
+    if kernel_has_ipvs {
+        assert_eq!(choice.kind, BackendKind::Ipvs, "{choice:?}");
+        return;
+    }
+    assert_eq!(choice.kind, BackendKind::Nftables, "{choice:?}");
+    assert!(choice.reason.contains("no IPVS"), "{choice:?}");
+    let name = ns.run(|| {
+        build_backend(BackendKind::Auto, &BackendOptions::default())
+            .expect("auto builds a backend")
+            .name()
+    });
+    assert_eq!(name, "nftables");
 }
