@@ -206,7 +206,6 @@ impl Cluster {
 struct Probe {
     /// Answers by name, and `refused` / `reset` / `timeout` / `error …` counts.
     outcomes: BTreeMap<String, u32>,
-    attempts: u32,
     elapsed: Duration,
 }
 
@@ -262,11 +261,7 @@ fn probe_from(ns: &Netns, proto: &str, target: &str, count: u32, extra: &[&str])
     for line in text.lines().filter(|l| !l.starts_with("summary")) {
         *outcomes.entry(line.to_string()).or_insert(0) += 1;
     }
-    Probe {
-        outcomes,
-        attempts: count,
-        elapsed,
-    }
+    Probe { outcomes, elapsed }
 }
 
 fn node_object() -> Value {
@@ -639,10 +634,10 @@ fn cleanup_removes_our_tables_and_leaves_others_untouched() {
     c.node.exec_ok(&["nft", "add table inet foreign"]);
     c.node.exec_ok(&[
         "nft",
-        "add chain inet foreign fwd { type filter hook forward priority 0 ; }",
+        "add chain inet foreign guard { type filter hook forward priority 0 ; }",
     ]);
     c.node
-        .exec_ok(&["nft", "add rule inet foreign fwd tcp dport 9 drop"]);
+        .exec_ok(&["nft", "add rule inet foreign guard tcp dport 9 drop"]);
     let foreign = c.node.exec_ok(&["nft", "list", "table", "inet", "foreign"]);
     c.program(&[
         service(
@@ -738,7 +733,8 @@ impl Live {
             );
             std::thread::sleep(Duration::from_millis(100));
         };
-        let live_api = Live::call(&c, &kubeconfig, |client| async move {
+        // The Node, created once the API server answers.
+        Live::call(&c, &kubeconfig, |client| async move {
             let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
@@ -757,7 +753,6 @@ impl Live {
                 }
             }
         });
-        let () = live_api;
         let agent = Process::from_child(
             c.node
                 .command(&svcplane)
