@@ -981,3 +981,37 @@ fn health_check_node_port_answers_200_with_local_endpoints_and_503_without() {
     });
     assert_eq!(sorted(p.answered_by()), vec!["b1", "b2"], "{p:?}");
 }
+
+#[test]
+fn udp_keeps_working_after_its_only_endpoint_is_replaced() {
+    // kube-proxy's CleanStaleEntries: the client keeps its source port, so without cleanup
+    // its conntrack entry (refreshed by every datagram) would keep steering it to a1, which
+    // still runs, long after a1 left the Service.
+    let live = Live::start(four_pods("udp"));
+    let c = &live.c;
+    live.apply(vec![
+        service(
+            "dns",
+            json!({"clusterIP": "10.96.1.30", "clusterIPs": ["10.96.1.30"], "ports": tcp_udp(None)}),
+        ),
+        slice(c, "dns", "IPv4", &ready(&["a1"])),
+    ]);
+    let p = live.wait_for("--udp", "10.96.1.30:53", |p| p.answered_by() == ["a1"]);
+    assert_eq!(p.answered_by(), vec!["a1"], "{p:?}");
+    let fixed_port = ["--bind", "192.168.0.100:41053", "--timeout-ms", "500"];
+    let p = c.probe("--udp", "10.96.1.30:53", 2, &fixed_port);
+    assert_eq!(p.answered_by(), vec!["a1"], "{p:?}");
+    live.apply(vec![slice(c, "dns", "IPv4", &ready(&["a2"]))]);
+    let p = live.wait_for("--udp", "10.96.1.30:53", |p| p.answered_by() == ["a2"]);
+    assert_eq!(p.answered_by(), vec!["a2"], "{p:?}");
+    // Bounded: 2 s, far below the 30 s UDP conntrack timeout a stale entry would live.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let p = loop {
+        let p = c.probe("--udp", "10.96.1.30:53", 1, &fixed_port);
+        if p.answered_by() == ["a2"] || Instant::now() > deadline {
+            break p;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(p.answered_by(), vec!["a2"], "stale conntrack entry: {p:?}");
+}
