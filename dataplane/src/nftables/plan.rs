@@ -72,7 +72,8 @@ impl fmt::Display for PlannedOp {
             Op::AddTable => write!(f, "add table {ip} {t}"),
             Op::AddSet(s) => write!(
                 f,
-                "add set {ip} {t} {} {{ {} }}",
+                "add {} {ip} {t} {} {{ {} }}",
+                if s.kind.is_map() { "map" } else { "set" },
                 s.name,
                 s.kind.text(self.family)
             ),
