@@ -142,9 +142,9 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
         masquerade_all: args.masquerade_all,
     };
     let options = BackendOptions {
+        cluster_cidrs: args.cluster_cidr.clone(),
         ipvs: IpvsOptions {
             graceful_termination_timeout: args.ipvs_graceful_termination_timeout,
-            cluster_cidrs: args.cluster_cidr.clone(),
             ..IpvsOptions::default()
         },
     };

@@ -12,6 +12,8 @@
 //! - [`iface`]: the dummy interface that holds every virtual address, over rtnetlink.
 //! - [`conntrack`]: removal of stale UDP conntrack entries, as kube-proxy's `CleanStaleEntries`.
 //! - [`sysctl`]: `/proc/sys` access and the sysctls kube-proxy's IPVS mode sets.
+//! - [`nftables`]: the nftables backend, one table per IP family over netlink batches.
+//! - [`stale_flows`]: which UDP flows a sync made stale (for [`conntrack`]), for any backend.
 #![warn(missing_docs)]
 
 pub mod agent;
@@ -27,8 +29,10 @@ pub mod metrics;
 pub mod model;
 mod netlink_batch;
 pub mod nft_runner;
+pub mod nftables;
 pub mod schedule;
 pub mod source;
+pub mod stale_flows;
 pub mod sysctl;
 
 pub use netlink_batch::NetlinkCounters;

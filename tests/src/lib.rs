@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use svcplane_apiserver::{Config, RunningServer};
 
 mod kubectl;
+pub mod netns;
 pub use kubectl::Kubectl;
 
 pub mod vm;

@@ -312,10 +312,7 @@ fn controller_manager_runs_with_kube_controller_manager_flags_and_leader_electio
             "controller-manager",
         );
         let args = args_of(c);
-        assert_eq!(
-            flag(&args, "--controllers"),
-            Some("endpointslice,endpoint")
-        );
+        assert_eq!(flag(&args, "--controllers"), Some("endpointslice,endpoint"));
         assert_eq!(
             flag(&args, "--managed-by"),
             Some("endpointslice-controller.example.com")

@@ -135,6 +135,14 @@ pub struct Conntrack {
     socket: BatchSocket,
 }
 
+impl std::fmt::Debug for Conntrack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conntrack")
+            .field("counters", &self.counters())
+            .finish()
+    }
+}
+
 impl Conntrack {
     /// Opens a `NETLINK_NETFILTER` socket.
     pub fn open() -> Result<Self, ConntrackError> {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! svcplane-nettest serve --name NAME [--tcp ADDR:PORT]... [--udp ADDR:PORT]... [--lifetime-ms MS]
-//! svcplane-nettest probe (--tcp|--udp) ADDR:PORT [--count N] [--timeout-ms T] [--interval-ms I] [--bind ADDR]
+//! svcplane-nettest probe (--tcp|--udp) ADDR:PORT [--count N] [--timeout-ms T] [--interval-ms I] [--bind ADDR[:PORT]]
 //! svcplane-nettest hold --tcp ADDR:PORT [--interval-ms I] [--duration-ms D] [--timeout-ms T] [--bind ADDR]
 //! ```
 //!
@@ -299,12 +299,11 @@ impl Tally {
 
 fn bind_addr(bind: Option<&str>, target: SocketAddr) -> io::Result<SocketAddr> {
     match bind {
-        Some(b) => {
-            let ip = b
-                .parse()
-                .map_err(|_| io::Error::new(ErrorKind::InvalidInput, "bad --bind address"))?;
-            Ok(SocketAddr::new(ip, 0))
-        }
+        // An address (any port) or an address and port (the same source port each attempt).
+        Some(b) => b
+            .parse::<SocketAddr>()
+            .or_else(|_| b.parse().map(|ip| SocketAddr::new(ip, 0)))
+            .map_err(|_| io::Error::new(ErrorKind::InvalidInput, "bad --bind address")),
         None if target.is_ipv4() => Ok("0.0.0.0:0".parse().expect("literal")),
         None => Ok("[::]:0".parse().expect("literal")),
     }

@@ -1,0 +1,172 @@
+//! A plan: the operations of one transaction, in the order the kernel needs them (objects
+//! exist before anything refers to them; chains are emptied before the sets their rules used
+//! are deleted). Pure data, so tests count and read what a sync would write.
+
+use std::fmt;
+
+use super::objects::{BaseChain, ElementValue, Key, Name, SetSpec};
+use super::rule::Rule;
+use crate::model::{Family, ServiceName};
+
+/// One operation on one family's table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Delete the whole table (a rebuild).
+    DeleteTable,
+    /// Create the table (no-op when it exists).
+    AddTable,
+    /// Create a set or map.
+    AddSet(SetSpec),
+    /// Create a chain (no-op when it exists with the same hook).
+    AddChain(Name, Option<BaseChain>),
+    /// Delete every rule of a chain.
+    FlushChain(Name),
+    /// Append a rule.
+    AddRule(Name, Rule),
+    /// Delete a set element.
+    DeleteElement(Name, Key),
+    /// Add a set element.
+    AddElement(Name, Key, ElementValue),
+    /// Delete a set or map.
+    DeleteSet(Name),
+    /// Delete an empty, unreferenced chain.
+    DeleteChain(Name),
+}
+
+impl Op {
+    fn phase(&self) -> usize {
+        match self {
+            Op::DeleteTable => 0,
+            Op::AddTable => 1,
+            Op::AddSet(_) => 2,
+            Op::AddChain(..) => 3,
+            Op::FlushChain(_) => 4,
+            Op::AddRule(..) => 5,
+            Op::DeleteElement(..) => 6,
+            Op::AddElement(..) => 7,
+            Op::DeleteSet(_) => 8,
+            Op::DeleteChain(_) => 9,
+        }
+    }
+}
+
+const PHASES: usize = 10;
+
+/// An operation with its family and, when it is one Service's, the Service (for errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedOp {
+    /// The table's family.
+    pub family: Family,
+    /// The operation.
+    pub op: Op,
+    /// The Service it is for.
+    pub service: Option<ServiceName>,
+}
+
+impl fmt::Display for PlannedOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ip = super::rule::family_keyword(self.family);
+        let t = super::objects::TABLE;
+        match &self.op {
+            Op::DeleteTable => write!(f, "delete table {ip} {t}"),
+            Op::AddTable => write!(f, "add table {ip} {t}"),
+            Op::AddSet(s) => write!(
+                f,
+                "add {} {ip} {t} {} {{ {} }}",
+                if s.kind.is_map() { "map" } else { "set" },
+                s.name,
+                s.kind.text(self.family)
+            ),
+            Op::AddChain(name, _) => write!(f, "add chain {ip} {t} {name}"),
+            Op::FlushChain(name) => write!(f, "flush chain {ip} {t} {name}"),
+            Op::AddRule(chain, rule) => {
+                write!(f, "add rule {ip} {t} {chain} {}", rule.text(self.family))
+            }
+            Op::DeleteElement(set, key) => {
+                write!(f, "delete element {ip} {t} {set} {{ {key} }}")
+            }
+            Op::AddElement(set, key, None) => write!(f, "add element {ip} {t} {set} {{ {key} }}"),
+            Op::AddElement(set, key, Some(v)) => {
+                write!(f, "add element {ip} {t} {set} {{ {key} : {v} }}")
+            }
+            Op::DeleteSet(name) => write!(f, "delete set {ip} {t} {name}"),
+            Op::DeleteChain(name) => write!(f, "delete chain {ip} {t} {name}"),
+        }
+    }
+}
+
+/// The operations of one phase, each with the Service it belongs to.
+type Phase = Vec<(Op, Option<ServiceName>)>;
+
+/// Operations collected per family and phase; [`PlanBuilder::finish`] orders them.
+#[derive(Debug, Default)]
+pub struct PlanBuilder {
+    phases: [[Phase; PHASES]; 2],
+}
+
+fn family_index(family: Family) -> usize {
+    match family {
+        Family::IPv4 => 0,
+        Family::IPv6 => 1,
+    }
+}
+
+impl PlanBuilder {
+    /// An empty plan.
+    pub fn new() -> PlanBuilder {
+        PlanBuilder::default()
+    }
+
+    /// Adds an operation for `family`, on behalf of `service` when given.
+    pub fn push(&mut self, family: Family, op: Op, service: Option<&ServiceName>) {
+        let phase = op.phase();
+        self.phases[family_index(family)][phase].push((op, service.cloned()));
+    }
+
+    /// Whether nothing was planned.
+    pub fn is_empty(&self) -> bool {
+        self.phases.iter().flatten().all(Vec::is_empty)
+    }
+
+    /// The operations in transaction order: IPv4's table, then IPv6's, each phase by phase.
+    pub fn finish(self) -> Vec<PlannedOp> {
+        let mut out = Vec::new();
+        for (index, phases) in self.phases.into_iter().enumerate() {
+            let family = if index == 0 {
+                Family::IPv4
+            } else {
+                Family::IPv6
+            };
+            for phase in phases {
+                out.extend(phase.into_iter().map(|(op, service)| PlannedOp {
+                    family,
+                    op,
+                    service,
+                }));
+            }
+        }
+        out
+    }
+}
+
+/// Renders a plan as an `nft -f` script (for logs, tests and the benchmark's baseline).
+pub fn script(ops: &[PlannedOp]) -> String {
+    let mut out = String::new();
+    for op in ops {
+        match &op.op {
+            Op::AddChain(name, Some(base)) => {
+                out.push_str(&super::objects::chain_text(
+                    op.family,
+                    &super::objects::ChainSpec {
+                        name: name.clone(),
+                        base: Some(*base),
+                        rules: Vec::new(),
+                    },
+                ));
+            }
+            _ => out.push_str(&op.to_string()),
+        }
+        out.push('\n');
+    }
+    out
+}

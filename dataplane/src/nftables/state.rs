@@ -1,0 +1,729 @@
+//! What one family's table holds, in memory, and the diff that brings it to what the desired
+//! table wants. A partial sync diffs only the changed Services against their recorded
+//! footprint; a full sync diffs everything against what the kernel reports (or against this
+//! record when nothing else has touched `nf_tables` since our last commit).
+//!
+//! Shared map and set elements are *claimed* by Services: each element key remembers every
+//! Service that wants it, and the Service whose name sorts first decides its value, so two
+//! Services fighting over a NodePort always resolve the same way whatever the order of events.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use super::objects::{BaseChain, ChainSpec, ElementValue, Key, Name, SetSpec, SetWire};
+use super::plan::{Op, PlanBuilder};
+use super::rule::{fingerprint, Rule};
+use super::ruleset::{FixedObjects, ServiceObjects};
+use super::wire::Writer;
+use crate::model::{Family, ServiceName};
+
+/// How long a stale chain stays (flushed) before it is deleted: kernels before 6.2 notice
+/// only some time after a transaction that a map element no longer points to a chain, and
+/// refuse to delete it meanwhile (upstream waits one second too).
+pub const STALE_CHAIN_GRACE: Duration = Duration::from_secs(1);
+
+/// A chain as the kernel holds it: its hook and the fingerprints of its rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldChain {
+    /// Hook, for a base chain.
+    pub base: Option<BaseChain>,
+    /// Fingerprint of each rule, in order (0 for a rule we did not write).
+    pub rules: Vec<u64>,
+}
+
+/// What a family's table holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Chains by name.
+    pub chains: HashMap<Name, HeldChain>,
+    /// Sets and maps by name, as declared.
+    pub sets: HashMap<Name, SetWire>,
+    /// Elements of the sets whose elements we manage.
+    pub elements: HashMap<Name, HashMap<Key, ElementValue>>,
+    /// The kernel listed elements we could not have written: the table is rebuilt.
+    pub unreadable: bool,
+}
+
+/// Fingerprints of `rules` as written for `family`.
+pub fn rule_fingerprints(family: Family, rules: &[Rule], scratch: &mut Writer) -> Vec<u64> {
+    rules
+        .iter()
+        .map(|r| {
+            *scratch = Writer::new();
+            r.encode(family, scratch);
+            fingerprint(family, scratch.bytes())
+        })
+        .collect()
+}
+
+/// What one Service put into the table, to take it out again.
+#[derive(Debug, Clone, Default)]
+struct Footprint {
+    chains: Vec<Name>,
+    sets: Vec<Name>,
+    claims: Vec<(Name, Key)>,
+}
+
+/// One family's table: what it holds, who claims what, and the chains waiting for deletion.
+#[derive(Debug, Clone)]
+pub struct TableState {
+    family: Family,
+    /// `None` while the table does not exist.
+    held: Option<Held>,
+    claims: HashMap<(Name, Key), BTreeMap<ServiceName, ElementValue>>,
+    services: HashMap<ServiceName, Footprint>,
+    stale: HashMap<Name, Instant>,
+    scratch: Writer,
+}
+
+impl TableState {
+    /// A table not created yet.
+    pub fn new(family: Family) -> TableState {
+        TableState {
+            family,
+            held: None,
+            claims: HashMap::new(),
+            services: HashMap::new(),
+            stale: HashMap::new(),
+            scratch: Writer::new(),
+        }
+    }
+
+    /// The family.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// Stale chains flushed at least [`STALE_CHAIN_GRACE`] before `now`.
+    pub fn expired_stale(&self, now: Instant) -> Vec<Name> {
+        let mut out: Vec<Name> = self
+            .stale
+            .iter()
+            .filter(|(_, since)| now.saturating_duration_since(**since) >= STALE_CHAIN_GRACE)
+            .map(|(n, _)| n.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Records that `chains` were deleted (or that deleting them failed: either way they are
+    /// no longer tracked; a full sync finds any left behind).
+    pub fn forget_stale(&mut self, chains: &[Name]) {
+        for name in chains {
+            self.stale.remove(name);
+            if let Some(held) = &mut self.held {
+                held.chains.remove(name);
+            }
+        }
+    }
+
+    /// Takes what we believe the table holds, to use it in place of a kernel dump.
+    pub fn take_held(&mut self) -> Option<Held> {
+        self.held.take()
+    }
+
+    /// Forgets everything (after `--cleanup`, or when the table is gone).
+    pub fn reset(&mut self) {
+        self.held = None;
+        self.claims.clear();
+        self.services.clear();
+        self.stale.clear();
+    }
+
+    /// Plans the creation of the table with its fixed part (when it does not exist).
+    pub fn ensure_table(&mut self, plan: &mut PlanBuilder, fixed: &FixedObjects) {
+        if self.held.is_some() {
+            return;
+        }
+        let mut held = Held::default();
+        plan.push(self.family, Op::AddTable, None);
+        for set in &fixed.sets {
+            self.add_set(plan, &mut held, set, None);
+        }
+        for chain in &fixed.chains {
+            self.add_chain(plan, &mut held, chain, None);
+        }
+        self.held = Some(held);
+    }
+
+    fn add_set(
+        &self,
+        plan: &mut PlanBuilder,
+        held: &mut Held,
+        set: &SetSpec,
+        service: Option<&ServiceName>,
+    ) {
+        plan.push(self.family, Op::AddSet(set.clone()), service);
+        held.sets
+            .insert(set.name.clone(), set.kind.wire(self.family));
+        if !set.kind.is_dynamic() {
+            held.elements.entry(set.name.clone()).or_default();
+        }
+    }
+
+    fn add_chain(
+        &mut self,
+        plan: &mut PlanBuilder,
+        held: &mut Held,
+        chain: &ChainSpec,
+        service: Option<&ServiceName>,
+    ) {
+        plan.push(
+            self.family,
+            Op::AddChain(chain.name.clone(), chain.base),
+            service,
+        );
+        for rule in &chain.rules {
+            plan.push(
+                self.family,
+                Op::AddRule(chain.name.clone(), rule.clone()),
+                service,
+            );
+        }
+        let rules = rule_fingerprints(self.family, &chain.rules, &mut self.scratch);
+        held.chains.insert(
+            chain.name.clone(),
+            HeldChain {
+                base: chain.base,
+                rules,
+            },
+        );
+        self.stale.remove(&chain.name);
+    }
+
+    /// Plans one Service's change: `new` is its rendered part (`None` when it has no rows of
+    /// this family any more). Only its chains, sets and claimed elements are touched.
+    pub fn sync_service(
+        &mut self,
+        plan: &mut PlanBuilder,
+        name: &ServiceName,
+        new: Option<ServiceObjects>,
+        now: Instant,
+    ) {
+        let Some(mut held) = self.held.take() else {
+            debug_assert!(new.is_none(), "ensure_table before adding rows");
+            return;
+        };
+        let old = self.services.remove(name).unwrap_or_default();
+        let new = new.unwrap_or_default();
+        let mut footprint = Footprint::default();
+
+        let new_sets: HashSet<&Name> = new.sets.iter().map(|s| &s.name).collect();
+        for set in &new.sets {
+            if held.sets.get(&set.name) != Some(&set.kind.wire(self.family)) {
+                self.add_set(plan, &mut held, set, Some(name));
+            }
+            footprint.sets.push(set.name.clone());
+        }
+        let new_chains: HashSet<&Name> = new.chains.iter().map(|c| &c.name).collect();
+        for chain in &new.chains {
+            let rules = rule_fingerprints(self.family, &chain.rules, &mut self.scratch);
+            match held.chains.get_mut(&chain.name) {
+                None => self.add_chain(plan, &mut held, chain, Some(name)),
+                Some(current) if current.rules == rules => {}
+                Some(current) => {
+                    if !current.rules.is_empty() {
+                        plan.push(self.family, Op::FlushChain(chain.name.clone()), Some(name));
+                    }
+                    for rule in &chain.rules {
+                        plan.push(
+                            self.family,
+                            Op::AddRule(chain.name.clone(), rule.clone()),
+                            Some(name),
+                        );
+                    }
+                    current.rules = rules;
+                }
+            }
+            self.stale.remove(&chain.name);
+            footprint.chains.push(chain.name.clone());
+        }
+        for chain in old.chains.iter().filter(|c| !new_chains.contains(c)) {
+            self.retire_chain(plan, &mut held, chain, Some(name), now);
+        }
+        for set in old.sets.iter().filter(|s| !new_sets.contains(s)) {
+            if held.sets.remove(set).is_some() {
+                held.elements.remove(set);
+                plan.push(self.family, Op::DeleteSet(set.clone()), Some(name));
+            }
+        }
+
+        let mut touched: Vec<(Name, Key)> = Vec::new();
+        for (set, key) in old.claims {
+            if let Some(claimants) = self.claims.get_mut(&(set.clone(), key)) {
+                claimants.remove(name);
+                touched.push((set, key));
+            }
+        }
+        for (set, key, value) in new.claims {
+            self.claims
+                .entry((set.clone(), key))
+                .or_default()
+                .insert(name.clone(), value);
+            footprint.claims.push((set.clone(), key));
+            touched.push((set, key));
+        }
+        touched.sort();
+        touched.dedup();
+        for (set, key) in touched {
+            self.settle_element(plan, &mut held, &set, key, Some(name));
+        }
+        if !(footprint.chains.is_empty()
+            && footprint.sets.is_empty()
+            && footprint.claims.is_empty())
+        {
+            self.services.insert(name.clone(), footprint);
+        }
+        self.held = Some(held);
+    }
+
+    /// Flushes a chain no longer wanted and starts its grace period.
+    fn retire_chain(
+        &mut self,
+        plan: &mut PlanBuilder,
+        held: &mut Held,
+        chain: &Name,
+        service: Option<&ServiceName>,
+        now: Instant,
+    ) {
+        if let Some(current) = held.chains.get_mut(chain) {
+            if !current.rules.is_empty() {
+                plan.push(self.family, Op::FlushChain(chain.clone()), service);
+                current.rules.clear();
+            }
+            self.stale.entry(chain.clone()).or_insert(now);
+        }
+    }
+
+    /// Brings one element in line with its first claimant.
+    fn settle_element(
+        &mut self,
+        plan: &mut PlanBuilder,
+        held: &mut Held,
+        set: &Name,
+        key: Key,
+        service: Option<&ServiceName>,
+    ) {
+        let claim_key = (set.clone(), key);
+        let wanted: Option<ElementValue> = match self.claims.get(&claim_key) {
+            Some(claimants) if claimants.is_empty() => {
+                self.claims.remove(&claim_key);
+                None
+            }
+            Some(claimants) => claimants.values().next().cloned(),
+            None => None,
+        };
+        let Some(elements) = held.elements.get_mut(set) else {
+            return; // the set itself is gone
+        };
+        let current = elements.get(&key);
+        if current == wanted.as_ref() {
+            return;
+        }
+        if current.is_some() {
+            plan.push(self.family, Op::DeleteElement(set.clone(), key), service);
+            elements.remove(&key);
+        }
+        if let Some(value) = wanted {
+            plan.push(
+                self.family,
+                Op::AddElement(set.clone(), key, value.clone()),
+                service,
+            );
+            elements.insert(key, value);
+        }
+    }
+
+    /// Plans a full sync: the fixed part and every Service's part against `kernel`, what
+    /// the kernel holds (`None`: no table). Anything of ours the kernel holds and nobody
+    /// wants is removed; a table whose fixed part or sets were changed by someone else is
+    /// rebuilt in the same transaction. Returns whether it was rebuilt.
+    pub fn sync_full(
+        &mut self,
+        plan: &mut PlanBuilder,
+        fixed: &FixedObjects,
+        services: Vec<(ServiceName, ServiceObjects)>,
+        kernel: Option<Held>,
+        now: Instant,
+    ) -> bool {
+        let stale_before = std::mem::take(&mut self.stale);
+        self.claims.clear();
+        self.services.clear();
+        self.held = None;
+        if kernel.is_none() && services.is_empty() {
+            return false;
+        }
+        // Desired chains and sets, by name.
+        let mut chains: Vec<(&ChainSpec, Option<&ServiceName>)> =
+            fixed.chains.iter().map(|c| (c, None)).collect();
+        let mut sets: Vec<(&SetSpec, Option<&ServiceName>)> =
+            fixed.sets.iter().map(|s| (s, None)).collect();
+        for (name, objects) in &services {
+            chains.extend(objects.chains.iter().map(|c| (c, Some(name))));
+            sets.extend(objects.sets.iter().map(|s| (s, Some(name))));
+        }
+        let rebuild = kernel.as_ref().is_some_and(|k| {
+            k.unreadable
+                || sets.iter().any(|(s, _)| {
+                    k.sets
+                        .get(&s.name)
+                        .is_some_and(|w| *w != s.kind.wire(self.family))
+                })
+                || chains.iter().any(|(c, _)| {
+                    k.chains
+                        .get(&c.name)
+                        .is_some_and(|held| held.base != c.base)
+                })
+        });
+        let mut held = match kernel {
+            Some(_) if rebuild => {
+                plan.push(self.family, Op::DeleteTable, None);
+                plan.push(self.family, Op::AddTable, None);
+                Held::default()
+            }
+            Some(k) => k,
+            None => {
+                plan.push(self.family, Op::AddTable, None);
+                Held::default()
+            }
+        };
+        let wanted_sets: HashSet<&Name> = sets.iter().map(|(s, _)| &s.name).collect();
+        let wanted_chains: HashSet<&Name> = chains.iter().map(|(c, _)| &c.name).collect();
+
+        for (set, service) in &sets {
+            if !held.sets.contains_key(&set.name) {
+                self.add_set(plan, &mut held, set, *service);
+            } else if !set.kind.is_dynamic() {
+                held.elements.entry(set.name.clone()).or_default();
+            }
+        }
+        for (chain, service) in &chains {
+            let rules = rule_fingerprints(self.family, &chain.rules, &mut self.scratch);
+            match held.chains.get_mut(&chain.name) {
+                None => self.add_chain(plan, &mut held, chain, *service),
+                Some(current) if current.rules == rules => {}
+                Some(current) => {
+                    if !current.rules.is_empty() {
+                        plan.push(self.family, Op::FlushChain(chain.name.clone()), *service);
+                    }
+                    for rule in &chain.rules {
+                        plan.push(
+                            self.family,
+                            Op::AddRule(chain.name.clone(), rule.clone()),
+                            *service,
+                        );
+                    }
+                    current.rules = rules;
+                }
+            }
+        }
+        let unwanted: Vec<Name> = held
+            .chains
+            .keys()
+            .filter(|c| !wanted_chains.contains(c))
+            .cloned()
+            .collect();
+        for chain in unwanted {
+            if let Some(since) = stale_before.get(&chain) {
+                self.stale.insert(chain.clone(), *since);
+            }
+            self.retire_chain(plan, &mut held, &chain, None, now);
+        }
+        let unwanted_sets: Vec<Name> = held
+            .sets
+            .keys()
+            .filter(|s| !wanted_sets.contains(s))
+            .cloned()
+            .collect();
+        for set in unwanted_sets {
+            held.sets.remove(&set);
+            held.elements.remove(&set);
+            plan.push(self.family, Op::DeleteSet(set), None);
+        }
+
+        // Claims, then every element of every managed set.
+        for (name, objects) in services {
+            let mut footprint = Footprint {
+                chains: objects.chains.iter().map(|c| c.name.clone()).collect(),
+                sets: objects.sets.iter().map(|s| s.name.clone()).collect(),
+                claims: Vec::with_capacity(objects.claims.len()),
+            };
+            for (set, key, value) in objects.claims {
+                self.claims
+                    .entry((set.clone(), key))
+                    .or_default()
+                    .insert(name.clone(), value);
+                footprint.claims.push((set, key));
+            }
+            self.services.insert(name, footprint);
+        }
+        let mut wanted: HashMap<Name, HashMap<Key, ElementValue>> = HashMap::new();
+        for ((set, key), claimants) in &self.claims {
+            if let Some(value) = claimants.values().next() {
+                wanted
+                    .entry(set.clone())
+                    .or_default()
+                    .insert(*key, value.clone());
+            }
+        }
+        let managed: Vec<Name> = held.elements.keys().cloned().collect();
+        for set in managed {
+            let want = wanted.remove(&set).unwrap_or_default();
+            let have = held.elements.get_mut(&set).expect("listed above");
+            let mut gone: Vec<Key> = have
+                .iter()
+                .filter(|(k, v)| want.get(k) != Some(v))
+                .map(|(k, _)| *k)
+                .collect();
+            gone.sort();
+            for key in gone {
+                plan.push(self.family, Op::DeleteElement(set.clone(), key), None);
+                have.remove(&key);
+            }
+            let mut add: Vec<(Key, ElementValue)> = want
+                .into_iter()
+                .filter(|(k, _)| !have.contains_key(k))
+                .collect();
+            add.sort_by_key(|(k, _)| *k);
+            for (key, value) in add {
+                plan.push(
+                    self.family,
+                    Op::AddElement(set.clone(), key, value.clone()),
+                    None,
+                );
+                have.insert(key, value);
+            }
+        }
+        self.held = Some(held);
+        rebuild
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        Destination, EndpointSet, FrontendKind, Masquerade, Protocol, Scheduler, ServicePortName,
+        ServiceTable, VirtualKey, VirtualServer,
+    };
+    use crate::nftables::objects::Verdict;
+    use crate::nftables::ruleset::{render_fixed, render_service, Fixed};
+    use std::sync::Arc;
+
+    fn dest(ip: &str) -> Destination {
+        Destination {
+            address: ip.parse().unwrap(),
+            port: 8080,
+            weight: 1,
+            local: true,
+            ready: true,
+        }
+    }
+
+    fn row(
+        service: &str,
+        kind: FrontendKind,
+        addr: &str,
+        port: u16,
+        eps: &[&str],
+    ) -> VirtualServer {
+        VirtualServer {
+            key: VirtualKey {
+                address: addr.parse().unwrap(),
+                protocol: Protocol::Tcp,
+                port,
+            },
+            kind,
+            service_port: Arc::new(ServicePortName {
+                service: ServiceName::new("ns", service),
+                port: "http".into(),
+                protocol: Protocol::Tcp,
+            }),
+            scheduler: Scheduler::RoundRobin,
+            affinity_timeout: None,
+            endpoint_set: EndpointSet::Cluster,
+            destinations: eps.iter().map(|e| dest(e)).collect(),
+            source_ranges: Arc::from([]),
+            masquerade: Masquerade::OffClusterSources,
+        }
+    }
+
+    fn table(service: &str, rows: Vec<VirtualServer>) -> ServiceTable {
+        ServiceTable {
+            service: ServiceName::new("ns", service),
+            virtual_servers: rows,
+            health_check: None,
+        }
+    }
+
+    struct Fixture {
+        state: TableState,
+        names: Fixed,
+        fixed: FixedObjects,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let names = Fixed::default();
+            let fixed = render_fixed(Family::IPv4, &names, &[]);
+            let mut state = TableState::new(Family::IPv4);
+            let mut plan = PlanBuilder::new();
+            state.ensure_table(&mut plan, &fixed);
+            Fixture {
+                state,
+                names,
+                fixed,
+            }
+        }
+
+        fn sync(&mut self, t: &ServiceTable) -> Vec<Op> {
+            let mut plan = PlanBuilder::new();
+            let objects = render_service(Family::IPv4, t, &self.names, false);
+            self.state
+                .sync_service(&mut plan, &t.service, Some(objects), Instant::now());
+            plan.finish().into_iter().map(|p| p.op).collect()
+        }
+
+        fn remove(&mut self, service: &str) -> Vec<Op> {
+            let mut plan = PlanBuilder::new();
+            self.state.sync_service(
+                &mut plan,
+                &ServiceName::new("ns", service),
+                None,
+                Instant::now(),
+            );
+            plan.finish().into_iter().map(|p| p.op).collect()
+        }
+    }
+
+    fn count(ops: &[Op], f: impl Fn(&Op) -> bool) -> usize {
+        ops.iter().filter(|o| f(o)).count()
+    }
+
+    #[test]
+    fn a_new_service_adds_its_chains_rules_and_elements() {
+        let mut fx = Fixture::new();
+        let ops = fx.sync(&table(
+            "web",
+            vec![row(
+                "web",
+                FrontendKind::ClusterIP,
+                "10.96.0.1",
+                80,
+                &["10.0.0.1", "10.0.0.2"],
+            )],
+        ));
+        // A policy chain and two endpoint chains.
+        assert_eq!(count(&ops, |o| matches!(o, Op::AddChain(..))), 3);
+        // 2 selection rules + 2 × (hairpin mark, DNAT).
+        assert_eq!(count(&ops, |o| matches!(o, Op::AddRule(..))), 6);
+        // service-ips and cluster-ips (no masquerade element without --cluster-cidr).
+        assert_eq!(count(&ops, |o| matches!(o, Op::AddElement(..))), 2);
+        assert_eq!(ops.len(), 11);
+    }
+
+    #[test]
+    fn the_same_rows_again_write_nothing() {
+        let mut fx = Fixture::new();
+        let t = table(
+            "web",
+            vec![row(
+                "web",
+                FrontendKind::ClusterIP,
+                "10.96.0.1",
+                80,
+                &["10.0.0.1"],
+            )],
+        );
+        fx.sync(&t);
+        assert!(fx.sync(&t).is_empty());
+    }
+
+    #[test]
+    fn removing_one_endpoint_rewrites_the_policy_chain_and_retires_the_endpoint_chain() {
+        let mut fx = Fixture::new();
+        let eps = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+        fx.sync(&table(
+            "web",
+            vec![row("web", FrontendKind::ClusterIP, "10.96.0.1", 80, &eps)],
+        ));
+        let ops = fx.sync(&table(
+            "web",
+            vec![row(
+                "web",
+                FrontendKind::ClusterIP,
+                "10.96.0.1",
+                80,
+                &eps[..2],
+            )],
+        ));
+        assert_eq!(count(&ops, |o| matches!(o, Op::FlushChain(..))), 2);
+        assert_eq!(count(&ops, |o| matches!(o, Op::AddRule(..))), 2);
+        assert_eq!(ops.len(), 4, "{ops:?}");
+        let later = Instant::now() + STALE_CHAIN_GRACE;
+        assert_eq!(fx.state.expired_stale(later).len(), 1);
+    }
+
+    #[test]
+    fn the_first_service_by_name_owns_a_contested_node_port_and_hands_it_over() {
+        let mut fx = Fixture::new();
+        let np = |s: &str, ep: &str| {
+            table(
+                s,
+                vec![row(s, FrontendKind::NodePort, "192.168.0.1", 30080, &[ep])],
+            )
+        };
+        fx.sync(&np("b", "10.0.0.2"));
+        // `a` sorts first: it takes the element over.
+        let ops = fx.sync(&np("a", "10.0.0.1"));
+        let replaced = ops.iter().any(|o| {
+            matches!(o, Op::AddElement(set, Key::NodePort(Protocol::Tcp, 30080), Some(Verdict::Goto(c)))
+                if &**set == "service-nodeports" && c.contains("/a/"))
+        });
+        assert!(replaced, "{ops:?}");
+        // `b` changing does not touch the element `a` owns.
+        let ops = fx.sync(&np("b", "10.0.0.3"));
+        assert!(
+            !ops.iter().any(|o| matches!(o, Op::AddElement(set, ..) | Op::DeleteElement(set, ..) if &**set == "service-nodeports")),
+            "{ops:?}"
+        );
+        // `a` leaving hands it back to `b`.
+        let ops = fx.remove("a");
+        let back = ops.iter().any(|o| {
+            matches!(o, Op::AddElement(set, _, Some(Verdict::Goto(c))) if &**set == "service-nodeports" && c.contains("/b/"))
+        });
+        assert!(back, "{ops:?}");
+        // The node address stays in nodeport-ips while `b` has rows on it.
+        assert!(!ops
+            .iter()
+            .any(|o| matches!(o, Op::DeleteElement(set, _) if &**set == "nodeport-ips")));
+    }
+
+    #[test]
+    fn a_full_sync_against_an_identical_table_plans_nothing() {
+        let mut fx = Fixture::new();
+        let t = table(
+            "web",
+            vec![row(
+                "web",
+                FrontendKind::ClusterIP,
+                "10.96.0.1",
+                80,
+                &["10.0.0.1"],
+            )],
+        );
+        fx.sync(&t);
+        let held = fx.state.take_held();
+        let mut plan = PlanBuilder::new();
+        let objects = render_service(Family::IPv4, &t, &fx.names, false);
+        let rebuilt = fx.state.sync_full(
+            &mut plan,
+            &fx.fixed,
+            vec![(t.service.clone(), objects)],
+            held,
+            Instant::now(),
+        );
+        assert!(!rebuilt);
+        assert!(plan.is_empty(), "{:?}", plan.finish());
+    }
+}
