@@ -148,14 +148,10 @@ fn decode_continue(token: &str) -> Result<(u64, String, String), ApiError> {
     let bad = || {
         ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
     };
-    if !token.len().is_multiple_of(2) {
-        return Err(bad());
-    }
-    let bytes: Result<Vec<u8>, _> = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
-        .collect();
-    let v: Value = serde_json::from_slice(&bytes.map_err(|_| bad())?).map_err(|_| bad())?;
+    // Decoded from bytes, never by slicing the text: the token is client input and may hold
+    // any characters.
+    let bytes = crate::text::decode_hex(token).ok_or_else(bad)?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     Ok((
         v["rv"].as_u64().ok_or_else(bad)?,
         v["ns"].as_str().ok_or_else(bad)?.to_string(),
@@ -345,11 +341,7 @@ fn truncate(s: &str, n: usize) -> String {
     if s.len() <= n {
         s.to_string()
     } else {
-        let mut end = n;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}...", &s[..end])
+        format!("{}...", crate::text::truncate_to_char_boundary(s, n))
     }
 }
 

@@ -6,6 +6,10 @@
 //! finalizers, garbage collection, the status subresource, server-side printing (Tables) and
 //! Prometheus metrics named like kube-apiserver's.
 
+// Slicing a string at a byte index panics inside a multi-byte character: request text (and
+// flags) are cut with `get`, `split_once`, `strip_prefix` or `split_at_checked` instead.
+#![warn(clippy::string_slice)]
+
 pub mod access_review;
 pub mod admission;
 pub mod bootstrap;
@@ -34,6 +38,7 @@ pub mod state;
 pub mod store;
 pub mod strategy;
 pub mod table;
+pub mod text;
 pub mod tls;
 pub mod watch;
 

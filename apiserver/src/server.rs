@@ -257,7 +257,10 @@ async fn route(
             Some(value_response(200, &discovery::openapi_index_for(&state)))
         }
         (Method::GET, p) if p.starts_with("/openapi/v3/") => Some(
-            match discovery::openapi_document_for(&state, &p["/openapi/v3/".len()..]) {
+            match p
+                .strip_prefix("/openapi/v3/")
+                .and_then(|rest| discovery::openapi_document_for(&state, rest))
+            {
                 Some(doc) => value_response(200, &doc),
                 None => error_response(&ApiError::path_not_found()),
             },

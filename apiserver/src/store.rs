@@ -378,13 +378,19 @@ impl Store {
         object.rv = rv;
         object.json = match rv_at {
             RvAt::Offset(at) => {
+                let (head, tail) = json
+                    .split_at_checked(at)
+                    .and_then(|(head, rest)| Some((head, rest.strip_prefix(RV_PLACEHOLDER_JSON)?)))
+                    .ok_or_else(|| {
+                        StoreError::Serialize("resourceVersion placeholder lost".into())
+                    })?;
                 let rv_text = rv.to_string();
                 let mut out = String::with_capacity(json.len() + rv_text.len());
-                out.push_str(&json[..at]);
+                out.push_str(head);
                 out.push_str(r#""resourceVersion":""#);
                 out.push_str(&rv_text);
                 out.push('"');
-                out.push_str(&json[at + RV_PLACEHOLDER_JSON.len()..]);
+                out.push_str(tail);
                 out.into_boxed_str()
             }
             RvAt::Reserialize(mut value) => {
