@@ -54,6 +54,7 @@ pub use service::{validate_service, warnings_for_service, Phase};
 pub use service_update::validate_service_update;
 
 pub mod admission;
+pub mod bounded_yaml;
 pub mod certs;
 pub mod metrics;
 pub mod server;
