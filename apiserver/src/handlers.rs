@@ -144,6 +144,15 @@ fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
     raw.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The answer for a write the store refused for a reason of its own: an object nesting too
+/// deep to be read back is the client's error (400 naming where); anything else is ours.
+fn store_failure(e: StoreError) -> ApiError {
+    match e {
+        StoreError::TooDeep(message) => ApiError::bad_request(message),
+        e => ApiError::internal(e.to_string()),
+    }
+}
+
 fn decode_continue(token: &str) -> Result<(u64, String, String), ApiError> {
     let bad = || {
         ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
@@ -535,7 +544,7 @@ async fn create_object(
             }
             Err(e) => {
                 reservation.rollback(&state.services);
-                return Err(ApiError::internal(e.to_string()));
+                return Err(store_failure(e));
             }
         }
     }
@@ -695,7 +704,7 @@ async fn update_object(
         }
         Err(e) => {
             reservation.rollback(&state.services);
-            Err(ApiError::internal(e.to_string()))
+            Err(store_failure(e))
         }
     }
 }
@@ -1060,7 +1069,7 @@ pub async fn delete_object(
             Err(StoreError::NotFound) => {
                 return Err(ApiError::not_found(&info.group, &info.plural, name))
             }
-            Err(e) => return Err(ApiError::internal(e.to_string())),
+            Err(e) => return Err(store_failure(e)),
         }
     }
     Err(ApiError::conflict(&info.group, &info.plural, name))
@@ -1086,7 +1095,7 @@ fn commit_deletion_mark(
             Ok(Some(stored))
         }
         Err(StoreError::Conflict) => Ok(None),
-        Err(e) => Err(ApiError::internal(e.to_string())),
+        Err(e) => Err(store_failure(e)),
     }
 }
 

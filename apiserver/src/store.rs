@@ -129,6 +129,10 @@ pub enum StoreError {
     /// The object could not be serialized.
     #[error("serialization failed: {0}")]
     Serialize(String),
+    /// The object nests deeper than [`crate::nesting::MAX_DEPTH`] levels (it could not be read
+    /// back); the message names where.
+    #[error("{0}")]
+    TooDeep(String),
 }
 
 /// Watch start failure.
@@ -315,6 +319,11 @@ impl Store {
     /// Extracts what the store indexes and serializes the object with a placeholder
     /// `resourceVersion`, so the costly part of a write runs before the write lock is taken.
     fn prepare(&self, resource: &ResourceKey, mut value: Value) -> Result<Prepared, StoreError> {
+        // Stored versions are parsed again ([`StoredObject::value`]), which fails past the
+        // JSON parser's depth limit: refuse them here, the one place every write passes.
+        if let Some(at) = crate::nesting::too_deep(&value, crate::nesting::MAX_DEPTH) {
+            return Err(StoreError::TooDeep(crate::nesting::too_deep_message(&at)));
+        }
         value["metadata"]["resourceVersion"] = Value::String(RV_PLACEHOLDER.into());
         let meta = &value["metadata"];
         let namespace = meta["namespace"].as_str().unwrap_or_default().to_string();
@@ -759,6 +768,23 @@ mod tests {
 
     fn stored_value(obj: &StoredObject) -> Value {
         serde_json::from_str(&obj.json).expect("stored JSON parses")
+    }
+
+    #[test]
+    fn objects_nesting_deeper_than_can_be_read_back_are_refused_naming_where() {
+        let store = Store::new(100, HashMap::new());
+        let mut deep = json!("leaf");
+        // metadata-less levels below data.x: the object is 2 + 126 = 128 levels deep.
+        for _ in 0..126 {
+            deep = json!([deep]);
+        }
+        let cm = json!({"metadata": {"name": "a", "namespace": "ns"}, "data": {"x": deep}});
+        let err = store
+            .commit(&configmaps(), "ns", "a", Write::Create(cm))
+            .expect_err("refused");
+        assert!(matches!(err, StoreError::TooDeep(_)), "{err}");
+        assert!(err.to_string().starts_with("data.x[0]"), "{err}");
+        assert_eq!(store.current_rv(), 0, "nothing was written");
     }
 
     #[test]
