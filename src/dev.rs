@@ -45,6 +45,9 @@ pub struct DevArgs {
     /// NodePort range, as kube-apiserver's flag.
     #[arg(long, default_value = svcplane_apiserver::state::DEFAULT_SERVICE_NODE_PORT_RANGE)]
     pub service_node_port_range: String,
+    /// Connections one client (source address) may hold open at once; more are closed.
+    #[arg(long, default_value_t = svcplane_webhook::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT)]
+    pub max_connections_per_client: usize,
 }
 
 /// The bundled examples, created unless `--no-examples`.
@@ -81,7 +84,7 @@ fn manifest_files(path: &PathBuf) -> anyhow::Result<Vec<PathBuf>> {
 
 /// Runs until Ctrl-C.
 pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
-    let config = svcplane_apiserver::Config {
+    let mut config = svcplane_apiserver::Config {
         listen: args.listen,
         tls: !args.insecure_http,
         faults_endpoint: args.faults,
@@ -90,6 +93,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         service_node_port_range: args.service_node_port_range.clone(),
         ..Default::default()
     };
+    config.connections.max_connections_per_client = args.max_connections_per_client;
     let server = svcplane_apiserver::start(config)
         .await
         .context("starting the embedded API server")?;

@@ -9,7 +9,6 @@ use std::time::Instant;
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -22,6 +21,7 @@ use crate::error::ApiError;
 use crate::request::{parse_resource_path, Query, Verb};
 use crate::state::{AppState, Config};
 use crate::{discovery, gc, handlers, persist, watch as watch_mod, Error};
+use svcplane_webhook::connections;
 
 /// A started server. Dropping it does not stop the server; call [`RunningServer::shutdown`].
 pub struct RunningServer {
@@ -133,55 +133,15 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
     public_addr: SocketAddr,
 ) {
-    loop {
-        let (stream, _peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(err) => {
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let _ = stream.set_nodelay(true);
+    let limits = state.config.connections.clone();
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let state = state.clone();
-        let acceptor = acceptor.clone();
-        let mut conn_shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(route(state, req, public_addr).await) }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let result = match acceptor {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(tls) => {
-                        let conn = builder.serve_connection(TokioIo::new(tls), service);
-                        tokio::select! {
-                            r = conn => r,
-                            _ = conn_shutdown.changed() => Ok(()),
-                        }
-                    }
-                    Err(err) => {
-                        tracing::debug!(%err, "TLS handshake failed");
-                        return;
-                    }
-                },
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    tokio::select! {
-                        r = conn => r,
-                        _ = conn_shutdown.changed() => Ok(()),
-                    }
-                }
-            };
-            if let Err(err) = result {
-                tracing::debug!(%err, "connection ended with error");
-            }
-        });
-    }
+        async move { Ok::<_, Infallible>(route(state, req, public_addr).await) }
+    });
+    let stopped = async move {
+        let _ = shutdown.changed().await;
+    };
+    connections::serve(listener, acceptor, limits, service, stopped).await;
 }
 
 fn render_metrics(state: &AppState) -> String {
@@ -206,6 +166,7 @@ async fn route(
     public_addr: SocketAddr,
 ) -> Response<Body> {
     let started = Instant::now();
+    let request_timeout = state.config.request_timeout;
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = Query::parse(req.uri().query());
@@ -219,7 +180,7 @@ async fn route(
         return faults_endpoint(&state, &method, req).await;
     }
     if method == Method::POST && path == crate::access_review::PATH {
-        let answer = match read_body(req).await {
+        let answer = match read_body(req, request_timeout).await {
             Ok(body) => crate::access_review::review(&body, content_type.as_deref()),
             Err(e) => Err(e),
         };
@@ -331,7 +292,7 @@ async fn route(
             rr.name.as_deref().unwrap_or_default(),
         )?;
         let body = if verb.is_write() {
-            read_body(req).await?
+            read_body(req, request_timeout).await?
         } else {
             bytes::Bytes::new()
         };
@@ -397,10 +358,20 @@ fn record_non_resource(state: &AppState, method: &Method, path: &str, code: u16,
         .observe(started.elapsed().as_secs_f64());
 }
 
-/// Reads a request body up to the 3 MiB limit (413 beyond, as upstream).
-async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
+/// Reads a request body up to the 3 MiB limit (413 beyond, as upstream), within `timeout`
+/// (504 beyond, as upstream's request timeout answers).
+async fn read_body(
+    req: Request<Incoming>,
+    timeout: std::time::Duration,
+) -> Result<bytes::Bytes, ApiError> {
     let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES);
-    match limited.collect().await {
+    let Ok(read) = tokio::time::timeout(timeout, limited.collect()).await else {
+        return Err(ApiError::timeout(format!(
+            "request did not complete within requested timeout - the request body did not arrive within {}s",
+            timeout.as_secs()
+        )));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err)
             if err
@@ -443,7 +414,7 @@ async fn faults_endpoint(
             value_response(200, &json!(state.faults.get()))
         }
         Method::POST => {
-            let body = match read_body(req).await {
+            let body = match read_body(req, state.config.request_timeout).await {
                 Ok(b) => b,
                 Err(e) => return error_response(&e),
             };

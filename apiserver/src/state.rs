@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use svcplane_webhook::connections::ConnectionLimits;
 use tokio::sync::Notify;
 
 use crate::faults::Faults;
@@ -27,6 +28,12 @@ pub struct Config {
     pub tls: bool,
     /// Number of events kept for watch resumption (older resumes get 410 Gone).
     pub history_limit: usize,
+    /// Timeouts of every connection (TLS handshake, header read, idle) and the cap on
+    /// connections per client.
+    pub connections: ConnectionLimits,
+    /// Time allowed for a request body to arrive (upstream's `--request-timeout`); the request
+    /// gets 504 Timeout beyond it.
+    pub request_timeout: std::time::Duration,
     /// Enable the `POST /debug/faults` admin path.
     pub faults_endpoint: bool,
     /// Persist objects to this file (atomically) and load them at start.
@@ -48,6 +55,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: false,
             history_limit: 200_000,
+            connections: ConnectionLimits::default(),
+            request_timeout: std::time::Duration::from_secs(60),
             faults_endpoint: false,
             state_file: None,
             service_cluster_ip_range: DEFAULT_SERVICE_CLUSTER_IP_RANGE.to_string(),

@@ -56,6 +56,7 @@ pub use service_update::validate_service_update;
 pub mod admission;
 pub mod bounded_yaml;
 pub mod certs;
+pub mod connections;
 pub mod metrics;
 pub mod server;
 pub mod tls;

@@ -13,13 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{BoxError, Json, Router};
 use bytes::Bytes;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{review, review_error_body};
+use crate::connections::{self, ConnectionLimits};
 use crate::metrics::WebhookMetrics;
 use crate::tls::{server_config, ReloadingCert, TlsFiles};
 use crate::Error;
@@ -27,8 +26,6 @@ use crate::Error;
 /// Largest AdmissionReview body accepted (3 MiB, like kube-apiserver's request limit for
 /// webhook payloads); larger bodies get HTTP 413.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
-/// Time allowed for a TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Options shared by the TLS and plain-HTTP servers.
 #[derive(Clone, Debug)]
@@ -37,14 +34,17 @@ pub struct ServeOptions {
     pub request_timeout: Duration,
     /// Metrics to record into and expose on `/metrics`.
     pub metrics: WebhookMetrics,
+    /// Timeouts and the per-client connection cap of the listeners.
+    pub limits: ConnectionLimits,
 }
 
 impl ServeOptions {
-    /// Defaults: 10 s per request, fresh metrics.
+    /// Defaults: 10 s per request, fresh metrics, default connection limits.
     pub fn new() -> Result<Self, Error> {
         Ok(ServeOptions {
             request_timeout: Duration::from_secs(10),
             metrics: WebhookMetrics::new().map_err(|e| Error::Metrics(e.to_string()))?,
+            limits: ConnectionLimits::default(),
         })
     }
 }
@@ -106,7 +106,8 @@ pub fn router(options: &ServeOptions) -> Router {
 }
 
 /// Serve the webhook over TLS on `listener` until `shutdown` completes. The certificate is
-/// re-read when its files change (checked every `tls.reload_interval`).
+/// re-read when its files change (checked every `tls.reload_interval`). Connections get
+/// `options.limits` (handshake, header-read and idle timeouts; see [`crate::connections`]).
 pub async fn serve(
     listener: TcpListener,
     tls: TlsFiles,
@@ -116,74 +117,20 @@ pub async fn serve(
     let resolver = ReloadingCert::new(tls)?;
     let watcher = resolver.spawn_watcher();
     let acceptor = TlsAcceptor::from(server_config(resolver)?);
-    let app = router(&options);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let app = app.clone();
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    serve_connection(TokioIo::new(stream), app).await;
-                });
-            }
-        }
-    }
+    let app = TowerToHyperService::new(router(&options));
+    connections::serve(listener, Some(acceptor), options.limits, app, shutdown).await;
     watcher.abort();
     Ok(())
 }
 
-async fn serve_connection<I>(io: I, app: Router)
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)));
-    if let Err(e) = builder
-        .serve_connection(io, TowerToHyperService::new(app))
-        .await
-    {
-        tracing::debug!(error = %e, "connection ended with error");
-    }
-}
-
-/// Serve the same routes over plain HTTP (metrics endpoint, benchmarks' baseline, tests).
+/// Serve the same routes over plain HTTP (metrics endpoint, benchmarks' baseline, tests), with
+/// the same connection limits.
 pub async fn serve_plain(
     listener: TcpListener,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let app = router(&options);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::Io("listener".into(), e.to_string()))
+    let app = TowerToHyperService::new(router(&options));
+    connections::serve(listener, None, options.limits, app, shutdown).await;
+    Ok(())
 }
