@@ -45,6 +45,9 @@ pub struct DevArgs {
     /// NodePort range, as kube-apiserver's flag.
     #[arg(long, default_value = svcplane_apiserver::state::DEFAULT_SERVICE_NODE_PORT_RANGE)]
     pub service_node_port_range: String,
+    /// Watches one client (source address) may hold open at once; more get 429.
+    #[arg(long, default_value_t = svcplane_apiserver::state::WatchLimits::default().max_per_client)]
+    pub max_watches_per_client: usize,
     /// Connections one client (source address) may hold open at once; more are closed.
     #[arg(long, default_value_t = svcplane_webhook::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT)]
     pub max_connections_per_client: usize,
@@ -93,6 +96,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         service_node_port_range: args.service_node_port_range.clone(),
         ..Default::default()
     };
+    config.watch_limits.max_per_client = args.max_watches_per_client;
     config.connections.max_connections_per_client = args.max_connections_per_client;
     let server = svcplane_apiserver::start(config)
         .await

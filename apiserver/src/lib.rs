@@ -43,6 +43,8 @@ pub mod table;
 pub mod text;
 pub mod tls;
 pub mod watch;
+pub mod watch_buffer;
+pub mod watch_clients;
 
 pub use error::ApiError;
 pub use faults::{FaultConfig, FaultRule};

@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::request::{parse_resource_path, Query, Verb};
 use crate::state::{AppState, Config};
 use crate::{discovery, gc, handlers, persist, watch as watch_mod, Error};
-use svcplane_webhook::connections;
+use svcplane_webhook::connections::{self, ConnectionInfo};
 
 /// A started server. Dropping it does not stop the server; call [`RunningServer::shutdown`].
 pub struct RunningServer {
@@ -156,6 +156,10 @@ fn render_metrics(state: &AppState) -> String {
         .metrics
         .resource_version
         .set(state.store.current_rv() as i64);
+    state
+        .metrics
+        .history_bytes
+        .set(state.store.history_bytes() as i64);
     state.metrics.render()
 }
 
@@ -166,6 +170,8 @@ async fn route(
     public_addr: SocketAddr,
 ) -> Response<Body> {
     let started = Instant::now();
+    let conn = req.extensions().get::<ConnectionInfo>().cloned();
+    let http1 = req.version() < http::Version::HTTP_2;
     let request_timeout = state.config.request_timeout;
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -300,7 +306,7 @@ async fn route(
             if let Err(e) = watch_mod::wait_until_fresh(&state, &query).await {
                 return Ok(watch_mod::error_stream(&e));
             }
-            return watch_mod::watch(&state, &rr, &query, &headers);
+            return watch_mod::watch(&state, &rr, &query, &headers, conn.as_ref(), http1);
         }
         let reply = handlers::handle(&state, &rr, &query, &headers, &body).await?;
         let mut resp = reply.response;
