@@ -5,6 +5,8 @@ set -euo pipefail
 need_apt=()
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+# `kill`: the binary suite sends SIGTERM/SIGINT/SIGKILL to `svcplane` processes.
+command -v kill >/dev/null 2>&1 || need_apt+=(procps)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
@@ -23,3 +25,8 @@ if ! command -v kubectl >/dev/null 2>&1; then
   echo "install-test-deps: kubectl is NOT on the PATH: kubectl suites will SKIP" >&2
   echo "=================================================================" >&2
 fi
+
+# The real-kernel tests (svcplane_tests::vm): qemu, Debian's kernel and the guest's tools,
+# cached under SVCPLANE_VM_CACHE (default /var/cache/svcplane-vm); a no-op once prepared.
+# Fails loudly when something cannot be fetched: those tests must not skip.
+"$(dirname "$0")/vm/fetch.sh"

@@ -42,6 +42,22 @@ pub struct DevArgs {
     /// Directory for generated files (webhook certificates).
     #[arg(long, default_value = ".svcplane-dev")]
     pub work_dir: PathBuf,
+    /// Do not run the dry-run node agents (one per Node, tables served on
+    /// --node-agents-listen).
+    #[arg(long)]
+    pub no_node_agents: bool,
+    /// Backend of the node agent for `--node-agent-node`: `dry-run` (default: nothing is
+    /// programmed), or `nftables`, `ipvs`, `auto` to program THIS machine's kernel for real
+    /// (needs root; undo with `svcplane node-agent --backend BACKEND --cleanup`).
+    #[arg(long, default_value = "dry-run", value_parser = clap::builder::ValueParser::new(parse_backend))]
+    pub node_agent_backend: svcplane_dataplane::backends::BackendKind,
+    /// The Node whose table `--node-agent-backend` programs on this machine (default: the
+    /// first Node); every other Node's agent stays a dry run.
+    #[arg(long)]
+    pub node_agent_node: Option<String>,
+    /// Address of the node agents' debug server (`/nodes/NAME/table`).
+    #[arg(long, default_value = "127.0.0.1:6480")]
+    pub node_agents_listen: SocketAddr,
     /// NodePort range, as kube-apiserver's flag.
     #[arg(long, default_value = svcplane_apiserver::state::DEFAULT_SERVICE_NODE_PORT_RANGE)]
     pub service_node_port_range: String,
@@ -51,6 +67,10 @@ pub struct DevArgs {
     /// Connections one client (source address) may hold open at once; more are closed.
     #[arg(long, default_value_t = svcplane_webhook::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT)]
     pub max_connections_per_client: usize,
+}
+
+fn parse_backend(s: &str) -> Result<svcplane_dataplane::backends::BackendKind, String> {
+    s.parse()
 }
 
 /// The bundled examples, created unless `--no-examples`.
@@ -85,8 +105,11 @@ fn manifest_files(path: &PathBuf) -> anyhow::Result<Vec<PathBuf>> {
     }
 }
 
-/// Runs until Ctrl-C.
+/// Runs until SIGTERM or SIGINT, then stops in order: the controllers and node agents (no new
+/// requests from them), the API server (stops accepting, finishes in-flight requests, writes
+/// the final snapshot), and last the webhook (in-flight writes still call it).
 pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let shutdown = crate::shutdown::Shutdown::install().context("installing signal handlers")?;
     let mut config = svcplane_apiserver::Config {
         listen: args.listen,
         tls: !args.insecure_http,
@@ -104,14 +127,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let state = server.state().clone();
     // The webhook first: a state file may hold a configuration from an earlier run that points
     // at that run's port, and every write below would fail against it.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let webhook_url = if args.no_webhook {
+    let (stop_webhook, webhook_stop_rx) = tokio::sync::watch::channel(false);
+    // The in-process API clients (controllers, node agents) stop first, the webhook last.
+    let (stop_clients, clients_stop_rx) = tokio::sync::watch::channel(false);
+    let webhook = if args.no_webhook {
         None
     } else {
-        let url = crate::dev_components::start_webhook(&state, &args.work_dir, stop_rx.clone())
+        let webhook = crate::dev_components::start_webhook(&state, &args.work_dir, webhook_stop_rx)
             .await
             .context("starting the validating admission webhook")?;
-        Some(url)
+        Some(webhook)
     };
     if !args.no_examples {
         for (name, text) in EXAMPLES {
@@ -140,31 +165,82 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let controllers = if args.no_controllers {
         None
     } else {
-        let handle = crate::dev_components::start_controllers(&server, stop_rx.clone())
+        let handle = crate::dev_components::start_controllers(&server, clients_stop_rx.clone())
             .await
             .context("starting the controllers")?;
         Some(handle)
     };
+    let node_agents = if args.no_node_agents {
+        None
+    } else {
+        let real = crate::dev_components::RealAgent {
+            backend: args.node_agent_backend,
+            node: args.node_agent_node.clone(),
+        };
+        let agents = crate::dev_components::start_node_agents(
+            &server,
+            args.node_agents_listen,
+            &real,
+            clients_stop_rx.clone(),
+        )
+        .await
+        .context("starting the node agents")?;
+        Some(agents)
+    };
     println!("svcplane dev: API server listening on {}", server.url);
+    if let Some(warning) = server.exposure_warning() {
+        println!("  WARNING: {warning}");
+    }
     println!(
         "  kubectl --kubeconfig {} get nodes,pods,services,endpointslices",
         args.kubeconfig_out.display()
     );
-    if let Some(url) = &webhook_url {
-        println!("  admission webhook: {url}");
+    if let Some(webhook) = &webhook {
+        println!("  admission webhook: {}", webhook.url);
     }
     if controllers.is_some() {
         println!("  controllers: endpointslice, endpointslicemirroring, endpoints");
     }
+    if let Some(agents) = &node_agents {
+        println!(
+            "  node agents (dry run): {} node(s); tables at {}/nodes",
+            agents.nodes.len(),
+            agents.url
+        );
+        for node in &agents.nodes {
+            println!("    {node}: {}/nodes/{node}/table", agents.url);
+        }
+        if let Some((node, backend)) = &agents.programs_this_machine {
+            println!(
+                "  WARNING: the agent for {node} programs THIS machine's kernel with the {backend} \
+                 backend (Service VIPs, NodePorts and rules of its table); undo with \
+                 `svcplane node-agent --backend {backend} --cleanup`"
+            );
+        }
+    }
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    println!("svcplane dev: shutting down");
-    let _ = stop_tx.send(true);
+    let signal = shutdown.requested().await;
+    println!("svcplane dev: {signal} received, shutting down");
+    let _ = stop_clients.send(true);
     if let Some(handle) = controllers {
-        let _ = handle.await;
+        stop_within("controllers", handle).await;
     }
     server.shutdown().await;
+    let _ = stop_webhook.send(true);
+    if let Some(webhook) = webhook {
+        stop_within("webhook", webhook.task).await;
+    }
+    println!("svcplane dev: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for a stopping component, for at most the API server's own grace period.
+async fn stop_within(what: &str, task: tokio::task::JoinHandle<()>) {
+    let grace = svcplane_apiserver::server::SHUTDOWN_GRACE;
+    if tokio::time::timeout(grace, task).await.is_err() {
+        tracing::warn!(
+            component = what,
+            "did not stop within {grace:?}; leaving it"
+        );
+    }
 }

@@ -24,13 +24,20 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// The webhook `svcplane dev` runs.
+pub struct DevWebhook {
+    /// Its URL.
+    pub url: String,
+    /// The serving task; it ends after the stop signal, once in-flight reviews are answered.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
 /// Generates certificates, starts the webhook on a loopback port and registers it.
-/// Returns the webhook URL.
 pub async fn start_webhook(
     state: &Arc<AppState>,
     work_dir: &Path,
     stop: watch::Receiver<bool>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<DevWebhook> {
     let dir = work_dir.join("webhook-certs");
     let certs = svcplane_webhook::generate_certs(&dir, &["localhost".into(), "127.0.0.1".into()])
         .with_context(|| format!("generating webhook certificates in {}", dir.display()))?;
@@ -44,7 +51,7 @@ pub async fn start_webhook(
         reload_interval: std::time::Duration::from_secs(10),
     };
     let options = svcplane_webhook::ServeOptions::new()?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(err) = svcplane_webhook::serve(listener, tls, options, stopped(stop)).await {
             tracing::error!(%err, "webhook server stopped");
         }
@@ -94,7 +101,7 @@ pub async fn start_webhook(
     svcplane_apiserver::handlers::create_internal(state, &info, config)
         .await
         .map_err(|e| anyhow::anyhow!("registering the webhook: {}", e.message))?;
-    Ok(url)
+    Ok(DevWebhook { url, task })
 }
 
 /// Starts the controllers against the server over a real client.
@@ -113,4 +120,122 @@ pub async fn start_controllers(
             tracing::error!(%err, "controllers stopped");
         }
     }))
+}
+
+/// The node agents `svcplane dev` runs, one per Node, and where their tables are served.
+pub struct NodeAgents {
+    /// Base URL of the debug server (`{url}/nodes/NAME/table`).
+    pub url: String,
+    /// Names of the Nodes with an agent.
+    pub nodes: Vec<String>,
+    /// The Node whose agent programs this machine, and its backend (`None`: all dry runs).
+    pub programs_this_machine: Option<(String, String)>,
+}
+
+/// Which agent, if any, programs this machine's kernel instead of a dry run.
+pub struct RealAgent {
+    /// The backend (`DryRun` keeps every agent a dry run).
+    pub backend: svcplane_dataplane::backends::BackendKind,
+    /// The Node it acts as (default: the first Node).
+    pub node: Option<String>,
+}
+
+/// Starts one dry-run node agent per Node in the API (over a real client, like a DaemonSet's
+/// pods would) and serves each node's table on `listen`: `/nodes`, `/nodes/NAME/table`
+/// (`?o=json` for JSON) and `/nodes/NAME/metrics`.
+pub async fn start_node_agents(
+    server: &RunningServer,
+    listen: std::net::SocketAddr,
+    real: &RealAgent,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<NodeAgents> {
+    use k8s_openapi::api::core::v1::Node;
+    use svcplane_dataplane::agent::{Agent, SyncTiming};
+    use svcplane_dataplane::backends::{build_backend, BackendKind, BackendOptions};
+    use svcplane_dataplane::dry_run::DryRunBackend;
+    use svcplane_dataplane::metrics::AgentMetrics;
+    use svcplane_dataplane::model::ProxyConfig;
+
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&server.kubeconfig())?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    let client = kube::Client::try_from(config)?;
+    let nodes = kube::Api::<Node>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .context("listing Nodes")?;
+    let mut routes = axum::Router::new();
+    let mut names = Vec::new();
+    let real_node = match (&real.node, real.backend) {
+        (_, BackendKind::DryRun) => None,
+        (Some(node), _) => Some(node.clone()),
+        (None, _) => nodes.items.first().and_then(|n| n.metadata.name.clone()),
+    };
+    if let Some(node) = &real_node {
+        anyhow::ensure!(
+            nodes
+                .items
+                .iter()
+                .any(|n| n.metadata.name.as_ref() == Some(node)),
+            "--node-agent-node {node}: no such Node"
+        );
+    }
+    let mut programs_this_machine = None;
+    for node in nodes.items {
+        let Some(name) = node.metadata.name.clone() else {
+            continue;
+        };
+        let backend: Box<dyn svcplane_dataplane::backend::Backend> =
+            if real_node.as_ref() == Some(&name) {
+                let backend = build_backend(real.backend, &BackendOptions::default())
+                    .with_context(|| format!("--node-agent-backend {}", real.backend))?;
+                programs_this_machine = Some((name.clone(), backend.name().to_string()));
+                backend
+            } else {
+                Box::new(DryRunBackend::new())
+            };
+        let metrics = AgentMetrics::new().context("registering node agent metrics")?;
+        let agent = Agent::new(
+            ProxyConfig {
+                node_name: name.clone(),
+                ..ProxyConfig::default()
+            },
+            backend,
+            SyncTiming::default(),
+            metrics.clone(),
+        );
+        let status = agent.subscribe();
+        let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(svcplane_dataplane::source::watch_api(
+            client.clone(),
+            name.clone(),
+            events_tx,
+        ));
+        tokio::spawn(agent.run(events_rx, stopped(stop.clone())));
+        let router = svcplane_dataplane::health::agent_router(
+            status,
+            Some(metrics),
+            SyncTiming::default().sync_period * 2,
+        );
+        routes = routes.nest(&format!("/nodes/{name}"), router);
+        names.push(name);
+    }
+    let index = names
+        .iter()
+        .map(|n| format!("{n}\t/nodes/{n}/table\n"))
+        .collect::<String>();
+    routes = routes.route("/nodes", axum::routing::get(move || async move { index }));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("--node-agents-listen {listen}: cannot listen"))?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, routes)
+            .with_graceful_shutdown(stopped(stop))
+            .await;
+    });
+    Ok(NodeAgents {
+        url: format!("http://{addr}"),
+        nodes: names,
+        programs_this_machine,
+    })
 }

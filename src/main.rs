@@ -4,6 +4,7 @@ mod dev;
 mod dev_components;
 mod logging;
 mod node_agent;
+mod shutdown;
 
 use std::process::ExitCode;
 
@@ -65,7 +66,11 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Webhook(args) => {
-                svcplane_webhook::run(args).await?;
+                let shutdown = shutdown::Shutdown::install()?;
+                svcplane_webhook::run(args, async move {
+                    shutdown.requested().await;
+                })
+                .await?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::NodeAgent(args) => node_agent::run(args).await,

@@ -34,8 +34,23 @@ impl Reply {
     }
 }
 
-/// How many times a patch or apply is retried when the object changes underneath it.
-const MAX_PATCH_RETRIES: usize = 16;
+/// How many times a delete is retried when the object changes underneath it.
+const MAX_DELETE_RETRIES: usize = 16;
+
+/// How long a patch or apply keeps re-applying itself to a changing object. Upstream's
+/// `GuaranteedUpdate` loops until the request deadline (60 s); one writer wins every round,
+/// so only a pathological stream of competing writes gets this far.
+const PATCH_RETRY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether an error is the store's compare-and-swap failure (the object changed between the
+/// read and the commit), as opposed to a precondition the client set or a field-manager
+/// conflict of server-side apply (which carries causes).
+fn is_store_conflict(e: &ApiError) -> bool {
+    e.code == 409
+        && e.reason == "Conflict"
+        && e.details.causes.is_empty()
+        && e.message.contains("the object has been modified")
+}
 
 /// Dispatches a resource request to its verb.
 pub async fn handle(
@@ -85,6 +100,9 @@ fn get(
     if rr.info.namespaced && rr.namespace.is_none() {
         return Err(ApiError::path_not_found());
     }
+    // Any revision is served from the latest state (never older than asked), but a value that
+    // is not a revision is refused as upstream does.
+    query.resource_version()?;
     let obj = state
         .store
         .get(&rr.info.key(), &store_key_ns(rr), name)
@@ -168,6 +186,36 @@ fn decode_continue(token: &str) -> Result<(u64, String, String), ApiError> {
     ))
 }
 
+/// Checks a decoded continue token against the store, as upstream's `DecodeContinue` and the
+/// etcd read at the token's revision do: revision 0 and an empty start key are invalid, and a
+/// revision this server has not reached yet cannot come from one of its lists (a forged or
+/// foreign token), so it is refused instead of being reported back as the list's revision.
+/// A revision older than the retained history answers 410 later, when the page is read.
+fn check_continue_revision(state: &AppState, rv: u64, after_name: &str) -> Result<(), ApiError> {
+    let invalid = |why: String| {
+        ApiError::bad_request(format!(
+            "invalid continue token: continue key is not valid: {why}"
+        ))
+    };
+    if rv == 0 {
+        return Err(invalid(
+            "incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into(),
+        ));
+    }
+    if after_name.is_empty() {
+        return Err(invalid(
+            "encoded start key empty (version meta.k8s.io/v1)".into(),
+        ));
+    }
+    let current = state.store.current_rv();
+    if rv > current {
+        return Err(invalid(format!(
+            "encoded resourceVersion {rv} is newer than the server's current resourceVersion {current}"
+        )));
+    }
+    Ok(())
+}
+
 fn list(
     state: &Arc<AppState>,
     rr: &ResourceRequest,
@@ -179,8 +227,20 @@ fn list(
         .number("limit")?
         .filter(|l| *l > 0)
         .map(|l| l as usize);
+    let requested_rv = query.resource_version()?;
     let cont = match query.get("continue") {
-        Some(t) if !t.is_empty() => Some(decode_continue(t)?),
+        Some(t) if !t.is_empty() => {
+            // Upstream's etcd3 store `GetList`: a continued list is served at the token's
+            // revision, so a resourceVersion next to it is refused.
+            if requested_rv.is_some_and(|rv| rv != 0) {
+                return Err(ApiError::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
+            }
+            let (rv, after_ns, after_name) = decode_continue(t)?;
+            check_continue_revision(state, rv, &after_name)?;
+            Some((rv, after_ns, after_name))
+        }
         _ => None,
     };
     let ns = rr.namespace.as_deref();
@@ -424,14 +484,12 @@ async fn create(
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let mut obj = decode_object(body, body_format(content_type)?)?;
+    let format = body_format(content_type)?;
+    let mut obj = decode_object(body, format)?;
     check_type(&rr.info, &mut obj)?;
     check_namespace(&rr.info, rr.namespace.as_deref(), &mut obj)?;
     let mut warnings =
-        strategy::check_unknown_fields(&rr.info, &mut obj, opts.strict == FieldValidation::Strict)?;
-    if opts.strict == FieldValidation::Ignore {
-        warnings.clear();
-    }
+        crate::strict_decoding::check_body(&rr.info, &mut obj, body, format, opts.strict)?;
     let ns = store_key_ns(rr);
     check_namespace_accepts(state, &rr.info, &ns, metadata::name(&obj))?;
     let (stored, more) = create_object(state, &rr.info, obj, &opts).await?;
@@ -525,14 +583,15 @@ async fn create_object(
         } else {
             std::mem::take(&mut obj)
         };
-        match state
-            .store
-            .commit(&info.key(), &ns, &name, Write::Create(value))
-        {
+        match commit_fitting(state, info, &ns, &name, Write::Create(value)) {
             Ok(stored) => {
                 reservation.commit(&state.services);
                 strategy::after_commit(state, info, Some(&stored), None);
                 return Ok((stored.json.to_string(), warnings));
+            }
+            Err(e @ StoreError::TooLarge { .. }) => {
+                reservation.rollback(&state.services);
+                return Err(ApiError::too_large(e.to_string()));
             }
             Err(StoreError::Exists) if generate.is_some() => {
                 reservation.rollback(&state.services);
@@ -564,7 +623,8 @@ async fn update(
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let mut obj = decode_object(body, body_format(content_type)?)?;
+    let format = body_format(content_type)?;
+    let mut obj = decode_object(body, format)?;
     check_type(&rr.info, &mut obj)?;
     check_namespace(&rr.info, rr.namespace.as_deref(), &mut obj)?;
     let name = rr.name.clone().unwrap_or_default();
@@ -577,10 +637,7 @@ async fn update(
         )));
     }
     let mut warnings =
-        strategy::check_unknown_fields(&rr.info, &mut obj, opts.strict == FieldValidation::Strict)?;
-    if opts.strict == FieldValidation::Ignore {
-        warnings.clear();
-    }
+        crate::strict_decoding::check_body(&rr.info, &mut obj, body, format, opts.strict)?;
     let ns = store_key_ns(rr);
     let current = state
         .store
@@ -676,10 +733,7 @@ async fn update_object(
         }
     };
     let name = current.name.clone();
-    match state
-        .store
-        .commit(&info.key(), &current.namespace, &name, write)
-    {
+    match commit_fitting(state, info, &current.namespace, &name, write) {
         Ok(stored) => {
             if finished {
                 // The object is gone: nothing this update allocated is kept.
@@ -702,10 +756,59 @@ async fn update_object(
             reservation.rollback(&state.services);
             Err(ApiError::not_found(&info.group, &info.plural, &name))
         }
+        Err(e @ StoreError::TooLarge { .. }) => {
+            reservation.rollback(&state.services);
+            Err(ApiError::too_large(e.to_string()))
+        }
         Err(e) => {
             reservation.rollback(&state.services);
             Err(store_failure(e))
         }
+    }
+}
+
+/// Commits a create or update; an object too large to store is stored without its
+/// managedFields if that makes it fit. Upstream's create, update and patch handlers retry the
+/// same way when etcd refuses a request as too large: the managedFields of an object with a
+/// long list (one entry per list item, ~100 bytes each for Service ports) can be most of it.
+fn commit_fitting(
+    state: &AppState,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    write: Write,
+) -> Result<Arc<StoredObject>, StoreError> {
+    let expected_rv = match &write {
+        Write::Update { expected_rv, .. } | Write::Delete { expected_rv } => Some(*expected_rv),
+        Write::Create(_) => None,
+    };
+    match state.store.commit(&info.key(), ns, name, write) {
+        Err(StoreError::TooLarge { size, mut value }) => {
+            let dropped = value
+                .get_mut("metadata")
+                .and_then(Value::as_object_mut)
+                .and_then(|m| m.remove("managedFields"))
+                .is_some_and(|mf| mf.as_array().is_some_and(|entries| !entries.is_empty()));
+            if !dropped {
+                return Err(StoreError::TooLarge { size, value });
+            }
+            tracing::info!(
+                resource = %info.plural,
+                namespace = ns,
+                name,
+                size,
+                "object too large to store with its managedFields; storing it without them"
+            );
+            let retry = match expected_rv {
+                Some(expected_rv) => Write::Update {
+                    expected_rv,
+                    value: *value,
+                },
+                None => Write::Create(*value),
+            };
+            state.store.commit(&info.key(), ns, name, retry)
+        }
+        other => other,
     }
 }
 
@@ -731,7 +834,14 @@ async fn patch(
             "force: Invalid value: true: may not be specified for non-apply patch",
         ));
     }
-    for _ in 0..MAX_PATCH_RETRIES {
+    // An apply configuration's repeated keys depend on the body alone.
+    let apply_warnings = if kind == PatchKind::Apply {
+        crate::strict_decoding::check_patch(&rr.info, kind, &mut Value::Null, body, opts.strict)?
+    } else {
+        Vec::new()
+    };
+    let started = std::time::Instant::now();
+    while started.elapsed() < PATCH_RETRY_DEADLINE {
         let current = state.store.get(&rr.info.key(), &ns, &name);
         let Some(current) = current else {
             if kind == PatchKind::Apply && rr.subresource.is_none() {
@@ -746,10 +856,17 @@ async fn patch(
                     )));
                 }
                 check_namespace_accepts(state, &rr.info, &ns, &name)?;
-                let (json, warnings) = create_object(state, &rr.info, obj, &opts).await?;
-                let mut reply = Reply::new(json_response(201, json));
-                reply.warnings = warnings;
-                return Ok(reply);
+                match create_object(state, &rr.info, obj, &opts).await {
+                    // Created by someone else meanwhile: apply to that object instead.
+                    Err(e) if e.reason == "AlreadyExists" => continue,
+                    Err(e) => return Err(e),
+                    Ok((json, warnings)) => {
+                        let mut reply = Reply::new(json_response(201, json));
+                        reply.warnings = apply_warnings;
+                        reply.warnings.extend(warnings);
+                        return Ok(reply);
+                    }
+                }
             }
             return Err(ApiError::not_found(&rr.info.group, &rr.info.plural, &name));
         };
@@ -766,19 +883,13 @@ async fn patch(
         check_type(&rr.info, &mut new).map_err(|e| {
             ApiError::bad_request(format!("patch changed the object's type: {}", e.message))
         })?;
-        // Upstream checks the patched object's fields like a create's body (`fieldValidation`).
+        // Upstream checks the patch's repeated keys and the patched object's fields like a
+        // create's body (`fieldValidation`).
         let mut field_warnings = if kind == PatchKind::Apply {
-            Vec::new()
+            apply_warnings.clone()
         } else {
-            strategy::check_unknown_fields(
-                &rr.info,
-                &mut new,
-                opts.strict == FieldValidation::Strict,
-            )?
+            crate::strict_decoding::check_patch(&rr.info, kind, &mut new, body, opts.strict)?
         };
-        if opts.strict == FieldValidation::Ignore {
-            field_warnings.clear();
-        }
         if metadata::name(&new) != name {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -786,22 +897,22 @@ async fn patch(
             )));
         }
         check_namespace(&rr.info, rr.namespace.as_deref(), &mut new)?;
-        // A resourceVersion in the patch is a precondition.
+        // The patched object inherits the resourceVersion of the version it was applied to,
+        // unless the patch itself set one: that is the precondition, checked against the
+        // version just read. When the object changes between this read and the commit, the
+        // patch is applied again to the fresh object (upstream `patcher.patchResource` inside
+        // `GuaranteedUpdate`), so a patch without a resourceVersion never answers 409, while
+        // one carrying a stale resourceVersion fails the check on the next round.
         let patched_rv = new["metadata"]["resourceVersion"]
             .as_str()
             .unwrap_or_default();
         if !patched_rv.is_empty() && patched_rv != current.rv.to_string() {
             return Err(ApiError::conflict(&rr.info.group, &rr.info.plural, &name));
         }
-        let explicit_precondition = !patched_rv.is_empty();
         match update_object(state, rr, &current, new, &opts).await {
-            Err(e)
-                if e.reason == "Conflict"
-                    && !explicit_precondition
-                    && e.details.causes.is_empty()
-                    && e.message.contains("the object has been modified") =>
-            {
-                continue
+            Err(e) if is_store_conflict(&e) => {
+                tokio::task::yield_now().await;
+                continue;
             }
             Err(e) => return Err(e),
             Ok((json, warnings)) => {
@@ -939,7 +1050,7 @@ pub async fn delete_object(
     name: &str,
     opts: &DeleteOptions,
 ) -> Result<(u16, String), ApiError> {
-    for _ in 0..MAX_PATCH_RETRIES {
+    for _ in 0..MAX_DELETE_RETRIES {
         let current = state
             .store
             .get(&info.key(), ns, name)

@@ -332,6 +332,16 @@ pub fn builtin_schemas(group: &str, version: &str) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
+/// The built-in component schemas of `group`/`version` without copying them (an empty map for
+/// groups without built-ins).
+pub fn builtin_schemas_ref(group: &str, version: &str) -> &'static Map<String, Value> {
+    static EMPTY: LazyLock<Map<String, Value>> = LazyLock::new(Map::new);
+    BUILTIN_SCHEMAS
+        .iter()
+        .find(|((g, v), _)| *g == group && *v == version)
+        .map_or(&EMPTY, |(_, schemas)| schemas)
+}
+
 /// Upstream's component name for a custom resource's schema: the group reversed, then the
 /// version and kind (`com.example.stable.v1.CronTab` for `stable.example.com`), as the CRD
 /// OpenAPI builder names definitions.

@@ -120,6 +120,21 @@ impl Query {
         }
     }
 
+    /// The `resourceVersion` parameter of a get, list or watch: `None` when absent or empty.
+    /// A value that is not a revision is a 400 with upstream's message (the storage layer's
+    /// `invalid resource version: ...` around `APIObjectVersioner.ParseResourceVersion`'s
+    /// field error), instead of being ignored.
+    pub fn resource_version(&self) -> Result<Option<u64>, ApiError> {
+        match self.get("resourceVersion") {
+            None | Some("") => Ok(None),
+            Some(v) => parse_revision(v).map(Some).map_err(|reason| {
+                ApiError::bad_request(format!(
+                    "invalid resource version: resourceVersion: Invalid value: {v:?}: strconv.ParseUint: parsing {v:?}: {reason}"
+                ))
+            }),
+        }
+    }
+
     /// Whether `dryRun=All` was requested (the only value upstream accepts).
     pub fn dry_run(&self) -> Result<bool, ApiError> {
         match self.get("dryRun") {
@@ -130,6 +145,15 @@ impl Query {
             ))),
         }
     }
+}
+
+/// Parses a revision as Go's `strconv.ParseUint(s, 10, 64)` does (digits only, no sign), with
+/// its two failure reasons.
+fn parse_revision(s: &str) -> Result<u64, &'static str> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("invalid syntax");
+    }
+    s.parse().map_err(|_| "value out of range")
 }
 
 /// Decodes `%XX` escapes and `+` (as space) in a query component.

@@ -33,7 +33,32 @@ pub struct RunningServer {
     pub ca_pem: Option<String>,
     state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
+    accept: JoinHandle<()>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// How long a shutdown waits for in-flight requests to finish before closing their
+/// connections (kube-apiserver similarly bounds its graceful termination).
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The warning for a server reachable from other hosts: it has no authentication or
+/// authorization, so whoever reaches the port reads and changes every object, Secrets
+/// included. `None` on a loopback address.
+pub fn exposure_warning(addr: SocketAddr, tls: bool) -> Option<String> {
+    if addr.ip().is_loopback() {
+        return None;
+    }
+    let scope = if addr.ip().is_unspecified() {
+        "every network interface"
+    } else {
+        "a non-loopback address"
+    };
+    Some(format!(
+        "the embedded API server listens on {addr} ({scope}) without authentication or \
+         authorization: anyone who can reach it can read and change every object, Secrets \
+         included{}. Listen on 127.0.0.1 unless this is intended.",
+        if tls { "" } else { ", over plain HTTP" }
+    ))
 }
 
 impl RunningServer {
@@ -57,15 +82,36 @@ impl RunningServer {
         crate::kubeconfig::render(&self.url, self.ca_pem.as_deref())
     }
 
-    /// Stops accepting connections, ends background tasks and writes a final snapshot.
+    /// The warning to show when the server is reachable from other hosts (see
+    /// [`exposure_warning`]).
+    pub fn exposure_warning(&self) -> Option<String> {
+        exposure_warning(self.addr, self.ca_pem.is_some())
+    }
+
+    /// Stops gracefully: stops accepting connections, lets in-flight requests finish (open
+    /// watches end, as when upstream's server terminates them; anything still running after
+    /// [`SHUTDOWN_GRACE`] is cut), ends background tasks, then writes a final snapshot, so
+    /// every acknowledged write is in the state file.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        self.state.faults.drop_watches();
+        if let Err(err) = self.accept.await {
+            tracing::warn!(%err, "connection handling ended abnormally");
+        }
         for t in &self.tasks {
             t.abort();
         }
+        for t in self.tasks {
+            let _ = t.await;
+        }
         if let Some(path) = &self.state.config.state_file {
-            if let Err(err) = persist::save(&self.state, path) {
-                tracing::error!(%err, "final state snapshot failed");
+            let state = self.state.clone();
+            let path = path.clone();
+            let saved = tokio::task::spawn_blocking(move || persist::save(&state, &path)).await;
+            match saved {
+                Ok(Ok(())) => tracing::info!("final state snapshot written"),
+                Ok(Err(err)) => tracing::error!(%err, "final state snapshot failed"),
+                Err(err) => tracing::error!(%err, "final state snapshot task failed"),
             }
         }
     }
@@ -103,25 +149,29 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
     let acceptor = certs
         .as_ref()
         .map(|c| tokio_rustls::TlsAcceptor::from(c.server_config.clone()));
-    tasks.push(tokio::spawn(accept_loop(
+    let accept = tokio::spawn(accept_loop(
         listener,
         acceptor,
         state.clone(),
         shutdown_rx,
         host,
-    )));
+    ));
     tasks.push(tokio::spawn(gc::run(state.clone())));
     tasks.push(crate::services::repair::spawn(state.clone()));
     if let Some(path) = config.state_file.clone() {
         tasks.push(tokio::spawn(persist::run(state.clone(), path)));
     }
     tracing::info!(%url, "embedded API server listening");
+    if let Some(warning) = exposure_warning(addr, certs.is_some()) {
+        tracing::warn!("{warning}");
+    }
     Ok(RunningServer {
         addr,
         url,
         ca_pem: certs.map(|c| c.ca_pem),
         state,
         shutdown: shutdown_tx,
+        accept,
         tasks,
     })
 }
@@ -141,7 +191,7 @@ async fn accept_loop(
     let stopped = async move {
         let _ = shutdown.changed().await;
     };
-    connections::serve(listener, acceptor, limits, service, stopped).await;
+    connections::serve(listener, acceptor, limits, service, stopped, SHUTDOWN_GRACE).await;
 }
 
 fn render_metrics(state: &AppState) -> String {

@@ -163,6 +163,39 @@ pub enum StoreError {
     /// back); the message names where.
     #[error("{0}")]
     TooDeep(String),
+    /// New revisions could not be reserved durably, so none is handed out (a restart could
+    /// otherwise hand the same one out again).
+    #[error("cannot reserve resourceVersions: {0}")]
+    Reserve(String),
+    /// The serialized object exceeds [`MAX_OBJECT_BYTES`] (etcd answers
+    /// `etcdserver: request is too large`). Carries the object back, so the caller can retry
+    /// without its managedFields, as upstream does.
+    #[error("etcdserver: request is too large ({size} bytes; the limit is {MAX_OBJECT_BYTES})")]
+    TooLarge {
+        /// Serialized size.
+        size: usize,
+        /// The object that did not fit.
+        value: Box<Value>,
+    },
+}
+
+/// Largest object the store keeps, serialized: etcd's default request limit
+/// (`--max-request-bytes`, 1.5 MiB), which bounds every object kube-apiserver stores.
+pub const MAX_OBJECT_BYTES: usize = 1_572_864;
+
+/// How many revisions one durable reservation covers: a store with a [`RevisionReserver`]
+/// writes to disk once per this many commits (under the write lock), and a restart continues
+/// after the whole reserved block.
+pub const REVISION_BLOCK: u64 = 10_000;
+
+/// Durable record of the revisions a store may hand out (upstream etcd never reuses a
+/// revision; a store that snapshots periodically must remember how far it went, or a crash
+/// between snapshots would hand acknowledged revisions out again and a client resuming a
+/// watch from one would silently miss events).
+pub trait RevisionReserver: Send + Sync {
+    /// Durably records that revisions up to `upto` may be in use. Called before any of them
+    /// is handed out; an error refuses the write.
+    fn reserve(&self, upto: u64) -> Result<(), String>;
 }
 
 /// Watch start failure.
@@ -203,6 +236,8 @@ struct Prepared {
 #[derive(Default)]
 struct Inner {
     rv: u64,
+    /// With a [`RevisionReserver`]: the highest revision durably reserved.
+    reserved_rv: u64,
     tables: HashMap<ResourceKey, BTreeMap<ObjKey, Arc<StoredObject>>>,
     history: VecDeque<Arc<Event>>,
     /// Sum of [`Event::approx_bytes`] over `history`.
@@ -265,6 +300,7 @@ pub struct Store {
     history_limit: usize,
     history_bytes_limit: usize,
     selectable: HashMap<ResourceKey, Vec<String>>,
+    reserver: std::sync::OnceLock<Box<dyn RevisionReserver>>,
 }
 
 /// Default of [`Store::with_history_bytes_limit`]: 256 MiB of retained versions.
@@ -309,6 +345,24 @@ impl Store {
             history_limit: history_limit.max(1),
             history_bytes_limit: DEFAULT_HISTORY_BYTES_LIMIT,
             selectable,
+            reserver: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Makes every later revision durably reserved before use, and continues after
+    /// `reserved` (the high-water mark a previous run reserved), so no revision handed out
+    /// before a restart or crash is ever handed out again. Set once, before serving.
+    pub fn reserve_revisions_with(&self, reserver: Box<dyn RevisionReserver>, reserved: u64) {
+        let mut inner = self.inner.write();
+        if reserved > inner.rv {
+            inner.rv = reserved;
+            // Nothing before the restart is in the history: watches from older revisions
+            // get 410 Gone and relist.
+            inner.compacted_rv = inner.compacted_rv.max(reserved);
+        }
+        inner.reserved_rv = inner.rv;
+        if self.reserver.set(reserver).is_err() {
+            tracing::warn!("revision reservations were already configured; keeping the first");
         }
     }
 
@@ -361,7 +415,14 @@ impl Store {
 
     /// Extracts what the store indexes and serializes the object with a placeholder
     /// `resourceVersion`, so the costly part of a write runs before the write lock is taken.
-    fn prepare(&self, resource: &ResourceKey, mut value: Value) -> Result<Prepared, StoreError> {
+    /// `new`: the object comes from a write (not from a delete's last state or a snapshot), so
+    /// it must fit [`MAX_OBJECT_BYTES`].
+    fn prepare(
+        &self,
+        resource: &ResourceKey,
+        mut value: Value,
+        new: bool,
+    ) -> Result<Prepared, StoreError> {
         // Stored versions are parsed again ([`StoredObject::value`]), which fails past the
         // JSON parser's depth limit: refuse them here, the one place every write passes.
         if let Some(at) = crate::nesting::too_deep(&value, crate::nesting::MAX_DEPTH) {
@@ -396,6 +457,12 @@ impl Store {
             .unwrap_or_default();
         let json =
             serde_json::to_string(&value).map_err(|e| StoreError::Serialize(e.to_string()))?;
+        if new && json.len() > MAX_OBJECT_BYTES {
+            return Err(StoreError::TooLarge {
+                size: json.len(),
+                value: Box::new(value),
+            });
+        }
         let mut found = json.match_indices(RV_PLACEHOLDER_JSON).map(|(at, _)| at);
         // Exactly one occurrence is the one set above; anything else (an object carrying the
         // placeholder text itself) is serialized again once the revision is known.
@@ -623,9 +690,9 @@ impl Store {
         }
         // Serialize before taking the lock: concurrent writers only contend on the commit.
         let (prepared, expect) = match write {
-            Write::Create(value) => (Some(self.prepare(resource, value)?), Expect::Absent),
+            Write::Create(value) => (Some(self.prepare(resource, value, true)?), Expect::Absent),
             Write::Update { expected_rv, value } => (
-                Some(self.prepare(resource, value)?),
+                Some(self.prepare(resource, value, true)?),
                 Expect::AtRevision(expected_rv),
             ),
             Write::Delete { expected_rv } => (None, Expect::AtRevision(expected_rv)),
@@ -646,11 +713,21 @@ impl Store {
             _ => {}
         }
         let rv = inner.rv + 1;
+        if let Some(reserver) = self.reserver.get() {
+            if rv > inner.reserved_rv {
+                let upto = rv + REVISION_BLOCK - 1;
+                reserver.reserve(upto).map_err(StoreError::Reserve)?;
+                inner.reserved_rv = upto;
+            }
+        }
         let (kind, prepared) = match (prepared, &current) {
             (Some(p), None) => (EventType::Added, p),
             (Some(p), Some(_)) => (EventType::Modified, p),
             // The DELETED event carries the last state at the delete's revision, as upstream.
-            (None, Some(cur)) => (EventType::Deleted, self.prepare(resource, cur.value())?),
+            (None, Some(cur)) => (
+                EventType::Deleted,
+                self.prepare(resource, cur.value(), false)?,
+            ),
             (None, None) => return Err(StoreError::NotFound),
         };
         let stored = Arc::new(Self::finish(prepared, rv)?);
@@ -796,7 +873,7 @@ impl Store {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(rv);
             max_rv = max_rv.max(obj_rv);
-            let stored = Self::finish(self.prepare(&key, value)?, obj_rv)?;
+            let stored = Self::finish(self.prepare(&key, value, false)?, obj_rv)?;
             let obj_key = (stored.namespace.clone(), stored.name.clone());
             inner.gc.add(&key, &obj_key, &stored);
             inner
@@ -905,6 +982,64 @@ mod tests {
             json!(created.rv.to_string())
         );
         assert_eq!(v["data"]["resourceVersion"], json!(RV_PLACEHOLDER));
+    }
+
+    /// Records every reservation; fails once `fail` is set.
+    #[derive(Default)]
+    struct Reservations {
+        upto: parking_lot::Mutex<Vec<u64>>,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl RevisionReserver for Arc<Reservations> {
+        fn reserve(&self, upto: u64) -> Result<(), String> {
+            if self.fail.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err("disk full".into());
+            }
+            self.upto.lock().push(upto);
+            Ok(())
+        }
+    }
+
+    fn create(store: &Store, name: &str) -> Result<Arc<StoredObject>, StoreError> {
+        let cm = json!({"metadata": {"name": name, "namespace": "ns"}});
+        store.commit(&configmaps(), "ns", name, Write::Create(cm))
+    }
+
+    #[test]
+    fn revisions_are_reserved_in_blocks_before_use_and_continue_after_the_reserved_mark() {
+        let log = Arc::new(Reservations::default());
+        let store = Store::new(100, HashMap::new());
+        // A previous run reserved up to 20_000 (and may have handed all of it out).
+        store.reserve_revisions_with(Box::new(log.clone()), 20_000);
+        assert_eq!(store.current_rv(), 20_000);
+        assert_eq!(store.compacted_rv(), 20_000, "older watches must relist");
+        let first = create(&store, "a").unwrap();
+        assert_eq!(first.rv, 20_001);
+        assert_eq!(*log.upto.lock(), vec![20_000 + REVISION_BLOCK]);
+        for i in 0..REVISION_BLOCK {
+            create(&store, &format!("b{i}")).unwrap();
+        }
+        assert_eq!(
+            *log.upto.lock(),
+            vec![20_000 + REVISION_BLOCK, 20_000 + 2 * REVISION_BLOCK],
+            "one reservation per block"
+        );
+        // Every revision handed out was reserved first.
+        assert!(store.current_rv() <= *log.upto.lock().last().unwrap());
+    }
+
+    #[test]
+    fn a_failed_reservation_refuses_the_write_and_hands_out_nothing() {
+        let log = Arc::new(Reservations::default());
+        let store = Store::new(100, HashMap::new());
+        store.reserve_revisions_with(Box::new(log.clone()), 0);
+        log.fail.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(matches!(create(&store, "a"), Err(StoreError::Reserve(_))));
+        assert_eq!(store.current_rv(), 0);
+        assert_eq!(store.count(&configmaps()), 0);
+        log.fail.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(create(&store, "a").unwrap().rv, 1);
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub fn tracks_generation(info: &ResourceInfo) -> bool {
 }
 
 /// Runs a typed mutation on a JSON object; objects that do not decode are left unchanged
-/// (their type errors are reported by [`check_unknown_fields`] or validation).
+/// (their type errors are reported by [`unknown_fields`] or validation).
 fn typed<T: DeserializeOwned + Serialize, R: Default>(
     obj: &mut Value,
     f: impl FnOnce(&mut T) -> R,
@@ -449,52 +449,41 @@ fn dns1123_subdomain(s: &str) -> Option<String> {
     }
 }
 
-/// Server-side field validation for built-in types: decodes the body into the typed object and
-/// reports fields the type does not declare (upstream `fieldValidation`: Strict fails with 400,
-/// Warn returns warnings). Values of the wrong JSON type are always a 400, as upstream.
-/// Unknown fields are removed from `obj` otherwise: upstream decodes built-in objects into their
-/// Go types, so undeclared fields never reach storage.
-pub fn check_unknown_fields(
-    info: &ResourceInfo,
-    obj: &mut Value,
-    strict: bool,
-) -> Result<Vec<String>, ApiError> {
-    // Fast path: one typed decode that reports the keys the type ignores (no re-encoding).
-    let Some(decoded) = with_builtin_type(info, obj, UnknownPaths) else {
+/// The fields of a built-in object its type does not declare, in upstream's notation
+/// (`spec.ports[0].foo`) and document order; empty for other resources. Values of the wrong
+/// JSON type are a 400 whatever the `fieldValidation` mode, as upstream (see
+/// [`crate::type_error`]). [`crate::strict_decoding`] reports the unknown fields per mode.
+pub fn unknown_fields(info: &ResourceInfo, obj: &Value) -> Result<Vec<String>, ApiError> {
+    // One typed decode that reports the keys the type ignores (no re-encoding).
+    let Some(Ok(decoded)) = with_builtin_type(info, obj, UnknownPaths) else {
         return Ok(Vec::new());
     };
-    let unknown = decoded.map_err(|e| {
+    decoded.map_err(|e| {
+        let why = crate::type_error::describe(
+            &info.group,
+            &info.version,
+            &info.kind,
+            obj,
+            &e.path,
+            &e.error,
+        );
         ApiError::bad_request(format!(
-            "{} in version {:?} cannot be handled as a {}: {e}",
+            "{} in version {:?} cannot be handled as a {}: {why}",
             info.kind, info.version, info.kind
         ))
-    })?;
+    })
+}
+
+/// Removes the `unknown` fields (from [`unknown_fields`]) from `obj`: upstream decodes
+/// built-in objects into their Go types, so undeclared fields never reach storage.
+pub fn drop_unknown_fields(info: &ResourceInfo, obj: &mut Value, unknown: &[String]) {
     if unknown.is_empty() {
-        return Ok(Vec::new());
+        return;
     }
-    if strict {
-        let msg = if unknown.len() == 1 {
-            format!("strict decoding error: unknown field {:?}", unknown[0])
-        } else {
-            format!(
-                "strict decoding error: {}",
-                unknown
-                    .iter()
-                    .map(|u| format!("unknown field {u:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        return Err(ApiError::bad_request(msg));
-    }
-    // Drop them, as upstream's typed decoding does, using the typed round trip as the shape.
+    // The typed round trip is the shape to keep.
     if let Some(Ok(typed)) = with_builtin_type(info, obj, RoundTrip) {
         prune_unknown(obj, &typed);
     }
-    Ok(unknown
-        .into_iter()
-        .map(|u| format!("unknown field {u:?}"))
-        .collect())
 }
 
 /// An operation run with the k8s-openapi type of a built-in resource.
@@ -506,18 +495,33 @@ trait TypedOp {
     ) -> Result<Self::Out, serde_json::Error>;
 }
 
-/// Paths of fields the type does not declare, in upstream's notation (`spec.ports[0].foo`).
+/// Paths of fields the type does not declare, in upstream's notation (`spec.ports[0].foo`),
+/// or where the decode failed.
 struct UnknownPaths;
 
+/// A typed decode that failed, and where.
+struct DecodeFailure {
+    path: serde_path_to_error::Path,
+    error: serde_json::Error,
+}
+
 impl TypedOp for UnknownPaths {
-    type Out = Vec<String>;
+    type Out = Result<Vec<String>, DecodeFailure>;
     fn run<T: DeserializeOwned + Serialize>(
         &self,
         obj: &Value,
-    ) -> Result<Vec<String>, serde_json::Error> {
+    ) -> Result<Self::Out, serde_json::Error> {
         let mut unknown = Vec::new();
-        let _: T = serde_ignored::deserialize(obj, |path| unknown.push(field_path(&path)))?;
-        Ok(unknown)
+        let mut record = |path: serde_ignored::Path| unknown.push(field_path(&path));
+        let de = serde_ignored::Deserializer::new(obj, &mut record);
+        let decoded: Result<T, _> = serde_path_to_error::deserialize(de);
+        Ok(match decoded {
+            Ok(_) => Ok(unknown),
+            Err(e) => Err(DecodeFailure {
+                path: e.path().clone(),
+                error: e.into_inner(),
+            }),
+        })
     }
 }
 

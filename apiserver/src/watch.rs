@@ -178,18 +178,10 @@ pub fn watch(
             vec![],
         ));
     }
-    let start = match query.get("resourceVersion") {
-        None | Some("") | Some("0") => Start::State,
-        Some(v) => {
-            let rv: u64 = v
-                .parse()
-                .map_err(|_| ApiError::bad_request(format!("invalid resource version {v:?}")))?;
-            if send_initial {
-                Start::State
-            } else {
-                Start::After(rv)
-            }
-        }
+    let start = match query.resource_version()? {
+        None | Some(0) => Start::State,
+        Some(_) if send_initial => Start::State,
+        Some(rv) => Start::After(rv),
     };
     let slot = conn
         .map(|c| state.watch_clients.admit(c.peer.ip()))

@@ -1,5 +1,6 @@
 //! Shared fixtures for svcplane integration tests: an embedded API server on a loopback port
-//! and a `kube::Client` (or a kubeconfig for `kubectl`) that talks to it over the network.
+//! and a `kube::Client` (or a kubeconfig for `kubectl`) that talks to it over the network; and
+//! [`vm`], a qemu guest running Debian's kernel for the dataplane's real-kernel tests.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -9,6 +10,8 @@ use svcplane_apiserver::{Config, RunningServer};
 
 mod kubectl;
 pub use kubectl::Kubectl;
+
+pub mod vm;
 
 /// A running embedded API server and a client for it.
 pub struct Fixture {

@@ -64,18 +64,51 @@ pub fn generate_certs(dir: &Path, dns_names: &[String]) -> Result<GeneratedCerts
         cert: dir.join("tls.crt"),
         key: dir.join("tls.key"),
     };
-    write(&out.ca_cert, &ca.pem())?;
+    write(&out.ca_cert, &ca.pem(), Access::Public)?;
     // Write the key before the certificate so a watcher never pairs a new cert with an old key
     // for long; the reloader also rejects mismatched pairs.
-    write(&out.key, &key.serialize_pem())?;
-    write(&out.cert, &cert.pem())?;
+    write(&out.key, &key.serialize_pem(), Access::OwnerOnly)?;
+    write(&out.cert, &cert.pem(), Access::Public)?;
     Ok(out)
 }
 
-fn write(path: &Path, contents: &str) -> Result<(), Error> {
+/// Who may read a written file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Certificates: the default mode (umask applies).
+    Public,
+    /// Private keys: mode 0600 from creation on, so the key is never readable by others,
+    /// not even between creation and a later chmod.
+    OwnerOnly,
+}
+
+fn write(path: &Path, contents: &str, access: Access) -> Result<(), Error> {
+    use std::io::Write as _;
     // Write then rename, so a reader never sees a half-written file.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents)
-        .map_err(|e| Error::Io(tmp.display().to_string(), e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::Io(path.display().to_string(), e.to_string()))
+    let tmp = path.with_extension(match access {
+        Access::Public => "crt.tmp",
+        Access::OwnerOnly => "key.tmp",
+    });
+    let io = |p: &Path, e: std::io::Error| Error::Io(p.display().to_string(), e.to_string());
+    // A leftover from an interrupted run may carry other permissions: start afresh.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp, e)),
+        _ => {}
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if access == Access::OwnerOnly {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let written = options.open(&tmp).and_then(|mut f| {
+        f.write_all(contents.as_bytes())?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(&tmp, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
 }

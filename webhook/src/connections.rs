@@ -43,8 +43,8 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(32);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Default cap on simultaneous connections from one source address.
 pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 512;
-/// How long a connection told to shut down gracefully (idle timeout) may take to do it.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// How long a connection closed for idling or trickling may take to end gracefully.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Limits applied to every connection of a listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,13 +88,16 @@ impl ConnectionInfo {
 }
 
 /// Serves `listener` (over TLS when `tls` is set) with `service` until `shutdown` completes,
-/// applying `limits` to every connection. Open connections end with the listener.
+/// applying `limits` to every connection. Then the listener closes, every connection stops
+/// reading new requests and finishes the one in flight, and this returns once all have ended,
+/// or after `grace`, when those still open are closed.
 pub async fn serve<S, B>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     limits: ConnectionLimits,
     service: S,
     shutdown: impl Future<Output = ()> + Send,
+    grace: Duration,
 ) where
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -105,9 +108,13 @@ pub async fn serve<S, B>(
 {
     let clients = Arc::new(ClientCounts::default());
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Every connection's task, so a shutdown can wait for them (finished ones are reaped as
+    // the loop goes).
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(err) => {
@@ -129,12 +136,26 @@ pub async fn serve<S, B>(
         let limits = limits.clone();
         let service = service.clone();
         let stop = stop_rx.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _slot = slot;
             serve_one(tcp, peer, tls, &limits, service, stop).await;
         });
     }
+    drop(listener);
     let _ = stop_tx.send(true);
+    let open = connections.len();
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open,
+            still_open = connections.len(),
+            "requests in flight did not finish within {grace:?}; closing their connections"
+        );
+        connections.shutdown().await;
+    }
 }
 
 async fn serve_one<S, B>(
@@ -230,13 +251,17 @@ async fn drive<I, S, B>(
                 if let Some(why) = activity.expired(limits) {
                     tracing::debug!(peer = %info.peer, why, "closing connection");
                     conn.as_mut().graceful_shutdown();
-                    break tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut())
+                    break tokio::time::timeout(IDLE_CLOSE_GRACE, conn.as_mut())
                         .await
                         .unwrap_or(Ok(()));
                 }
             }
             _ = info.closer.notified() => break Ok(()),
-            _ = stop.changed() => break Ok(()),
+            _ = stop.changed() => {
+                // No new requests; the one in flight finishes (the caller bounds how long).
+                conn.as_mut().graceful_shutdown();
+                break conn.as_mut().await;
+            }
         }
     };
     if let Err(err) = result {

@@ -23,9 +23,17 @@ use crate::metrics::WebhookMetrics;
 use crate::tls::{server_config, ReloadingCert, TlsFiles};
 use crate::Error;
 
-/// Largest AdmissionReview body accepted (3 MiB, like kube-apiserver's request limit for
-/// webhook payloads); larger bodies get HTTP 413.
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// Largest AdmissionReview body accepted; larger bodies get HTTP 413. A review of an update
+/// carries the object and its old version, each of which may be as large as kube-apiserver's
+/// request limit (3 MiB; the stored object is at most etcd's 1.5 MiB, but the object under
+/// review still has its managedFields, which upstream drops only when storing), plus the
+/// review's own fields.
+pub const MAX_BODY_BYTES: usize = 2 * API_REQUEST_LIMIT_BYTES + 256 * 1024;
+
+/// kube-apiserver's request body limit (`maxRequestBodyBytes`, 3 MiB).
+pub const API_REQUEST_LIMIT_BYTES: usize = 3 * 1024 * 1024;
+/// How long a shutdown waits for reviews in flight before closing their connections.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Options shared by the TLS and plain-HTTP servers.
 #[derive(Clone, Debug)]
@@ -105,9 +113,11 @@ pub fn router(options: &ServeOptions) -> Router {
         .with_state(options.metrics.clone())
 }
 
-/// Serve the webhook over TLS on `listener` until `shutdown` completes. The certificate is
-/// re-read when its files change (checked every `tls.reload_interval`). Connections get
-/// `options.limits` (handshake, header-read and idle timeouts; see [`crate::connections`]).
+/// Serve the webhook over TLS on `listener` until `shutdown` completes, then stop accepting
+/// and let the reviews in flight be answered (for at most [`SHUTDOWN_GRACE`]) before
+/// returning. The certificate is re-read when its files change (checked every
+/// `tls.reload_interval`). Connections get `options.limits` (handshake, header-read and idle
+/// timeouts; see [`crate::connections`]).
 pub async fn serve(
     listener: TcpListener,
     tls: TlsFiles,
@@ -118,7 +128,15 @@ pub async fn serve(
     let watcher = resolver.spawn_watcher();
     let acceptor = TlsAcceptor::from(server_config(resolver)?);
     let app = TowerToHyperService::new(router(&options));
-    connections::serve(listener, Some(acceptor), options.limits, app, shutdown).await;
+    connections::serve(
+        listener,
+        Some(acceptor),
+        options.limits,
+        app,
+        shutdown,
+        SHUTDOWN_GRACE,
+    )
+    .await;
     watcher.abort();
     Ok(())
 }
@@ -131,6 +149,14 @@ pub async fn serve_plain(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let app = TowerToHyperService::new(router(&options));
-    connections::serve(listener, None, options.limits, app, shutdown).await;
+    connections::serve(
+        listener,
+        None,
+        options.limits,
+        app,
+        shutdown,
+        SHUTDOWN_GRACE,
+    )
+    .await;
     Ok(())
 }

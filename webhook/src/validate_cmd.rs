@@ -122,6 +122,15 @@ pub fn validate_documents(text: &str, out: &mut dyn Write) -> u8 {
             return EXIT_UNREADABLE;
         }
     };
+    // Nothing to check is not a success: an empty file, or one of comments and `---` only, is
+    // most likely the wrong file (or a failed redirect), so it is reported as unreadable.
+    if docs.is_empty() {
+        let _ = writeln!(
+            out,
+            "error: unreadable input: no objects found (the input is empty)"
+        );
+        return EXIT_UNREADABLE;
+    }
     let mut status = EXIT_ALLOWED;
     for mut obj in docs {
         let label = describe(&obj);

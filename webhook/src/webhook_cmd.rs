@@ -88,8 +88,12 @@ pub fn prepare_tls(args: &WebhookArgs) -> Result<TlsFiles, Error> {
     })
 }
 
-/// Run `svcplane webhook` until Ctrl-C.
-pub async fn run(args: WebhookArgs) -> Result<(), Error> {
+/// Run `svcplane webhook` until `shutdown` completes (the binary completes it on SIGTERM or
+/// SIGINT); reviews in flight are answered before it returns.
+pub async fn run(
+    args: WebhookArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     let tls = prepare_tls(&args)?;
     if args.generate_only {
         return Ok(());
@@ -101,24 +105,35 @@ pub async fn run(args: WebhookArgs) -> Result<(), Error> {
         .await
         .map_err(io)?;
     tracing::info!(listen = %args.listen, "webhook serving HTTPS");
-    if let Some(addr) = args.metrics_listen {
-        let plain = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::Io(addr.to_string(), e.to_string()))?;
-        let opts = options.clone();
-        tokio::spawn(async move {
-            let stop = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
-            if let Err(e) = serve_plain(plain, opts, stop).await {
-                tracing::warn!(error = %e, "plain HTTP listener stopped");
-            }
-        });
+    // Both listeners stop on the one shutdown.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let plain_task = match args.metrics_listen {
+        Some(addr) => {
+            let plain = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Io(addr.to_string(), e.to_string()))?;
+            let opts = options.clone();
+            let stop = stopped(stop_rx.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = serve_plain(plain, opts, stop).await {
+                    tracing::warn!(error = %e, "plain HTTP listener stopped");
+                }
+            }))
+        }
+        None => None,
+    };
+    let served = serve(listener, tls, options, stopped(stop_rx)).await;
+    if let Some(task) = plain_task {
+        let _ = task.await;
     }
-    serve(listener, tls, options, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    served
 }
 
 #[cfg(test)]

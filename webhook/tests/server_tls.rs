@@ -217,7 +217,7 @@ async fn bad_input_gets_clear_4xx_and_never_hangs() {
         "{r}"
     );
 
-    let big = vec![b' '; 3 * 1024 * 1024 + 10];
+    let big = vec![b' '; svcplane_webhook::server::MAX_BODY_BYTES + 10];
     let r = c
         .post(&url)
         .body(big)

@@ -115,3 +115,12 @@ fn reads_files() {
         .unwrap()
         .contains("spec.ports[0].port: Invalid value: 0"));
 }
+
+#[test]
+fn input_without_objects_exits_two_with_a_message() {
+    for text in ["", "\n", "# only a comment\n", "---\n---\n"] {
+        let (code, out) = run_text(text);
+        assert_eq!(code, EXIT_UNREADABLE, "{text:?}: {out}");
+        assert!(out.contains("no objects"), "{text:?}: {out}");
+    }
+}

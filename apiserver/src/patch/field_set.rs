@@ -5,7 +5,7 @@
 //! Also the schema-aware walks over objects that produce such sets: [`field_set_of`] (upstream
 //! `TypedValue.ToFieldSet`) and [`compare`] (upstream `TypedValue.Compare`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -731,18 +731,21 @@ impl CompareWalk<'_, '_> {
                 };
                 let old_items = keyed(o, path);
                 let new_items = keyed(n, path);
+                // Items are matched by key through an index, so comparing two versions of a
+                // long list (thousands of Service ports) stays linear.
+                let new_index: HashMap<&PathElement, usize> =
+                    new_items.iter().map(|(k, i)| (k, *i)).collect();
+                let old_keys: HashSet<&PathElement> = old_items.iter().map(|(k, _)| k).collect();
                 for (k, oi) in &old_items {
                     path.0.push(k.clone());
-                    match new_items.iter().find(|(nk, _)| nk == k) {
-                        Some((_, ni)) => {
-                            self.values(item_at, depth + 1, false, &o[*oi], &n[*ni], path)
-                        }
+                    match new_index.get(k) {
+                        Some(ni) => self.values(item_at, depth + 1, false, &o[*oi], &n[*ni], path),
                         None => mark_all(item_at, &o[*oi], path, &mut self.c.removed),
                     }
                     path.0.pop();
                 }
                 for (k, ni) in &new_items {
-                    if old_items.iter().any(|(ok, _)| ok == k) {
+                    if old_keys.contains(k) {
                         continue;
                     }
                     path.0.push(k.clone());
