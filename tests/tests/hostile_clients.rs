@@ -404,17 +404,20 @@ async fn patches_cannot_grow_an_object_past_the_request_size_limit() {
         .code(),
         Some(201)
     );
-    let chunk = "z".repeat(1_700_000);
+    // A 1.2 MB key fits the 1.5 MiB the store keeps; a 2 MB body is within the 3 MiB
+    // request limit, but adding it would make a 3.2 MB object: the patch itself is refused,
+    // before the object is stored (or encoded) at all.
+    let first = "z".repeat(1_200_000);
+    let chunk = "z".repeat(2_000_000);
     let path = format!("{CONFIGMAPS}/grow?fieldManager=t");
-    let merge = |key: &str| json!({"data": {key: chunk}}).to_string().into_bytes();
-    // One 1.7 MB key fits under the 3 MiB limit; a second would make the object 3.4 MB.
+    let merge = |key: &str, value: &str| json!({"data": {key: value}}).to_string().into_bytes();
     assert_eq!(
         send(
             &h.addr,
             "PATCH",
             &path,
             Some("application/merge-patch+json"),
-            merge("a")
+            merge("a", &first)
         )
         .await
         .code(),
@@ -424,8 +427,9 @@ async fn patches_cannot_grow_an_object_past_the_request_size_limit() {
         "application/merge-patch+json",
         "application/strategic-merge-patch+json",
     ] {
-        let answer = send(&h.addr, "PATCH", &path, Some(ct), merge("b")).await;
+        let answer = send(&h.addr, "PATCH", &path, Some(ct), merge("b", &chunk)).await;
         assert_eq!(answer.code(), Some(413), "{ct}: {answer:?}");
+        assert!(answer.message().contains("3145728"), "{ct}: {answer:?}");
     }
     let json_patch = json!([{"op": "add", "path": "/data/b", "value": chunk}])
         .to_string()
