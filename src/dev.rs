@@ -61,6 +61,12 @@ pub struct DevArgs {
     /// NodePort range, as kube-apiserver's flag.
     #[arg(long, default_value = svcplane_apiserver::state::DEFAULT_SERVICE_NODE_PORT_RANGE)]
     pub service_node_port_range: String,
+    /// Watches one client (source address) may hold open at once; more get 429.
+    #[arg(long, default_value_t = svcplane_apiserver::state::WatchLimits::default().max_per_client)]
+    pub max_watches_per_client: usize,
+    /// Connections one client (source address) may hold open at once; more are closed.
+    #[arg(long, default_value_t = svcplane_webhook::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT)]
+    pub max_connections_per_client: usize,
 }
 
 fn parse_backend(s: &str) -> Result<svcplane_dataplane::backends::BackendKind, String> {
@@ -104,7 +110,7 @@ fn manifest_files(path: &PathBuf) -> anyhow::Result<Vec<PathBuf>> {
 /// the final snapshot), and last the webhook (in-flight writes still call it).
 pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let shutdown = crate::shutdown::Shutdown::install().context("installing signal handlers")?;
-    let config = svcplane_apiserver::Config {
+    let mut config = svcplane_apiserver::Config {
         listen: args.listen,
         tls: !args.insecure_http,
         faults_endpoint: args.faults,
@@ -113,6 +119,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         service_node_port_range: args.service_node_port_range.clone(),
         ..Default::default()
     };
+    config.watch_limits.max_per_client = args.max_watches_per_client;
+    config.connections.max_connections_per_client = args.max_connections_per_client;
     let server = svcplane_apiserver::start(config)
         .await
         .context("starting the embedded API server")?;

@@ -33,6 +33,9 @@
 //! here (upstream ignores it).
 
 #![warn(missing_docs)]
+// Slicing a string at a byte index panics inside a multi-byte character: request text (and
+// flags) are cut with `get`, `split_once`, `strip_prefix` or `split_at_checked` instead.
+#![warn(clippy::string_slice)]
 
 mod band;
 mod bitmap;

@@ -56,18 +56,17 @@ impl PortRange {
         if trimmed.is_empty() {
             return Ok(Self::default());
         }
-        let (low, high) = match (trimmed.find('-'), trimmed.find('+')) {
+        let (low, high) = match (trimmed.split_once('-'), trimmed.split_once('+')) {
             (None, None) => {
                 let port = atoi(trimmed).map_err(invalid)?;
                 (port, port)
             }
-            (Some(hyphen), None) => (
-                atoi(&trimmed[..hyphen]).map_err(invalid)?,
-                atoi(&trimmed[hyphen + 1..]).map_err(invalid)?,
-            ),
-            (None, Some(plus)) => {
-                let low = atoi(&trimmed[..plus]).map_err(invalid)?;
-                let offset = atoi(&trimmed[plus + 1..]).map_err(invalid)?;
+            (Some((low, high)), None) => {
+                (atoi(low).map_err(invalid)?, atoi(high).map_err(invalid)?)
+            }
+            (None, Some((low, offset))) => {
+                let low = atoi(low).map_err(invalid)?;
+                let offset = atoi(offset).map_err(invalid)?;
                 (low, low + offset)
             }
             (Some(_), Some(_)) => {

@@ -69,11 +69,11 @@ fn ignore_exists(r: Result<String, ApiError>) -> Result<(), Error> {
 /// then writes each object's `status` through the status subresource when it has one (so
 /// example Pods carry IPs and readiness). Returns `kind/name` of each object created.
 pub async fn apply_manifests(state: &Arc<AppState>, text: &str) -> Result<Vec<String>, Error> {
-    use serde::Deserialize;
     let mut created = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = serde_json::Value::deserialize(doc)
-            .map_err(|e| Error::Bootstrap(format!("document {i}: not valid YAML: {e}")))?;
+    // Bounded: nesting and alias expansion are limited while parsing.
+    let documents = svcplane_webhook::bounded_yaml::documents(text)
+        .map_err(|(i, e)| Error::Bootstrap(format!("document {}: not valid YAML: {e}", i - 1)))?;
+    for (i, value) in documents.into_iter().enumerate() {
         if value.is_null() {
             continue;
         }

@@ -45,7 +45,8 @@ pub fn decode_object(body: &[u8], format: BodyFormat) -> Result<Value, ApiError>
         BodyFormat::Json => serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
         })?,
-        BodyFormat::Yaml => serde_yaml::from_slice(body).map_err(|e| {
+        // Bounded: nesting and alias expansion are limited while parsing.
+        BodyFormat::Yaml => svcplane_webhook::bounded_yaml::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
         })?,
         BodyFormat::Protobuf => crate::protobuf::decode_body(body)?,

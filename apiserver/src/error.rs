@@ -192,6 +192,13 @@ impl ApiError {
         err
     }
 
+    /// 504 Timeout: the request did not complete in time (upstream's timeout filter answers
+    /// `Timeout: <message>`).
+    pub fn timeout(message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::new(504, "Timeout", format!("Timeout: {message}"))
+    }
+
     /// 504 Timeout for a read at a revision the server has not reached (upstream watch cache
     /// `waitUntilFreshAndBlock`, cause `ResourceVersionTooLarge`).
     pub fn resource_version_too_large(requested: u64, current: u64) -> Self {

@@ -162,18 +162,23 @@ fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
     raw.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The answer for a write the store refused for a reason of its own: an object nesting too
+/// deep to be read back is the client's error (400 naming where); anything else is ours.
+fn store_failure(e: StoreError) -> ApiError {
+    match e {
+        StoreError::TooDeep(message) => ApiError::bad_request(message),
+        e => ApiError::internal(e.to_string()),
+    }
+}
+
 fn decode_continue(token: &str) -> Result<(u64, String, String), ApiError> {
     let bad = || {
         ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
     };
-    if !token.len().is_multiple_of(2) {
-        return Err(bad());
-    }
-    let bytes: Result<Vec<u8>, _> = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
-        .collect();
-    let v: Value = serde_json::from_slice(&bytes.map_err(|_| bad())?).map_err(|_| bad())?;
+    // Decoded from bytes, never by slicing the text: the token is client input and may hold
+    // any characters.
+    let bytes = crate::text::decode_hex(token).ok_or_else(bad)?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     Ok((
         v["rv"].as_u64().ok_or_else(bad)?,
         v["ns"].as_str().ok_or_else(bad)?.to_string(),
@@ -405,11 +410,7 @@ fn truncate(s: &str, n: usize) -> String {
     if s.len() <= n {
         s.to_string()
     } else {
-        let mut end = n;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}...", &s[..end])
+        format!("{}...", crate::text::truncate_to_char_boundary(s, n))
     }
 }
 
@@ -602,7 +603,7 @@ async fn create_object(
             }
             Err(e) => {
                 reservation.rollback(&state.services);
-                return Err(ApiError::internal(e.to_string()));
+                return Err(store_failure(e));
             }
         }
     }
@@ -761,7 +762,7 @@ async fn update_object(
         }
         Err(e) => {
             reservation.rollback(&state.services);
-            Err(ApiError::internal(e.to_string()))
+            Err(store_failure(e))
         }
     }
 }
@@ -959,7 +960,7 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError>
             crate::protobuf::decode_delete_options(body)?
         } else {
             serde_json::from_slice(body)
-                .or_else(|_| serde_yaml::from_slice(body))
+                .or_else(|_| svcplane_webhook::bounded_yaml::from_slice(body))
                 .map_err(|e| {
                     ApiError::bad_request(format!(
                         "the body of the DeleteOptions is not valid: {e}"
@@ -1179,7 +1180,7 @@ pub async fn delete_object(
             Err(StoreError::NotFound) => {
                 return Err(ApiError::not_found(&info.group, &info.plural, name))
             }
-            Err(e) => return Err(ApiError::internal(e.to_string())),
+            Err(e) => return Err(store_failure(e)),
         }
     }
     Err(ApiError::conflict(&info.group, &info.plural, name))
@@ -1205,7 +1206,7 @@ fn commit_deletion_mark(
             Ok(Some(stored))
         }
         Err(StoreError::Conflict) => Ok(None),
-        Err(e) => Err(ApiError::internal(e.to_string())),
+        Err(e) => Err(store_failure(e)),
     }
 }
 

@@ -6,6 +6,10 @@
 //! finalizers, garbage collection, the status subresource, server-side printing (Tables) and
 //! Prometheus metrics named like kube-apiserver's.
 
+// Slicing a string at a byte index panics inside a multi-byte character: request text (and
+// flags) are cut with `get`, `split_once`, `strip_prefix` or `split_at_checked` instead.
+#![warn(clippy::string_slice)]
+
 pub mod access_review;
 pub mod admission;
 pub mod bootstrap;
@@ -20,9 +24,11 @@ pub mod kubeconfig;
 pub mod managed_fields;
 pub mod metadata;
 pub mod metrics;
+pub mod nesting;
 pub mod openapi;
 pub mod openapi_v2;
 pub mod patch;
+pub mod patch_limits;
 pub mod patch_request;
 pub mod persist;
 pub mod protobuf;
@@ -36,9 +42,12 @@ pub mod store;
 pub mod strategy;
 pub mod strict_decoding;
 pub mod table;
+pub mod text;
 pub mod tls;
 pub mod type_error;
 pub mod watch;
+pub mod watch_buffer;
+pub mod watch_clients;
 
 pub use error::ApiError;
 pub use faults::{FaultConfig, FaultRule};

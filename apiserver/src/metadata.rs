@@ -13,13 +13,11 @@ pub const GENERATED_SUFFIX_LEN: usize = 5;
 
 /// `prefix` plus a random 5-character suffix, as upstream's `SimpleNameGenerator`.
 pub fn generate_name(prefix: &str) -> String {
-    // Upstream truncates the prefix so the result stays a valid 63-character name.
+    // Upstream truncates the prefix to 58 bytes so the result stays a valid 63-character name;
+    // a prefix with multi-byte characters is cut at the last whole character (such a name is
+    // invalid anyway, and validation names the field).
     let max_prefix = 63 - GENERATED_SUFFIX_LEN;
-    let prefix = if prefix.len() > max_prefix {
-        &prefix[..max_prefix]
-    } else {
-        prefix
-    };
+    let prefix = crate::text::truncate_to_char_boundary(prefix, max_prefix);
     let mut rng = rand::rng();
     let suffix: String = (0..GENERATED_SUFFIX_LEN)
         .map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char)

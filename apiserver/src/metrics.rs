@@ -20,6 +20,11 @@ pub struct Metrics {
     pub objects: IntGaugeVec,
     /// `svcplane_apiserver_resource_version`: the newest global revision.
     pub resource_version: IntGauge,
+    /// `apiserver_terminated_watchers_total{resource}`: watches ended because their client
+    /// stopped reading (upstream's name).
+    pub terminated_watchers: IntCounterVec,
+    /// `svcplane_apiserver_watch_history_bytes`: bytes the retained watch history holds.
+    pub history_bytes: IntGauge,
 }
 
 impl Metrics {
@@ -67,8 +72,23 @@ impl Metrics {
             "The newest global resourceVersion of the embedded API server.",
         )
         .expect("valid metric");
+        let terminated_watchers = IntCounterVec::new(
+            Opts::new(
+                "apiserver_terminated_watchers_total",
+                "Counter of watchers closed due to unresponsiveness broken by resource type.",
+            ),
+            &["resource"],
+        )
+        .expect("valid metric");
+        let history_bytes = IntGauge::new(
+            "svcplane_apiserver_watch_history_bytes",
+            "Bytes of object versions held by the watch history of the embedded API server.",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(terminated_watchers.clone()),
+            Box::new(history_bytes.clone()),
             Box::new(latency.clone()),
             Box::new(watchers.clone()),
             Box::new(objects.clone()),
@@ -83,6 +103,8 @@ impl Metrics {
             watchers,
             objects,
             resource_version,
+            terminated_watchers,
+            history_bytes,
         }
     }
 

@@ -42,7 +42,7 @@ pub fn decode_patch(kind: PatchKind, body: &[u8]) -> Result<Value, ApiError> {
         return Err(ApiError::bad_request("the patch body is empty"));
     }
     let value: Value = match kind {
-        PatchKind::Apply => serde_yaml::from_slice(body)
+        PatchKind::Apply => svcplane_webhook::bounded_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
         _ => serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))?,
@@ -71,22 +71,27 @@ pub fn apply_patch(
         PatchKind::Json => {
             let ops: json_patch::Patch = serde_json::from_value(patch.clone())
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            let mut doc = current.clone();
-            json_patch::patch(&mut doc, &ops).map_err(|e| {
-                ApiError::invalid(
-                    &info.group,
-                    &info.kind,
-                    crate::metadata::name(current),
-                    format!("the server rejected our request due to an error in our request: {e}"),
-                    vec![],
-                )
-            })?;
-            Ok(doc)
+            let doc =
+                crate::patch_limits::apply_json_patch(current, &ops.0).map_err(|e| match e {
+                    crate::patch_limits::JsonPatchError::TooManyOperations(_) => {
+                        ApiError::too_large(e.to_string())
+                    }
+                    _ => ApiError::invalid(
+                        &info.group,
+                        &info.kind,
+                        crate::metadata::name(current),
+                        format!(
+                            "the server rejected our request due to an error in our request: {e}"
+                        ),
+                        vec![],
+                    ),
+                })?;
+            within_size_limit(doc)
         }
         PatchKind::Merge => {
             let mut doc = current.clone();
             json_patch::merge(&mut doc, patch);
-            Ok(doc)
+            within_size_limit(doc)
         }
         PatchKind::Strategic => {
             if !is_builtin(info) {
@@ -94,17 +99,35 @@ pub fn apply_patch(
                     "application/strategic-merge-patch+json (strategic merge patch is not supported for custom resources)",
                 ));
             }
-            strategic_merge(info, current, patch)
+            within_size_limit(strategic_merge(info, current, patch)?)
         }
-        PatchKind::Apply => {
-            server_side_apply(info, Some(current), patch, manager, force, subresource)
-        }
+        PatchKind::Apply => within_size_limit(server_side_apply(
+            info,
+            Some(current),
+            patch,
+            manager,
+            force,
+            subresource,
+        )?),
+    }
+}
+
+/// A patched object may be no larger than a request body may be
+/// ([`crate::codec::MAX_BODY_BYTES`]): patches cannot grow objects past what a create could
+/// store. 413 RequestEntityTooLarge beyond, as upstream answers a body over its limit.
+fn within_size_limit(doc: Value) -> Result<Value, ApiError> {
+    let limit = crate::codec::MAX_BODY_BYTES;
+    match crate::patch_limits::serialized_len_within(&doc, limit) {
+        Some(_) => Ok(doc),
+        None => Err(ApiError::too_large(format!(
+            "Request entity too large: the patched object is larger than the limit of {limit} bytes"
+        ))),
     }
 }
 
 /// Server-side apply of a missing object: the applied configuration becomes the object.
 pub fn apply_to_new(info: &ResourceInfo, patch: &Value, manager: &str) -> Result<Value, ApiError> {
-    server_side_apply(info, None, patch, manager, false, None)
+    within_size_limit(server_side_apply(info, None, patch, manager, false, None)?)
 }
 
 /// Whether the resource is a built-in type (strategic merge patch needs its Go struct tags).

@@ -445,7 +445,7 @@ fn lex(s: &str) -> Vec<(Tok, String)> {
             let mut last: Option<(Tok, usize)> = None;
             while pos < bytes.len() && is_special(bytes[pos]) {
                 pos += 1;
-                match symbol_token(&s[start..pos]) {
+                match symbol_token(s.get(start..pos).unwrap_or_default()) {
                     Some(t) => last = Some((t, pos)),
                     None if last.is_some() => {
                         pos -= 1;
@@ -457,11 +457,14 @@ fn lex(s: &str) -> Vec<(Tok, String)> {
             match last {
                 Some((t, end)) => {
                     pos = end;
-                    out.push((t, s[start..end].to_string()));
+                    out.push((t, s.get(start..end).unwrap_or_default().to_string()));
                 }
                 None => out.push((
                     Tok::Error,
-                    format!("error expected: keyword found '{}'", &s[start..pos]),
+                    format!(
+                        "error expected: keyword found '{}'",
+                        s.get(start..pos).unwrap_or_default()
+                    ),
                 )),
             }
         } else {
@@ -469,7 +472,7 @@ fn lex(s: &str) -> Vec<(Tok, String)> {
             while pos < bytes.len() && !is_special(bytes[pos]) && !is_whitespace(bytes[pos]) {
                 pos += 1;
             }
-            let lit = &s[start..pos];
+            let lit = s.get(start..pos).unwrap_or_default();
             let tok = match lit {
                 "in" => Tok::In,
                 "notin" => Tok::NotIn,
@@ -885,11 +888,11 @@ fn split_field_terms(s: &str) -> Vec<&str> {
         } else if c == '\\' {
             escaped = true;
         } else if c == ',' {
-            out.push(&s[start..i]);
+            out.push(s.get(start..i).unwrap_or_default());
             start = i + 1;
         }
     }
-    out.push(&s[start..]);
+    out.push(s.get(start..).unwrap_or_default());
     out
 }
 
@@ -897,14 +900,14 @@ fn split_field_terms(s: &str) -> Vec<&str> {
 /// (upstream `splitTerm`).
 fn split_field_term(term: &str) -> Option<(&str, FieldOperator, &str)> {
     for (i, _) in term.char_indices() {
-        let rest = &term[i..];
+        let (field, rest) = term.split_at_checked(i)?;
         for (op, kind) in [
             ("!=", FieldOperator::NotEquals),
             ("==", FieldOperator::Equals),
             ("=", FieldOperator::Equals),
         ] {
             if let Some(rhs) = rest.strip_prefix(op) {
-                return Some((&term[..i], kind, rhs));
+                return Some((field, kind, rhs));
             }
         }
     }

@@ -9,7 +9,6 @@ use std::time::Instant;
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -22,6 +21,7 @@ use crate::error::ApiError;
 use crate::request::{parse_resource_path, Query, Verb};
 use crate::state::{AppState, Config};
 use crate::{discovery, gc, handlers, persist, watch as watch_mod, Error};
+use svcplane_webhook::connections::{self, ConnectionInfo};
 
 /// A started server. Dropping it does not stop the server; call [`RunningServer::shutdown`].
 pub struct RunningServer {
@@ -183,83 +183,15 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
     public_addr: SocketAddr,
 ) {
-    // Every connection's task, so a shutdown can wait for them (finished ones are reaped as
-    // the loop goes).
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let (stream, _peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(err) => {
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            _ = shutdown.changed() => break,
-        };
-        let _ = stream.set_nodelay(true);
+    let limits = state.config.connections.clone();
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let state = state.clone();
-        let acceptor = acceptor.clone();
-        let mut conn_shutdown = shutdown.clone();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(route(state, req, public_addr).await) }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let result = match acceptor {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(tls) => {
-                        let conn = builder.serve_connection(TokioIo::new(tls), service);
-                        tokio::pin!(conn);
-                        tokio::select! {
-                            r = conn.as_mut() => r,
-                            _ = conn_shutdown.changed() => {
-                                // No new requests; the one in flight finishes.
-                                conn.as_mut().graceful_shutdown();
-                                conn.await
-                            }
-                        }
-                    }
-                    Err(err) => {
-                        tracing::debug!(%err, "TLS handshake failed");
-                        return;
-                    }
-                },
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        r = conn.as_mut() => r,
-                        _ = conn_shutdown.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            conn.await
-                        }
-                    }
-                }
-            };
-            if let Err(err) = result {
-                tracing::debug!(%err, "connection ended with error");
-            }
-        });
-    }
-    // Shutting down: the listener closes here; in-flight requests get `SHUTDOWN_GRACE`.
-    drop(listener);
-    let open = connections.len();
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            open,
-            still_open = connections.len(),
-            "in-flight requests did not finish within {SHUTDOWN_GRACE:?}; closing their connections"
-        );
-        connections.shutdown().await;
-    }
+        async move { Ok::<_, Infallible>(route(state, req, public_addr).await) }
+    });
+    let stopped = async move {
+        let _ = shutdown.changed().await;
+    };
+    connections::serve(listener, acceptor, limits, service, stopped, SHUTDOWN_GRACE).await;
 }
 
 fn render_metrics(state: &AppState) -> String {
@@ -274,6 +206,10 @@ fn render_metrics(state: &AppState) -> String {
         .metrics
         .resource_version
         .set(state.store.current_rv() as i64);
+    state
+        .metrics
+        .history_bytes
+        .set(state.store.history_bytes() as i64);
     state.metrics.render()
 }
 
@@ -284,6 +220,9 @@ async fn route(
     public_addr: SocketAddr,
 ) -> Response<Body> {
     let started = Instant::now();
+    let conn = req.extensions().get::<ConnectionInfo>().cloned();
+    let http1 = req.version() < http::Version::HTTP_2;
+    let request_timeout = state.config.request_timeout;
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = Query::parse(req.uri().query());
@@ -297,7 +236,7 @@ async fn route(
         return faults_endpoint(&state, &method, req).await;
     }
     if method == Method::POST && path == crate::access_review::PATH {
-        let answer = match read_body(req).await {
+        let answer = match read_body(req, request_timeout).await {
             Ok(body) => crate::access_review::review(&body, content_type.as_deref()),
             Err(e) => Err(e),
         };
@@ -335,7 +274,10 @@ async fn route(
             Some(value_response(200, &discovery::openapi_index_for(&state)))
         }
         (Method::GET, p) if p.starts_with("/openapi/v3/") => Some(
-            match discovery::openapi_document_for(&state, &p["/openapi/v3/".len()..]) {
+            match p
+                .strip_prefix("/openapi/v3/")
+                .and_then(|rest| discovery::openapi_document_for(&state, rest))
+            {
                 Some(doc) => value_response(200, &doc),
                 None => error_response(&ApiError::path_not_found()),
             },
@@ -406,7 +348,7 @@ async fn route(
             rr.name.as_deref().unwrap_or_default(),
         )?;
         let body = if verb.is_write() {
-            read_body(req).await?
+            read_body(req, request_timeout).await?
         } else {
             bytes::Bytes::new()
         };
@@ -414,7 +356,7 @@ async fn route(
             if let Err(e) = watch_mod::wait_until_fresh(&state, &query).await {
                 return Ok(watch_mod::error_stream(&e));
             }
-            return watch_mod::watch(&state, &rr, &query, &headers);
+            return watch_mod::watch(&state, &rr, &query, &headers, conn.as_ref(), http1);
         }
         let reply = handlers::handle(&state, &rr, &query, &headers, &body).await?;
         let mut resp = reply.response;
@@ -472,10 +414,20 @@ fn record_non_resource(state: &AppState, method: &Method, path: &str, code: u16,
         .observe(started.elapsed().as_secs_f64());
 }
 
-/// Reads a request body up to the 3 MiB limit (413 beyond, as upstream).
-async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
+/// Reads a request body up to the 3 MiB limit (413 beyond, as upstream), within `timeout`
+/// (504 beyond, as upstream's request timeout answers).
+async fn read_body(
+    req: Request<Incoming>,
+    timeout: std::time::Duration,
+) -> Result<bytes::Bytes, ApiError> {
     let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES);
-    match limited.collect().await {
+    let Ok(read) = tokio::time::timeout(timeout, limited.collect()).await else {
+        return Err(ApiError::timeout(format!(
+            "request did not complete within requested timeout - the request body did not arrive within {}s",
+            timeout.as_secs()
+        )));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err)
             if err
@@ -518,7 +470,7 @@ async fn faults_endpoint(
             value_response(200, &json!(state.faults.get()))
         }
         Method::POST => {
-            let body = match read_body(req).await {
+            let body = match read_body(req, state.config.request_timeout).await {
                 Ok(b) => b,
                 Err(e) => return error_response(&e),
             };

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use svcplane_webhook::connections::ConnectionLimits;
 use tokio::sync::Notify;
 
 use crate::faults::Faults;
@@ -12,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::resources::Registry;
 use crate::services::ServiceAllocations;
 use crate::store::Store;
+use crate::watch_clients::WatchClients;
 
 /// Default `--service-cluster-ip-range` (kube-apiserver's documented default).
 pub const DEFAULT_SERVICE_CLUSTER_IP_RANGE: &str = "10.96.0.0/12";
@@ -27,6 +29,17 @@ pub struct Config {
     pub tls: bool,
     /// Number of events kept for watch resumption (older resumes get 410 Gone).
     pub history_limit: usize,
+    /// Bytes of object versions the watch history may hold; the oldest events are compacted
+    /// beyond it (a resume from them gets 410 Gone, as beyond `history_limit`).
+    pub history_bytes_limit: usize,
+    /// What one client's watches may hold and how slow a watch client may be.
+    pub watch_limits: WatchLimits,
+    /// Timeouts of every connection (TLS handshake, header read, idle) and the cap on
+    /// connections per client.
+    pub connections: ConnectionLimits,
+    /// Time allowed for a request body to arrive (upstream's `--request-timeout`); the request
+    /// gets 504 Timeout beyond it.
+    pub request_timeout: std::time::Duration,
     /// Enable the `POST /debug/faults` admin path.
     pub faults_endpoint: bool,
     /// Persist objects to this file (atomically) and load them at start.
@@ -48,12 +61,39 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: false,
             history_limit: 200_000,
+            history_bytes_limit: crate::store::DEFAULT_HISTORY_BYTES_LIMIT,
+            watch_limits: WatchLimits::default(),
+            connections: ConnectionLimits::default(),
+            request_timeout: std::time::Duration::from_secs(60),
             faults_endpoint: false,
             state_file: None,
             service_cluster_ip_range: DEFAULT_SERVICE_CLUSTER_IP_RANGE.to_string(),
             service_node_port_range: DEFAULT_SERVICE_NODE_PORT_RANGE.to_string(),
             simulate_pod_termination: true,
             bookmark_interval: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// Bounds on watches: how many one client may hold open, how many bytes of encoded events each
+/// may have waiting for its client, and how long a watch waits for a client that reads nothing
+/// before ending (see [`crate::watch_buffer`] and [`crate::watch_clients`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchLimits {
+    /// Open watches per source address (429 beyond).
+    pub max_per_client: usize,
+    /// Bytes of encoded events waiting for one watch's client.
+    pub buffer_bytes: usize,
+    /// How long a watch waits for room in its buffer before ending.
+    pub slow_client_timeout: std::time::Duration,
+}
+
+impl Default for WatchLimits {
+    fn default() -> Self {
+        WatchLimits {
+            max_per_client: 100,
+            buffer_bytes: 1024 * 1024,
+            slow_client_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -78,6 +118,8 @@ pub struct AppState {
     pub services: ServiceAllocations,
     /// HTTP clients for calling admission webhooks.
     pub webhook_clients: crate::admission::WebhookClients,
+    /// Open watches per client.
+    pub watch_clients: Arc<WatchClients>,
 }
 
 impl AppState {
@@ -89,7 +131,8 @@ impl AppState {
             .iter()
             .map(|r| (r.key(), r.selectable_fields.clone()))
             .collect();
-        let store = Store::new(config.history_limit, selectable);
+        let store = Store::new(config.history_limit, selectable)
+            .with_history_bytes_limit(config.history_bytes_limit);
         let services = ServiceAllocations::new(
             &config.service_cluster_ip_range,
             &config.service_node_port_range,
@@ -103,6 +146,7 @@ impl AppState {
             persist_wakeup: Notify::new(),
             services,
             webhook_clients: Default::default(),
+            watch_clients: WatchClients::new(config.watch_limits.max_per_client),
             config,
         }))
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
 use crate::resources::ResourceKey;
 
@@ -37,6 +37,27 @@ pub struct StoredObject {
 }
 
 impl StoredObject {
+    /// Approximate bytes this version holds in memory (its JSON plus what the store indexes).
+    pub fn approx_bytes(&self) -> usize {
+        const OVERHEAD: usize = 256;
+        OVERHEAD
+            + self.json.len()
+            + self.namespace.len()
+            + self.name.len()
+            + self.uid.len()
+            + self
+                .labels
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 64)
+                .sum::<usize>()
+            + self
+                .fields
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 48)
+                .sum::<usize>()
+            + self.owners.iter().map(|o| o.len() + 24).sum::<usize>()
+    }
+
     /// Parses the stored bytes back into a JSON value.
     pub fn value(&self) -> Value {
         serde_json::from_str(&self.json).expect("stored objects are valid JSON")
@@ -95,6 +116,15 @@ pub struct Event {
     pub prev: Option<Arc<StoredObject>>,
 }
 
+impl Event {
+    /// What keeping this event in the history costs, counted against the history's byte
+    /// limit: both versions it holds (the previous one is often shared with the event before,
+    /// so this over-counts, never under-counts).
+    fn approx_bytes(&self) -> usize {
+        self.object.approx_bytes() + self.prev.as_ref().map_or(0, |p| p.approx_bytes())
+    }
+}
+
 /// A write to commit atomically against the current state.
 #[derive(Debug)]
 pub enum Write {
@@ -129,6 +159,10 @@ pub enum StoreError {
     /// The object could not be serialized.
     #[error("serialization failed: {0}")]
     Serialize(String),
+    /// The object nests deeper than [`crate::nesting::MAX_DEPTH`] levels (it could not be read
+    /// back); the message names where.
+    #[error("{0}")]
+    TooDeep(String),
     /// New revisions could not be reserved durably, so none is handed out (a restart could
     /// otherwise hand the same one out again).
     #[error("cannot reserve resourceVersions: {0}")]
@@ -206,6 +240,8 @@ struct Inner {
     reserved_rv: u64,
     tables: HashMap<ResourceKey, BTreeMap<ObjKey, Arc<StoredObject>>>,
     history: VecDeque<Arc<Event>>,
+    /// Sum of [`Event::approx_bytes`] over `history`.
+    history_bytes: usize,
     /// Watches must start at or after this revision.
     compacted_rv: u64,
     /// Indexes for the garbage collector, kept current on every commit.
@@ -259,19 +295,16 @@ pub struct GcWork {
 /// The store. Cheap to share behind an `Arc`.
 pub struct Store {
     inner: RwLock<Inner>,
-    tx: broadcast::Sender<Arc<Event>>,
+    /// The newest revision, for watchers and fresh reads to wait on.
+    revision: watch::Sender<u64>,
     history_limit: usize,
+    history_bytes_limit: usize,
     selectable: HashMap<ResourceKey, Vec<String>>,
     reserver: std::sync::OnceLock<Box<dyn RevisionReserver>>,
 }
 
-/// A watch subscription: events already in history after the start revision, then live ones.
-pub struct Subscription {
-    /// Events after the start revision, in order.
-    pub backlog: Vec<Arc<Event>>,
-    /// Live events (may include ones already in the backlog: skip `rv <= last seen`).
-    pub live: broadcast::Receiver<Arc<Event>>,
-}
+/// Default of [`Store::with_history_bytes_limit`]: 256 MiB of retained versions.
+pub const DEFAULT_HISTORY_BYTES_LIMIT: usize = 256 * 1024 * 1024;
 
 fn string_map(v: &Value) -> BTreeMap<String, String> {
     v.as_object()
@@ -302,14 +335,15 @@ fn field_value(obj: &Value, path: &str) -> String {
 }
 
 impl Store {
-    /// A store keeping at most `history_limit` events for watch resumption.
+    /// A store keeping at most `history_limit` events (and [`DEFAULT_HISTORY_BYTES_LIMIT`]
+    /// bytes of them) for watch resumption.
     /// `selectable` lists, per resource, the extra fields usable in field selectors.
     pub fn new(history_limit: usize, selectable: HashMap<ResourceKey, Vec<String>>) -> Self {
-        let (tx, _) = broadcast::channel(65_536);
         Store {
             inner: RwLock::new(Inner::default()),
-            tx,
+            revision: watch::Sender::new(0),
             history_limit: history_limit.max(1),
+            history_bytes_limit: DEFAULT_HISTORY_BYTES_LIMIT,
             selectable,
             reserver: std::sync::OnceLock::new(),
         }
@@ -332,9 +366,26 @@ impl Store {
         }
     }
 
+    /// Bounds the watch history by the bytes of the versions it holds too: the oldest events
+    /// are compacted once the retained ones exceed `bytes` (the newest event is always kept).
+    pub fn with_history_bytes_limit(mut self, bytes: usize) -> Self {
+        self.history_bytes_limit = bytes;
+        self
+    }
+
     /// The newest revision.
     pub fn current_rv(&self) -> u64 {
         self.inner.read().rv
+    }
+
+    /// Bytes the retained watch history holds (as counted against its limit).
+    pub fn history_bytes(&self) -> usize {
+        self.inner.read().history_bytes
+    }
+
+    /// A receiver that changes whenever a write commits (its value is the new revision).
+    pub fn revisions(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
     }
 
     /// Waits until the store has reached revision `rv`, for at most `timeout` (upstream's watch
@@ -344,20 +395,16 @@ impl Store {
         rv: u64,
         timeout: std::time::Duration,
     ) -> Result<(), u64> {
-        let mut live = self.tx.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let current = self.current_rv();
-            if current >= rv {
-                return Ok(());
-            }
-            match tokio::time::timeout_at(deadline, live.recv()).await {
-                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => {
-                    let current = self.current_rv();
-                    return if current >= rv { Ok(()) } else { Err(current) };
-                }
-            }
+        let mut revisions = self.revisions();
+        let _ = tokio::time::timeout(timeout, async {
+            let _ = revisions.wait_for(|current| *current >= rv).await;
+        })
+        .await;
+        let current = self.current_rv();
+        if current >= rv {
+            Ok(())
+        } else {
+            Err(current)
         }
     }
 
@@ -376,6 +423,11 @@ impl Store {
         mut value: Value,
         new: bool,
     ) -> Result<Prepared, StoreError> {
+        // Stored versions are parsed again ([`StoredObject::value`]), which fails past the
+        // JSON parser's depth limit: refuse them here, the one place every write passes.
+        if let Some(at) = crate::nesting::too_deep(&value, crate::nesting::MAX_DEPTH) {
+            return Err(StoreError::TooDeep(crate::nesting::too_deep_message(&at)));
+        }
         value["metadata"]["resourceVersion"] = Value::String(RV_PLACEHOLDER.into());
         let meta = &value["metadata"];
         let namespace = meta["namespace"].as_str().unwrap_or_default().to_string();
@@ -445,13 +497,19 @@ impl Store {
         object.rv = rv;
         object.json = match rv_at {
             RvAt::Offset(at) => {
+                let (head, tail) = json
+                    .split_at_checked(at)
+                    .and_then(|(head, rest)| Some((head, rest.strip_prefix(RV_PLACEHOLDER_JSON)?)))
+                    .ok_or_else(|| {
+                        StoreError::Serialize("resourceVersion placeholder lost".into())
+                    })?;
                 let rv_text = rv.to_string();
                 let mut out = String::with_capacity(json.len() + rv_text.len());
-                out.push_str(&json[..at]);
+                out.push_str(head);
                 out.push_str(r#""resourceVersion":""#);
                 out.push_str(&rv_text);
                 out.push('"');
-                out.push_str(&json[at + RV_PLACEHOLDER_JSON.len()..]);
+                out.push_str(tail);
                 out.into_boxed_str()
             }
             RvAt::Reserialize(mut value) => {
@@ -693,18 +751,24 @@ impl Store {
             object: stored.clone(),
             prev: current,
         });
-        inner.history.push_back(event.clone());
-        while inner.history.len() > self.history_limit {
-            if let Some(old) = inner.history.pop_front() {
-                inner.compacted_rv = old.rv;
-            }
+        inner.history_bytes += event.approx_bytes();
+        inner.history.push_back(event);
+        // Compact the oldest events beyond either limit, keeping at least the newest one.
+        while inner.history.len() > self.history_limit
+            || (inner.history_bytes > self.history_bytes_limit && inner.history.len() > 1)
+        {
+            let Some(old) = inner.history.pop_front() else {
+                break;
+            };
+            inner.history_bytes -= old.approx_bytes();
+            inner.compacted_rv = old.rv;
         }
-        let _ = self.tx.send(event);
+        self.revision.send_replace(rv);
         Ok(stored)
     }
 
-    /// Starts a watch after revision `from_rv`: the retained events newer than it, then live ones.
-    pub fn subscribe(&self, from_rv: u64) -> Result<Subscription, WatchError> {
+    /// Checks that a watch may start after revision `from_rv` (its events are still retained).
+    pub fn check_watch_start(&self, from_rv: u64) -> Result<(), WatchError> {
         let inner = self.inner.read();
         if from_rv < inner.compacted_rv {
             return Err(WatchError::TooOld {
@@ -712,27 +776,34 @@ impl Store {
                 oldest: inner.compacted_rv + 1,
             });
         }
-        let start = inner.history.partition_point(|e| e.rv <= from_rv);
-        let backlog = inner.history.iter().skip(start).cloned().collect();
-        Ok(Subscription {
-            backlog,
-            live: self.tx.subscribe(),
-        })
+        Ok(())
     }
 
-    /// Starts a watch at the current state: every existing object of the resource (as the
-    /// synthetic ADDED events upstream sends), the revision they are consistent at, and live events.
-    pub fn subscribe_with_state(
-        &self,
-        resource: &ResourceKey,
-    ) -> (u64, Vec<Arc<StoredObject>>, broadcast::Receiver<Arc<Event>>) {
+    /// Up to `max` retained events after revision `after`, oldest first: what a watcher at
+    /// `after` reads next. `Err` when events after `after` were already compacted (the watcher
+    /// fell behind the history; it must start again).
+    pub fn events_after(&self, after: u64, max: usize) -> Result<Vec<Arc<Event>>, WatchError> {
+        let inner = self.inner.read();
+        if after < inner.compacted_rv {
+            return Err(WatchError::TooOld {
+                requested: after,
+                oldest: inner.compacted_rv + 1,
+            });
+        }
+        let start = inner.history.partition_point(|e| e.rv <= after);
+        Ok(inner.history.range(start..).take(max).cloned().collect())
+    }
+
+    /// The current state of a resource for a watch starting now: every existing object (as
+    /// the synthetic ADDED events upstream sends) and the revision they are consistent at.
+    pub fn snapshot(&self, resource: &ResourceKey) -> (u64, Vec<Arc<StoredObject>>) {
         let inner = self.inner.read();
         let objects = inner
             .tables
             .get(resource)
             .map(|t| t.values().cloned().collect())
             .unwrap_or_default();
-        (inner.rv, objects, self.tx.subscribe())
+        (inner.rv, objects)
     }
 
     /// The garbage collector's work: orphaned dependents, objects being deleted and their
@@ -776,6 +847,7 @@ impl Store {
     pub fn compact_all(&self) {
         let mut inner = self.inner.write();
         inner.history.clear();
+        inner.history_bytes = 0;
         inner.compacted_rv = inner.rv;
     }
 
@@ -812,6 +884,7 @@ impl Store {
         }
         inner.rv = max_rv;
         inner.compacted_rv = max_rv;
+        self.revision.send_replace(max_rv);
         Ok(())
     }
 }
@@ -830,6 +903,23 @@ mod tests {
 
     fn stored_value(obj: &StoredObject) -> Value {
         serde_json::from_str(&obj.json).expect("stored JSON parses")
+    }
+
+    #[test]
+    fn objects_nesting_deeper_than_can_be_read_back_are_refused_naming_where() {
+        let store = Store::new(100, HashMap::new());
+        let mut deep = json!("leaf");
+        // metadata-less levels below data.x: the object is 2 + 126 = 128 levels deep.
+        for _ in 0..126 {
+            deep = json!([deep]);
+        }
+        let cm = json!({"metadata": {"name": "a", "namespace": "ns"}, "data": {"x": deep}});
+        let err = store
+            .commit(&configmaps(), "ns", "a", Write::Create(cm))
+            .expect_err("refused");
+        assert!(matches!(err, StoreError::TooDeep(_)), "{err}");
+        assert!(err.to_string().starts_with("data.x[0]"), "{err}");
+        assert_eq!(store.current_rv(), 0, "nothing was written");
     }
 
     #[test]

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::FutureExt;
 use http::HeaderMap;
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use svcplane_webhook::connections::ConnectionInfo;
 
 use crate::codec::{json_response, Body};
 use crate::error::ApiError;
@@ -19,6 +19,7 @@ use crate::resources::ResourceInfo;
 use crate::state::AppState;
 use crate::store::{Event, EventType, StoredObject, WatchError};
 use crate::table;
+use crate::watch_buffer::{self, SendError, WatchSender};
 
 /// Annotation on the bookmark that ends the initial events of a streaming list (KEP-3157).
 pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
@@ -150,12 +151,19 @@ fn error_line(err: &ApiError) -> String {
     format!("{{\"type\":\"ERROR\",\"object\":{}}}\n", err.to_status())
 }
 
-/// Serves a watch request.
+/// Events read from the history at a time by one watch.
+const BATCH: usize = 256;
+
+/// Serves a watch request. `conn` identifies the client (its address counts against
+/// [`crate::state::WatchLimits::max_per_client`]) and, for HTTP/1 (`http1`), is closed when the
+/// client stops reading, so its buffered events are freed with it.
 pub fn watch(
     state: &Arc<AppState>,
     rr: &ResourceRequest,
     query: &Query,
     headers: &HeaderMap,
+    conn: Option<&ConnectionInfo>,
+    http1: bool,
 ) -> Result<http::Response<Body>, ApiError> {
     let selectors = Selectors::from_query(&rr.info, query)?;
     let send_initial = query.flag("sendInitialEvents");
@@ -175,113 +183,83 @@ pub fn watch(
         Some(_) if send_initial => Start::State,
         Some(rv) => Start::After(rv),
     };
-    let name = rr.name.clone();
+    let slot = conn
+        .map(|c| state.watch_clients.admit(c.peer.ip()))
+        .transpose()?;
     let filter = Filter {
         info: rr.info.clone(),
         namespace: rr.namespace.clone(),
-        name,
+        name: rr.name.clone(),
         selectors,
     };
-    let mut encoder = Encoder {
+    let encoder = Encoder {
         info: rr.info.clone(),
         table: table::wants_table(headers),
         query: query.clone(),
         sent_columns: false,
     };
-    let (tx, rx) = mpsc::channel::<Result<String, std::io::Error>>(1024);
-
-    // Subscribe before returning so no event between now and the task start is missed.
-    let (initial, mut last_rv, backlog, live) = match start {
+    // Subscribe before reading the state, so no commit in between goes unnoticed.
+    let revisions = state.store.revisions();
+    let (initial, last_rv) = match start {
         Start::State => {
-            let (rv, objects, live) = state.store.subscribe_with_state(&rr.info.key());
-            (objects, rv, Vec::new(), live)
+            let (rv, objects) = state.store.snapshot(&rr.info.key());
+            (objects, rv)
         }
-        Start::After(rv) => match state.store.subscribe(rv) {
-            Ok(sub) => (Vec::new(), rv, sub.backlog, sub.live),
+        Start::After(rv) => match state.store.check_watch_start(rv) {
+            Ok(()) => (Vec::new(), rv),
             Err(WatchError::TooOld { requested, oldest }) => {
                 let err =
                     ApiError::gone(format!("too old resource version: {requested} ({oldest})"));
-                let line = error_line(&err);
-                return Ok(json_response(200, line));
+                return Ok(json_response(200, error_line(&err)));
             }
         },
     };
-
-    let state = state.clone();
+    let limits = state.config.watch_limits.clone();
+    let (tx, body) = watch_buffer::channel(limits.buffer_bytes, slot);
     let gauge = state
         .metrics
         .watchers
         .with_label_values(&[&rr.info.group, &rr.info.plural]);
     gauge.inc();
-    let mut drops = state.faults.watch_drops();
-    let interval = state.config.bookmark_interval;
+    let resource = ApiError::qualified(&rr.info.group, &rr.info.plural);
+    let watch = Watch {
+        state: state.clone(),
+        filter,
+        encoder,
+        tx,
+        wait: limits.slow_client_timeout,
+        deadline: timeout.map(|t| tokio::time::Instant::now() + Duration::from_secs(t)),
+        drops: state.faults.watch_drops(),
+        revisions,
+        last_rv,
+    };
+    let conn = conn.cloned();
     tokio::spawn(async move {
         let _guard = GaugeGuard(gauge);
-        let mut live = live;
-        let send = |line: String| {
-            let tx = tx.clone();
-            async move { tx.send(Ok(line)).await.is_ok() }
-        };
-        for obj in initial.iter().filter(|o| filter.matches(o)) {
-            if !send(encoder.event("ADDED", obj)).await {
-                return;
-            }
-        }
-        if send_initial && bookmarks && !send(encoder.bookmark(last_rv, true)).await {
-            return;
-        }
-        for ev in backlog {
-            if ev.rv <= last_rv {
-                continue;
-            }
-            last_rv = ev.rv;
-            if let Some(kind) = filter.translate(&ev) {
-                if !send(encoder.event(kind.as_str(), &ev.object)).await {
-                    return;
-                }
-            }
-        }
-        let deadline = timeout.map(|t| tokio::time::Instant::now() + Duration::from_secs(t));
-        let mut ticker = tokio::time::interval(interval);
-        ticker.tick().await;
-        loop {
-            let sleep_until = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => futures::future::pending().await,
-                }
-            };
-            tokio::select! {
-                ev = live.recv() => match ev {
-                    Ok(ev) => {
-                        if ev.rv <= last_rv {
-                            continue;
-                        }
-                        last_rv = ev.rv;
-                        if let Some(kind) = filter.translate(&ev) {
-                            if !send(encoder.event(kind.as_str(), &ev.object)).await {
-                                return;
-                            }
-                        }
-                    }
-                    // A watcher that falls too far behind is closed; the client resumes from
-                    // its last revision (history still has it, or it gets 410 and relists).
-                    Err(broadcast::error::RecvError::Lagged(_)) => return,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                _ = ticker.tick(), if bookmarks => {
-                    if !send(encoder.bookmark(last_rv, false)).await {
-                        return;
+        let state = watch.state.clone();
+        let (tx, end) = watch.run(initial, send_initial, bookmarks).await;
+        match end {
+            End::SlowClient => {
+                tracing::info!(%resource, peer = ?conn.as_ref().map(|c| c.peer), "watch ended: its client stopped reading");
+                state
+                    .metrics
+                    .terminated_watchers
+                    .with_label_values(&[&resource])
+                    .inc();
+                tx.abort();
+                if http1 {
+                    if let Some(conn) = conn {
+                        conn.close();
                     }
                 }
-                _ = drops.changed() => return,
-                _ = sleep_until => return,
-                _ = tx.closed() => return,
             }
+            End::FellBehind => {
+                tracing::debug!(%resource, "watch ended: it fell behind the retained history");
+            }
+            End::Finished => {}
         }
     });
-    let stream = ReceiverStream::new(rx).map(|r| r.map(bytes::Bytes::from));
-    let mut resp = http::Response::new(Body::from_stream(stream));
+    let mut resp = http::Response::new(Body::from_stream(body));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
@@ -291,6 +269,133 @@ pub fn watch(
         http::HeaderValue::from_static("no-cache, private"),
     );
     Ok(resp)
+}
+
+/// Why a watch ended.
+enum End {
+    /// Its client did not make room for the next event in time.
+    SlowClient,
+    /// The events it had yet to send were compacted away.
+    FellBehind,
+    /// Timeout, client gone, faults: nothing to report.
+    Finished,
+}
+
+/// One running watch: reads the history after `last_rv` and queues what its filter reports.
+struct Watch {
+    state: Arc<AppState>,
+    filter: Filter,
+    encoder: Encoder,
+    tx: WatchSender,
+    wait: Duration,
+    deadline: Option<tokio::time::Instant>,
+    drops: tokio::sync::watch::Receiver<u64>,
+    revisions: tokio::sync::watch::Receiver<u64>,
+    last_rv: u64,
+}
+
+impl Watch {
+    async fn run(
+        mut self,
+        initial: Vec<Arc<StoredObject>>,
+        send_initial: bool,
+        bookmarks: bool,
+    ) -> (WatchSender, End) {
+        let end = self.stream(initial, send_initial, bookmarks).await;
+        (self.tx, end)
+    }
+
+    async fn stream(
+        &mut self,
+        initial: Vec<Arc<StoredObject>>,
+        send_initial: bool,
+        bookmarks: bool,
+    ) -> End {
+        for obj in &initial {
+            if !self.filter.matches(obj) {
+                continue;
+            }
+            let line = self.encoder.event("ADDED", obj);
+            if let Err(end) = self.send(line).await {
+                return end;
+            }
+        }
+        drop(initial);
+        if send_initial && bookmarks {
+            let line = self.encoder.bookmark(self.last_rv, true);
+            if let Err(end) = self.send(line).await {
+                return end;
+            }
+        }
+        let mut ticker = tokio::time::interval(self.state.config.bookmark_interval);
+        ticker.tick().await;
+        loop {
+            self.revisions.borrow_and_update();
+            let batch = match self.state.store.events_after(self.last_rv, BATCH) {
+                Ok(batch) => batch,
+                Err(_) => return End::FellBehind,
+            };
+            if batch.is_empty() {
+                let deadline = self.deadline;
+                let sleep_until = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => futures::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    changed = self.revisions.changed() => if changed.is_err() {
+                        return End::Finished;
+                    },
+                    _ = ticker.tick(), if bookmarks => {
+                        let line = self.encoder.bookmark(self.last_rv, false);
+                        if let Err(end) = self.send(line).await {
+                            return end;
+                        }
+                    }
+                    _ = self.drops.changed() => return End::Finished,
+                    _ = sleep_until => return End::Finished,
+                    _ = self.tx.closed() => return End::Finished,
+                }
+                continue;
+            }
+            for ev in batch {
+                self.last_rv = ev.rv;
+                if let Some(kind) = self.filter.translate(&ev) {
+                    let line = self.encoder.event(kind.as_str(), &ev.object);
+                    if let Err(end) = self.send(line).await {
+                        return end;
+                    }
+                }
+            }
+            if bookmarks && ticker.tick().now_or_never().is_some() {
+                let line = self.encoder.bookmark(self.last_rv, false);
+                if let Err(end) = self.send(line).await {
+                    return end;
+                }
+            }
+        }
+    }
+
+    /// Queues one line, ending the watch on timeout, a fault's drop, a gone or slow client.
+    async fn send(&mut self, line: String) -> Result<(), End> {
+        let deadline = self.deadline;
+        let sleep_until = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => futures::future::pending().await,
+            }
+        };
+        tokio::select! {
+            sent = self.tx.send(Bytes::from(line), self.wait) => match sent {
+                Ok(()) => Ok(()),
+                Err(SendError::Full) => Err(End::SlowClient),
+                Err(SendError::Closed) => Err(End::Finished),
+            },
+            _ = self.drops.changed() => Err(End::Finished),
+            _ = sleep_until => Err(End::Finished),
+        }
+    }
 }
 
 struct GaugeGuard(prometheus::IntGauge);

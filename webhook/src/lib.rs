@@ -20,6 +20,9 @@
 //! [`validate_endpoints_update`], [`warnings_for_endpoints`].
 
 #![warn(missing_docs)]
+// Slicing a string at a byte index panics inside a multi-byte character: request text (and
+// flags) are cut with `get`, `split_once`, `strip_prefix` or `split_at_checked` instead.
+#![warn(clippy::string_slice)]
 
 pub mod cluster_ips;
 pub mod defaults;
@@ -51,7 +54,9 @@ pub use service::{validate_service, warnings_for_service, Phase};
 pub use service_update::validate_service_update;
 
 pub mod admission;
+pub mod bounded_yaml;
 pub mod certs;
+pub mod connections;
 pub mod metrics;
 pub mod server;
 pub mod tls;

@@ -232,10 +232,9 @@ pub fn is_valid_port_name(port: &str) -> Vec<String> {
 
 /// Upstream `maskTrailingDash`: a `generateName` prefix may end with `-`.
 fn mask_trailing_dash(name: &str) -> String {
-    if name.len() > 1 && name.ends_with('-') {
-        format!("{}a", &name[..name.len() - 1])
-    } else {
-        name.to_string()
+    match name.strip_suffix('-') {
+        Some(stem) if !stem.is_empty() => format!("{stem}a"),
+        _ => name.to_string(),
     }
 }
 

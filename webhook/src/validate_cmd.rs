@@ -42,10 +42,10 @@ pub fn run_validate(args: &ValidateArgs, out: &mut dyn Write) -> u8 {
 /// Split a YAML (or JSON) stream into objects, expanding `kind: List`.
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
     let mut docs = Vec::new();
-    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let y: serde_yaml::Value =
-            serde::Deserialize::deserialize(de).map_err(|e| format!("document {}: {e}", i + 1))?;
-        let v: Value = serde_json::to_value(&y).map_err(|e| format!("document {}: {e}", i + 1))?;
+    // Bounded: nesting and alias expansion are limited while parsing.
+    let values =
+        crate::bounded_yaml::documents(text).map_err(|(i, e)| format!("document {i}: {e}"))?;
+    for v in values {
         match v {
             Value::Null => {}
             Value::Object(ref m) if m.get("kind").and_then(Value::as_str) == Some("List") => {

@@ -199,7 +199,10 @@ impl Merger {
             let Value::Array(order) = order else {
                 return Err(bad_arg_type("[]interface {}", &order));
             };
-            let field = match directive_key[SET_ELEMENT_ORDER.len()..].strip_prefix('/') {
+            let field = match directive_key
+                .strip_prefix(SET_ELEMENT_ORDER)
+                .and_then(|rest| rest.strip_prefix('/'))
+            {
                 Some(f) if !f.is_empty() => f.to_string(),
                 _ => return Err(PatchError::BadRequest(ERR_SET_ELEMENT_ORDER.into())),
             };
