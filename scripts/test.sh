@@ -8,7 +8,7 @@ scripts/install-test-deps.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --workspace --all-targets --locked "$@" 2>&1 | tee "$log"
+cargo test --workspace --all-targets --locked --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 awk '/^test result:/ {

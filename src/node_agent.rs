@@ -169,7 +169,9 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
     // Manifest files are read once; without --once the agent then keeps running on them
     // (periodic full resyncs repair drift, health-check node ports are served).
     let mut manifest_events = match &args.manifests {
-        Some(path) => Some(svcplane_dataplane::source::read_manifests(path)?),
+        Some(path) => {
+            Some(svcplane_dataplane::source::read_manifests(path).context("--manifests")?)
+        }
         None => None,
     };
     if let Some(events) = manifest_events.take_if(|_| args.once) {

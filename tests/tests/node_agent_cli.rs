@@ -93,12 +93,46 @@ fn write_manifests(dir: &Path) {
     std::fs::write(dir.join("README.txt"), "not a manifest: ignored").unwrap();
 }
 
+/// Runs `svcplane node-agent ARGS` to its end; one that is still running after a minute is
+/// killed and fails the test (a run that should have exited must not hang the suite).
 fn agent(args: &[&str]) -> Output {
-    Command::new(workspace_binary("svcplane"))
+    use std::io::Read;
+    let mut child = Command::new(workspace_binary("svcplane"))
         .arg("node-agent")
         .args(args)
-        .output()
-        .expect("svcplane runs")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("svcplane runs");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for svcplane") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("svcplane node-agent {args:?} still running after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
 }
 
 fn stdout(o: &Output) -> String {
@@ -287,16 +321,22 @@ fn bad_flags_are_refused_with_the_flag_named() {
         stderr(&out)
     );
     let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
     let out = agent(&[
         "--node-name",
         "n",
         "--manifests",
-        dir.path().to_str().unwrap(),
+        missing.to_str().unwrap(),
         "--backend",
         "dry-run",
+        "--once",
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("--once"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--manifests") && err.contains("missing"),
+        "{err}"
+    );
 }
 
 fn free_port() -> u16 {
