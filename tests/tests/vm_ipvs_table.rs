@@ -160,7 +160,9 @@ nft add table ip foreign
 nft add chain ip foreign input '{ type filter hook input priority 10; policy accept; }'
 nft add rule ip foreign input tcp dport 7 counter
 ipvsadm -Ln >/tmp/before-ipvs
-ip -o addr >/tmp/before-addr
+# IPv6 duplicate address detection may still mark link-local addresses 'tentative' here;
+# that flag is the kernel's, not state the agent owns.
+ip -o addr | sed 's/ tentative//' >/tmp/before-addr
 nft list ruleset >/tmp/before-nft
 svcplane-nettest serve --name host --tcp 0.0.0.0:9999 --lifetime-ms 600000 >/tmp/host.log 2>&1 &
 retry 100 0.1 grep -q ready /tmp/host.log
@@ -222,7 +224,7 @@ retry 50 0.1 grep -q reply /tmp/hold.log
     );
     script += r#"
 ipvsadm -Ln >/tmp/after-ipvs
-ip -o addr >/tmp/after-addr
+ip -o addr | sed 's/ tentative//' >/tmp/after-addr
 nft list ruleset >/tmp/after-nft
 for what in ipvs addr nft; do
   section "diff-$what"
