@@ -1,4 +1,4 @@
-//! Shared pieces of the `hostile_clients` suite (issue 15): an embedded API server with the
+//! Shared pieces of the `hostile::clients` suite (issue 15): an embedded API server with the
 //! suite's tight limits, raw requests that tell an answer from a dropped connection (what a
 //! panicking handler looks like from outside), health probes, and the process's memory.
 //!
