@@ -11,6 +11,10 @@
 
 mod heavy;
 
+/// The traffic tool (`svcplane-nettest`, tests/src/bin) that cargo built for these tests: run on
+/// the host, in network namespaces and in the VM guests.
+const NETTEST: &str = env!("CARGO_BIN_EXE_svcplane-nettest");
+
 mod allocation;
 mod apiserver;
 mod controllers;

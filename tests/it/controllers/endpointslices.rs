@@ -14,6 +14,22 @@ use svcplane_tests::Fixture;
 
 const T: Duration = Duration::from_secs(20);
 
+/// One node, Service `web` (target port 8080) with `pods` ready Pods, and the controllers
+/// started and waited for until the slices hold every Pod.
+async fn web_with_ready_pods(pods: usize) -> (Fixture, Running) {
+    let fx = Fixture::start().await;
+    let c = &fx.client;
+    create_nodes(c, 1).await;
+    create_service(c, &service("web", IntOrString::Int(8080))).await;
+    create_pods(c, "web", 0..pods, 1, 1, true).await;
+    let running = start_controllers(&fx, test_config()).await;
+    eventually(T, &format!("{pods} endpoints"), || async {
+        endpoint_count(&our_slices(c, "web").await) == pods
+    })
+    .await;
+    (fx, running)
+}
+
 #[tokio::test]
 async fn slices_hold_at_most_100_endpoints() {
     let fx = Fixture::start().await;
@@ -189,16 +205,8 @@ async fn dual_stack_gets_two_address_types() {
 
 #[tokio::test]
 async fn hand_edited_slice_is_repaired() {
-    let fx = Fixture::start().await;
+    let (fx, running) = web_with_ready_pods(5).await;
     let c = &fx.client;
-    create_nodes(c, 1).await;
-    create_service(c, &service("web", IntOrString::Int(8080))).await;
-    create_pods(c, "web", 0..5, 1, 1, true).await;
-    let running = start_controllers(&fx, test_config()).await;
-    eventually(T, "5 endpoints", || async {
-        endpoint_count(&our_slices(c, "web").await) == 5
-    })
-    .await;
     let api: Api<EndpointSlice> = Api::namespaced(c.clone(), NS);
     // Edit: drop two endpoints by hand.
     let mut s = our_slices(c, "web").await.remove(0);
@@ -231,16 +239,8 @@ async fn hand_edited_slice_is_repaired() {
 #[tokio::test]
 async fn readiness_change_reaches_slice_within_a_second() {
     let _heavy = crate::heavy::heavy().await;
-    let fx = Fixture::start().await;
+    let (fx, running) = web_with_ready_pods(3).await;
     let c = &fx.client;
-    create_nodes(c, 1).await;
-    create_service(c, &service("web", IntOrString::Int(8080))).await;
-    create_pods(c, "web", 0..3, 1, 1, true).await;
-    let running = start_controllers(&fx, test_config()).await;
-    eventually(T, "3 endpoints", || async {
-        endpoint_count(&our_slices(c, "web").await) == 3
-    })
-    .await;
     set_pod_status(c, "web-1", &[pod_ip(1, 1)], false).await;
     let took = eventually(T, "endpoint not ready", || async {
         slice_addresses(&our_slices(c, "web").await).contains(&(pod_ip(1, 1), false))
@@ -253,16 +253,8 @@ async fn readiness_change_reaches_slice_within_a_second() {
 
 #[tokio::test]
 async fn terminating_pod_is_published_as_serving_not_ready() {
-    let fx = Fixture::start().await;
+    let (fx, running) = web_with_ready_pods(2).await;
     let c = &fx.client;
-    create_nodes(c, 1).await;
-    create_service(c, &service("web", IntOrString::Int(8080))).await;
-    create_pods(c, "web", 0..2, 1, 1, true).await;
-    let running = start_controllers(&fx, test_config()).await;
-    eventually(T, "2 endpoints", || async {
-        endpoint_count(&our_slices(c, "web").await) == 2
-    })
-    .await;
     // Graceful deletion: deletionTimestamp set, pod kept for its grace period.
     Api::<k8s_openapi::api::core::v1::Pod>::namespaced(c.clone(), NS)
         .delete(
@@ -414,16 +406,8 @@ async fn prefer_close_hints_an_endpoint_on_a_zoneless_node_with_the_empty_zone()
 /// slice keeps `generateName: <service>-`, as kube-controller-manager's does (FACTS.md).
 #[tokio::test]
 async fn port_change_rewrites_the_slice_in_place_keeping_generate_name() {
-    let fx = Fixture::start().await;
+    let (fx, running) = web_with_ready_pods(3).await;
     let c = &fx.client;
-    create_nodes(c, 1).await;
-    create_service(c, &service("web", IntOrString::Int(8080))).await;
-    create_pods(c, "web", 0..3, 1, 1, true).await;
-    let running = start_controllers(&fx, test_config()).await;
-    eventually(T, "three endpoints", || async {
-        endpoint_count(&our_slices(c, "web").await) == 3
-    })
-    .await;
     let before = our_slices(c, "web").await.remove(0);
     Api::<Service>::namespaced(c.clone(), NS)
         .patch(

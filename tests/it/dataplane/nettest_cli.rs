@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-const NETTEST: &str = env!("CARGO_BIN_EXE_svcplane-nettest");
+use crate::NETTEST;
 
 /// A `serve` process, killed on drop; its `listening` lines read from stdout.
 struct Serve {

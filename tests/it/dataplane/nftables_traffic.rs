@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use svcplane_tests::netns::{veth, workspace_binary, Netns, Process};
 
-const NETTEST: &str = env!("CARGO_BIN_EXE_svcplane-nettest");
+use crate::NETTEST;
 const NODE: &str = "node-a";
 const NODE_IP: &str = "192.168.0.1";
 const NODE_IP6: &str = "fd00:192::1";
@@ -198,6 +198,15 @@ impl Cluster {
             "node-agent --once failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Probes `target` `count` times from the client and asserts that every attempt was
+    /// refused; returns the probe for further checks.
+    #[track_caller]
+    fn assert_refused(&self, proto: &str, target: &str, count: u32) -> Probe {
+        let p = self.probe(proto, target, count, &[]);
+        assert_eq!(p.count("refused"), count, "{target}: {p:?}");
+        p
     }
 
     /// `svcplane-nettest probe` from the client: per-attempt outcomes.
@@ -459,10 +468,8 @@ fn internal_traffic_policy_local_uses_only_local_endpoints_and_rejects_without_o
     let p = c.probe("--tcp", "10.96.0.30:80", 30, &[]);
     assert_eq!(p.failures(), 0, "{p:?}");
     assert_eq!(p.answered_by(), vec!["a1"], "{p:?}");
-    let p = c.probe("--tcp", "10.96.0.31:80", 5, &[]);
-    assert_eq!(p.count("refused"), 5, "{p:?}");
-    let p = c.probe("--udp", "10.96.0.31:53", 5, &[]);
-    assert_eq!(p.count("refused"), 5, "{p:?}");
+    c.assert_refused("--tcp", "10.96.0.31:80", 5);
+    c.assert_refused("--udp", "10.96.0.31:53", 5);
 }
 
 #[test]
@@ -489,10 +496,8 @@ fn external_traffic_policy_local_uses_only_local_endpoints_and_rejects_without_o
     // Cluster traffic of the same Service still uses every endpoint.
     let p = c.probe("--tcp", "10.96.0.40:80", 40, &[]);
     assert_eq!(sorted(p.answered_by()), vec!["a2", "b1"], "{p:?}");
-    let p = c.probe("--tcp", "192.168.0.1:30042", 5, &[]);
-    assert_eq!(p.count("refused"), 5, "{p:?}");
-    let p = c.probe("--udp", "192.168.0.1:30043", 5, &[]);
-    assert_eq!(p.count("refused"), 5, "{p:?}");
+    c.assert_refused("--tcp", "192.168.0.1:30042", 5);
+    c.assert_refused("--udp", "192.168.0.1:30043", 5);
 }
 
 #[test]
@@ -555,8 +560,7 @@ fn a_service_without_endpoints_and_an_unallocated_port_are_refused_at_once() {
         ("--tcp", "10.96.0.61:81"),
         ("--udp", "10.96.0.61:54"),
     ] {
-        let p = c.probe(proto, target, 5, &[]);
-        assert_eq!(p.count("refused"), 5, "{target}: {p:?}");
+        let p = c.assert_refused(proto, target, 5);
         assert!(
             p.elapsed < Duration::from_secs(2),
             "{target}: refusals must be immediate, took {:?}",
@@ -631,8 +635,7 @@ fn ipv6_and_dual_stack_services_reach_their_endpoints() {
         assert_eq!(p.failures(), 0, "{target}: {p:?}");
         assert_eq!(sorted(p.answered_by()), want, "{target}: {p:?}");
     }
-    let p = c.probe("--tcp", "[fd00:96::81]:81", 3, &[]);
-    assert_eq!(p.count("refused"), 3, "{p:?}");
+    c.assert_refused("--tcp", "[fd00:96::81]:81", 3);
 }
 
 #[test]

@@ -135,6 +135,21 @@ fn agent(args: &[&str]) -> Output {
     }
 }
 
+/// `node-agent --backend dry-run --once` as node-a over the manifests in `dir`, plus `extra`.
+fn dry_run_once(dir: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--node-name",
+        "node-a",
+        "--manifests",
+        dir,
+        "--backend",
+        "dry-run",
+        "--once",
+    ];
+    args.extend_from_slice(extra);
+    agent(&args)
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -148,15 +163,7 @@ fn dry_run_once_prints_one_line_per_virtual_address_and_port() {
     let dir = tempfile::tempdir().unwrap();
     write_manifests(dir.path());
     let path = dir.path().to_str().unwrap();
-    let out = agent(&[
-        "--node-name",
-        "node-a",
-        "--manifests",
-        path,
-        "--backend",
-        "dry-run",
-        "--once",
-    ]);
+    let out = dry_run_once(path, &[]);
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let text = stdout(&out);
     let rows: Vec<&str> = text
@@ -197,15 +204,7 @@ fn dry_run_once_prints_one_line_per_virtual_address_and_port() {
         "{text}"
     );
     // Stable for diffs: the same input gives byte-identical output.
-    let again = agent(&[
-        "--node-name",
-        "node-a",
-        "--manifests",
-        path,
-        "--backend",
-        "dry-run",
-        "--once",
-    ]);
+    let again = dry_run_once(path, &[]);
     assert_eq!(stdout(&again), text);
 }
 
@@ -214,17 +213,7 @@ fn dry_run_json_has_the_same_rows() {
     let dir = tempfile::tempdir().unwrap();
     write_manifests(dir.path());
     let path = dir.path().to_str().unwrap();
-    let out = agent(&[
-        "--node-name",
-        "node-a",
-        "--manifests",
-        path,
-        "--backend",
-        "dry-run",
-        "--once",
-        "-o",
-        "json",
-    ]);
+    let out = dry_run_once(path, &["-o", "json"]);
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let json: Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     let rows = json["virtualServers"].as_array().unwrap();

@@ -648,14 +648,7 @@ async fn connections_that_never_finish_tls_are_closed() {
     let mut config = config();
     config.tls = true;
     let h = Hostile::start_with(config).await;
-    let mut silent = Vec::new();
-    for _ in 0..20 {
-        silent.push(
-            tokio::net::TcpStream::connect(&h.addr)
-                .await
-                .expect("connect"),
-        );
-    }
+    let mut silent = h.connect(20).await;
     // Handshake timeout 1 s.
     for s in &mut silent {
         assert!(
@@ -670,14 +663,7 @@ async fn headers_trickled_byte_by_byte_are_cut_off() {
     use tokio::io::AsyncWriteExt;
     let _one = exclusive().await;
     let h = Hostile::start().await;
-    let mut slow = Vec::new();
-    for _ in 0..20 {
-        slow.push(
-            tokio::net::TcpStream::connect(&h.addr)
-                .await
-                .expect("connect"),
-        );
-    }
+    let mut slow = h.connect(20).await;
     let header =
         b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let started = Instant::now();
@@ -758,14 +744,7 @@ async fn idle_connections_are_closed_but_long_watches_live() {
 async fn connections_per_client_are_capped() {
     let _one = exclusive().await;
     let h = Hostile::start().await;
-    let mut held = Vec::new();
-    for _ in 0..80 {
-        held.push(
-            tokio::net::TcpStream::connect(&h.addr)
-                .await
-                .expect("connect"),
-        );
-    }
+    let mut held = h.connect(80).await;
     let checks = held
         .iter_mut()
         .map(|s| closed_by_server(s, Duration::from_millis(300)));

@@ -45,6 +45,19 @@ pub struct Hostile {
 }
 
 impl Hostile {
+    /// `n` plain TCP connections to the server, opened one after another.
+    pub async fn connect(&self, n: usize) -> Vec<tokio::net::TcpStream> {
+        let mut connections = Vec::with_capacity(n);
+        for _ in 0..n {
+            connections.push(
+                tokio::net::TcpStream::connect(&self.addr)
+                    .await
+                    .expect("connect"),
+            );
+        }
+        connections
+    }
+
     /// A plain-HTTP server with [`config`].
     pub async fn start() -> Hostile {
         Self::start_with(config()).await

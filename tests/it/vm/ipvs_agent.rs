@@ -16,7 +16,7 @@ use std::time::Duration;
 use svcplane_tests::vm::{workspace_binary, Guest};
 use vm_ipvs_support::*;
 
-const NETTEST: &str = env!("CARGO_BIN_EXE_svcplane-nettest");
+use crate::NETTEST;
 const MANIFESTS: &str = "/etc/svcplane/manifests";
 /// `--sync-period` of the agent under test: drift must be gone within two of these.
 const SYNC_PERIOD_S: u32 = 3;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use svcplane_tests::vm::{workspace_binary, Guest};
 use vm_ipvs_support::*;
 
-const NETTEST: &str = env!("CARGO_BIN_EXE_svcplane-nettest");
+use crate::NETTEST;
 
 /// `web`: dual-stack, TCP 80 and UDP 53 over IPv4, TCP 80 over IPv6; endpoints b1 and b2,
 /// or all but `without`.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use svcplane_tests::vm::{Guest, GuestRun};
 
-const NETTEST: &str = env!("CARGO_BIN_EXE_svcplane-nettest");
+use crate::NETTEST;
 
 /// Guest topology: backends b1 and b2 and a client c1, each a network namespace behind a veth
 /// pair to the guest's root namespace, which routes between them (IPv4 and IPv6) and owns the

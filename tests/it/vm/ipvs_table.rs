@@ -14,7 +14,7 @@ use std::time::Duration;
 use svcplane_tests::vm::{workspace_binary, Guest};
 use vm_ipvs_support::*;
 
-const NETTEST: &str = env!("CARGO_BIN_EXE_svcplane-nettest");
+use crate::NETTEST;
 const MANIFESTS: &str = "/etc/svcplane/manifests";
 
 /// Services of every kind the agent handles, plus two it must ignore.
