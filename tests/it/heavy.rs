@@ -7,8 +7,11 @@
 //!   timeouts;
 //! - traffic through network namespaces on the host kernel (`dataplane::nftables_traffic`,
 //!   `dataplane::node_agent_nftables`): bounded waits for packets and conntrack;
-//! - hostile loads (`hostile::`): they bound the growth of this process's peak resident memory,
-//!   which another heavy test's allocations would inflate, and push thousands of requests;
+//! - hostile loads (all of `hostile::clients`; the contention and large-object cases of
+//!   `hostile::correctness`): they push thousands of requests or megabytes, and `hostile::clients`
+//!   bounds the growth of this process's peak resident memory, which another heavy test's
+//!   allocations would inflate (a light test may still run beside it; the bounds, 48–64 MiB,
+//!   leave room for one, but a light test that allocates heavily belongs here too);
 //! - controller churn (`controllers::churn`): write budgets counted under 1000-pod loads, which
 //!   a loaded machine pushes over budget (slower informers see more intermediate states);
 //! - tests asserting wall-clock bounds (a few named ones across areas).
