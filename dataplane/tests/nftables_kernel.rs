@@ -2,7 +2,7 @@
 //! what `nft` lists after a sync, that a repeated sync writes nothing, that a partial sync
 //! writes only the change, that a full sync repairs a table someone edited, and that
 //! `--cleanup` leaves other tables alone. Traffic through these tables is tested in the
-//! `svcplane-tests` crate (`nftables_traffic`).
+//! `svcplane-tests` crate (`tests/it/dataplane/nftables_traffic.rs`).
 
 mod fixtures;
 mod netns_support;

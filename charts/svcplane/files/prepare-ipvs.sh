@@ -4,7 +4,7 @@
 #   1. resolves the IPVS generic netlink family, which makes the kernel load ip_vs through its
 #      module alias (no modprobe or /lib/modules needed here);
 #   2. sets the sysctls the IPVS backend ensures (ipvs_sysctls in dataplane/src/sysctl.rs,
-#      kube-proxy's NewProxier in pkg/proxy/ipvs/proxier.go); tests/tests/helm_chart.rs runs this
+#      kube-proxy's NewProxier in pkg/proxy/ipvs/proxier.go); tests/it/helm/chart.rs runs this
 #      script against that function for several kernel releases.
 # SYSCTL_ROOT and KERNEL_RELEASE exist for that test.
 set -eu

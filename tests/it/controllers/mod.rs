@@ -1,0 +1,10 @@
+//! The EndpointSlice, Endpoints and mirroring controllers against the embedded API server.
+
+mod churn;
+mod endpoints;
+mod endpointslices;
+mod faults;
+mod leader;
+mod mirroring;
+mod support;
+mod topology;

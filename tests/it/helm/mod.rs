@@ -1,0 +1,4 @@
+//! The Helm chart rendered, linted and installed against the embedded API server.
+
+mod chart;
+mod support;

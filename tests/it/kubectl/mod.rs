@@ -1,0 +1,5 @@
+//! The real kubectl against the embedded API server.
+
+mod cli;
+mod explain;
+mod protobuf;

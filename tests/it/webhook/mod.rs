@@ -1,0 +1,3 @@
+//! The validating admission webhook end to end.
+
+mod admission;
