@@ -25,3 +25,7 @@ fi
 # cached under SVCPLANE_VM_CACHE (default /var/cache/svcplane-vm); a no-op once prepared.
 # Fails loudly when something cannot be fetched: those tests must not skip.
 "$(dirname "$0")/vm/fetch.sh"
+
+# The official Python `kubernetes` client for the client-compatibility tests, pinned, in a venv
+# at a fixed path (see the script); a no-op once installed.
+"$(dirname "$0")/install-python-client.sh"

@@ -17,6 +17,8 @@ use crate::store::StoredObject;
 /// Kubernetes version this server reports (the version FACTS.md was recorded against).
 pub const KUBE_VERSION: (&str, &str) = ("1", "32");
 
+/// Verbs of a resource whose storage is upstream's generic registry store (every interface:
+/// creater, updater, getter, lister, watcher, patcher, deleter, collection deleter).
 const VERBS: &[&str] = &[
     "create",
     "delete",
@@ -27,6 +29,24 @@ const VERBS: &[&str] = &[
     "update",
     "watch",
 ];
+
+/// The same without `deletecollection`: upstream's namespace storage
+/// (`pkg/registry/core/namespace/storage/storage.go`, `REST`) wraps the generic store but does
+/// not implement `rest.CollectionDeleter`, so kube-apiserver neither lists nor serves it.
+const VERBS_WITHOUT_DELETECOLLECTION: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+
+/// The verbs kube-apiserver lists for a resource in discovery (derived, as upstream's
+/// `endpoints/installer.go` does, from the interfaces its storage implements); requests for
+/// other verbs answer 405.
+pub fn verbs(info: &ResourceInfo) -> &'static [&'static str] {
+    if info.group.is_empty() && info.plural == "namespaces" {
+        VERBS_WITHOUT_DELETECOLLECTION
+    } else {
+        VERBS
+    }
+}
 
 /// `/version`.
 pub fn version() -> Value {
@@ -123,7 +143,7 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": VERBS,
+            "verbs": verbs(r),
         });
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);

@@ -369,22 +369,33 @@ fn default_manager(headers: &HeaderMap) -> String {
     crate::patch::apply::manager_from_user_agent(ua)
 }
 
-/// Checks `apiVersion` and `kind` of a body against the addressed resource.
+/// Checks `apiVersion` and `kind` of a body against the addressed resource. Missing ones are
+/// taken from the URL's resource, as kube-apiserver's decoder does with the handler's default
+/// GroupVersionKind (`staging/src/k8s.io/apiserver/pkg/endpoints/handlers/create.go` and
+/// `update.go`: `decoder.Decode(body, &defaultGVK, original)`); present but different ones are
+/// a 400.
 fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
-    let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
-    let kind = obj["kind"].as_str().unwrap_or_default().to_string();
-    if kind.is_empty() {
+    let Some(fields) = obj.as_object_mut() else {
         return Err(ApiError::bad_request(format!(
-            "Object 'Kind' is missing in '{}'",
-            truncate(&obj.to_string(), 200)
+            "the request body must be a JSON object, got {}",
+            codec::kind_of(obj)
         )));
-    }
-    if api_version.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "Object 'apiVersion' is missing in '{}'",
-            truncate(&obj.to_string(), 200)
-        )));
-    }
+    };
+    let mut field = |name: &str, default: String| -> Result<String, ApiError> {
+        match fields.get(name) {
+            Some(Value::String(v)) if !v.is_empty() => Ok(v.clone()),
+            None | Some(Value::Null) | Some(Value::String(_)) => {
+                fields.insert(name.to_string(), Value::String(default.clone()));
+                Ok(default)
+            }
+            Some(other) => Err(ApiError::bad_request(format!(
+                "{name}: must be a string, got {}",
+                codec::kind_of(other)
+            ))),
+        }
+    };
+    let api_version = field("apiVersion", info.api_version())?;
+    let kind = field("kind", info.kind.clone())?;
     if api_version != info.api_version() {
         return Err(ApiError::bad_request(format!(
             "the API version in the data ({api_version}) does not match the expected API version ({})",
@@ -404,14 +415,6 @@ fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
         )));
     }
     Ok(())
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.len() <= n {
-        s.to_string()
-    } else {
-        format!("{}...", crate::text::truncate_to_char_boundary(s, n))
-    }
 }
 
 /// Aligns `metadata.namespace` with the URL (upstream `rest.EnsureObjectNamespaceMatchesRequestNamespace`).
@@ -689,7 +692,12 @@ async fn update_object(
     } else {
         Default::default()
     };
-    let mut warnings = match strategy::validate(state, info, &obj, Some(&old)) {
+    let validated = if status_only {
+        strategy::validate_status(state, info, &obj, &old)
+    } else {
+        strategy::validate(state, info, &obj, Some(&old))
+    };
+    let mut warnings = match validated {
         Ok(mut w) => {
             w.splice(0..0, defaulting_warnings);
             w
@@ -1217,6 +1225,13 @@ async fn delete_collection(
     _headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Reply, ApiError> {
+    // Upstream registers no DELETE route on the collection of a resource whose storage is not
+    // a collection deleter (namespaces): go-restful answers 405.
+    if !crate::discovery::verbs(&rr.info).contains(&"deletecollection") {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
     let opts = delete_options(query, body)?;
     let selectors = Selectors::from_query(&rr.info, query)?;
     let (rv, items, _) = state.store.list(

@@ -103,9 +103,15 @@ impl Query {
         self.0.get(key).map(String::as_str)
     }
 
-    /// A boolean parameter (`true`/`1`).
+    /// A boolean parameter, parsed as kube-apiserver parses them.
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true") | Some("1"))
+        // Upstream `runtime.Convert_Slice_string_To_bool`
+        // (`staging/src/k8s.io/apimachinery/pkg/runtime/conversion.go`): any value but `0`
+        // and a case-insensitive `false` is true, so the Python client's `watch=True` watches.
+        match self.get(key) {
+            None => false,
+            Some(v) => v != "0" && !v.eq_ignore_ascii_case("false"),
+        }
     }
 
     /// A non-negative integer parameter; a malformed value is a 400 naming the parameter.

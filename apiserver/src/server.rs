@@ -257,12 +257,15 @@ async fn route(
             record_non_resource(&state, &method, &path, 200, started);
             Some(text(200, &render_metrics(&state)))
         }
-        (Method::GET, "/version") => Some(value_response(200, &discovery::version())),
-        (Method::GET, "/api") => Some(value_response(
+        // kube-apiserver serves the root discovery documents with and without a trailing
+        // slash (go-restful routes `/version` and `/api` as `<root>/`; `/apis/` is registered
+        // next to `/apis` in `genericapiserver.installAPIGroups`).
+        (Method::GET, "/version" | "/version/") => Some(value_response(200, &discovery::version())),
+        (Method::GET, "/api" | "/api/") => Some(value_response(
             200,
             &discovery::core_versions(&public_addr.to_string()),
         )),
-        (Method::GET, "/apis") => {
+        (Method::GET, "/apis" | "/apis/") => {
             Some(value_response(200, &discovery::group_list(&state.registry)))
         }
         (Method::GET, "/openapi/v2") => Some(crate::openapi_v2::document_response(

@@ -15,10 +15,14 @@ use crate::services::ServiceAllocations;
 use crate::store::Store;
 use crate::watch_clients::WatchClients;
 
-/// Default `--service-cluster-ip-range` (kube-apiserver's documented default).
-pub const DEFAULT_SERVICE_CLUSTER_IP_RANGE: &str = "10.96.0.0/12";
+/// Default `--service-cluster-ip-range` (the range kubeadm clusters use; kube-apiserver's
+/// built-in default, `svcplane_allocators::DEFAULT_SERVICE_CLUSTER_IP_RANGE`, is
+/// `10.0.0.0/24`). Shared with `svcplane validate`, whose range checks must agree.
+pub const DEFAULT_SERVICE_CLUSTER_IP_RANGE: &str =
+    svcplane_webhook::validate_cmd::DEFAULT_SERVICE_CLUSTER_IP_RANGE;
 /// Default `--service-node-port-range`.
-pub const DEFAULT_SERVICE_NODE_PORT_RANGE: &str = "30000-32767";
+pub const DEFAULT_SERVICE_NODE_PORT_RANGE: &str =
+    svcplane_webhook::validate_cmd::DEFAULT_SERVICE_NODE_PORT_RANGE;
 
 /// How to run the embedded API server.
 #[derive(Debug, Clone)]

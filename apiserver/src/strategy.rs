@@ -116,6 +116,15 @@ pub fn prepare_update(
 ) -> Vec<String> {
     let mut warnings = Vec::new();
     if status_only {
+        // A status write is decoded like any body upstream, so `SetDefaults_Service` gives
+        // ingress points `ipMode: VIP`; the typed round trip also drops the nulls a JSON merge
+        // patch leaves inside a replaced list (`"ingress": [{"ip": null}]`), which upstream's
+        // decoding into Go structs drops too.
+        if is(info, "", "services") {
+            typed(obj, |svc: &mut Service| {
+                svcplane_webhook::default_load_balancer_ip_mode(svc)
+            });
+        }
         return warnings;
     }
     if is(info, "", "services") {
@@ -273,6 +282,31 @@ pub fn validate(
         return Ok(warnings);
     }
     Err(invalid_from_field_errors(info, &name, &errors))
+}
+
+/// Validates a write to the `/status` subresource. Services get upstream's
+/// `ValidateServiceStatusUpdate` (metadata and `ValidateLoadBalancerStatus`, not the spec,
+/// which the write cannot change); other resources the rules of [`validate`].
+pub fn validate_status(
+    state: &AppState,
+    info: &ResourceInfo,
+    obj: &Value,
+    old: &Value,
+) -> Result<Vec<String>, ApiError> {
+    if !is(info, "", "services") {
+        return validate(state, info, obj, Some(old));
+    }
+    no_new_finalizers_while_deleting(info, obj, old)?;
+    let svc: Service = decode(info, obj)?;
+    let errors = svcplane_webhook::validate_service_status_update(&svc, &decode(info, old)?);
+    if errors.is_empty() {
+        return Ok(Vec::new());
+    }
+    Err(invalid_from_field_errors(
+        info,
+        crate::metadata::name(obj),
+        &errors,
+    ))
 }
 
 /// A 422 from field errors, with upstream's message and one cause per error.

@@ -83,6 +83,7 @@ pub fn default_service(svc: &mut Service) -> Vec<String> {
             });
         }
     }
+    crate::service_status::default_load_balancer_ip_mode(svc);
     warnings
 }
 

@@ -24,6 +24,7 @@
 // flags) are cut with `get`, `split_once`, `strip_prefix` or `split_at_checked` instead.
 #![warn(clippy::string_slice)]
 
+pub mod allocation_ranges;
 pub mod cluster_ips;
 pub mod defaults;
 pub mod endpoint_slice;
@@ -36,6 +37,7 @@ pub mod names;
 pub mod object;
 pub mod service;
 pub mod service_model;
+pub mod service_status;
 pub mod service_update;
 
 pub use defaults::{
@@ -51,6 +53,7 @@ pub use field_error::{invalid_message, BadValue, ErrorKind, FieldError, Verdict}
 pub use ip_families::{init_ip_family_fields, ClusterFamilies};
 pub use object::{validate_object, validate_object_owned, DecodeError, Kind};
 pub use service::{validate_service, warnings_for_service, Phase};
+pub use service_status::{default_load_balancer_ip_mode, validate_service_status_update};
 pub use service_update::validate_service_update;
 
 pub mod admission;

@@ -6,7 +6,15 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::object::{kind_of, validate_object, DecodeError};
+use crate::allocation_ranges::ServiceRanges;
+use crate::object::{kind_of, validate_object, DecodeError, Kind};
+
+/// The embedded API server's default `--service-cluster-ip-range` (`svcplane dev` and the
+/// test fixture use it; kube-apiserver's own default is `10.0.0.0/24`).
+pub const DEFAULT_SERVICE_CLUSTER_IP_RANGE: &str = "10.96.0.0/12";
+
+/// The default `--service-node-port-range`, as kube-apiserver's.
+pub const DEFAULT_SERVICE_NODE_PORT_RANGE: &str = "30000-32767";
 
 /// Exit status: every object allowed.
 pub const EXIT_ALLOWED: u8 = 0;
@@ -21,11 +29,40 @@ pub struct ValidateArgs {
     /// File with one or more YAML or JSON documents; `-` reads standard input.
     #[arg(short = 'f', long = "filename")]
     pub file: PathBuf,
+    /// The API server's Service ClusterIP range (one CIDR, or two of different families): a
+    /// chosen `clusterIP` outside it is rejected, as at allocation.
+    #[arg(long = "service-cluster-ip-range", default_value = DEFAULT_SERVICE_CLUSTER_IP_RANGE)]
+    pub service_cluster_ip_range: String,
+    /// The API server's NodePort range: a chosen `nodePort` outside it is rejected, as at
+    /// allocation.
+    #[arg(long = "service-node-port-range", default_value = DEFAULT_SERVICE_NODE_PORT_RANGE)]
+    pub service_node_port_range: String,
+}
+
+impl ValidateArgs {
+    /// Arguments for `file` with the default ranges.
+    pub fn for_file(file: impl Into<PathBuf>) -> Self {
+        ValidateArgs {
+            file: file.into(),
+            service_cluster_ip_range: DEFAULT_SERVICE_CLUSTER_IP_RANGE.to_string(),
+            service_node_port_range: DEFAULT_SERVICE_NODE_PORT_RANGE.to_string(),
+        }
+    }
 }
 
 /// Run `svcplane validate`: print each object's verdict, errors and warnings to `out` and
 /// return the exit status (0 allowed, 1 rejected, 2 unreadable input).
 pub fn run_validate(args: &ValidateArgs, out: &mut dyn Write) -> u8 {
+    let ranges = match ServiceRanges::parse(
+        &args.service_cluster_ip_range,
+        &args.service_node_port_range,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            return EXIT_UNREADABLE;
+        }
+    };
     let mut text = String::new();
     let read = if args.file.as_os_str() == "-" {
         std::io::stdin().read_to_string(&mut text).map(|_| ())
@@ -36,7 +73,7 @@ pub fn run_validate(args: &ValidateArgs, out: &mut dyn Write) -> u8 {
         let _ = writeln!(out, "error: cannot read {}: {e}", args.file.display());
         return EXIT_UNREADABLE;
     }
-    validate_documents(&text, out)
+    validate_documents_in(&text, &ranges, out)
 }
 
 /// Split a YAML (or JSON) stream into objects, expanding `kind: List`.
@@ -113,8 +150,20 @@ fn complete(obj: &mut Value) {
     }
 }
 
-/// Validate every document of `text`, printing verdicts; returns the exit status.
+/// Validate every document of `text` against the default ranges, printing verdicts; returns
+/// the exit status.
 pub fn validate_documents(text: &str, out: &mut dyn Write) -> u8 {
+    let ranges = ServiceRanges::parse(
+        DEFAULT_SERVICE_CLUSTER_IP_RANGE,
+        DEFAULT_SERVICE_NODE_PORT_RANGE,
+    )
+    .expect("the default ranges parse");
+    validate_documents_in(text, &ranges, out)
+}
+
+/// Validate every document of `text`, printing verdicts; Services are also checked against
+/// `ranges` as allocation would check them. Returns the exit status.
+pub fn validate_documents_in(text: &str, ranges: &ServiceRanges, out: &mut dyn Write) -> u8 {
     let docs = match parse_documents(text) {
         Ok(d) => d,
         Err(e) => {
@@ -144,7 +193,7 @@ pub fn validate_documents(text: &str, out: &mut dyn Write) -> u8 {
             continue;
         }
         complete(&mut obj);
-        match validate_object(&obj, None) {
+        match validate_object(&obj, None).map(|v| with_allocation_errors(&obj, v, ranges)) {
             Err(e) => {
                 status = EXIT_REJECTED;
                 let _ = writeln!(out, "{label}: rejected");
@@ -167,4 +216,29 @@ pub fn validate_documents(text: &str, out: &mut dyn Write) -> u8 {
         }
     }
     status
+}
+
+/// The API server allocates a new Service's ClusterIPs and node ports before it validates the
+/// object (upstream `BeginCreate` runs before `BeforeCreate`), so an allocation error is the
+/// only error `kubectl apply` sees: it replaces the validation errors here too.
+fn with_allocation_errors(
+    obj: &Value,
+    mut verdict: crate::Verdict,
+    ranges: &ServiceRanges,
+) -> crate::Verdict {
+    if kind_of(obj) != Ok(Kind::Service) {
+        return verdict;
+    }
+    let Ok(crate::object::Object::Service(mut svc)) =
+        crate::object::decode_object(Kind::Service, obj.clone())
+    else {
+        return verdict;
+    };
+    crate::defaults::default_service(&mut svc);
+    crate::defaults::prepare_service_create(&mut svc);
+    let errors = ranges.create_errors(&svc);
+    if !errors.is_empty() {
+        verdict.errors = errors;
+    }
+    verdict
 }

@@ -122,7 +122,8 @@ async fn service_status_load_balancer_ingress_only_through_status() {
     let svcs: Api<Service> = Api::default_namespaced(fx.client.clone());
     let svc: Service = serde_json::from_value(json!({
         "metadata": {"name": "lb"},
-        "spec": {"clusterIP": "None", "ports": [{"port": 80}], "selector": {"a": "b"}},
+        // Upstream `ValidateLoadBalancerStatus` allows ingress only on LoadBalancer Services.
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], "selector": {"a": "b"}},
         "status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}
     }))
     .unwrap();
