@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the official Python `kubernetes` client into a virtualenv for the Python client tests
-# (tests/python/, run by tests/tests/client_compat.rs). Idempotent: a no-op once the pinned
+# (tests/python/, run by tests/it/apiserver/client_compat.rs). Idempotent: a no-op once the pinned
 # version is installed. The venv lives at SVCPLANE_PYTHON_VENV (default
 # /var/cache/svcplane-python/kubernetes-<version>); the tests look there too.
 set -euo pipefail
