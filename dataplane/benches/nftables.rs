@@ -373,7 +373,9 @@ fn child_phases(services: usize) {
     // The chains those changes retired are deleted by the first sync after their grace
     // period, in a transaction of its own before the sync's.
     std::thread::sleep(Duration::from_millis(1100));
-    model.upsert_slice(&slice(0, 0..ENDPOINTS - 1));
+    // Two endpoints fewer: a change whatever the loop did to this Service.
+    let i = (CHANGES * 7919) % services;
+    model.upsert_slice(&slice(i, 0..ENDPOINTS - 2));
     let changes = model.commit();
     let start = Instant::now();
     backend
@@ -488,6 +490,9 @@ fn main() {
     let ns = Netns::new("brs");
     let restart = run_child(&ns, "restart", services);
     drop(ns);
+    let ns = Netns::new("bph");
+    let phases = run_child(&ns, "phases", services);
+    drop(ns);
 
     let show = |d: Option<Duration>| match d {
         Some(d) => format!("{:.0} ms", ms(d)),
@@ -503,6 +508,7 @@ fn main() {
     );
     print!("agent:\n{agent}");
     print!("restart:\n{restart}");
+    print!("partial syncs, backend alone:\n{phases}");
     let full_sync = value(&agent, "full_sync_ms");
     let baseline = kube_proxy.map(ms).unwrap_or(f64::INFINITY);
     println!(
