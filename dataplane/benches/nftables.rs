@@ -275,6 +275,7 @@ fn child(services: usize) {
     }
     agent.mark_listed();
     let events = start.elapsed();
+    let rss_before_sync = status_kib("VmRSS:");
     let start = Instant::now();
     let report = agent.sync_now(true).expect("full sync");
     let full = start.elapsed();
@@ -326,8 +327,79 @@ fn child(services: usize) {
     let start = Instant::now();
     agent.sync_now(true).expect("full resync");
     writeln!(out, "resync_ms {:.1}", ms(start.elapsed())).ok();
+    writeln!(out, "rss_before_first_sync_kib {rss_before_sync}").ok();
     writeln!(out, "rss_kib {}", status_kib("VmRSS:")).ok();
     writeln!(out, "peak_rss_kib {}", status_kib("VmHWM:")).ok();
+}
+
+/// Where a partial sync's time goes: the backend alone (no agent), one-endpoint changes, with
+/// the backend's own split between planning in this process, encoding, and the kernel.
+fn child_phases(services: usize) {
+    let mut model = ProxyModel::new(config());
+    model.set_node(&node());
+    for i in 0..services {
+        model.upsert_service(&service(i));
+        model.upsert_slice(&slice(i, 0..ENDPOINTS));
+    }
+    model.commit();
+    let mut backend = NftablesBackend::new(NftablesOptions::default()).expect("backend");
+    backend.sync(model.table(), &SyncScope::Full).expect("sync");
+    let mut rows: Vec<[f64; 5]> = Vec::new();
+    for k in 0..CHANGES {
+        let i = (k * 7919) % services;
+        let eps = if k % 2 == 0 {
+            ENDPOINTS - 1
+        } else {
+            ENDPOINTS + 1
+        };
+        model.upsert_slice(&slice(i, 0..eps));
+        let start = Instant::now();
+        let changes = model.commit();
+        let commit = start.elapsed();
+        let start = Instant::now();
+        backend
+            .sync(model.table(), &SyncScope::Services(changes.services))
+            .expect("partial sync");
+        let total = start.elapsed();
+        let d = backend.last_sync();
+        rows.push([
+            ms(commit),
+            ms(total),
+            ms(d.plan_time),
+            ms(d.encode_time),
+            ms(d.kernel_time),
+        ]);
+    }
+    // The chains those changes retired are deleted by the first sync after their grace
+    // period, in a transaction of its own before the sync's.
+    std::thread::sleep(Duration::from_millis(1100));
+    // Two endpoints fewer: a change whatever the loop did to this Service.
+    let i = (CHANGES * 7919) % services;
+    model.upsert_slice(&slice(i, 0..ENDPOINTS - 2));
+    let changes = model.commit();
+    let start = Instant::now();
+    backend
+        .sync(model.table(), &SyncScope::Services(changes.services))
+        .expect("partial sync");
+    let d = backend.last_sync();
+    println!(
+        "phase_with_stale_deletion_ms {:.3} deleted {} kernel {:.3}",
+        ms(start.elapsed()),
+        d.stale_chains_deleted,
+        ms(d.kernel_time)
+    );
+    for (col, label) in ["model_commit", "backend_sync", "plan", "encode", "kernel"]
+        .iter()
+        .enumerate()
+    {
+        let mut v: Vec<f64> = rows.iter().map(|r| r[col]).collect();
+        v.sort_by(f64::total_cmp);
+        println!(
+            "phase_{label}_ms p50 {:.3} p90 {:.3}",
+            percentile(&v, 0.5),
+            percentile(&v, 0.9)
+        );
+    }
 }
 
 /// A full sync by a second agent (a restart): it must read the kernel's table.
@@ -351,7 +423,10 @@ fn child_restart(services: usize) {
         .expect("adopt");
     println!("adopt_ms {:.1}", ms(start.elapsed()));
     println!("adopt_ops {}", report.operations);
-    println!("adopt_read_kernel {}", backend.last_sync().read_kernel);
+    let d = backend.last_sync();
+    println!("adopt_read_kernel {}", d.read_kernel);
+    println!("adopt_plan_ms {:.1}", ms(d.plan_time));
+    println!("adopt_read_ms {:.1}", ms(d.read_time));
 }
 
 fn run_child(ns: &Netns, mode: &str, services: usize) -> String {
@@ -383,6 +458,7 @@ fn main() {
         match mode {
             "agent" => child(n),
             "restart" => child_restart(n),
+            "phases" => child_phases(n),
             other => panic!("unknown child mode {other}"),
         }
         return;
@@ -414,6 +490,9 @@ fn main() {
     let ns = Netns::new("brs");
     let restart = run_child(&ns, "restart", services);
     drop(ns);
+    let ns = Netns::new("bph");
+    let phases = run_child(&ns, "phases", services);
+    drop(ns);
 
     let show = |d: Option<Duration>| match d {
         Some(d) => format!("{:.0} ms", ms(d)),
@@ -429,6 +508,7 @@ fn main() {
     );
     print!("agent:\n{agent}");
     print!("restart:\n{restart}");
+    print!("partial syncs, backend alone:\n{phases}");
     let full_sync = value(&agent, "full_sync_ms");
     let baseline = kube_proxy.map(ms).unwrap_or(f64::INFINITY);
     println!(

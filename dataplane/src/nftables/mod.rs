@@ -44,7 +44,7 @@ mod wire;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
@@ -88,6 +88,16 @@ pub struct SyncDetails {
     /// What the conntrack cleanup after the sync did (`None`: nothing was stale, or the
     /// cleanup failed and said so in the log).
     pub conntrack: Option<CleanupReport>,
+    /// Time spent in this process deciding the operations (rendering, diffing, and reading
+    /// the kernel's table when the sync had to).
+    pub plan_time: Duration,
+    /// Of `plan_time`, the time spent reading the kernel's table back.
+    pub read_time: Duration,
+    /// Time spent encoding the operations as a netlink batch.
+    pub encode_time: Duration,
+    /// Time between handing the batch to the kernel and its answer (the kernel applies a
+    /// batch inside `send`): the transaction's cost in the kernel.
+    pub kernel_time: Duration,
 }
 
 /// The nftables backend.
@@ -207,9 +217,12 @@ impl NftablesBackend {
                 let kernel = if trust {
                     state.take_held()
                 } else {
-                    kernel::read_table(&mut self.socket, family).map_err(|e| {
+                    let started = Instant::now();
+                    let held = kernel::read_table(&mut self.socket, family).map_err(|e| {
                         kernel_error(format!("list table {family} {TABLE}"), None, e)
-                    })?
+                    })?;
+                    self.last.read_time += started.elapsed();
+                    held
                 };
                 let masq = ruleset::has_family(&self.cluster_cidrs, family);
                 let services = table
@@ -284,13 +297,17 @@ impl NftablesBackend {
             .socket
             .reserve_seq(ops.len() as u32 + 2)
             .wrapping_add(1);
+        let started = Instant::now();
         let batch = transaction::encode(ops, first_seq);
+        self.last.encode_time = started.elapsed();
         self.last.messages = batch.messages.len();
         self.last.bytes = batch.bytes.len();
+        let started = Instant::now();
         let rejections = self
             .socket
             .send_batch(batch.bytes.bytes())
             .map_err(|e| kernel_error("send the transaction", None, e))?;
+        self.last.kernel_time = started.elapsed();
         if let Some(first) = rejections.first() {
             self.trusted_generation = None;
             let source = io::Error::from_raw_os_error(first.errno);
@@ -302,7 +319,7 @@ impl NftablesBackend {
                     } else {
                         op.to_string()
                     };
-                    kernel_error(what, op.service.clone(), source)
+                    kernel_error(what, op.service.as_deref().cloned(), source)
                 }
                 None => kernel_error("commit the transaction", None, source),
             });
@@ -381,12 +398,14 @@ impl Backend for NftablesBackend {
         let now = Instant::now();
         self.last = SyncDetails::default();
         self.last.stale_chains_deleted = self.delete_expired_stale(now);
+        let planning = Instant::now();
         let mut plan = PlanBuilder::new();
         if let Err(err) = self.plan_into(&mut plan, table, scope, now) {
             self.synced_once = false;
             return Err(err);
         }
         let ops = plan.finish();
+        self.last.plan_time = planning.elapsed();
         if !ops.is_empty() {
             if let Err(err) = self.run(&ops) {
                 // What we hold in memory is now wrong: the next sync reads the kernel.

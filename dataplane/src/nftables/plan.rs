@@ -3,6 +3,7 @@
 //! are deleted). Pure data, so tests count and read what a sync would write.
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::objects::{BaseChain, ElementValue, Key, Name, SetSpec};
 use super::rule::Rule;
@@ -59,8 +60,9 @@ pub struct PlannedOp {
     pub family: Family,
     /// The operation.
     pub op: Op,
-    /// The Service it is for.
-    pub service: Option<ServiceName>,
+    /// The Service it is for (shared by all of that Service's operations: a full sync plans
+    /// hundreds of thousands of operations).
+    pub service: Option<Arc<ServiceName>>,
 }
 
 impl fmt::Display for PlannedOp {
@@ -96,12 +98,14 @@ impl fmt::Display for PlannedOp {
 }
 
 /// The operations of one phase, each with the Service it belongs to.
-type Phase = Vec<(Op, Option<ServiceName>)>;
+type Phase = Vec<(Op, Option<Arc<ServiceName>>)>;
 
 /// Operations collected per family and phase; [`PlanBuilder::finish`] orders them.
 #[derive(Debug, Default)]
 pub struct PlanBuilder {
     phases: [[Phase; PHASES]; 2],
+    /// The Service of the last push: a Service's operations come in runs and share its name.
+    last_service: Option<Arc<ServiceName>>,
 }
 
 fn family_index(family: Family) -> usize {
@@ -120,7 +124,15 @@ impl PlanBuilder {
     /// Adds an operation for `family`, on behalf of `service` when given.
     pub fn push(&mut self, family: Family, op: Op, service: Option<&ServiceName>) {
         let phase = op.phase();
-        self.phases[family_index(family)][phase].push((op, service.cloned()));
+        let service = service.map(|name| match &self.last_service {
+            Some(last) if **last == *name => last.clone(),
+            _ => {
+                let shared = Arc::new(name.clone());
+                self.last_service = Some(shared.clone());
+                shared
+            }
+        });
+        self.phases[family_index(family)][phase].push((op, service));
     }
 
     /// Whether nothing was planned.
@@ -130,7 +142,8 @@ impl PlanBuilder {
 
     /// The operations in transaction order: IPv4's table, then IPv6's, each phase by phase.
     pub fn finish(self) -> Vec<PlannedOp> {
-        let mut out = Vec::new();
+        let total = self.phases.iter().flatten().map(Vec::len).sum();
+        let mut out = Vec::with_capacity(total);
         for (index, phases) in self.phases.into_iter().enumerate() {
             let family = if index == 0 {
                 Family::IPv4
