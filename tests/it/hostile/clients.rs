@@ -537,7 +537,12 @@ async fn watches_that_never_read_hold_bounded_memory_and_are_ended() {
             "a stalled watch is still open"
         );
     }
-    assert!(h.metric("apiserver_terminated_watchers_total", "configmaps") >= 20.0);
+    // A stalled watch ends one of two ways, whichever comes first: the slow-client timeout
+    // (counted in `apiserver_terminated_watchers_total`, as upstream's cacher counts it) or
+    // falling behind the bounded history (410 Gone, not counted, as upstream). Under load some
+    // fall behind first (seen once on a clean-clone CI run), so all 20 closed is asserted above
+    // and the counter must show the slow-client path ran.
+    assert!(h.metric("apiserver_terminated_watchers_total", "configmaps") >= 1.0);
     assert!(h.healthy().await);
 }
 
