@@ -124,7 +124,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let server = svcplane_apiserver::start(config)
         .await
         .context("starting the embedded API server")?;
-    let state = server.state().clone();
     // The webhook first: a state file may hold a configuration from an earlier run that points
     // at that run's port, and every write below would fail against it.
     let (stop_webhook, webhook_stop_rx) = tokio::sync::watch::channel(false);
@@ -133,14 +132,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let webhook = if args.no_webhook {
         None
     } else {
-        let webhook = crate::dev_components::start_webhook(&state, &args.work_dir, webhook_stop_rx)
-            .await
-            .context("starting the validating admission webhook")?;
+        let webhook =
+            crate::dev_components::start_webhook(&server, &args.work_dir, webhook_stop_rx)
+                .await
+                .context("starting the validating admission webhook")?;
         Some(webhook)
     };
     if !args.no_examples {
         for (name, text) in EXAMPLES {
-            let created = svcplane_apiserver::bootstrap::apply_manifests(&state, text)
+            let created = server
+                .apply_manifests(text)
                 .await
                 .with_context(|| format!("creating {name}"))?;
             tracing::info!(manifest = name, objects = created.len(), "examples created");
@@ -150,7 +151,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         for file in manifest_files(path)? {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("--manifests {}: cannot read", file.display()))?;
-            let created = svcplane_apiserver::bootstrap::apply_manifests(&state, &text)
+            let created = server
+                .apply_manifests(&text)
                 .await
                 .with_context(|| format!("--manifests {}", file.display()))?;
             tracing::info!(manifest = %file.display(), objects = created.len(), "manifest created");

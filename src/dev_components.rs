@@ -3,14 +3,12 @@
 //! ValidatingWebhookConfiguration like in a cluster) and the controllers (over a real client).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use base64::Engine as _;
 use serde_json::json;
 use tokio::sync::watch;
 
-use svcplane_apiserver::state::AppState;
 use svcplane_apiserver::RunningServer;
 
 /// Name of the webhook configuration `svcplane dev` registers.
@@ -34,7 +32,7 @@ pub struct DevWebhook {
 
 /// Generates certificates, starts the webhook on a loopback port and registers it.
 pub async fn start_webhook(
-    state: &Arc<AppState>,
+    server: &RunningServer,
     work_dir: &Path,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<DevWebhook> {
@@ -78,27 +76,9 @@ pub async fn start_webhook(
             ],
         }],
     });
-    let info = state
-        .registry
-        .get(
-            "admissionregistration.k8s.io",
-            "v1",
-            "validatingwebhookconfigurations",
-        )
-        .expect("built-in resource");
-    let key = info.key();
-    if let Some(existing) = state.store.get(&key, "", WEBHOOK_CONFIGURATION) {
-        // A state file from an earlier run holds an old port and CA: replace it.
-        let _ = svcplane_apiserver::handlers::delete_object(
-            state,
-            &info,
-            "",
-            &existing.name,
-            &Default::default(),
-        )
-        .await;
-    }
-    svcplane_apiserver::handlers::create_internal(state, &info, config)
+    // A state file from an earlier run holds an old port and CA: replaced.
+    server
+        .replace_object(config)
         .await
         .map_err(|e| anyhow::anyhow!("registering the webhook: {}", e.message))?;
     Ok(DevWebhook { url, task })

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::resources::{ResourceInfo, ResourceKey};
 use crate::selector::LabelSelector;
-use crate::state::AppState;
+use crate::store::Store;
 
 /// Default `timeoutSeconds` of a webhook (upstream: 10).
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 10;
@@ -157,7 +157,7 @@ struct Matched {
 }
 
 fn matching_webhooks(
-    state: &AppState,
+    state: Admission<'_>,
     info: &ResourceInfo,
     subresource: Option<&str>,
     operation: &str,
@@ -173,7 +173,7 @@ fn matching_webhooks(
     if stored.is_empty() {
         return Ok(Vec::new());
     }
-    let configs = state.webhook_clients.configs(&stored);
+    let configs = state.clients.configs(&stored);
     let namespace = obj["metadata"]["namespace"]
         .as_str()
         .or_else(|| old.and_then(|o| o["metadata"]["namespace"].as_str()))
@@ -294,12 +294,12 @@ fn review(
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
 }
 
-async fn call_one(state: &AppState, m: &Matched, body: &Value) -> Result<Value, String> {
+async fn call_one(state: Admission<'_>, m: &Matched, body: &Value) -> Result<Value, String> {
     let url = webhook_url(&m.webhook)?;
     let ca = m.webhook["clientConfig"]["caBundle"]
         .as_str()
         .unwrap_or_default();
-    let client = state.webhook_clients.client(ca)?;
+    let client = state.clients.client(ca)?;
     let timeout = m.webhook["timeoutSeconds"]
         .as_u64()
         .unwrap_or(DEFAULT_TIMEOUT_SECONDS);
@@ -335,9 +335,19 @@ async fn call_one(state: &AppState, m: &Matched, body: &Value) -> Result<Value, 
     Ok(response)
 }
 
+/// What the admission stage reads: the stored webhook configurations (and namespaces, for
+/// `namespaceSelector`) and the clients that call the webhooks.
+#[derive(Clone, Copy)]
+pub struct Admission<'a> {
+    /// Where webhook configurations and namespaces are read.
+    pub store: &'a Store,
+    /// Cached clients and parsed configurations.
+    pub clients: &'a WebhookClients,
+}
+
 /// Calls every matching validating webhook; returns their warnings, or the first denial.
 pub async fn call_webhooks(
-    state: &Arc<AppState>,
+    state: Admission<'_>,
     info: &ResourceInfo,
     subresource: Option<&str>,
     operation: &str,

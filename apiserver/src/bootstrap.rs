@@ -6,7 +6,6 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::handlers::create_internal;
 use crate::state::AppState;
 use crate::Error;
 
@@ -22,7 +21,7 @@ pub async fn run(state: &Arc<AppState>) -> Result<(), Error> {
         .expect("built-in");
     for ns in SYSTEM_NAMESPACES {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        ignore_exists(create_internal(state, &namespaces, obj).await)?;
+        ignore_exists(state.pipeline().create_internal(&namespaces, obj).await)?;
     }
     let services = state.registry.get("", "v1", "services").expect("built-in");
     // Allocation runs before the store sees the name (as upstream's `BeginCreate`), so
@@ -53,7 +52,7 @@ pub async fn run(state: &Arc<AppState>) -> Result<(), Error> {
         },
         "spec": spec,
     });
-    ignore_exists(create_internal(state, &services, svc).await)?;
+    ignore_exists(state.pipeline().create_internal(&services, svc).await)?;
     Ok(())
 }
 
@@ -97,7 +96,7 @@ pub async fn apply_manifests(state: &Arc<AppState>, text: &str) -> Result<Vec<St
         if !name.is_empty() && state.store.get(&info.key(), store_ns, &name).is_some() {
             continue;
         }
-        match create_internal(state, &info, obj).await {
+        match state.pipeline().create_internal(&info, obj).await {
             Ok(_) => {}
             Err(e) if e.reason == "AlreadyExists" => continue,
             Err(e) => return Err(Error::Bootstrap(format!("{kind} {name:?}: {}", e.message))),
@@ -111,7 +110,9 @@ pub async fn apply_manifests(state: &Arc<AppState>, text: &str) -> Result<Vec<St
             if let Some(current) = state.store.get(&info.key(), ns, &name) {
                 let mut v = current.value();
                 v["status"] = status;
-                crate::handlers::update_status_internal(state, &info, &current, v)
+                state
+                    .pipeline()
+                    .update_status_internal(&info, &current, v)
                     .await
                     .map_err(|e| {
                         Error::Bootstrap(format!("{kind} {name:?} status: {}", e.message))
@@ -121,4 +122,29 @@ pub async fn apply_manifests(state: &Arc<AppState>, text: &str) -> Result<Vec<St
         created.push(format!("{}/{name}", kind.to_lowercase()));
     }
     Ok(created)
+}
+
+/// Creates `obj` through the write pipeline after deleting a stored object of the same kind
+/// and name (its failure to delete is ignored: the create then reports the conflict).
+pub async fn replace(state: &Arc<AppState>, obj: serde_json::Value) -> Result<String, ApiError> {
+    let api_version = obj["apiVersion"].as_str().unwrap_or_default();
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let info = state.registry.by_kind(api_version, kind).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "no resource serves apiVersion {api_version:?} kind {kind:?}"
+        ))
+    })?;
+    let name = crate::metadata::name(&obj).to_string();
+    let ns = if info.namespaced {
+        obj["metadata"]["namespace"].as_str().unwrap_or("default")
+    } else {
+        ""
+    };
+    if state.store.get(&info.key(), ns, &name).is_some() {
+        let _ = state
+            .pipeline()
+            .delete(&info, ns, &name, &Default::default())
+            .await;
+    }
+    state.pipeline().create_internal(&info, obj).await
 }

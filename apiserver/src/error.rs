@@ -137,6 +137,32 @@ impl ApiError {
         err
     }
 
+    /// 422 from validation field errors: upstream's `errors.NewInvalid(kind, name, errs)`,
+    /// with the webhook crate's message (`Kind "name" is invalid: ...`) and one cause per
+    /// error. The one conversion from [`svcplane_webhook::FieldError`] to a `Status`.
+    pub fn from_field_errors(
+        group: &str,
+        kind: &str,
+        name: &str,
+        errors: &[svcplane_webhook::FieldError],
+    ) -> Self {
+        let causes = errors
+            .iter()
+            .map(|e| Cause {
+                reason: e.kind.reason().to_string(),
+                message: e.body(),
+                field: e.field.clone(),
+            })
+            .collect();
+        ApiError::invalid(
+            group,
+            kind,
+            name,
+            svcplane_webhook::invalid_message(kind, name, errors),
+            causes,
+        )
+    }
+
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(400, "BadRequest", message)

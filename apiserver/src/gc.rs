@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::handlers::{delete_object, update_internal, DeleteOptions};
+use crate::pipeline::DeleteOptions;
 use crate::resources::{ResourceInfo, ResourceKey};
 use crate::state::AppState;
 use crate::store::StoredObject;
+use crate::strategy::Deletion;
 
 /// Finalizer for foreground cascading deletion.
 pub const FOREGROUND: &str = "foregroundDeletion";
@@ -70,7 +71,10 @@ pub async fn sweep(state: &Arc<AppState>) -> bool {
         pending = true;
         if missing.len() == obj.owners.len() {
             if !obj.deleting {
-                let _ = delete_object(state, info, &obj.namespace, &obj.name, &background).await;
+                let _ = state
+                    .pipeline()
+                    .delete(info, &obj.namespace, &obj.name, &background)
+                    .await;
             }
         } else {
             let gone: HashSet<&str> = missing.iter().map(|s| s.as_str()).collect();
@@ -78,7 +82,7 @@ pub async fn sweep(state: &Arc<AppState>) -> bool {
             if let Some(refs) = value["metadata"]["ownerReferences"].as_array_mut() {
                 refs.retain(|r| !r["uid"].as_str().is_some_and(|u| gone.contains(u)));
             }
-            let _ = update_internal(state, info, obj, value).await;
+            let _ = state.pipeline().update_internal(info, obj, value).await;
         }
     }
 
@@ -97,7 +101,7 @@ pub async fn sweep(state: &Arc<AppState>) -> bool {
                 if let Some(refs) = dv["metadata"]["ownerReferences"].as_array_mut() {
                     refs.retain(|r| r["uid"].as_str() != Some(obj.uid.as_str()));
                 }
-                let _ = update_internal(state, dinfo, dobj, dv).await;
+                let _ = state.pipeline().update_internal(dinfo, dobj, dv).await;
             }
             if deps.is_empty() {
                 remove_finalizer(state, info, obj, value.clone(), ORPHAN).await;
@@ -115,8 +119,10 @@ pub async fn sweep(state: &Arc<AppState>) -> bool {
                     continue;
                 };
                 if !dobj.deleting {
-                    let _ =
-                        delete_object(state, dinfo, &dobj.namespace, &dobj.name, &foreground).await;
+                    let _ = state
+                        .pipeline()
+                        .delete(dinfo, &dobj.namespace, &dobj.name, &foreground)
+                        .await;
                 }
             }
             if deps.is_empty() {
@@ -124,12 +130,14 @@ pub async fn sweep(state: &Arc<AppState>) -> bool {
             }
             continue;
         }
-        if info.group.is_empty() && info.plural == "namespaces" {
+        if info.strategy.deletion() == Deletion::Namespace {
             pending = true;
             finish_namespace(state, &infos, obj).await;
             continue;
         }
-        if info.group.is_empty() && info.plural == "pods" && state.config.simulate_pod_termination {
+        if info.strategy.deletion() == Deletion::GracefulPod
+            && state.config.simulate_pod_termination
+        {
             pending = true;
             let due = value["metadata"]["deletionTimestamp"]
                 .as_str()
@@ -140,7 +148,10 @@ pub async fn sweep(state: &Arc<AppState>) -> bool {
                     grace_period: Some(0),
                     ..Default::default()
                 };
-                let _ = delete_object(state, info, &obj.namespace, &obj.name, &immediate).await;
+                let _ = state
+                    .pipeline()
+                    .delete(info, &obj.namespace, &obj.name, &immediate)
+                    .await;
             }
         }
     }
@@ -159,7 +170,7 @@ async fn remove_finalizer(
         .filter(|f| f != finalizer)
         .collect();
     value["metadata"]["finalizers"] = json!(remaining);
-    if let Err(err) = update_internal(state, info, obj, value).await {
+    if let Err(err) = state.pipeline().update_internal(info, obj, value).await {
         tracing::debug!(%err, name = %obj.name, "removing finalizer failed; retrying");
     }
 }
@@ -183,8 +194,11 @@ async fn finish_namespace(
         let (_, objects, _) = state.store.list(key, Some(&ns.name), |_| true, None, None);
         for obj in objects {
             remaining += 1;
-            if !obj.deleting || (info.group.is_empty() && info.plural == "pods") {
-                let _ = delete_object(state, info, &obj.namespace, &obj.name, &background).await;
+            if !obj.deleting || info.strategy.deletion() == Deletion::GracefulPod {
+                let _ = state
+                    .pipeline()
+                    .delete(info, &obj.namespace, &obj.name, &background)
+                    .await;
             }
         }
     }

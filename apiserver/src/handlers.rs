@@ -10,12 +10,13 @@ use crate::codec::{self, body_format, decode_object, json_response, value_respon
 use crate::error::ApiError;
 use crate::metadata;
 use crate::patch_request::{self, PatchKind};
+use crate::pipeline::{DeleteOptions, WriteOptions};
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::resources::ResourceInfo;
-use crate::selector::{FieldSelector, LabelSelector};
+use crate::selector::Selectors;
 use crate::state::AppState;
-use crate::store::{StoreError, StoredObject, Write};
-use crate::{admission, strategy, table};
+use crate::strict_decoding::FieldValidation;
+use crate::table;
 
 /// A successful response and the warnings to attach to it.
 pub struct Reply {
@@ -33,9 +34,6 @@ impl Reply {
         }
     }
 }
-
-/// How many times a delete is retried when the object changes underneath it.
-const MAX_DELETE_RETRIES: usize = 16;
 
 /// How long a patch or apply keeps re-applying itself to a changing object. Upstream's
 /// `GuaranteedUpdate` loops until the request deadline (60 s); one writer wins every round,
@@ -118,40 +116,6 @@ fn obj_rv_string(state: &AppState) -> String {
     state.store.current_rv().to_string()
 }
 
-/// Parsed `labelSelector` and `fieldSelector`, checked against the resource's selectable fields.
-pub struct Selectors {
-    /// Label selector.
-    pub labels: LabelSelector,
-    /// Field selector.
-    pub fields: FieldSelector,
-}
-
-impl Selectors {
-    /// Parses the selectors of a list, watch or deletecollection request.
-    pub fn from_query(info: &ResourceInfo, query: &Query) -> Result<Self, ApiError> {
-        let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or_default())
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or_default())
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        for f in fields.fields() {
-            let supported = f == "metadata.name"
-                || f == "metadata.namespace"
-                || info.selectable_fields.iter().any(|s| s == f);
-            if !supported {
-                return Err(ApiError::bad_request(format!(
-                    "field label not supported: {f}"
-                )));
-            }
-        }
-        Ok(Selectors { labels, fields })
-    }
-
-    /// Whether an object matches both selectors.
-    pub fn matches(&self, obj: &StoredObject) -> bool {
-        self.labels.matches(&obj.labels) && self.fields.matches(|f| obj.field(f))
-    }
-}
-
 /// Upstream's message when a continue token's revision was compacted (`continueExpired`,
 /// returned as `NewResourceExpired` by the etcd3 store's paginated list).
 const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.";
@@ -160,15 +124,6 @@ const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to di
 fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
     let raw = json!({"rv": rv, "ns": ns, "name": name}).to_string();
     raw.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The answer for a write the store refused for a reason of its own: an object nesting too
-/// deep to be read back is the client's error (400 naming where); anything else is ours.
-fn store_failure(e: StoreError) -> ApiError {
-    match e {
-        StoreError::TooDeep(message) => ApiError::bad_request(message),
-        e => ApiError::internal(e.to_string()),
-    }
 }
 
 fn decode_continue(token: &str) -> Result<(u64, String, String), ApiError> {
@@ -304,27 +259,17 @@ fn list(
     Ok(Reply::new(json_response(200, body)))
 }
 
-/// Options common to writes.
-struct WriteOptions {
-    /// The write is a server-side apply (managedFields already computed).
-    applied: bool,
-    dry_run: bool,
-    field_manager: String,
+/// Options common to write requests: the pipeline's, and how unknown fields are treated.
+struct RequestOptions {
+    write: WriteOptions,
     strict: FieldValidation,
 }
 
-/// `fieldValidation` query parameter (upstream server-side field validation, default Warn).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldValidation {
-    /// Unknown or duplicate fields fail the request.
-    Strict,
-    /// They produce warnings.
-    Warn,
-    /// They are dropped silently.
-    Ignore,
-}
-
-fn write_options(query: &Query, headers: &HeaderMap, verb: Verb) -> Result<WriteOptions, ApiError> {
+fn write_options(
+    query: &Query,
+    headers: &HeaderMap,
+    verb: Verb,
+) -> Result<RequestOptions, ApiError> {
     let dry_run = query.dry_run()?;
     let field_manager = match query.get("fieldManager") {
         Some(m) if !m.is_empty() => {
@@ -352,10 +297,12 @@ fn write_options(query: &Query, headers: &HeaderMap, verb: Verb) -> Result<Write
             )))
         }
     };
-    Ok(WriteOptions {
-        applied: verb == Verb::Apply,
-        dry_run,
-        field_manager,
+    Ok(RequestOptions {
+        write: WriteOptions {
+            applied: verb == Verb::Apply,
+            dry_run,
+            field_manager,
+        },
         strict,
     })
 }
@@ -495,124 +442,11 @@ async fn create(
         crate::strict_decoding::check_body(&rr.info, &mut obj, body, format, opts.strict)?;
     let ns = store_key_ns(rr);
     check_namespace_accepts(state, &rr.info, &ns, metadata::name(&obj))?;
-    let (stored, more) = create_object(state, &rr.info, obj, &opts).await?;
+    let (stored, more) = state.pipeline().create(&rr.info, obj, &opts.write).await?;
     warnings.extend(more);
     let mut reply = Reply::new(json_response(201, stored));
     reply.warnings = warnings;
     Ok(reply)
-}
-
-/// Creates an object (already type- and namespace-checked): names it, fills metadata, runs
-/// defaulting, validation, allocation and admission webhooks, and commits.
-/// Returns the created object's JSON and the warnings.
-async fn create_object(
-    state: &Arc<AppState>,
-    info: &Arc<ResourceInfo>,
-    mut obj: Value,
-    opts: &WriteOptions,
-) -> Result<(String, Vec<String>), ApiError> {
-    let generate = obj["metadata"]["generateName"]
-        .as_str()
-        .filter(|_| metadata::name(&obj).is_empty())
-        .map(str::to_string);
-    if metadata::name(&obj).is_empty() && generate.is_none() {
-        return Err(ApiError::invalid(
-            &info.group,
-            &info.kind,
-            "",
-            format!("{} \"\" is invalid: metadata.name: Required value: name or generateName is required", info.kind),
-            vec![crate::error::Cause {
-                reason: "FieldValueRequired".into(),
-                message: "Required value: name or generateName is required".into(),
-                field: "metadata.name".into(),
-            }],
-        ));
-    }
-    metadata::prepare_create(&mut obj, strategy::tracks_generation(info));
-    let defaulting_warnings = strategy::prepare_create(info, &mut obj);
-    if !opts.applied {
-        crate::managed_fields::record(
-            None,
-            &mut obj,
-            &opts.field_manager,
-            &info.api_version(),
-            None,
-        );
-    }
-    // Up to a few attempts when a generated name collides, like upstream's retry.
-    for _attempt in 0..8 {
-        if let Some(prefix) = &generate {
-            obj["metadata"]["name"] = json!(metadata::generate_name(prefix));
-        }
-        // Services allocate before validation, as upstream's `BeginCreate` hook runs before
-        // `BeforeCreate` (so an out-of-range nodePort reports the allocator's message).
-        let reservation = if info.group.is_empty() && info.plural == "services" {
-            state.services.allocate_create(&mut obj, opts.dry_run)?
-        } else {
-            Default::default()
-        };
-        let mut warnings = match strategy::validate(state, info, &obj, None) {
-            Ok(mut w) => {
-                w.splice(0..0, defaulting_warnings.iter().cloned());
-                w
-            }
-            Err(e) => {
-                reservation.rollback(&state.services);
-                return Err(e);
-            }
-        };
-        match admission::call_webhooks(state, info, None, "CREATE", &obj, None, opts.dry_run).await
-        {
-            Ok(w) => warnings.extend(w),
-            Err(e) => {
-                reservation.rollback(&state.services);
-                return Err(e);
-            }
-        }
-        if opts.dry_run {
-            reservation.rollback(&state.services);
-            let mut preview = obj.clone();
-            preview["metadata"]["resourceVersion"] = json!("");
-            return Ok((preview.to_string(), warnings));
-        }
-        let name = metadata::name(&obj).to_string();
-        let ns = obj["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        // Only a generated name may need the object again (to retry with another name).
-        let value = if generate.is_some() {
-            obj.clone()
-        } else {
-            std::mem::take(&mut obj)
-        };
-        match commit_fitting(state, info, &ns, &name, Write::Create(value)) {
-            Ok(stored) => {
-                reservation.commit(&state.services);
-                strategy::after_commit(state, info, Some(&stored), None);
-                return Ok((stored.json.to_string(), warnings));
-            }
-            Err(e @ StoreError::TooLarge { .. }) => {
-                reservation.rollback(&state.services);
-                return Err(ApiError::too_large(e.to_string()));
-            }
-            Err(StoreError::Exists) if generate.is_some() => {
-                reservation.rollback(&state.services);
-                continue;
-            }
-            Err(StoreError::Exists) => {
-                reservation.rollback(&state.services);
-                return Err(ApiError::already_exists(&info.group, &info.plural, &name));
-            }
-            Err(e) => {
-                reservation.rollback(&state.services);
-                return Err(store_failure(e));
-            }
-        }
-    }
-    Err(ApiError::internal(
-        "could not generate a unique name; try again",
-    ))
 }
 
 async fn update(
@@ -653,171 +487,20 @@ async fn update(
     if !requested_rv.is_empty() && requested_rv != current.rv.to_string() {
         return Err(ApiError::conflict(&rr.info.group, &rr.info.plural, &name));
     }
-    let (json, more) = update_object(state, rr, &current, obj, &opts).await?;
+    let (json, more) = state
+        .pipeline()
+        .update(
+            &rr.info,
+            rr.subresource.as_deref(),
+            &current,
+            obj,
+            &opts.write,
+        )
+        .await?;
     warnings.extend(more);
     let mut reply = Reply::new(json_response(200, json));
     reply.warnings = warnings;
     Ok(reply)
-}
-
-/// Writes a new version of an existing object through the update pipeline. The caller has
-/// checked preconditions against `current`; a concurrent change in between is a Conflict.
-async fn update_object(
-    state: &Arc<AppState>,
-    rr: &ResourceRequest,
-    current: &Arc<StoredObject>,
-    mut obj: Value,
-    opts: &WriteOptions,
-) -> Result<(String, Vec<String>), ApiError> {
-    let info = &rr.info;
-    let old = current.value();
-    let status_only = rr.subresource.as_deref() == Some("status");
-    strategy::merge_subresource(info, &mut obj, &old, status_only);
-    metadata::prepare_update(&mut obj, &old, strategy::tracks_generation(info));
-    let defaulting_warnings = strategy::prepare_update(info, &mut obj, &old, status_only);
-    if !opts.applied {
-        crate::managed_fields::record(
-            Some(&old),
-            &mut obj,
-            &opts.field_manager,
-            &info.api_version(),
-            rr.subresource.as_deref(),
-        );
-    }
-    let is_service = info.group.is_empty() && info.plural == "services";
-    let reservation = if is_service && !status_only {
-        state
-            .services
-            .allocate_update(&mut obj, &old, opts.dry_run)?
-    } else {
-        Default::default()
-    };
-    let validated = if status_only {
-        strategy::validate_status(state, info, &obj, &old)
-    } else {
-        strategy::validate(state, info, &obj, Some(&old))
-    };
-    let mut warnings = match validated {
-        Ok(mut w) => {
-            w.splice(0..0, defaulting_warnings);
-            w
-        }
-        Err(e) => {
-            reservation.rollback(&state.services);
-            return Err(e);
-        }
-    };
-    match admission::call_webhooks(
-        state,
-        info,
-        rr.subresource.as_deref(),
-        "UPDATE",
-        &obj,
-        Some(&old),
-        opts.dry_run,
-    )
-    .await
-    {
-        Ok(w) => warnings.extend(w),
-        Err(e) => {
-            reservation.rollback(&state.services);
-            return Err(e);
-        }
-    }
-    if opts.dry_run {
-        reservation.rollback(&state.services);
-        return Ok((obj.to_string(), warnings));
-    }
-    // Removing the last finalizer of an object being deleted completes the delete.
-    let finished = metadata::is_deleting(&obj) && metadata::finalizers(&obj).is_empty();
-    let write = if finished {
-        Write::Delete {
-            expected_rv: current.rv,
-        }
-    } else {
-        Write::Update {
-            expected_rv: current.rv,
-            value: obj.clone(),
-        }
-    };
-    let name = current.name.clone();
-    match commit_fitting(state, info, &current.namespace, &name, write) {
-        Ok(stored) => {
-            if finished {
-                // The object is gone: nothing this update allocated is kept.
-                reservation.rollback(&state.services);
-                if is_service {
-                    state.services.release(&old);
-                }
-                strategy::after_commit(state, info, None, Some(&old));
-            } else {
-                reservation.commit(&state.services);
-                strategy::after_commit(state, info, Some(&stored), Some(&old));
-            }
-            Ok((stored.json.to_string(), warnings))
-        }
-        Err(StoreError::Conflict) => {
-            reservation.rollback(&state.services);
-            Err(ApiError::conflict(&info.group, &info.plural, &name))
-        }
-        Err(StoreError::NotFound) => {
-            reservation.rollback(&state.services);
-            Err(ApiError::not_found(&info.group, &info.plural, &name))
-        }
-        Err(e @ StoreError::TooLarge { .. }) => {
-            reservation.rollback(&state.services);
-            Err(ApiError::too_large(e.to_string()))
-        }
-        Err(e) => {
-            reservation.rollback(&state.services);
-            Err(store_failure(e))
-        }
-    }
-}
-
-/// Commits a create or update; an object too large to store is stored without its
-/// managedFields if that makes it fit. Upstream's create, update and patch handlers retry the
-/// same way when etcd refuses a request as too large: the managedFields of an object with a
-/// long list (one entry per list item, ~100 bytes each for Service ports) can be most of it.
-fn commit_fitting(
-    state: &AppState,
-    info: &ResourceInfo,
-    ns: &str,
-    name: &str,
-    write: Write,
-) -> Result<Arc<StoredObject>, StoreError> {
-    let expected_rv = match &write {
-        Write::Update { expected_rv, .. } | Write::Delete { expected_rv } => Some(*expected_rv),
-        Write::Create(_) => None,
-    };
-    match state.store.commit(&info.key(), ns, name, write) {
-        Err(StoreError::TooLarge { size, mut value }) => {
-            let dropped = value
-                .get_mut("metadata")
-                .and_then(Value::as_object_mut)
-                .and_then(|m| m.remove("managedFields"))
-                .is_some_and(|mf| mf.as_array().is_some_and(|entries| !entries.is_empty()));
-            if !dropped {
-                return Err(StoreError::TooLarge { size, value });
-            }
-            tracing::info!(
-                resource = %info.plural,
-                namespace = ns,
-                name,
-                size,
-                "object too large to store with its managedFields; storing it without them"
-            );
-            let retry = match expected_rv {
-                Some(expected_rv) => Write::Update {
-                    expected_rv,
-                    value: *value,
-                },
-                None => Write::Create(*value),
-            };
-            state.store.commit(&info.key(), ns, name, retry)
-        }
-        other => other,
-    }
 }
 
 async fn patch(
@@ -854,7 +537,8 @@ async fn patch(
         let Some(current) = current else {
             if kind == PatchKind::Apply && rr.subresource.is_none() {
                 // Server-side apply creates missing objects.
-                let mut obj = patch_request::apply_to_new(&rr.info, &patch, &opts.field_manager)?;
+                let mut obj =
+                    patch_request::apply_to_new(&rr.info, &patch, &opts.write.field_manager)?;
                 check_type(&rr.info, &mut obj)?;
                 check_namespace(&rr.info, rr.namespace.as_deref(), &mut obj)?;
                 if metadata::name(&obj) != name {
@@ -864,7 +548,7 @@ async fn patch(
                     )));
                 }
                 check_namespace_accepts(state, &rr.info, &ns, &name)?;
-                match create_object(state, &rr.info, obj, &opts).await {
+                match state.pipeline().create(&rr.info, obj, &opts.write).await {
                     // Created by someone else meanwhile: apply to that object instead.
                     Err(e) if e.reason == "AlreadyExists" => continue,
                     Err(e) => return Err(e),
@@ -884,7 +568,7 @@ async fn patch(
             kind,
             &old,
             &patch,
-            &opts.field_manager,
+            &opts.write.field_manager,
             force,
             rr.subresource.as_deref(),
         )?;
@@ -917,7 +601,17 @@ async fn patch(
         if !patched_rv.is_empty() && patched_rv != current.rv.to_string() {
             return Err(ApiError::conflict(&rr.info.group, &rr.info.plural, &name));
         }
-        match update_object(state, rr, &current, new, &opts).await {
+        match state
+            .pipeline()
+            .update(
+                &rr.info,
+                rr.subresource.as_deref(),
+                &current,
+                new,
+                &opts.write,
+            )
+            .await
+        {
             Err(e) if is_store_conflict(&e) => {
                 tokio::task::yield_now().await;
                 continue;
@@ -932,21 +626,6 @@ async fn patch(
         }
     }
     Err(ApiError::conflict(&rr.info.group, &rr.info.plural, &name))
-}
-
-/// `DeleteOptions` from the body and query.
-#[derive(Debug, Default)]
-pub struct DeleteOptions {
-    /// `propagationPolicy`: Orphan, Background or Foreground.
-    pub propagation: Option<String>,
-    /// `gracePeriodSeconds`.
-    pub grace_period: Option<i64>,
-    /// `preconditions.uid`.
-    pub uid: Option<String>,
-    /// `preconditions.resourceVersion`.
-    pub resource_version: Option<String>,
-    /// `dryRun: [All]`.
-    pub dry_run: bool,
 }
 
 fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError> {
@@ -1031,10 +710,10 @@ async fn delete(
     let opts = delete_options(query, body)?;
     let name = rr.name.clone().unwrap_or_default();
     let ns = store_key_ns(rr);
-    let (status, value) = delete_object(state, &rr.info, &ns, &name, &opts).await?;
+    let (status, value) = state.pipeline().delete(&rr.info, &ns, &name, &opts).await?;
     // An object that is gone (not merely marked for deletion) is reported as a `Status` by
     // most resources (upstream `Store.finalizeDelete`).
-    if status == 200 && !opts.dry_run && !strategy::returns_deleted_object(&rr.info) {
+    if status == 200 && !opts.dry_run && !rr.info.strategy.returns_deleted_object() {
         let deleted: Value = serde_json::from_str(&value).unwrap_or_default();
         let uid = metadata::uid(&deleted);
         let still_there = state
@@ -1047,175 +726,6 @@ async fn delete(
         }
     }
     Ok(Reply::new(json_response(status, value)))
-}
-
-/// Deletes one object, honouring finalizers, propagation policy and pod graceful deletion.
-/// Returns the HTTP status and the body (the object, final or marked for deletion).
-pub async fn delete_object(
-    state: &Arc<AppState>,
-    info: &Arc<ResourceInfo>,
-    ns: &str,
-    name: &str,
-    opts: &DeleteOptions,
-) -> Result<(u16, String), ApiError> {
-    for _ in 0..MAX_DELETE_RETRIES {
-        let current = state
-            .store
-            .get(&info.key(), ns, name)
-            .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))?;
-        if opts.uid.as_deref().is_some_and(|u| u != current.uid) {
-            return Err(ApiError::conflict_with(
-                &info.group,
-                &info.plural,
-                name,
-                format!(
-                    "Precondition failed: UID in precondition: {}, UID in object meta: {}",
-                    opts.uid.as_deref().unwrap_or_default(),
-                    current.uid
-                ),
-            ));
-        }
-        if opts
-            .resource_version
-            .as_deref()
-            .is_some_and(|r| r != current.rv.to_string())
-        {
-            return Err(ApiError::conflict_with(&info.group, &info.plural, name, format!(
-                "Precondition failed: ResourceVersion in precondition: {}, ResourceVersion in object meta: {}",
-                opts.resource_version.as_deref().unwrap_or_default(),
-                current.rv
-            )));
-        }
-        admission::call_webhooks(
-            state,
-            info,
-            None,
-            "DELETE",
-            &Value::Null,
-            Some(&current.value()),
-            opts.dry_run,
-        )
-        .await?;
-        if opts.dry_run {
-            return Ok((200, current.json.to_string()));
-        }
-        let mut obj = current.value();
-        let mut finalizers = metadata::finalizers(&obj);
-        let is_namespace = info.group.is_empty() && info.plural == "namespaces";
-        if is_namespace {
-            // Namespace deletion: Terminating phase, content removed by the namespace cleaner.
-            if !metadata::is_deleting(&obj) {
-                obj["metadata"]["deletionTimestamp"] = json!(metadata::now_rfc3339());
-                obj["status"]["phase"] = json!("Terminating");
-                match commit_deletion_mark(state, info, ns, name, current.rv, obj)? {
-                    Some(stored) => return Ok((200, stored.json.to_string())),
-                    None => continue,
-                }
-            }
-            return Ok((200, current.json.to_string()));
-        }
-        // Pods bound to a node terminate gracefully (upstream pod strategy `CheckGracefulDelete`).
-        if info.group.is_empty() && info.plural == "pods" {
-            let bound = obj["spec"]["nodeName"]
-                .as_str()
-                .is_some_and(|n| !n.is_empty());
-            let phase = obj["status"]["phase"].as_str().unwrap_or_default();
-            let terminal = phase == "Succeeded" || phase == "Failed";
-            let grace = opts.grace_period.unwrap_or_else(|| {
-                obj["spec"]["terminationGracePeriodSeconds"]
-                    .as_i64()
-                    .unwrap_or(30)
-            });
-            let current_grace = obj["metadata"]["deletionGracePeriodSeconds"].as_i64();
-            if bound && !terminal && grace > 0 && current_grace.is_none_or(|g| grace < g) {
-                obj["metadata"]["deletionTimestamp"] = json!(metadata::rfc3339_in(grace));
-                obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
-                match commit_deletion_mark(state, info, ns, name, current.rv, obj)? {
-                    Some(stored) => return Ok((200, stored.json.to_string())),
-                    None => continue,
-                }
-            }
-            if bound && !terminal && grace > 0 && current_grace.is_some() {
-                return Ok((200, current.json.to_string()));
-            }
-        }
-        let extra = match opts.propagation.as_deref() {
-            Some("Foreground") => Some("foregroundDeletion"),
-            Some("Orphan") => Some("orphan"),
-            _ => None,
-        };
-        if let Some(f) = extra {
-            if !finalizers.iter().any(|x| x == f) {
-                finalizers.push(f.to_string());
-            }
-        }
-        if !finalizers.is_empty() {
-            let changed = !metadata::is_deleting(&obj) || metadata::finalizers(&obj) != finalizers;
-            if !changed {
-                return Ok((202, current.json.to_string()));
-            }
-            if !metadata::is_deleting(&obj) {
-                obj["metadata"]["deletionTimestamp"] = json!(metadata::now_rfc3339());
-                obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            }
-            obj["metadata"]["finalizers"] = json!(finalizers);
-            match commit_deletion_mark(state, info, ns, name, current.rv, obj)? {
-                Some(stored) => {
-                    return Ok((
-                        if extra.is_some() { 200 } else { 202 },
-                        stored.json.to_string(),
-                    ))
-                }
-                None => continue,
-            }
-        }
-        match state.store.commit(
-            &info.key(),
-            ns,
-            name,
-            Write::Delete {
-                expected_rv: current.rv,
-            },
-        ) {
-            Ok(stored) => {
-                if info.group.is_empty() && info.plural == "services" {
-                    state.services.release(&obj);
-                }
-                strategy::after_commit(state, info, None, Some(&obj));
-                return Ok((200, stored.json.to_string()));
-            }
-            Err(StoreError::Conflict) => continue,
-            Err(StoreError::NotFound) => {
-                return Err(ApiError::not_found(&info.group, &info.plural, name))
-            }
-            Err(e) => return Err(store_failure(e)),
-        }
-    }
-    Err(ApiError::conflict(&info.group, &info.plural, name))
-}
-
-/// Commits an object marked for deletion (deletion timestamp, finalizers) and wakes the
-/// garbage collector. `Ok(None)` when the object changed meanwhile: the caller retries.
-fn commit_deletion_mark(
-    state: &Arc<AppState>,
-    info: &ResourceInfo,
-    ns: &str,
-    name: &str,
-    expected_rv: u64,
-    value: Value,
-) -> Result<Option<Arc<StoredObject>>, ApiError> {
-    match state
-        .store
-        .commit(&info.key(), ns, name, Write::Update { expected_rv, value })
-    {
-        Ok(stored) => {
-            state.gc_wakeup.notify_one();
-            state.persist_wakeup.notify_one();
-            Ok(Some(stored))
-        }
-        Err(StoreError::Conflict) => Ok(None),
-        Err(e) => Err(store_failure(e)),
-    }
 }
 
 async fn delete_collection(
@@ -1243,7 +753,11 @@ async fn delete_collection(
     );
     let mut deleted = Vec::new();
     for item in items {
-        match delete_object(state, &rr.info, &item.namespace, &item.name, &opts).await {
+        match state
+            .pipeline()
+            .delete(&rr.info, &item.namespace, &item.name, &opts)
+            .await
+        {
             Ok((_, json)) => deleted.push(json),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
@@ -1256,72 +770,4 @@ async fn delete_collection(
         deleted.join(",")
     );
     Ok(Reply::new(json_response(200, body)))
-}
-
-/// Creates an object from inside the server (bootstrap objects, examples), bypassing HTTP but
-/// not the write pipeline.
-pub async fn create_internal(
-    state: &Arc<AppState>,
-    info: &Arc<ResourceInfo>,
-    obj: Value,
-) -> Result<String, ApiError> {
-    let opts = WriteOptions {
-        applied: false,
-        dry_run: false,
-        field_manager: "kube-apiserver".into(),
-        strict: FieldValidation::Ignore,
-    };
-    create_object(state, info, obj, &opts)
-        .await
-        .map(|(json, _)| json)
-}
-
-/// Writes a new version of an object from inside the server (GC, namespace cleanup).
-pub async fn update_internal(
-    state: &Arc<AppState>,
-    info: &Arc<ResourceInfo>,
-    current: &Arc<StoredObject>,
-    obj: Value,
-) -> Result<String, ApiError> {
-    let rr = ResourceRequest {
-        info: info.clone(),
-        namespace: (!current.namespace.is_empty()).then(|| current.namespace.clone()),
-        name: Some(current.name.clone()),
-        subresource: None,
-        verb: Verb::Update,
-    };
-    let opts = WriteOptions {
-        applied: false,
-        dry_run: false,
-        field_manager: "kube-controller-manager".into(),
-        strict: FieldValidation::Ignore,
-    };
-    update_object(state, &rr, current, obj, &opts)
-        .await
-        .map(|(json, _)| json)
-}
-
-/// Writes an object's status through the status subresource from inside the server.
-pub async fn update_status_internal(
-    state: &Arc<AppState>,
-    info: &Arc<ResourceInfo>,
-    current: &Arc<StoredObject>,
-    obj: Value,
-) -> Result<String, ApiError> {
-    let rr = ResourceRequest {
-        info: info.clone(),
-        namespace: (!current.namespace.is_empty()).then(|| current.namespace.clone()),
-        name: Some(current.name.clone()),
-        subresource: Some("status".into()),
-        verb: Verb::Update,
-    };
-    let opts = WriteOptions {
-        applied: false,
-        dry_run: false,
-        field_manager: "svcplane-dev".into(),
-        strict: FieldValidation::Ignore,
-    };
-    update_object(state, &rr, current, obj, &opts)
-        .await
-        .map(|(json, _)| json)
 }

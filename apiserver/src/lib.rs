@@ -31,7 +31,9 @@ pub mod patch;
 pub mod patch_limits;
 pub mod patch_request;
 pub mod persist;
+pub mod pipeline;
 pub mod protobuf;
+pub mod repair_task;
 pub mod request;
 pub mod resources;
 pub mod selector;
@@ -42,6 +44,7 @@ pub mod store;
 pub mod strategy;
 pub mod strict_decoding;
 pub mod table;
+pub mod testing;
 pub mod text;
 pub mod tls;
 pub mod type_error;
@@ -52,6 +55,7 @@ pub mod watch_clients;
 pub use error::ApiError;
 pub use faults::{FaultConfig, FaultRule};
 pub use server::{start, RunningServer};
+pub use services::{Finding, Held, RepairReport};
 pub use state::Config;
 
 /// Errors starting or running the server.

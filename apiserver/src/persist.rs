@@ -217,7 +217,7 @@ fn load_snapshot(state: &AppState, path: &Path) -> Result<(), Error> {
         .store
         .restore(rv, objects)
         .map_err(|e| bad(e.to_string()))?;
-    state.services.rebuild(state);
+    state.services.rebuild(&state.store);
     tracing::info!(path = %path.display(), rv, "loaded state file");
     Ok(())
 }

@@ -7,9 +7,12 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde_json::Value;
 
+pub use crate::store::ResourceKey;
+use crate::strategy::{self, ObjectKind, Strategy};
+
 /// Static description of one served resource (upstream `metav1.APIResource` plus what the
-/// server needs to store it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// server needs to store it) and its write rules, the registry entry of the resource.
+#[derive(Debug, Clone)]
 pub struct ResourceInfo {
     /// API group, empty for the core (legacy) group.
     pub group: String,
@@ -33,7 +36,29 @@ pub struct ResourceInfo {
     pub has_status: bool,
     /// Fields besides `metadata.name`/`metadata.namespace` usable in field selectors.
     pub selectable_fields: Vec<String>,
+    /// The resource's write rules (upstream's registry strategy).
+    pub strategy: Arc<dyn Strategy>,
 }
+
+/// Two entries are equal when they describe the same resource the same way (the strategy is
+/// chosen by the resource, so it is not compared).
+impl PartialEq for ResourceInfo {
+    fn eq(&self, other: &Self) -> bool {
+        self.group == other.group
+            && self.version == other.version
+            && self.plural == other.plural
+            && self.singular == other.singular
+            && self.kind == other.kind
+            && self.list_kind == other.list_kind
+            && self.namespaced == other.namespaced
+            && self.short_names == other.short_names
+            && self.categories == other.categories
+            && self.has_status == other.has_status
+            && self.selectable_fields == other.selectable_fields
+    }
+}
+
+impl Eq for ResourceInfo {}
 
 impl ResourceInfo {
     /// `group/version`, or just `version` for the core group (the `apiVersion` of objects).
@@ -53,21 +78,25 @@ impl ResourceInfo {
         }
     }
 
+    /// Group, version and Kind, as the strategy reports them in errors.
+    pub fn object_kind(&self) -> ObjectKind<'_> {
+        ObjectKind {
+            group: &self.group,
+            version: &self.version,
+            kind: &self.kind,
+        }
+    }
+
+    /// The same entry with another strategy.
+    fn with_strategy(mut self, strategy: impl Strategy + 'static) -> Self {
+        self.strategy = Arc::new(strategy);
+        self
+    }
+
     /// Label for metrics and logs (the plural, as upstream's `resource` label).
     pub fn metric_name(&self) -> &str {
         &self.plural
     }
-}
-
-/// Identity of a resource in storage: objects are stored once per group and resource.
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub struct ResourceKey {
-    /// API group, empty for core.
-    pub group: String,
-    /// Plural resource name.
-    pub plural: String,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -93,12 +122,16 @@ fn builtin(
         categories: categories.iter().map(|s| s.to_string()).collect(),
         has_status,
         selectable_fields: Vec::new(),
+        strategy: Arc::new(strategy::Generic),
     }
 }
 
 /// The built-in resources this server serves (issue 2's list).
 pub fn builtin_resources() -> Vec<ResourceInfo> {
-    let mut pods = builtin("", "v1", "pods", "Pod", true, &["po"], true, &["all"]);
+    use k8s_openapi::api;
+    use strategy::TypedOnly;
+    let mut pods = builtin("", "v1", "pods", "Pod", true, &["po"], true, &["all"])
+        .with_strategy(strategy::Pods);
     pods.selectable_fields = vec![
         "spec.nodeName".into(),
         "spec.restartPolicy".into(),
@@ -108,7 +141,8 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
         "status.podIP".into(),
         "status.nominatedNodeName".into(),
     ];
-    let mut events = builtin("", "v1", "events", "Event", true, &["ev"], false, &[]);
+    let mut events = builtin("", "v1", "events", "Event", true, &["ev"], false, &[])
+        .with_strategy(TypedOnly::of::<api::core::v1::Event>());
     events.selectable_fields = vec![
         "involvedObject.kind".into(),
         "involvedObject.namespace".into(),
@@ -122,7 +156,8 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
         "source".into(),
         "type".into(),
     ];
-    let mut secrets = builtin("", "v1", "secrets", "Secret", true, &[], false, &[]);
+    let mut secrets = builtin("", "v1", "secrets", "Secret", true, &[], false, &[])
+        .with_strategy(strategy::Secrets);
     secrets.selectable_fields = vec!["type".into()];
     let mut namespaces = builtin(
         "",
@@ -133,9 +168,11 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
         &["ns"],
         true,
         &[],
-    );
+    )
+    .with_strategy(strategy::Namespaces);
     namespaces.selectable_fields = vec!["status.phase".into()];
-    let mut nodes = builtin("", "v1", "nodes", "Node", false, &["no"], true, &[]);
+    let mut nodes = builtin("", "v1", "nodes", "Node", false, &["no"], true, &[])
+        .with_strategy(strategy::Nodes);
     nodes.selectable_fields = vec!["spec.unschedulable".into()];
     let mut endpoints = builtin(
         "",
@@ -146,7 +183,8 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
         &["ep"],
         false,
         &[],
-    );
+    )
+    .with_strategy(strategy::Endpoints);
     endpoints.singular = "endpoints".into();
     vec![
         namespaces,
@@ -159,7 +197,8 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             &["svc"],
             true,
             &["all"],
-        ),
+        )
+        .with_strategy(strategy::Services),
         pods,
         nodes,
         endpoints,
@@ -173,7 +212,8 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             &["cm"],
             false,
             &[],
-        ),
+        )
+        .with_strategy(TypedOnly::of::<api::core::v1::ConfigMap>()),
         secrets,
         builtin(
             "discovery.k8s.io",
@@ -184,7 +224,8 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             &[],
             false,
             &[],
-        ),
+        )
+        .with_strategy(strategy::EndpointSlices),
         builtin(
             "coordination.k8s.io",
             "v1",
@@ -194,7 +235,8 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             &[],
             false,
             &[],
-        ),
+        )
+        .with_strategy(TypedOnly::of::<api::coordination::v1::Lease>()),
         builtin(
             "events.k8s.io",
             "v1",
@@ -204,7 +246,8 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             &["ev"],
             false,
             &[],
-        ),
+        )
+        .with_strategy(TypedOnly::of::<api::events::v1::Event>()),
         builtin(
             "admissionregistration.k8s.io",
             "v1",
@@ -214,7 +257,8 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             &[],
             false,
             &["api-extensions"],
-        ),
+        )
+        .with_strategy(strategy::ValidatingWebhookConfigurations),
         builtin(
             "apiextensions.k8s.io",
             "v1",
@@ -224,7 +268,8 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             &["crd", "crds"],
             true,
             &["api-extensions"],
-        ),
+        )
+        .with_strategy(strategy::CustomResourceDefinitions),
     ]
 }
 
@@ -426,6 +471,9 @@ pub fn crd_resources(crd: &Value) -> Vec<ResourceInfo> {
             categories: strings(&names["categories"]),
             has_status: version["subresources"]["status"].is_object(),
             selectable_fields: Vec::new(),
+            strategy: Arc::new(strategy::CustomResources {
+                has_status: version["subresources"]["status"].is_object(),
+            }),
         });
     }
     out

@@ -9,6 +9,12 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use svcplane_webhook::names;
+
+use crate::error::ApiError;
+use crate::request::Query;
+use crate::resources::ResourceInfo;
+use crate::store::StoredObject;
 
 /// Error from parsing or validating a selector; `Display` is upstream's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -678,69 +684,18 @@ impl Parser {
 // Validation of label keys and values (upstream `validation.IsQualifiedName`,
 // `validation.IsValidLabelValue`).
 
-const QUALIFIED_NAME_MAX_LENGTH: usize = 63;
-const LABEL_VALUE_MAX_LENGTH: usize = 63;
-const DNS1123_SUBDOMAIN_MAX_LENGTH: usize = 253;
-const QUALIFIED_NAME_ERR: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
-const LABEL_VALUE_ERR: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
-const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-
-/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`
-fn is_qualified_name_part(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-}
-
-/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*`
-fn is_dns1123_subdomain(s: &str) -> bool {
-    s.split('.').all(|label| {
-        let b = label.as_bytes();
-        let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-        !b.is_empty() && ok(&b[0]) && ok(&b[b.len() - 1]) && b.iter().all(|c| ok(c) || *c == b'-')
-    })
-}
-
-/// Validates a label key like upstream `IsQualifiedName`; the error joins upstream's messages.
+/// Validates a label key like upstream `IsQualifiedName` (the webhook crate's
+/// [`names::is_qualified_name`], the one definition); the error joins upstream's messages.
 pub fn validate_label_key(key: &str) -> Result<(), String> {
-    let mut errs: Vec<String> = Vec::new();
-    let parts: Vec<&str> = key.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
-            if prefix.is_empty() {
-                errs.push("prefix part must be non-empty".to_string());
-            } else {
-                if prefix.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
-                    errs.push(format!(
-                        "prefix part must be no more than {DNS1123_SUBDOMAIN_MAX_LENGTH} characters"
-                    ));
-                }
-                if !is_dns1123_subdomain(prefix) {
-                    errs.push(format!("prefix part {DNS1123_SUBDOMAIN_ERR}"));
-                }
-            }
-            *name
-        }
-        _ => {
-            return Err(format!(
-                "a qualified name {QUALIFIED_NAME_ERR} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-            ))
-        }
-    };
-    if name.is_empty() {
-        errs.push("name part must be non-empty".to_string());
-    } else if name.len() > QUALIFIED_NAME_MAX_LENGTH {
-        errs.push(format!(
-            "name part must be no more than {QUALIFIED_NAME_MAX_LENGTH} characters"
-        ));
-    }
-    if !is_qualified_name_part(name) {
-        errs.push(format!("name part {QUALIFIED_NAME_ERR}"));
-    }
+    joined(names::is_qualified_name(key))
+}
+
+/// Validates a label value like upstream `IsValidLabelValue` ([`names::is_valid_label_value`]).
+pub fn validate_label_value(value: &str) -> Result<(), String> {
+    joined(names::is_valid_label_value(value))
+}
+
+fn joined(errs: Vec<String>) -> Result<(), String> {
     if errs.is_empty() {
         Ok(())
     } else {
@@ -748,21 +703,37 @@ pub fn validate_label_key(key: &str) -> Result<(), String> {
     }
 }
 
-/// Validates a label value like upstream `IsValidLabelValue`.
-pub fn validate_label_value(value: &str) -> Result<(), String> {
-    let mut errs: Vec<String> = Vec::new();
-    if value.len() > LABEL_VALUE_MAX_LENGTH {
-        errs.push(format!(
-            "must be no more than {LABEL_VALUE_MAX_LENGTH} characters"
-        ));
+/// Parsed `labelSelector` and `fieldSelector`, checked against the resource's selectable fields.
+pub struct Selectors {
+    /// Label selector.
+    pub labels: LabelSelector,
+    /// Field selector.
+    pub fields: FieldSelector,
+}
+
+impl Selectors {
+    /// Parses the selectors of a list, watch or deletecollection request.
+    pub fn from_query(info: &ResourceInfo, query: &Query) -> Result<Self, ApiError> {
+        let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or_default())
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or_default())
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        for f in fields.fields() {
+            let supported = f == "metadata.name"
+                || f == "metadata.namespace"
+                || info.selectable_fields.iter().any(|s| s == f);
+            if !supported {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {f}"
+                )));
+            }
+        }
+        Ok(Selectors { labels, fields })
     }
-    if !value.is_empty() && !is_qualified_name_part(value) {
-        errs.push(LABEL_VALUE_ERR.to_string());
-    }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(errs.join("; "))
+
+    /// Whether an object matches both selectors.
+    pub fn matches(&self, obj: &StoredObject) -> bool {
+        self.labels.matches(&obj.labels) && self.fields.matches(|f| obj.field(f))
     }
 }
 

@@ -62,9 +62,24 @@ pub fn exposure_warning(addr: SocketAddr, tls: bool) -> Option<String> {
 }
 
 impl RunningServer {
-    /// Shared state, for in-process components (dev mode) and fault injection.
-    pub fn state(&self) -> &Arc<AppState> {
-        &self.state
+    /// The supported inspection API for tests (allocations, watch history, repair passes,
+    /// OpenAPI documents): see [`crate::testing`].
+    pub fn inspect(&self) -> crate::testing::Inspector {
+        crate::testing::Inspector::new(self.state.clone())
+    }
+
+    /// Creates the objects of a multi-document YAML (or JSON) manifest through the write
+    /// pipeline, as `kubectl create` would (see [`crate::bootstrap::apply_manifests`]).
+    /// Returns `kind/name` of each object created.
+    pub async fn apply_manifests(&self, text: &str) -> Result<Vec<String>, Error> {
+        crate::bootstrap::apply_manifests(&self.state, text).await
+    }
+
+    /// Creates an object through the write pipeline, first deleting a stored object of the
+    /// same kind and name (a configuration an earlier run left in the state file). Returns
+    /// the created object's JSON.
+    pub async fn replace_object(&self, obj: serde_json::Value) -> Result<String, ApiError> {
+        crate::bootstrap::replace(&self.state, obj).await
     }
 
     /// Fault injection controls.
@@ -157,7 +172,7 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
         host,
     ));
     tasks.push(tokio::spawn(gc::run(state.clone())));
-    tasks.push(crate::services::repair::spawn(state.clone()));
+    tasks.push(crate::repair_task::spawn(state.clone()));
     if let Some(path) = config.state_file.clone() {
         tasks.push(tokio::spawn(persist::run(state.clone(), path)));
     }

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use svcplane_webhook::connections::ConnectionLimits;
 use tokio::sync::Notify;
 
+use crate::admission::Admission;
 use crate::faults::Faults;
 use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
 use crate::resources::Registry;
 use crate::services::ServiceAllocations;
 use crate::store::Store;
@@ -127,8 +129,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state: registry, empty store, allocators.
-    pub fn new(config: Config) -> Result<Arc<Self>, crate::Error> {
+    /// Builds the state: registry, empty store, allocators. Only the server builds it
+    /// ([`crate::server::start`]).
+    pub(crate) fn new(config: Config) -> Result<Arc<Self>, crate::Error> {
         let registry = Registry::with_builtins();
         let selectable: HashMap<_, _> = registry
             .all()
@@ -153,5 +156,20 @@ impl AppState {
             watch_clients: WatchClients::new(config.watch_limits.max_per_client),
             config,
         }))
+    }
+
+    /// The write pipeline over this state's store, registry, admission and allocators.
+    pub fn pipeline(&self) -> Pipeline<'_> {
+        Pipeline {
+            store: &self.store,
+            registry: &self.registry,
+            admission: Admission {
+                store: &self.store,
+                clients: &self.webhook_clients,
+            },
+            allocations: &self.services,
+            gc_wakeup: &self.gc_wakeup,
+            persist_wakeup: &self.persist_wakeup,
+        }
     }
 }

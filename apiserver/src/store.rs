@@ -11,7 +11,16 @@ use parking_lot::RwLock;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::resources::ResourceKey;
+/// Identity of a resource in storage: objects are stored once per group and resource.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct ResourceKey {
+    /// API group, empty for core.
+    pub group: String,
+    /// Plural resource name.
+    pub plural: String,
+}
 
 /// One stored object version.
 #[derive(Debug)]

@@ -25,9 +25,20 @@ use serde_json::Value;
 use crate::codec::BodyFormat;
 use crate::duplicate_fields::{scan_json, scan_json_patch_operations, scan_yaml};
 use crate::error::ApiError;
-use crate::handlers::FieldValidation;
 use crate::patch_request::PatchKind;
 use crate::resources::ResourceInfo;
+use crate::strategy::{drop_unknown_fields, unknown_fields};
+
+/// `fieldValidation` query parameter (upstream server-side field validation, default Warn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Unknown or duplicate fields fail the request.
+    Strict,
+    /// They produce warnings.
+    Warn,
+    /// They are dropped silently.
+    Ignore,
+}
 
 /// Checks a create or update body (already decoded into `obj`): returns the warnings to send,
 /// or the Strict error. Unknown fields are removed from `obj` unless the request fails.
@@ -38,9 +49,9 @@ pub fn check_body(
     format: BodyFormat,
     mode: FieldValidation,
 ) -> Result<Vec<String>, ApiError> {
-    let unknown = crate::strategy::unknown_fields(info, obj)?;
+    let unknown = unknown_fields(&*info.strategy, &info.object_kind(), obj)?;
     if mode == FieldValidation::Ignore {
-        crate::strategy::drop_unknown_fields(info, obj, &unknown);
+        drop_unknown_fields(&*info.strategy, obj, &unknown);
         return Ok(Vec::new());
     }
     let unknown_findings = |paths: &[String]| -> Vec<String> {
@@ -80,7 +91,7 @@ pub fn check_body(
     };
     let outcome = findings.apply(mode, "strict decoding error: ");
     if outcome.is_ok() {
-        crate::strategy::drop_unknown_fields(info, obj, &unknown);
+        drop_unknown_fields(&*info.strategy, obj, &unknown);
     }
     outcome
 }
@@ -99,10 +110,10 @@ pub fn check_patch(
     let unknown = if kind == PatchKind::Apply {
         Vec::new()
     } else {
-        crate::strategy::unknown_fields(info, patched)?
+        unknown_fields(&*info.strategy, &info.object_kind(), patched)?
     };
     if mode == FieldValidation::Ignore {
-        crate::strategy::drop_unknown_fields(info, patched, &unknown);
+        drop_unknown_fields(&*info.strategy, patched, &unknown);
         return Ok(Vec::new());
     }
     let unknown_text = unknown.iter().map(|p| format!("unknown field {p:?}"));
@@ -129,7 +140,7 @@ pub fn check_patch(
     };
     let outcome = findings.apply(mode, "strict decoding error: ");
     if outcome.is_ok() {
-        crate::strategy::drop_unknown_fields(info, patched, &unknown);
+        drop_unknown_fields(&*info.strategy, patched, &unknown);
     }
     outcome
 }

@@ -13,9 +13,9 @@ use svcplane_webhook::connections::ConnectionInfo;
 
 use crate::codec::{json_response, Body};
 use crate::error::ApiError;
-use crate::handlers::Selectors;
 use crate::request::{Query, ResourceRequest};
 use crate::resources::ResourceInfo;
+use crate::selector::Selectors;
 use crate::state::AppState;
 use crate::store::{Event, EventType, StoredObject, WatchError};
 use crate::table;

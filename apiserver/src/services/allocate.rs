@@ -403,7 +403,7 @@ mod tests {
             let mut obj = svc(spec.clone());
             let r = a.allocate_create(&mut obj, false).expect(rule);
             let held = r.allocated().to_vec();
-            r.commit(&a);
+            r.commit();
             let got_ips = held
                 .iter()
                 .filter(|h| matches!(h, Held::ClusterIp(_)))
@@ -425,7 +425,7 @@ mod tests {
         );
         let r = a.allocate_create(&mut obj, true).unwrap();
         assert!(r.allocated().is_empty());
-        r.commit(&a);
+        r.commit();
         assert_eq!(obj["spec"]["clusterIP"], "10.0.0.0");
         assert_eq!(obj["spec"]["ports"][0]["nodePort"], 32769);
         assert_eq!(obj["spec"]["ports"][1]["nodePort"], 32770);
@@ -439,7 +439,7 @@ mod tests {
         let mut old = svc(
             json!({"type": "NodePort", "clusterIP": "10.0.0.20", "ports": [{"name": "a", "port": 80, "nodePort": 30080}]}),
         );
-        a.allocate_create(&mut old, false).unwrap().commit(&a);
+        a.allocate_create(&mut old, false).unwrap().commit();
         let rows: &[(&str, Value, Vec<Held>, usize)] = &[
             (
                 "txnUpdateNodePorts: NodePort to ClusterIP frees node ports",
@@ -479,7 +479,7 @@ mod tests {
             assert_eq!(r.release_on_commit(), freed.as_slice(), "{rule}");
             assert_eq!(r.allocated().len(), *taken, "{rule}: {:?}", r.allocated());
             // Rolled back: the old Service keeps everything.
-            r.rollback(&a);
+            drop(r);
             assert_eq!(a.allocated().len(), 2, "{rule}");
         }
         // Downgrade after an upgrade frees the secondary only on commit.
@@ -488,9 +488,7 @@ mod tests {
             &mut dual,
             &json!({"spec": {"ipFamilyPolicy": "RequireDualStack"}}),
         );
-        a.allocate_update(&mut dual, &old, false)
-            .unwrap()
-            .commit(&a);
+        a.allocate_update(&mut dual, &old, false).unwrap().commit();
         let v6 = dual["spec"]["clusterIPs"][1].as_str().unwrap().to_string();
         let mut single = dual.clone();
         json_patch::merge(
@@ -500,7 +498,7 @@ mod tests {
         let r = a.allocate_update(&mut single, &dual, false).unwrap();
         assert_eq!(r.release_on_commit(), &[ip(&v6)]);
         assert!(a.is_allocated(ip(&v6)), "kept until commit");
-        r.commit(&a);
+        r.commit();
         assert!(!a.is_allocated(ip(&v6)));
         assert_eq!(single["spec"]["clusterIPs"], json!(["10.0.0.20"]));
     }

@@ -2,28 +2,14 @@
 //! (`pkg/registry/core/service/storage/alloc.go`) words them. Field errors are formatted by
 //! the webhook crate's [`FieldError`], so the rendering exists once.
 
-use svcplane_webhook::{invalid_message, BadValue, FieldError};
+use svcplane_webhook::{BadValue, FieldError};
 
-use crate::error::{ApiError, Cause};
+use crate::error::ApiError;
 
 /// 422 `Service "name" is invalid: ...` with one cause per field error
 /// (upstream `errors.NewInvalid(api.Kind("Service"), name, errs)`).
 pub fn invalid(name: &str, errs: &[FieldError]) -> ApiError {
-    let causes = errs
-        .iter()
-        .map(|e| Cause {
-            reason: e.kind.reason().to_string(),
-            message: e.body(),
-            field: e.field.clone(),
-        })
-        .collect();
-    ApiError::invalid(
-        "",
-        "Service",
-        name,
-        invalid_message("Service", name, errs),
-        causes,
-    )
+    ApiError::from_field_errors("", "Service", name, errs)
 }
 
 /// 422 for a user-chosen ClusterIP the allocator refused:

@@ -2,11 +2,11 @@
 //! delete as kube-apiserver's Service REST storage does (`pkg/registry/core/service/storage`),
 //! plus the repair audit of upstream's ipallocator and portallocator repair controllers.
 //!
-//! Write path (the handlers call these): [`ServiceAllocations::allocate_create`] and
+//! Write path (the Service strategy calls these): [`ServiceAllocations::allocate_create`] and
 //! [`ServiceAllocations::allocate_update`] default the Service (the webhook crate's
 //! `default_service`, `prepare_service_create` / `prepare_service_update` and
-//! `init_ip_family_fields`), allocate, and return a [`Reservation`] that the handler commits
-//! after the store write or rolls back on any failure. [`ServiceAllocations::release`] frees
+//! `init_ip_family_fields`), allocate, and return a [`Reservation`] that the write pipeline
+//! commits after the store write; dropped uncommitted, it rolls back. [`ServiceAllocations::release`] frees
 //! a deleted Service's values. The lock is held only while allocating or releasing.
 //!
 //! Allocation state lives in memory and is rebuilt from the stored Services after a state
@@ -136,7 +136,7 @@ impl ServiceAllocations {
             let mut pools = self.pools.lock();
             let mut txn = Txn::new(&mut pools, &self.metrics, dry_run);
             match allocate::create(&mut txn, &mut typed, &name) {
-                Ok(()) => txn.finish(Vec::new()),
+                Ok(()) => txn.finish(Vec::new(), &self.pools),
                 Err(e) => {
                     txn.abort();
                     return Err(e);
@@ -172,7 +172,7 @@ impl ServiceAllocations {
             let mut pools = self.pools.lock();
             let mut txn = Txn::new(&mut pools, &self.metrics, dry_run);
             match allocate::update(&mut txn, &mut typed, &old_typed, &name) {
-                Ok(release) => txn.finish(release),
+                Ok(release) => txn.finish(release, &self.pools),
                 Err(e) => {
                     txn.abort();
                     return Err(e);
@@ -198,17 +198,6 @@ impl ServiceAllocations {
             if !pools.release(v) {
                 tracing::debug!(value = %v, "released value was not allocated");
             }
-        }
-    }
-
-    /// Finishes a reservation: on commit frees `release_on_commit`, on rollback frees
-    /// `allocated`.
-    pub(crate) fn finish(&self, allocated: Vec<Held>, release_on_commit: Vec<Held>, commit: bool) {
-        let mut pools = self.pools.lock();
-        pools.end_in_flight(allocated.iter().chain(&release_on_commit).copied());
-        let to_free = if commit { release_on_commit } else { allocated };
-        for v in to_free {
-            pools.release(v);
         }
     }
 
@@ -244,10 +233,10 @@ impl ServiceAllocations {
     /// Rebuilds allocation state from the stored Services (after loading a state file).
     /// Values that cannot be allocated (duplicates, outside the configured ranges) are
     /// logged; the repair audit reports them as Events.
-    pub fn rebuild(&self, state: &crate::state::AppState) {
+    pub fn rebuild(&self, store: &crate::store::Store) {
         let mut pools = self.pools.lock();
         let mut fresh = pools.empty_like();
-        for svc in repair::stored_services(state) {
+        for svc in repair::stored_services(store) {
             for v in svc.holdings.values() {
                 if let Err(err) = fresh.allocate(v) {
                     tracing::warn!(namespace = %svc.namespace, name = %svc.name, value = %v, %err,

@@ -13,21 +13,20 @@
 //! `svcplane_allocator_errors_total{kind}`.
 //!
 //! The audit ([`audit`]) is a pure function over the Services and the allocators; the pass
-//! applies it under the allocator lock and then writes Events through the normal create path.
+//! ([`ServiceAllocations::repair_pass`]) applies it under the allocator lock and returns the
+//! findings, which the repair task (`crate::repair_task`) records as Events through the write
+//! pipeline.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use svcplane_allocators::{Error, IpFamily};
 
 use super::holdings::{holdings, Held, Holdings};
 use super::pools::Pools;
 use super::service_json::decode_service;
 use super::ServiceAllocations;
-use crate::resources::ResourceKey;
-use crate::state::AppState;
+use crate::store::{ResourceKey, Store};
 
 /// Consecutive passes that must find a value leaked before it is released (upstream
 /// `numRepairsBeforeLeakCleanup`), so in-flight deletes are not mistaken for leaks.
@@ -105,12 +104,12 @@ pub struct RepairReport {
 }
 
 /// Every stored Service with its holdings, in store order (namespace, name).
-pub fn stored_services(state: &AppState) -> Vec<StoredService> {
+pub fn stored_services(store: &Store) -> Vec<StoredService> {
     let key = ResourceKey {
         group: String::new(),
         plural: "services".into(),
     };
-    let (_, items, _) = state.store.list(&key, None, |_| true, None, None);
+    let (_, items, _) = store.list(&key, None, |_| true, None, None);
     items
         .iter()
         .filter_map(|obj| {
@@ -254,12 +253,13 @@ pub fn audit(live: &Pools, services: &[StoredService]) -> Audit {
 impl ServiceAllocations {
     /// One repair pass without side effects outside the allocators: audits under the lock,
     /// re-allocates values Services hold, counts leaks and releases those found
-    /// [`REPAIRS_BEFORE_LEAK_CLEANUP`] times in a row. Events are written by [`repair`].
-    pub fn repair_pass(&self, state: &AppState) -> RepairReport {
+    /// [`REPAIRS_BEFORE_LEAK_CLEANUP`] times in a row. Returns the findings; the repair task
+    /// (`crate::repair_task`) records them as Events.
+    pub fn repair_pass(&self, store: &Store) -> RepairReport {
         let mut pools = self.pools.lock();
         // Listed under the lock: no allocation or release can happen in between, so a value
         // a listed Service holds cannot look "not allocated" because of a racing delete.
-        let services = stored_services(state);
+        let services = stored_services(store);
         let found = audit(&pools, &services);
         let mut report = RepairReport {
             findings: found.findings,
@@ -293,90 +293,6 @@ impl ServiceAllocations {
             tracing::warn!(namespace = %f.namespace, name = %f.name, reason = f.reason, "{}", f.message);
         }
         report
-    }
-}
-
-/// One repair pass with Events: [`ServiceAllocations::repair_pass`], then a Warning Event on
-/// each Service with a problem (a repeated problem bumps the Event's `count`).
-pub async fn repair(state: &Arc<AppState>) -> RepairReport {
-    let report = state.services.repair_pass(state);
-    for f in &report.findings {
-        record_event(state, f).await;
-    }
-    report
-}
-
-/// Registers the allocator metrics and starts the periodic audit (first pass right away).
-pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
-    if let Err(err) = state
-        .metrics
-        .registry()
-        .register(state.services.metrics().collector())
-    {
-        tracing::warn!(%err, "allocator metrics not registered");
-    }
-    tokio::spawn(async move {
-        loop {
-            repair(&state).await;
-            tokio::time::sleep(REPAIR_INTERVAL).await;
-        }
-    })
-}
-
-/// FNV-1a, for stable Event names per (Service, reason, message).
-fn fnv64(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for b in part.bytes().chain(std::iter::once(0)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h
-}
-
-async fn record_event(state: &Arc<AppState>, f: &Finding) {
-    let Some(info) = state.registry.get("", "v1", "events") else {
-        return;
-    };
-    let name = format!("{}.{:016x}", f.name, fnv64(&[&f.uid, f.reason, &f.message]));
-    let now = crate::metadata::now_rfc3339();
-    let key = info.key();
-    if let Some(current) = state.store.get(&key, &f.namespace, &name) {
-        let mut ev = current.value();
-        let count = ev["count"].as_i64().unwrap_or(1) + 1;
-        ev["count"] = json!(count);
-        ev["lastTimestamp"] = json!(now);
-        if let Err(err) = crate::handlers::update_internal(state, &info, &current, ev).await {
-            tracing::debug!(err = %err.message, "repair event not updated");
-        }
-        return;
-    }
-    let event = json!({
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": name, "namespace": f.namespace},
-        "involvedObject": {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "name": f.name,
-            "namespace": f.namespace,
-            "uid": f.uid,
-            "resourceVersion": f.resource_version,
-        },
-        "reason": f.reason,
-        "message": f.message,
-        "type": "Warning",
-        "source": {"component": f.controller},
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-        "action": f.action,
-        "reportingComponent": f.controller,
-        "reportingInstance": "svcplane-apiserver",
-    });
-    if let Err(err) = crate::handlers::create_internal(state, &info, event).await {
-        tracing::debug!(err = %err.message, "repair event not recorded");
     }
 }
 

@@ -1,33 +1,54 @@
 //! What one Service write took from the allocators and what it gives up once it commits.
 
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
 use super::holdings::Held;
-use super::ServiceAllocations;
+use super::pools::Pools;
 
 /// Values a write reserved, released again if the write does not commit; and values the
 /// write gives up (an update's old node ports, a released secondary ClusterIP), released only
 /// when it commits (upstream `ReleaseDeferred`).
-#[derive(Debug, Default)]
-#[must_use = "a reservation must be committed or rolled back"]
+///
+/// A reservation that is dropped without [`commit`](Self::commit) rolls back: what it
+/// allocated is freed and what it would have given up is kept (upstream's
+/// `metaTransaction.Revert` on every failure path of `BeginCreate` / `BeginUpdate`). The write
+/// pipeline therefore commits on the one success path and never rolls back by hand.
+#[derive(Default)]
+#[must_use = "a reservation rolls back when dropped: commit it once the write is stored"]
 pub struct Reservation {
     allocated: Vec<Held>,
     release_on_commit: Vec<Held>,
-    dry_run: bool,
+    /// The pools to finish against; `None` for an empty or dry-run reservation, and once
+    /// finished.
+    pools: Option<Arc<Mutex<Pools>>>,
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("allocated", &self.allocated)
+            .field("release_on_commit", &self.release_on_commit)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reservation {
-    pub(crate) fn new(allocated: Vec<Held>, release_on_commit: Vec<Held>) -> Self {
+    /// A reservation holding nothing (resources without allocation, dry runs, status writes).
+    pub fn none() -> Self {
+        Reservation::default()
+    }
+
+    pub(crate) fn new(
+        allocated: Vec<Held>,
+        release_on_commit: Vec<Held>,
+        pools: Arc<Mutex<Pools>>,
+    ) -> Self {
         Reservation {
             allocated,
             release_on_commit,
-            dry_run: false,
-        }
-    }
-
-    pub(crate) fn dry_run() -> Self {
-        Reservation {
-            allocated: Vec::new(),
-            release_on_commit: Vec::new(),
-            dry_run: true,
+            pools: Some(pools),
         }
     }
 
@@ -42,39 +63,33 @@ impl Reservation {
     }
 
     /// The write committed: keep what was allocated and free what the update gave up.
-    pub fn commit(mut self, allocations: &ServiceAllocations) {
-        self.finish(allocations, true);
+    pub fn commit(mut self) {
+        self.finish(true);
     }
 
-    /// The write failed: free what was allocated, keep what the update would have given up.
-    pub fn rollback(mut self, allocations: &ServiceAllocations) {
-        self.finish(allocations, false);
-    }
-
-    fn finish(&mut self, allocations: &ServiceAllocations, commit: bool) {
-        if self.is_empty() {
+    /// Ends the in-flight marks; on commit frees `release_on_commit`, on rollback frees
+    /// `allocated`. Runs once: the pools are taken.
+    fn finish(&mut self, commit: bool) {
+        let Some(pools) = self.pools.take() else {
+            return;
+        };
+        if self.allocated.is_empty() && self.release_on_commit.is_empty() {
             return;
         }
         let allocated = std::mem::take(&mut self.allocated);
         let release = std::mem::take(&mut self.release_on_commit);
-        allocations.finish(allocated, release, commit);
-    }
-
-    fn is_empty(&self) -> bool {
-        self.dry_run || (self.allocated.is_empty() && self.release_on_commit.is_empty())
+        let mut pools = pools.lock();
+        pools.end_in_flight(allocated.iter().chain(&release).copied());
+        let to_free = if commit { release } else { allocated };
+        for v in to_free {
+            pools.release(v);
+        }
     }
 }
 
 impl Drop for Reservation {
-    /// A reservation dropped without commit or rollback is a bug in the caller: its values stay
-    /// allocated (and marked in flight) until a restart rebuilds the state.
+    /// Not committed: the write failed (or was a dry run), so roll back.
     fn drop(&mut self) {
-        if !self.is_empty() {
-            tracing::error!(
-                allocated = ?self.allocated,
-                release_on_commit = ?self.release_on_commit,
-                "Service allocation reservation dropped without commit or rollback"
-            );
-        }
+        self.finish(false);
     }
 }

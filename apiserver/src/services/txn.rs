@@ -7,6 +7,9 @@
 //! network address of the range and dynamic node ports are placeholders from 32769 upwards.
 
 use std::net::IpAddr;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use svcplane_allocators::{Error, IpFamily, Resource};
 
@@ -151,13 +154,15 @@ impl<'a> Txn<'a> {
 
     /// The request goes on: hands what was taken, and what the write gives up once it
     /// commits, to a [`Reservation`].
-    pub fn finish(self, release_on_commit: Vec<Held>) -> Reservation {
+    /// `owner` is the shared handle of the locked pools, which the reservation finishes
+    /// against (on commit, or on drop).
+    pub fn finish(self, release_on_commit: Vec<Held>, owner: &Arc<Mutex<Pools>>) -> Reservation {
         if self.dry_run {
-            return Reservation::dry_run();
+            return Reservation::none();
         }
         self.pools
             .hold_in_flight(self.allocated.iter().chain(&release_on_commit).copied());
-        Reservation::new(self.allocated, release_on_commit)
+        Reservation::new(self.allocated, release_on_commit, owner.clone())
     }
 
     fn record(&mut self, value: Held, result: Result<(), Error>) -> Result<(), Error> {

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use allocation_support::*;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
-use svcplane_apiserver::services::Held;
+use svcplane_apiserver::Held;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("IP")
@@ -128,8 +128,7 @@ async fn dual_stack_service_gets_one_ip_per_family() {
     assert_eq!(cluster_ips(&chosen), vec!["10.0.0.9", "fd00::9"]);
     assert!(f
         .server
-        .state()
-        .services
+        .inspect()
         .is_allocated(Held::ClusterIp(ip("fd00::9"))));
 
     // A single-stack cluster refuses RequireDualStack (upstream initIPFamilyFields).
@@ -345,16 +344,8 @@ async fn tcp_and_udp_share_one_node_port() {
     assert_eq!(node_ports(&t), vec![30053, 30053]);
     delete(&api, "dns").await;
     delete(&api, "dns2").await;
-    assert!(!f
-        .server
-        .state()
-        .services
-        .is_allocated(Held::NodePort(30053)));
-    assert!(!f
-        .server
-        .state()
-        .services
-        .is_allocated(Held::NodePort(ports[0])));
+    assert!(!f.server.inspect().is_allocated(Held::NodePort(30053)));
+    assert!(!f.server.inspect().is_allocated(Held::NodePort(ports[0])));
     assert_eq!(allocated(&f), held_by_services(&f).await);
 }
 
@@ -371,7 +362,7 @@ async fn health_check_node_port_for_local_load_balancer() {
     let hc = health_check_node_port(&s);
     assert!((30086..=32767).contains(&hc), "healthCheckNodePort {hc}");
     assert_ne!(hc, node_ports(&s)[0]);
-    assert!(f.server.state().services.is_allocated(Held::NodePort(hc)));
+    assert!(f.server.inspect().is_allocated(Held::NodePort(hc)));
 
     // No node ports with allocateLoadBalancerNodePorts: false, but still a health check port.
     let t = create_ok(
@@ -393,7 +384,7 @@ async fn health_check_node_port_for_local_load_balancer() {
         .await
         .expect("patch to Cluster");
     assert_eq!(health_check_node_port(&patched), 0);
-    assert!(!f.server.state().services.is_allocated(Held::NodePort(hc)));
+    assert!(!f.server.inspect().is_allocated(Held::NodePort(hc)));
     assert_eq!(allocated(&f), held_by_services(&f).await);
 }
 
@@ -418,7 +409,7 @@ async fn nodeport_to_clusterip_releases_node_ports() {
     assert_eq!(node_ports(&updated), vec![0, 0]);
     assert_eq!(cluster_ips(&updated), ip_before, "ClusterIPs are kept");
     for p in &ports {
-        assert!(!f.server.state().services.is_allocated(Held::NodePort(*p)));
+        assert!(!f.server.inspect().is_allocated(Held::NodePort(*p)));
     }
     // The freed port can be claimed by someone else.
     create_ok(
@@ -475,12 +466,8 @@ async fn update_keeps_node_ports_unless_changed() {
         .await
         .unwrap();
     assert_eq!(node_ports(&moved), vec![31111]);
-    assert!(!f.server.state().services.is_allocated(Held::NodePort(np)));
-    assert!(f
-        .server
-        .state()
-        .services
-        .is_allocated(Held::NodePort(31111)));
+    assert!(!f.server.inspect().is_allocated(Held::NodePort(np)));
+    assert!(f.server.inspect().is_allocated(Held::NodePort(31111)));
     // A conflicting change is refused and frees nothing.
     create_ok(
         &api,
@@ -503,11 +490,7 @@ async fn update_keeps_node_ports_unless_changed() {
         err.message,
         r#"Service "keep" is invalid: spec.ports[0].nodePort: Invalid value: 31112: provided port is already allocated"#
     );
-    assert!(f
-        .server
-        .state()
-        .services
-        .is_allocated(Held::NodePort(31111)));
+    assert!(f.server.inspect().is_allocated(Held::NodePort(31111)));
     assert_eq!(allocated(&f), held_by_services(&f).await);
 }
 
@@ -533,8 +516,7 @@ async fn clusterip_to_external_name_and_back() {
     assert!(cluster_ips(&external).is_empty());
     assert!(!f
         .server
-        .state()
-        .services
+        .inspect()
         .is_allocated(Held::ClusterIp(ip("10.0.0.40"))));
     let back = api
         .patch(
@@ -547,8 +529,7 @@ async fn clusterip_to_external_name_and_back() {
     assert_eq!(cluster_ips(&back).len(), 1);
     assert!(f
         .server
-        .state()
-        .services
+        .inspect()
         .is_allocated(Held::ClusterIp(ip(&cluster_ips(&back)[0]))));
     assert_eq!(allocated(&f), held_by_services(&f).await);
 }
@@ -571,7 +552,7 @@ async fn adding_and_removing_the_secondary_family() {
     assert_eq!(ips.len(), 2);
     assert_eq!(ips[0], cluster_ips(&s)[0], "primary ClusterIP is kept");
     let v6 = Held::ClusterIp(ip(&ips[1]));
-    assert!(f.server.state().services.is_allocated(v6));
+    assert!(f.server.inspect().is_allocated(v6));
     let down = api
         .patch(
             "up",
@@ -581,7 +562,7 @@ async fn adding_and_removing_the_secondary_family() {
         .await
         .expect("downgrade");
     assert_eq!(cluster_ips(&down), vec![ips[0].clone()]);
-    assert!(!f.server.state().services.is_allocated(v6));
+    assert!(!f.server.inspect().is_allocated(v6));
     assert_eq!(allocated(&f), held_by_services(&f).await);
 }
 
@@ -799,11 +780,7 @@ async fn kubectl_create_gets_allocated_values() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!f
-        .server
-        .state()
-        .services
-        .is_allocated(Held::ClusterIp(ip(cip))));
+    assert!(!f.server.inspect().is_allocated(Held::ClusterIp(ip(cip))));
 }
 
 /// Concurrent creates asking for one ClusterIP and one node port: exactly one wins, the

@@ -168,7 +168,7 @@ async fn random_operations_leak_nothing_and_never_double_allocate() {
         "allocated but held by no Service: {leaked:?}; held but not allocated: {missing:?}"
     );
     // The repair audit agrees: nothing to report, nothing leaked.
-    let report = svcplane_apiserver::services::repair::repair(f.server.state()).await;
+    let report = f.server.inspect().repair().await;
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     assert!(
         report.leaks_flagged.is_empty(),

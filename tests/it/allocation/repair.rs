@@ -10,8 +10,8 @@ use allocation_support::*;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
 use serde_json::json;
-use svcplane_apiserver::services::{repair, Held};
 use svcplane_apiserver::Config;
+use svcplane_apiserver::Held;
 use svcplane_tests::Fixture;
 
 fn ip(s: &str) -> IpAddr {
@@ -95,7 +95,7 @@ async fn allocation_survives_restart_with_state_file() {
         err.message
     );
     // The repair audit finds nothing to report after a clean restart.
-    let report = repair::repair(g.server.state()).await;
+    let report = g.server.inspect().repair().await;
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     assert!(report.leaks_flagged.is_empty());
     stop(g).await;
@@ -104,20 +104,16 @@ async fn allocation_survives_restart_with_state_file() {
 #[tokio::test]
 async fn repair_reports_leak_and_duplicate() {
     let f = start("10.0.0.0/24", "30000-32767").await;
-    let state = f.server.state().clone();
+    let inspect = f.server.inspect();
     let api = services(&f);
     // Let the startup pass finish so its leak counts do not mix with ours.
-    let _ = repair::repair(&state).await;
+    let _ = inspect.repair().await;
 
     // A leak: allocated for a write that never reached the store (a crash between the two).
-    let mut orphan = json!({"apiVersion": "v1", "kind": "Service",
+    let orphan = json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "orphan", "namespace": "default"},
         "spec": {"clusterIP": "10.0.0.200", "type": "NodePort", "ports": [{"port": 80, "nodePort": 30200}]}});
-    state
-        .services
-        .allocate_create(&mut orphan, false)
-        .expect("allocates")
-        .commit(&state.services);
+    inspect.leak_allocation(orphan).expect("allocates");
     let leaked = [Held::ClusterIp(ip("10.0.0.200")), Held::NodePort(30200)];
 
     // A duplicate: the allocator lost a's IP (released behind its back), so b could take it.
@@ -128,7 +124,7 @@ async fn repair_reports_leak_and_duplicate() {
     )
     .await;
     let a_json = serde_json::to_value(&a).unwrap();
-    state.services.release(&a_json);
+    inspect.lose_allocation(&a_json);
     create_ok(
         &api,
         "b",
@@ -143,10 +139,10 @@ async fn repair_reports_leak_and_duplicate() {
         json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30300}]}),
     )
     .await;
-    state.services.release(&serde_json::to_value(&c).unwrap());
-    assert!(!state.services.is_allocated(Held::NodePort(30300)));
+    inspect.lose_allocation(&serde_json::to_value(&c).unwrap());
+    assert!(!inspect.is_allocated(Held::NodePort(30300)));
 
-    let report = repair::repair(&state).await;
+    let report = inspect.repair().await;
     let reasons: Vec<(&str, &str, &str)> = report
         .findings
         .iter()
@@ -171,13 +167,13 @@ async fn repair_reports_leak_and_duplicate() {
     // a's IP was lost, then taken again by b: from the store's view it is allocated (once).
     assert!(!reasons.iter().any(|(n, _, _)| *n == "a"), "{reasons:?}");
     assert!(
-        state.services.is_allocated(Held::NodePort(30300)),
+        inspect.is_allocated(Held::NodePort(30300)),
         "lost port re-allocated"
     );
     for v in leaked {
         assert!(report.leaks_flagged.contains(&v), "{v} flagged: {report:?}");
         assert!(
-            state.services.is_allocated(v),
+            inspect.is_allocated(v),
             "{v} kept until the grace passes end"
         );
     }
@@ -202,11 +198,11 @@ async fn repair_reports_leak_and_duplicate() {
     // Leaks are released after three consecutive passes (upstream numRepairsBeforeLeakCleanup).
     let mut released = Vec::new();
     for _ in 0..3 {
-        released.extend(repair::repair(&state).await.leaks_released);
+        released.extend(inspect.repair().await.leaks_released);
     }
     for v in leaked {
         assert!(released.contains(&v), "{v} released");
-        assert!(!state.services.is_allocated(v));
+        assert!(!inspect.is_allocated(v));
     }
     // A persisting duplicate bumps the Event's count instead of adding Events.
     let dup_events: Vec<Event> = events_for(&f, "b")
@@ -241,7 +237,7 @@ async fn repair_reports_values_outside_changed_ranges() {
 
     // Restart with other ranges: the stored Service's values are outside them.
     let g = start_with_state(&path, "10.1.0.0/24", "31000-31999").await;
-    let report = repair::repair(g.server.state()).await;
+    let report = g.server.inspect().repair().await;
     let reasons: Vec<(&str, &str)> = report
         .findings
         .iter()

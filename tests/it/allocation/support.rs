@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::core::Status;
 use serde_json::{json, Value};
-use svcplane_apiserver::services::Held;
 use svcplane_apiserver::Config;
+use svcplane_apiserver::Held;
 use svcplane_tests::Fixture;
 
 /// A server with the given service ranges.
@@ -133,7 +133,7 @@ pub async fn held_by_services(f: &Fixture) -> Vec<Held> {
 
 /// The allocators' state.
 pub fn allocated(f: &Fixture) -> Vec<Held> {
-    let mut v = f.server.state().services.allocated();
+    let mut v = f.server.inspect().allocated();
     v.sort();
     v
 }

@@ -187,7 +187,7 @@ async fn a_continue_token_older_than_the_history_is_410_expired() {
     cms.create(&PostParams::default(), &configmap("later", json!({})))
         .await
         .unwrap();
-    fx.server.state().store.compact_all();
+    fx.server.inspect().compact_history();
     let st = status(
         cms.list(
             &ListParams::default()

@@ -202,7 +202,7 @@ async fn a_compacted_resource_version_gets_a_410_expired_error_event() {
     cms.create(&PostParams::default(), &configmap("b", json!({})))
         .await
         .unwrap();
-    fx.server.state().store.compact_all();
+    fx.server.inspect().compact_history();
     let mut stream = cms
         .watch(&WatchParams::default(), &rv(&a).to_string())
         .await
@@ -531,7 +531,7 @@ async fn watcher_converges_through_drops_and_expiry(config: watcher::Config) {
         .unwrap();
     fx.faults().drop_watches();
     churn(&cms, 20).await;
-    fx.server.state().store.compact_all();
+    fx.server.inspect().compact_history();
     churn(&cms, 21).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     fx.faults().clear();

@@ -617,7 +617,7 @@ async fn watch_history_is_bounded_in_bytes() {
     )
     .await;
     assert_eq!(created.code(), Some(201));
-    let first_rv = h.fx.server.state().store.current_rv();
+    let first_rv = h.fx.server.inspect().current_revision();
     // 50 versions of a 300 KB object: 15 MB of history when bounded only by count (1,000
     // versions of a 900 KB object held 1 GiB); the limit here is 4 MiB.
     let (ok, growth) = peak_growth_mib(rewrite(&h.addr, "huge", 50, 300_000)).await;

@@ -236,10 +236,10 @@ async fn crd_document_for_state_carries_the_stored_openapi_v3_schema() {
     crds.create(&Default::default(), &crd)
         .await
         .expect("CRD created");
-    let state = fx.server.state();
-    let doc =
-        svcplane_apiserver::discovery::openapi_document_for(state, "apis/shop.example.com/v1")
-            .expect("CRD group-version served");
+    let inspect = fx.server.inspect();
+    let doc = inspect
+        .openapi_document("apis/shop.example.com/v1")
+        .expect("CRD group-version served");
     let widget = &doc["components"]["schemas"]["com.example.shop.v1.Widget"];
     assert_eq!(
         widget["x-kubernetes-group-version-kind"],
@@ -250,11 +250,10 @@ async fn crd_document_for_state_carries_the_stored_openapi_v3_schema() {
         widget["properties"]["spec"]["properties"]["price"]["type"],
         "integer"
     );
-    let index = svcplane_apiserver::discovery::openapi_index_for(state);
+    let index = inspect.openapi_index();
     assert_ne!(
         index["paths"]["apis/shop.example.com/v1"],
-        svcplane_apiserver::discovery::openapi_index(&state.registry)["paths"]
-            ["apis/shop.example.com/v1"],
+        inspect.openapi_index_without_schemas()["paths"]["apis/shop.example.com/v1"],
         "the schema is part of the hashed content"
     );
 }

@@ -1,0 +1,331 @@
+//! Per-resource write rules, attached to each resource's registry entry as kube-apiserver's
+//! registry strategies are (`pkg/registry/<group>/<resource>/strategy.go`: `PrepareForCreate`,
+//! `PrepareForUpdate`, `Validate`, `ValidateUpdate`, `WarningsOnCreate`, the Service REST's
+//! `BeginCreate` / `BeginUpdate` allocation hooks, `CheckGracefulDelete`, `ReturnDeletedObject`).
+//!
+//! The write pipeline ([`crate::pipeline`]) runs the same stages for every resource and asks
+//! the resource's [`Strategy`] what is specific to it; adding a kind is one registry entry
+//! (`crate::resources`) plus, where its rules differ from the defaults, one strategy here.
+//! Strategies know nothing of HTTP, the store or the server state.
+
+mod builtin;
+mod typed;
+
+use serde_json::Value;
+use svcplane_webhook::names;
+
+use crate::error::{ApiError, Cause};
+use crate::services::{Reservation, ServiceAllocations};
+use crate::store::StoredObject;
+
+pub use builtin::{
+    CustomResourceDefinitions, CustomResources, EndpointSlices, Endpoints, Generic, Namespaces,
+    Nodes, Pods, Secrets, Services, TypedOnly, ValidatingWebhookConfigurations,
+};
+pub use typed::Typed;
+
+/// Group, version and Kind of the objects a strategy handles, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectKind<'a> {
+    /// API group, empty for core.
+    pub group: &'a str,
+    /// API version within the group.
+    pub version: &'a str,
+    /// Kind (`Service`).
+    pub kind: &'a str,
+}
+
+/// How a delete without finalizers proceeds (the pipeline's delete stage asks the strategy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// The object is removed at once (after finalizers and propagation).
+    Immediate,
+    /// Namespace deletion: the namespace enters the `Terminating` phase and the garbage
+    /// collector removes its content, then the namespace (upstream namespace controller).
+    Namespace,
+    /// Graceful deletion of a pod bound to a node (upstream pod strategy
+    /// `CheckGracefulDelete`): marked with a grace period, removed when it ends.
+    GracefulPod,
+}
+
+/// A change of the served resources a committed write causes (CustomResourceDefinitions).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RegistryChange {
+    /// Serve (or re-serve) the resources this CRD defines.
+    Register(Value),
+    /// Stop serving the resources this deleted CRD defined.
+    Unregister(Value),
+}
+
+/// Name rule of a kind without validation of its own (upstream `ValidateObjectMeta`'s
+/// `nameFn`): one of the webhook crate's [`names`] functions.
+pub type NameRule = fn(&str) -> Vec<String>;
+
+/// The per-resource rules of the write pipeline. Every method has the generic store's
+/// default, so a strategy implements only what differs.
+pub trait Strategy: std::fmt::Debug + Send + Sync {
+    /// Whether `metadata.generation` is maintained (bumped on spec changes).
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
+    /// Whether an immediate DELETE answers with the deleted object rather than a `Status` of
+    /// `Success` (upstream `Store.ReturnDeletedObject`; the generic store's default is the
+    /// `Status`).
+    fn returns_deleted_object(&self) -> bool {
+        false
+    }
+
+    /// How a delete proceeds once finalizers and propagation allow it.
+    fn deletion(&self) -> Deletion {
+        Deletion::Immediate
+    }
+
+    /// Defaulting and upstream `PrepareForCreate` of a new object. Returns defaulting
+    /// warnings.
+    fn prepare_for_create(&self, _obj: &mut Value) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Defaulting and upstream `PrepareForUpdate` of an updated object (`status_only` for
+    /// writes to `/status`). Returns defaulting warnings.
+    fn prepare_for_update(
+        &self,
+        _obj: &mut Value,
+        _old: &Value,
+        _status_only: bool,
+    ) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Allocation before validation of a create (upstream Service REST `BeginCreate`). The
+    /// reservation rolls back when dropped uncommitted.
+    fn begin_create(
+        &self,
+        _allocations: &ServiceAllocations,
+        _obj: &mut Value,
+        _dry_run: bool,
+    ) -> Result<Reservation, ApiError> {
+        Ok(Reservation::none())
+    }
+
+    /// Allocation before validation of an update (upstream Service REST `BeginUpdate`).
+    fn begin_update(
+        &self,
+        _allocations: &ServiceAllocations,
+        _obj: &mut Value,
+        _old: &Value,
+        _dry_run: bool,
+    ) -> Result<Reservation, ApiError> {
+        Ok(Reservation::none())
+    }
+
+    /// Frees what a deleted object held (Service ClusterIPs and node ports).
+    fn release(&self, _allocations: &ServiceAllocations, _deleted: &Value) {}
+
+    /// Name rule for kinds validated by [`validate_generic`] (DNS-1123 subdomain by default).
+    fn name_rule(&self) -> NameRule {
+        names::is_dns1123_subdomain
+    }
+
+    /// Validates a create (`old` = None) or update. Returns warnings; errors are a 422 with
+    /// one cause per field, kind = the object Kind, as upstream.
+    fn validate(
+        &self,
+        kind: &ObjectKind<'_>,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> Result<Vec<String>, ApiError> {
+        validate_generic(kind, self.name_rule(), obj, old).map(|()| Vec::new())
+    }
+
+    /// Validates a write to the `/status` subresource (by default as [`Strategy::validate`]).
+    fn validate_status(
+        &self,
+        kind: &ObjectKind<'_>,
+        obj: &Value,
+        old: &Value,
+    ) -> Result<Vec<String>, ApiError> {
+        self.validate(kind, obj, Some(old))
+    }
+
+    /// The typed representation of a built-in kind (its k8s-openapi type), used to find and
+    /// drop the fields the type does not declare; `None` for kinds without one.
+    fn typed(&self) -> Option<Typed> {
+        None
+    }
+
+    /// Side effects on the served resources of a committed write (`new` = None on delete).
+    fn after_commit(
+        &self,
+        _new: Option<&StoredObject>,
+        _old: Option<&Value>,
+    ) -> Option<RegistryChange> {
+        None
+    }
+}
+
+/// A 422 from field errors, with upstream's message and one cause per error.
+pub fn invalid_from_field_errors(
+    kind: &ObjectKind<'_>,
+    name: &str,
+    errors: &[svcplane_webhook::FieldError],
+) -> ApiError {
+    ApiError::from_field_errors(kind.group, kind.kind, name, errors)
+}
+
+/// Upstream `ValidateObjectMetaUpdate` (via `ValidateNoNewFinalizers`): once an object has a
+/// `deletionTimestamp`, updates may remove finalizers but not add new ones. Runs for every
+/// kind before its strategy's validation.
+pub fn no_new_finalizers_while_deleting(
+    kind: &ObjectKind<'_>,
+    obj: &Value,
+    old: &Value,
+) -> Result<(), ApiError> {
+    if !crate::metadata::is_deleting(old) {
+        return Ok(());
+    }
+    let before = crate::metadata::finalizers(old);
+    let mut added: Vec<String> = crate::metadata::finalizers(obj)
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    if added.is_empty() {
+        return Ok(());
+    }
+    added.sort();
+    added.dedup();
+    let list = added
+        .iter()
+        .map(|f| format!("{f:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let message = format!(
+        "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{list}}}"
+    );
+    let name = crate::metadata::name(obj);
+    Err(ApiError::invalid(
+        kind.group,
+        kind.kind,
+        name,
+        format!(
+            "{} {name:?} is invalid: metadata.finalizers: {message}",
+            kind.kind
+        ),
+        vec![Cause {
+            reason: "FieldValueForbidden".into(),
+            message,
+            field: "metadata.finalizers".into(),
+        }],
+    ))
+}
+
+/// Name rules for kinds without their own validation: the name must pass `name_rule`
+/// (upstream reports its first message here) and may not change on update.
+pub fn validate_generic(
+    kind: &ObjectKind<'_>,
+    name_rule: NameRule,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    let mut causes = Vec::new();
+    let name = crate::metadata::name(obj);
+    if let Some(msg) = name_rule(name).into_iter().next() {
+        causes.push(Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {name:?}: {msg}"),
+            field: "metadata.name".into(),
+        });
+    }
+    if let Some(old) = old {
+        if crate::metadata::name(old) != name {
+            causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!("Invalid value: {name:?}: field is immutable"),
+                field: "metadata.name".into(),
+            });
+        }
+    }
+    if causes.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect();
+    let joined = if list.len() == 1 {
+        list[0].clone()
+    } else {
+        format!("[{}]", list.join(", "))
+    };
+    Err(ApiError::invalid(
+        kind.group,
+        kind.kind,
+        name,
+        format!("{} {name:?} is invalid: {joined}", kind.kind),
+        causes,
+    ))
+}
+
+/// The status subresource split: writes to the main resource keep the stored status (when
+/// the resource has a `/status` subresource); writes to `/status` keep everything but status
+/// (and metadata labels/annotations, as upstream allows).
+pub fn merge_subresource(has_status: bool, new: &mut Value, old: &Value, status_only: bool) {
+    if status_only {
+        let mut merged = old.clone();
+        merged["status"] = new["status"].clone();
+        if merged["status"].is_null() {
+            if let Some(m) = merged.as_object_mut() {
+                m.remove("status");
+            }
+        }
+        for key in ["labels", "annotations", "resourceVersion"] {
+            match new["metadata"].get(key) {
+                Some(v) if !v.is_null() => merged["metadata"][key] = v.clone(),
+                _ => {
+                    if key != "resourceVersion" {
+                        if let Some(m) = merged["metadata"].as_object_mut() {
+                            m.remove(key);
+                        }
+                    }
+                }
+            }
+        }
+        *new = merged;
+    } else if has_status {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(m) = new.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+    }
+}
+
+/// The fields of a built-in object its type does not declare, in upstream's notation
+/// (`spec.ports[0].foo`) and document order; empty for other resources. Values of the wrong
+/// JSON type are a 400 whatever the `fieldValidation` mode, as upstream (see
+/// [`crate::type_error`]). [`crate::strict_decoding`] reports the unknown fields per mode.
+pub fn unknown_fields(
+    strategy: &dyn Strategy,
+    kind: &ObjectKind<'_>,
+    obj: &Value,
+) -> Result<Vec<String>, ApiError> {
+    match strategy.typed() {
+        None => Ok(Vec::new()),
+        Some(typed) => typed.unknown_fields(kind, obj),
+    }
+}
+
+/// Removes the `unknown` fields (from [`unknown_fields`]) from `obj`: upstream decodes
+/// built-in objects into their Go types, so undeclared fields never reach storage.
+pub fn drop_unknown_fields(strategy: &dyn Strategy, obj: &mut Value, unknown: &[String]) {
+    if unknown.is_empty() {
+        return;
+    }
+    if let Some(typed) = strategy.typed() {
+        typed.drop_unknown_fields(obj);
+    }
+}
