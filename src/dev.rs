@@ -37,7 +37,7 @@ pub struct DevArgs {
     #[arg(long)]
     pub faults: bool,
     /// Service ClusterIP range(s), as kube-apiserver's flag: one CIDR, or two comma-separated.
-    #[arg(long, default_value = svcplane_apiserver::state::DEFAULT_SERVICE_CLUSTER_IP_RANGE)]
+    #[arg(long, default_value = svcplane_apiserver::DEFAULT_SERVICE_CLUSTER_IP_RANGE)]
     pub service_cluster_ip_range: String,
     /// Directory for generated files (webhook certificates).
     #[arg(long, default_value = ".svcplane-dev")]
@@ -59,10 +59,10 @@ pub struct DevArgs {
     #[arg(long, default_value = "127.0.0.1:6480")]
     pub node_agents_listen: SocketAddr,
     /// NodePort range, as kube-apiserver's flag.
-    #[arg(long, default_value = svcplane_apiserver::state::DEFAULT_SERVICE_NODE_PORT_RANGE)]
+    #[arg(long, default_value = svcplane_apiserver::DEFAULT_SERVICE_NODE_PORT_RANGE)]
     pub service_node_port_range: String,
     /// Watches one client (source address) may hold open at once; more get 429.
-    #[arg(long, default_value_t = svcplane_apiserver::state::WatchLimits::default().max_per_client)]
+    #[arg(long, default_value_t = svcplane_apiserver::WatchLimits::default().max_per_client)]
     pub max_watches_per_client: usize,
     /// Connections one client (source address) may hold open at once; more are closed.
     #[arg(long, default_value_t = svcplane_webhook::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT)]
@@ -238,7 +238,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
 
 /// Waits for a stopping component, for at most the API server's own grace period.
 async fn stop_within(what: &str, task: tokio::task::JoinHandle<()>) {
-    let grace = svcplane_apiserver::server::SHUTDOWN_GRACE;
+    let grace = svcplane_apiserver::SHUTDOWN_GRACE;
     if tokio::time::timeout(grace, task).await.is_err() {
         tracing::warn!(
             component = what,

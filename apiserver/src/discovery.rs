@@ -329,6 +329,7 @@ pub fn openapi_index_for(state: &AppState) -> Value {
 /// request body, so `kubectl apply` keeps computing strategic merge patches from its built-in
 /// types (it uses OpenAPI v3 for that only when PATCH accepts
 /// `application/strategic-merge-patch+json`).
+#[cfg(test)]
 pub fn openapi_document(registry: &Registry, path: &str) -> Option<Arc<Value>> {
     document_with(registry, path, |_| Vec::new())
 }

@@ -9,54 +9,60 @@
 // Slicing a string at a byte index panics inside a multi-byte character: request text (and
 // flags) are cut with `get`, `split_once`, `strip_prefix` or `split_at_checked` instead.
 #![warn(clippy::string_slice)]
+#![warn(missing_docs)]
 
-pub mod access_review;
-pub mod admission;
-pub mod bootstrap;
-pub mod codec;
-pub mod discovery;
-pub mod duplicate_fields;
-pub mod error;
-pub mod faults;
-pub mod gc;
-pub mod handlers;
-pub mod kubeconfig;
-pub mod managed_fields;
-pub mod metadata;
-pub mod metrics;
-pub mod nesting;
-pub mod openapi;
-pub mod openapi_v2;
+mod access_review;
+mod admission;
+mod bootstrap;
+mod codec;
+mod discovery;
+mod duplicate_fields;
+mod error;
+mod faults;
+mod gc;
+mod handlers;
+mod kubeconfig;
+mod managed_fields;
+mod metadata;
+mod metrics;
+mod nesting;
+mod openapi;
+mod openapi_v2;
 pub mod patch;
-pub mod patch_limits;
-pub mod patch_request;
-pub mod persist;
-pub mod pipeline;
-pub mod protobuf;
-pub mod repair_task;
-pub mod request;
-pub mod resources;
+mod patch_limits;
+mod patch_request;
+mod persist;
+mod pipeline;
+mod protobuf;
+mod repair_task;
+mod request;
+mod resources;
 pub mod selector;
-pub mod server;
-pub mod services;
-pub mod state;
-pub mod store;
-pub mod strategy;
-pub mod strict_decoding;
-pub mod table;
+mod server;
+mod services;
+mod state;
+mod store;
+mod strategy;
+mod strict_decoding;
+mod table;
 pub mod testing;
-pub mod text;
-pub mod tls;
-pub mod type_error;
-pub mod watch;
-pub mod watch_buffer;
-pub mod watch_clients;
+mod text;
+mod tls;
+mod type_error;
+mod watch;
+mod watch_buffer;
+mod watch_clients;
 
-pub use error::ApiError;
-pub use faults::{FaultConfig, FaultRule};
-pub use server::{start, RunningServer};
+// The public surface: starting a server and configuring it, its handle, the error type of its
+// answers, fault injection, the allocation values tests inspect, and the pure patch and
+// selector engines. Everything else is private to the crate.
+pub use error::{ApiError, Cause, Details};
+pub use faults::{FaultConfig, FaultRule, Faults};
+pub use server::{exposure_warning, start, RunningServer, SHUTDOWN_GRACE};
 pub use services::{Finding, Held, RepairReport};
-pub use state::Config;
+pub use state::{
+    Config, WatchLimits, DEFAULT_SERVICE_CLUSTER_IP_RANGE, DEFAULT_SERVICE_NODE_PORT_RANGE,
+};
 
 /// Errors starting or running the server.
 #[derive(Debug, thiserror::Error)]

@@ -54,6 +54,7 @@ impl WatchClients {
     }
 
     /// Watches `ip` holds open now.
+    #[cfg(test)]
     pub fn open(&self, ip: IpAddr) -> usize {
         self.counts.lock().get(&ip).copied().unwrap_or(0)
     }

@@ -70,7 +70,7 @@ impl Fixture {
     }
 
     /// Fault injection.
-    pub fn faults(&self) -> &svcplane_apiserver::faults::Faults {
+    pub fn faults(&self) -> &svcplane_apiserver::Faults {
         self.server.faults()
     }
 

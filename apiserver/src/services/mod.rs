@@ -39,7 +39,7 @@ use svcplane_webhook::{
     ClusterFamilies,
 };
 
-pub use holdings::{Held, Holdings};
+pub use holdings::Held;
 pub use metrics::AllocatorMetrics;
 pub use repair::{Finding, RepairReport};
 pub use reservation::Reservation;

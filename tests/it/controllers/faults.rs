@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use controllers_support::*;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use rand::Rng;
-use svcplane_apiserver::faults::{FaultConfig, FaultRule};
+use svcplane_apiserver::{FaultConfig, FaultRule};
 use svcplane_tests::Fixture;
 
 const SERVICES: usize = 8;
