@@ -1,5 +1,7 @@
-//! The REST verbs over the store: get, list, create, update, patch, apply, delete and
-//! deletecollection, with upstream's preconditions, status-subresource rules and error bodies.
+//! The REST verbs over HTTP: get, list, create, update, patch, apply, delete and
+//! deletecollection. Reads are served from the store here; writes are decoded, checked
+//! against their URL (type, namespace, name, preconditions, `fieldValidation`) and handed to
+//! the write pipeline ([`crate::pipeline`]), which owns the stages every writer shares.
 
 use std::sync::Arc;
 

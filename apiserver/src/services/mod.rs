@@ -6,14 +6,15 @@
 //! [`ServiceAllocations::allocate_update`] default the Service (the webhook crate's
 //! `default_service`, `prepare_service_create` / `prepare_service_update` and
 //! `init_ip_family_fields`), allocate, and return a [`Reservation`] that the write pipeline
-//! commits after the store write; dropped uncommitted, it rolls back. [`ServiceAllocations::release`] frees
-//! a deleted Service's values. The lock is held only while allocating or releasing.
+//! commits after the store write; dropped uncommitted, it rolls back.
+//! [`ServiceAllocations::release`] frees a deleted Service's values. The lock is held only
+//! while allocating or releasing.
 //!
 //! Allocation state lives in memory and is rebuilt from the stored Services after a state
 //! file is loaded ([`ServiceAllocations::rebuild`]), which is what upstream's repair
 //! controller does for kube-apiserver at start.
 
-// `ApiError` is the crate's error type and the handlers call these functions with it; its
+// `ApiError` is the crate's error type and the write pipeline calls these functions with it; its
 // size is a crate-wide question (clippy's `result_large_err`), not this module's.
 #![allow(clippy::result_large_err)]
 
