@@ -69,7 +69,8 @@ impl RunningServer {
     }
 
     /// Creates the objects of a multi-document YAML (or JSON) manifest through the write
-    /// pipeline, as `kubectl create` would (see [`crate::bootstrap::apply_manifests`]).
+    /// pipeline, as `kubectl create` would, then writes each object's `status` through the
+    /// status subresource when it has one.
     /// Returns `kind/name` of each object created.
     pub async fn apply_manifests(&self, text: &str) -> Result<Vec<String>, Error> {
         crate::bootstrap::apply_manifests(&self.state, text).await

@@ -83,7 +83,7 @@ impl Default for Config {
 
 /// Bounds on watches: how many one client may hold open, how many bytes of encoded events each
 /// may have waiting for its client, and how long a watch waits for a client that reads nothing
-/// before ending (see [`crate::watch_buffer`] and [`crate::watch_clients`]).
+/// before ending (the server's `watch_buffer` and `watch_clients` modules).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchLimits {
     /// Open watches per source address (429 beyond).

@@ -3,7 +3,7 @@
 //! `MergeParallelList` and `IgnoreUnmatchedNulls`).
 //!
 //! Maps merge key by key and `null` deletes a key; lists merge as the kind's
-//! [`Schema`](super::list_types::Schema) says: lists with `patchStrategy:"merge"` merge items by
+//! [`Schema`] says: lists with `patchStrategy:"merge"` merge items by
 //! their `patchMergeKey` (or, for scalars, as a union), other lists are replaced. Directives:
 //! `$patch: replace|delete` in a map, `$patch: replace|delete` items in a merging list,
 //! `$setElementOrder/<list>`, `$deleteFromPrimitiveList/<list>` and `$retainKeys`
