@@ -72,8 +72,8 @@ pub fn prepare_create(info: &ResourceInfo, obj: &mut Value) -> Vec<String> {
     let mut warnings = Vec::new();
     if is(info, "", "services") {
         warnings = typed(obj, |svc: &mut Service| {
-            let w = svcplane_webhook::default_service(svc);
-            svcplane_webhook::defaults::prepare_service_create(svc);
+            let w = svcplane_rules::default_service(svc);
+            svcplane_rules::prepare_service_create(svc);
             w
         });
     }
@@ -122,7 +122,7 @@ pub fn prepare_update(
         // decoding into Go structs drops too.
         if is(info, "", "services") {
             typed(obj, |svc: &mut Service| {
-                svcplane_webhook::default_load_balancer_ip_mode(svc)
+                svcplane_rules::default_load_balancer_ip_mode(svc)
             });
         }
         return warnings;
@@ -130,8 +130,8 @@ pub fn prepare_update(
     if is(info, "", "services") {
         if let Ok(old_svc) = serde_json::from_value::<Service>(old.clone()) {
             warnings = typed(obj, |svc: &mut Service| {
-                let w = svcplane_webhook::default_service(svc);
-                svcplane_webhook::defaults::prepare_service_update(svc, &old_svc);
+                let w = svcplane_rules::default_service(svc);
+                svcplane_rules::prepare_service_update(svc, &old_svc);
                 w
             });
         }
@@ -190,9 +190,9 @@ fn default_pod_spec(obj: &mut Value) {
 /// EndpointSlice and Endpoints defaulting (port protocol TCP), from the webhook crate.
 fn default_non_service(info: &ResourceInfo, obj: &mut Value) {
     if is(info, "discovery.k8s.io", "endpointslices") {
-        typed(obj, svcplane_webhook::default_endpoint_slice);
+        typed(obj, svcplane_rules::default_endpoint_slice);
     } else if is(info, "", "endpoints") {
-        typed(obj, svcplane_webhook::default_endpoints);
+        typed(obj, svcplane_rules::default_endpoints);
     } else if is(info, "", "secrets") && obj["type"].as_str().is_none_or(str::is_empty) {
         // Upstream `SetDefaults_Secret`: a Secret without a type is `Opaque`.
         obj["type"] = json!("Opaque");
@@ -245,7 +245,7 @@ pub fn validate(
     obj: &Value,
     old: Option<&Value>,
 ) -> Result<Vec<String>, ApiError> {
-    use svcplane_webhook::service::Phase;
+    use svcplane_rules::Phase;
     let name = crate::metadata::name(obj).to_string();
     if let Some(old) = old {
         no_new_finalizers_while_deleting(info, obj, old)?;
@@ -253,28 +253,28 @@ pub fn validate(
     let (errors, warnings) = if is(info, "", "services") {
         let svc: Service = decode(info, obj)?;
         let errs = match old {
-            None => svcplane_webhook::validate_service(&svc, Phase::Storage),
+            None => svcplane_rules::validate_service(&svc, Phase::Storage),
             Some(old) => {
-                svcplane_webhook::validate_service_update(&svc, &decode(info, old)?, Phase::Storage)
+                svcplane_rules::validate_service_update(&svc, &decode(info, old)?, Phase::Storage)
             }
         };
-        (errs, svcplane_webhook::warnings_for_service(&svc))
+        (errs, svcplane_rules::warnings_for_service(&svc))
     } else if is(info, "discovery.k8s.io", "endpointslices") {
         let slice: EndpointSlice = decode(info, obj)?;
         let old_slice: Option<EndpointSlice> = old.map(|o| decode(info, o)).transpose()?;
         let errs = match &old_slice {
-            None => svcplane_webhook::validate_endpoint_slice(&slice),
-            Some(old) => svcplane_webhook::validate_endpoint_slice_update(&slice, old),
+            None => svcplane_rules::validate_endpoint_slice(&slice),
+            Some(old) => svcplane_rules::validate_endpoint_slice_update(&slice, old),
         };
-        let warnings = svcplane_webhook::warnings_for_endpoint_slice(&slice, old_slice.as_ref());
+        let warnings = svcplane_rules::warnings_for_endpoint_slice(&slice, old_slice.as_ref());
         (errs, warnings)
     } else if is(info, "", "endpoints") {
         let ep: Endpoints = decode(info, obj)?;
         let errs = match old {
-            None => svcplane_webhook::validate_endpoints(&ep),
-            Some(old) => svcplane_webhook::validate_endpoints_update(&ep, &decode(info, old)?),
+            None => svcplane_rules::validate_endpoints(&ep),
+            Some(old) => svcplane_rules::validate_endpoints_update(&ep, &decode(info, old)?),
         };
-        (errs, svcplane_webhook::warnings_for_endpoints(&ep))
+        (errs, svcplane_rules::warnings_for_endpoints(&ep))
     } else {
         return validate_generic(info, obj, old).map(|()| Vec::new());
     };
@@ -298,7 +298,7 @@ pub fn validate_status(
     }
     no_new_finalizers_while_deleting(info, obj, old)?;
     let svc: Service = decode(info, obj)?;
-    let errors = svcplane_webhook::validate_service_status_update(&svc, &decode(info, old)?);
+    let errors = svcplane_rules::validate_service_status_update(&svc, &decode(info, old)?);
     if errors.is_empty() {
         return Ok(Vec::new());
     }
@@ -313,7 +313,7 @@ pub fn validate_status(
 pub fn invalid_from_field_errors(
     info: &ResourceInfo,
     name: &str,
-    errors: &[svcplane_webhook::FieldError],
+    errors: &[svcplane_rules::FieldError],
 ) -> ApiError {
     let causes = errors
         .iter()
@@ -327,7 +327,7 @@ pub fn invalid_from_field_errors(
         &info.group,
         &info.kind,
         name,
-        svcplane_webhook::invalid_message(&info.kind, name, errors),
+        svcplane_rules::invalid_message(&info.kind, name, errors),
         causes,
     )
 }

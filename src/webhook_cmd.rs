@@ -1,13 +1,11 @@
-//! `svcplane webhook`: run the validating admission webhook server.
+//! `svcplane webhook`: the command line of the validating admission webhook server. The server
+//! is `svcplane-webhook`'s; this module only turns flags into its [`WebhookOptions`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::certs::generate_certs;
-use crate::server::{serve, serve_plain, ServeOptions};
-use crate::tls::TlsFiles;
-use crate::Error;
+use svcplane_webhook::WebhookOptions;
 
 /// Parse durations like `500ms`, `10s`, `2m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -62,30 +60,20 @@ pub struct WebhookArgs {
     pub metrics_listen: Option<SocketAddr>,
 }
 
-/// Resolve the certificate files from the arguments, generating them if asked.
-pub fn prepare_tls(args: &WebhookArgs) -> Result<TlsFiles, Error> {
-    if let Some(dir) = &args.generate_certs {
-        if !dir.join("tls.crt").exists() {
-            let out = generate_certs(dir, &args.cert_dns_names)?;
-            tracing::info!(ca = %out.ca_cert.display(), "generated webhook certificates");
+impl From<WebhookArgs> for WebhookOptions {
+    fn from(args: WebhookArgs) -> Self {
+        WebhookOptions {
+            listen: args.listen,
+            tls_cert_file: args.tls_cert_file,
+            tls_key_file: args.tls_key_file,
+            generate_certs: args.generate_certs,
+            cert_dns_names: args.cert_dns_names,
+            generate_only: args.generate_only,
+            cert_reload_interval: args.cert_reload_interval,
+            request_timeout: args.request_timeout,
+            metrics_listen: args.metrics_listen,
         }
     }
-    let dir = args.generate_certs.clone();
-    let cert = args
-        .tls_cert_file
-        .clone()
-        .or_else(|| dir.as_ref().map(|d| d.join("tls.crt")))
-        .ok_or_else(|| Error::Args("--tls-cert-file or --generate-certs DIR is required".into()))?;
-    let key = args
-        .tls_key_file
-        .clone()
-        .or_else(|| dir.as_ref().map(|d| d.join("tls.key")))
-        .ok_or_else(|| Error::Args("--tls-key-file or --generate-certs DIR is required".into()))?;
-    Ok(TlsFiles {
-        cert,
-        key,
-        reload_interval: args.cert_reload_interval,
-    })
 }
 
 /// Run `svcplane webhook` until `shutdown` completes (the binary completes it on SIGTERM or
@@ -93,52 +81,14 @@ pub fn prepare_tls(args: &WebhookArgs) -> Result<TlsFiles, Error> {
 pub async fn run(
     args: WebhookArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
-    let tls = prepare_tls(&args)?;
-    if args.generate_only {
-        return Ok(());
-    }
-    let mut options = ServeOptions::new()?;
-    options.request_timeout = args.request_timeout;
-    let io = |e: std::io::Error| Error::Io(args.listen.to_string(), e.to_string());
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(io)?;
-    tracing::info!(listen = %args.listen, "webhook serving HTTPS");
-    // Both listeners stop on the one shutdown.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let plain_task = match args.metrics_listen {
-        Some(addr) => {
-            let plain = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| Error::Io(addr.to_string(), e.to_string()))?;
-            let opts = options.clone();
-            let stop = stopped(stop_rx.clone());
-            Some(tokio::spawn(async move {
-                if let Err(e) = serve_plain(plain, opts, stop).await {
-                    tracing::warn!(error = %e, "plain HTTP listener stopped");
-                }
-            }))
-        }
-        None => None,
-    };
-    let served = serve(listener, tls, options, stopped(stop_rx)).await;
-    if let Some(task) = plain_task {
-        let _ = task.await;
-    }
-    served
+) -> Result<(), svcplane_webhook::Error> {
+    svcplane_webhook::run(args.into(), shutdown).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use svcplane_webhook::prepare_tls;
 
     fn args(extra: &[&str]) -> WebhookArgs {
         use clap::Parser;
@@ -160,26 +110,10 @@ mod tests {
         assert!(a
             .cert_dns_names
             .contains(&"svcplane-webhook.svcplane-system.svc".to_string()));
-        assert!(matches!(prepare_tls(&a), Err(Error::Args(_))));
-    }
-
-    #[test]
-    fn generate_certs_writes_once_and_keeps_existing_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_str().unwrap();
-        let a = args(&["--generate-certs", d, "--generate-only"]);
-        let tls = prepare_tls(&a).unwrap();
-        assert_eq!(tls.cert, dir.path().join("tls.crt"));
-        assert_eq!(tls.key, dir.path().join("tls.key"));
-        assert!(dir.path().join("ca.crt").exists());
-        let first = std::fs::read(&tls.cert).unwrap();
-        prepare_tls(&a).unwrap();
-        assert_eq!(
-            std::fs::read(&tls.cert).unwrap(),
-            first,
-            "existing certificate must be kept"
-        );
-        crate::tls::load_certified_key(&tls.cert, &tls.key).unwrap();
+        assert!(matches!(
+            prepare_tls(&a.into()),
+            Err(svcplane_webhook::Error::Args(_))
+        ));
     }
 
     #[test]
