@@ -16,14 +16,14 @@ pub mod admission;
 pub mod certs;
 pub mod connections;
 pub mod metrics;
-mod run;
 pub mod server;
 pub mod tls;
+mod webhook_cmd;
 
 pub use certs::{generate_certs, GeneratedCerts};
-pub use run::{prepare_tls, run, WebhookOptions};
 pub use server::{serve, serve_plain, ServeOptions};
 pub use tls::TlsFiles;
+pub use webhook_cmd::{prepare_tls, run, WebhookOptions};
 
 /// Errors of the webhook crate (variant names are stable: they appear in logs).
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,5 @@
-//! Run the validating admission webhook server as `svcplane webhook` does: resolve (or
+//! Run the validating admission webhook server as `svcplane webhook` does (the module keeps
+//! the command's name so its log target stays `svcplane_webhook::webhook_cmd`): resolve (or
 //! generate) the certificates, then serve HTTPS and, if asked, plain HTTP until shutdown.
 
 use std::net::SocketAddr;
