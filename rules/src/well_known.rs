@@ -87,3 +87,7 @@ pub const LABEL_SERVICE_PROXY_NAME: &str = "service.kubernetes.io/service-proxy-
 /// that field is empty (upstream `v1.AnnotationLoadBalancerSourceRangesKey`).
 pub const ANNOTATION_LB_SOURCE_RANGES: &str =
     "service.beta.kubernetes.io/load-balancer-source-ranges";
+
+/// `k8s.io/initial-events-end`: set to `"true"` on the bookmark that ends the initial events
+/// of a streaming list (upstream `metav1.InitialEventsAnnotationKey`, KEP-3157).
+pub const ANNOTATION_INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
