@@ -37,7 +37,7 @@ pub struct DevArgs {
     #[arg(long)]
     pub faults: bool,
     /// Service ClusterIP range(s), as kube-apiserver's flag: one CIDR, or two comma-separated.
-    #[arg(long, default_value = svcplane_apiserver::DEFAULT_SERVICE_CLUSTER_IP_RANGE)]
+    #[arg(long, default_value = svcplane_rules::DEFAULT_SERVICE_CLUSTER_IP_RANGE)]
     pub service_cluster_ip_range: String,
     /// Directory for generated files (webhook certificates).
     #[arg(long, default_value = ".svcplane-dev")]
@@ -59,7 +59,7 @@ pub struct DevArgs {
     #[arg(long, default_value = "127.0.0.1:6480")]
     pub node_agents_listen: SocketAddr,
     /// NodePort range, as kube-apiserver's flag.
-    #[arg(long, default_value = svcplane_apiserver::DEFAULT_SERVICE_NODE_PORT_RANGE)]
+    #[arg(long, default_value = svcplane_rules::DEFAULT_SERVICE_NODE_PORT_RANGE)]
     pub service_node_port_range: String,
     /// Watches one client (source address) may hold open at once; more get 429.
     #[arg(long, default_value_t = svcplane_apiserver::WatchLimits::default().max_per_client)]

@@ -5,6 +5,8 @@ mod dev_components;
 mod logging;
 mod node_agent;
 mod shutdown;
+mod validate_cmd;
+mod webhook_cmd;
 
 use std::process::ExitCode;
 
@@ -33,11 +35,11 @@ enum Command {
     /// Run the EndpointSlice, EndpointSlice mirroring and Endpoints controllers against a cluster.
     ControllerManager(svcplane_controllers::ControllerManagerArgs),
     /// Serve the validating admission webhook for Services, EndpointSlices and Endpoints.
-    Webhook(svcplane_webhook::WebhookArgs),
+    Webhook(webhook_cmd::WebhookArgs),
     /// Program node-local Service forwarding (IPVS, nftables) on this node.
     NodeAgent(node_agent::NodeAgentArgs),
     /// Validate Service, EndpointSlice and Endpoints manifests offline, as the API server would.
-    Validate(svcplane_webhook::ValidateArgs),
+    Validate(validate_cmd::ValidateArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,7 +47,7 @@ fn main() -> ExitCode {
     logging::init(cli.log_format);
     if let Command::Validate(args) = &cli.command {
         // Offline and synchronous: 0 all allowed, 1 any rejected, 2 unreadable input.
-        let code = svcplane_webhook::run_validate(args, &mut std::io::stdout());
+        let code = validate_cmd::run_validate(args, &mut std::io::stdout());
         return ExitCode::from(code);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -67,7 +69,7 @@ fn main() -> ExitCode {
             }
             Command::Webhook(args) => {
                 let shutdown = shutdown::Shutdown::install()?;
-                svcplane_webhook::run(args, async move {
+                webhook_cmd::run(args, async move {
                     shutdown.requested().await;
                 })
                 .await?;

@@ -15,9 +15,14 @@ use crate::cluster_ip::{ClusterIpAllocator, MAX_SERVICE_CIDR_HOST_BITS};
 use crate::error::{Error, Resource, Result};
 use crate::ip_family::IpFamily;
 
-/// kube-apiserver's default service range when the flag is empty
-/// (`kubeoptions.DefaultServiceIPCIDR`).
-pub const DEFAULT_SERVICE_CLUSTER_IP_RANGE: &str = "10.0.0.0/24";
+/// What kube-apiserver falls back to when `--service-cluster-ip-range` is given empty
+/// (upstream `kubeoptions.DefaultServiceIPCIDR`, applied in `ServiceIPRange` with the warning
+/// that this default is deprecated); [`DualStackClusterIps::parse`] does the same.
+///
+/// Not svcplane's default flag value: that is `svcplane_rules::DEFAULT_SERVICE_CLUSTER_IP_RANGE`
+/// (`10.96.0.0/12`, kubeadm's), which the embedded API server, `svcplane dev` and
+/// `svcplane validate` use when the flag is not given at all.
+pub const FALLBACK_SERVICE_CLUSTER_IP_RANGE: &str = "10.0.0.0/24";
 
 /// The flag name, as used in upstream's messages.
 const FLAG: &str = "--service-cluster-ip-range";
@@ -34,7 +39,7 @@ pub struct DualStackClusterIps {
 impl DualStackClusterIps {
     /// Parses a `--service-cluster-ip-range` value such as `10.96.0.0/12` or
     /// `10.96.0.0/12,fd00::/108`; an empty value means
-    /// [`DEFAULT_SERVICE_CLUSTER_IP_RANGE`], as in kube-apiserver.
+    /// [`FALLBACK_SERVICE_CLUSTER_IP_RANGE`], as in kube-apiserver.
     ///
     /// Errors ([`Error::InvalidRange`], reason worded as upstream):
     /// - `service-cluster-ip-range[0] is not a valid cidr`
@@ -51,7 +56,7 @@ impl DualStackClusterIps {
             reason,
         };
         let value = if flag.is_empty() {
-            DEFAULT_SERVICE_CLUSTER_IP_RANGE
+            FALLBACK_SERVICE_CLUSTER_IP_RANGE
         } else {
             flag
         };

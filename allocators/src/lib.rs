@@ -51,7 +51,7 @@ mod usage;
 pub use band::{cluster_ip_static_band_size, node_port_static_band_size};
 pub use bitmap::RangeBitmap;
 pub use cluster_ip::{ClusterIpAllocator, MAX_SERVICE_CIDR_HOST_BITS};
-pub use dual_stack::{DualStackClusterIps, DEFAULT_SERVICE_CLUSTER_IP_RANGE};
+pub use dual_stack::{DualStackClusterIps, FALLBACK_SERVICE_CLUSTER_IP_RANGE};
 pub use error::{Error, Resource, Result};
 pub use ip_family::IpFamily;
 pub use node_port::NodePortAllocator;

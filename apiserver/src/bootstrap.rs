@@ -70,7 +70,7 @@ fn ignore_exists(r: Result<String, ApiError>) -> Result<(), Error> {
 pub async fn apply_manifests(state: &Arc<AppState>, text: &str) -> Result<Vec<String>, Error> {
     let mut created = Vec::new();
     // Bounded: nesting and alias expansion are limited while parsing.
-    let documents = svcplane_webhook::bounded_yaml::documents(text)
+    let documents = svcplane_rules::bounded_yaml::documents(text)
         .map_err(|(i, e)| Error::Bootstrap(format!("document {}: not valid YAML: {e}", i - 1)))?;
     for (i, value) in documents.into_iter().enumerate() {
         if value.is_null() {

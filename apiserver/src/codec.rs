@@ -46,7 +46,7 @@ pub fn decode_object(body: &[u8], format: BodyFormat) -> Result<Value, ApiError>
             ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
         })?,
         // Bounded: nesting and alias expansion are limited while parsing.
-        BodyFormat::Yaml => svcplane_webhook::bounded_yaml::from_slice(body).map_err(|e| {
+        BodyFormat::Yaml => svcplane_rules::bounded_yaml::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
         })?,
         BodyFormat::Protobuf => crate::protobuf::decode_body(body)?,

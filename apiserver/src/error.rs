@@ -139,12 +139,12 @@ impl ApiError {
 
     /// 422 from validation field errors: upstream's `errors.NewInvalid(kind, name, errs)`,
     /// with the webhook crate's message (`Kind "name" is invalid: ...`) and one cause per
-    /// error. The one conversion from [`svcplane_webhook::FieldError`] to a `Status`.
+    /// error. The one conversion from [`svcplane_rules::FieldError`] to a `Status`.
     pub fn from_field_errors(
         group: &str,
         kind: &str,
         name: &str,
-        errors: &[svcplane_webhook::FieldError],
+        errors: &[svcplane_rules::FieldError],
     ) -> Self {
         let causes = errors
             .iter()
@@ -158,7 +158,7 @@ impl ApiError {
             group,
             kind,
             name,
-            svcplane_webhook::invalid_message(kind, name, errors),
+            svcplane_rules::invalid_message(kind, name, errors),
             causes,
         )
     }

@@ -649,7 +649,7 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError>
             crate::protobuf::decode_delete_options(body)?
         } else {
             serde_json::from_slice(body)
-                .or_else(|_| svcplane_webhook::bounded_yaml::from_slice(body))
+                .or_else(|_| svcplane_rules::bounded_yaml::from_slice(body))
                 .map_err(|e| {
                     ApiError::bad_request(format!(
                         "the body of the DeleteOptions is not valid: {e}"

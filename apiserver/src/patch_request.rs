@@ -42,7 +42,7 @@ pub fn decode_patch(kind: PatchKind, body: &[u8]) -> Result<Value, ApiError> {
         return Err(ApiError::bad_request("the patch body is empty"));
     }
     let value: Value = match kind {
-        PatchKind::Apply => svcplane_webhook::bounded_yaml::from_slice(body)
+        PatchKind::Apply => svcplane_rules::bounded_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
         _ => serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))?,

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use svcplane_webhook::names;
+use svcplane_rules::names;
 
 use crate::error::ApiError;
 use crate::request::Query;

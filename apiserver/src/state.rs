@@ -17,14 +17,12 @@ use crate::services::ServiceAllocations;
 use crate::store::Store;
 use crate::watch_clients::WatchClients;
 
-/// Default `--service-cluster-ip-range` (the range kubeadm clusters use; kube-apiserver's
-/// built-in default, `svcplane_allocators::DEFAULT_SERVICE_CLUSTER_IP_RANGE`, is
-/// `10.0.0.0/24`). Shared with `svcplane validate`, whose range checks must agree.
-pub const DEFAULT_SERVICE_CLUSTER_IP_RANGE: &str =
-    svcplane_webhook::validate_cmd::DEFAULT_SERVICE_CLUSTER_IP_RANGE;
-/// Default `--service-node-port-range`.
-pub const DEFAULT_SERVICE_NODE_PORT_RANGE: &str =
-    svcplane_webhook::validate_cmd::DEFAULT_SERVICE_NODE_PORT_RANGE;
+/// Default `--service-cluster-ip-range` (`10.96.0.0/12`, kubeadm's) and
+/// `--service-node-port-range`, defined once in `svcplane-rules` and shared with
+/// `svcplane validate`, whose range checks must agree. An empty flag value is different: the
+/// allocators then fall back to kube-apiserver's `10.0.0.0/24`
+/// (`svcplane_allocators::FALLBACK_SERVICE_CLUSTER_IP_RANGE`).
+pub use svcplane_rules::{DEFAULT_SERVICE_CLUSTER_IP_RANGE, DEFAULT_SERVICE_NODE_PORT_RANGE};
 
 /// How to run the embedded API server.
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use crate::table;
 use crate::watch_buffer::{self, SendError, WatchSender};
 
 /// Annotation on the bookmark that ends the initial events of a streaming list (KEP-3157).
-pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
+pub use svcplane_rules::well_known::ANNOTATION_INITIAL_EVENTS_END as INITIAL_EVENTS_END;
 
 /// Where a watch starts.
 enum Start {

@@ -169,9 +169,7 @@ fn main() {
     let object = parsed["request"]["object"].clone();
     let s = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(
-            svcplane_webhook::validate_object_owned(object.clone(), None).unwrap(),
-        );
+        std::hint::black_box(svcplane_rules::validate_object_owned(object.clone(), None).unwrap());
     }
     let validate = s.elapsed() / n;
     println!(

@@ -3,9 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::field_error::{invalid_message, FieldError, Verdict};
-use crate::object::{
-    decode_object_fast, validate_decoded, validate_object_owned, DecodeError, Kind, Object,
+use svcplane_rules::{
+    decode_object_fast, invalid_message, validate_decoded, validate_object_owned, DecodeError,
+    FieldError, Kind, Object, Verdict,
 };
 
 /// The AdmissionReview apiVersion this webhook speaks.

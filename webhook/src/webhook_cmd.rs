@@ -1,4 +1,6 @@
-//! `svcplane webhook`: run the validating admission webhook server.
+//! Run the validating admission webhook server as `svcplane webhook` does (the module keeps
+//! the command's name so its log target stays `svcplane_webhook::webhook_cmd`): resolve (or
+//! generate) the certificates, then serve HTTPS and, if asked, plain HTTP until shutdown.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,61 +11,33 @@ use crate::server::{serve, serve_plain, ServeOptions};
 use crate::tls::TlsFiles;
 use crate::Error;
 
-/// Parse durations like `500ms`, `10s`, `2m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("invalid duration unit in {s:?} (use ms, s or m)")),
-    }
-}
-
-/// Command-line arguments of `svcplane webhook`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct WebhookArgs {
+/// What `svcplane webhook` was asked to do (the binary's command line fills it; see
+/// `src/webhook_cmd.rs` for the flags and their defaults).
+#[derive(Debug, Clone)]
+pub struct WebhookOptions {
     /// Address to serve HTTPS on.
-    #[arg(long, default_value = "0.0.0.0:8443")]
     pub listen: SocketAddr,
-    /// PEM serving certificate (default: DIR/tls.crt with --generate-certs).
-    #[arg(long)]
+    /// PEM serving certificate (default: DIR/tls.crt with `generate_certs`).
     pub tls_cert_file: Option<PathBuf>,
-    /// PEM serving key (default: DIR/tls.key with --generate-certs).
-    #[arg(long)]
+    /// PEM serving key (default: DIR/tls.key with `generate_certs`).
     pub tls_key_file: Option<PathBuf>,
-    /// Write a CA and a CA-signed serving certificate (ca.crt, tls.crt, tls.key) into DIR
-    /// unless tls.crt already exists there.
-    #[arg(long, value_name = "DIR")]
+    /// Write a CA and a CA-signed serving certificate (ca.crt, tls.crt, tls.key) into this
+    /// directory unless tls.crt already exists there.
     pub generate_certs: Option<PathBuf>,
     /// DNS names (and IPs) for the generated serving certificate.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "localhost,127.0.0.1,svcplane-webhook,svcplane-webhook.svcplane-system.svc"
-    )]
     pub cert_dns_names: Vec<String>,
-    /// Generate certificates and exit (for a Helm pre-install job).
-    #[arg(long)]
+    /// Generate certificates and return without serving (for a Helm pre-install job).
     pub generate_only: bool,
     /// How often to check the certificate files for changes.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub cert_reload_interval: Duration,
     /// Per-request timeout.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
     /// Also serve the routes (including /metrics) over plain HTTP on this address.
-    #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
 }
 
-/// Resolve the certificate files from the arguments, generating them if asked.
-pub fn prepare_tls(args: &WebhookArgs) -> Result<TlsFiles, Error> {
+/// Resolve the certificate files from the options, generating them if asked.
+pub fn prepare_tls(args: &WebhookOptions) -> Result<TlsFiles, Error> {
     if let Some(dir) = &args.generate_certs {
         if !dir.join("tls.crt").exists() {
             let out = generate_certs(dir, &args.cert_dns_names)?;
@@ -88,10 +62,10 @@ pub fn prepare_tls(args: &WebhookArgs) -> Result<TlsFiles, Error> {
     })
 }
 
-/// Run `svcplane webhook` until `shutdown` completes (the binary completes it on SIGTERM or
-/// SIGINT); reviews in flight are answered before it returns.
+/// Run the webhook until `shutdown` completes (the binary completes it on SIGTERM or SIGINT);
+/// reviews in flight are answered before it returns.
 pub async fn run(
-    args: WebhookArgs,
+    args: WebhookOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let tls = prepare_tls(&args)?;
@@ -140,34 +114,35 @@ pub async fn run(
 mod tests {
     use super::*;
 
-    fn args(extra: &[&str]) -> WebhookArgs {
-        use clap::Parser;
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            args: WebhookArgs,
+    /// Options like the flag defaults of `svcplane webhook` (the binary tests those), with
+    /// certificate names for a local test.
+    fn options() -> WebhookOptions {
+        WebhookOptions {
+            listen: "0.0.0.0:8443".parse().unwrap(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            generate_certs: None,
+            cert_dns_names: vec!["localhost".into(), "127.0.0.1".into()],
+            generate_only: false,
+            cert_reload_interval: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            metrics_listen: None,
         }
-        let mut argv = vec!["svcplane-webhook"];
-        argv.extend_from_slice(extra);
-        Cli::parse_from(argv).args
     }
 
     #[test]
-    fn defaults_match_the_documented_flags() {
-        let a = args(&[]);
-        assert_eq!(a.listen, "0.0.0.0:8443".parse().unwrap());
-        assert_eq!(a.request_timeout, Duration::from_secs(10));
-        assert!(a
-            .cert_dns_names
-            .contains(&"svcplane-webhook.svcplane-system.svc".to_string()));
-        assert!(matches!(prepare_tls(&a), Err(Error::Args(_))));
+    fn certificates_are_required() {
+        assert!(matches!(prepare_tls(&options()), Err(Error::Args(_))));
     }
 
     #[test]
     fn generate_certs_writes_once_and_keeps_existing_files() {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_str().unwrap();
-        let a = args(&["--generate-certs", d, "--generate-only"]);
+        let a = WebhookOptions {
+            generate_certs: Some(dir.path().to_path_buf()),
+            generate_only: true,
+            ..options()
+        };
         let tls = prepare_tls(&a).unwrap();
         assert_eq!(tls.cert, dir.path().join("tls.crt"));
         assert_eq!(tls.key, dir.path().join("tls.key"));
@@ -180,15 +155,5 @@ mod tests {
             "existing certificate must be kept"
         );
         crate::tls::load_certified_key(&tls.cert, &tls.key).unwrap();
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("x").is_err());
-        assert!(parse_duration("5h").is_err());
     }
 }

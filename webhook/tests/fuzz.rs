@@ -4,8 +4,8 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
+use svcplane_rules::validate_object;
 use svcplane_webhook::admission::{review, review_general};
-use svcplane_webhook::validate_object;
 
 const WORDS: &[&str] = &[
     "",

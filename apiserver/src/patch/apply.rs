@@ -593,10 +593,10 @@ pub const BEFORE_FIRST_APPLY_MANAGER: &str = "before-first-apply";
 
 /// The manager name `kubectl apply --server-side` uses.
 pub const KUBECTL_MANAGER: &str = "kubectl";
-/// The annotation client-side `kubectl apply` keeps its last applied configuration in.
-pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// Upstream's limit on the total size of an object's annotations (256 KiB).
-const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+use svcplane_rules::meta::TOTAL_ANNOTATION_SIZE_LIMIT;
+/// The annotation client-side `kubectl apply` keeps its last applied configuration in.
+pub use svcplane_rules::well_known::ANNOTATION_LAST_APPLIED as LAST_APPLIED_ANNOTATION;
 
 fn last_applied_of(obj: &Value) -> Option<&str> {
     obj.pointer("/metadata/annotations")?

@@ -10,8 +10,8 @@ use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use svcplane_allocators::IpFamily;
-use svcplane_webhook::ip::parse_ip_sloppy;
-use svcplane_webhook::service_model::{needs_hc_node_port, needs_node_port, spec_type};
+use svcplane_rules::ip::parse_ip_sloppy;
+use svcplane_rules::{needs_hc_node_port, needs_node_port, spec_type};
 
 use super::errors;
 use super::holdings::{gets_cluster_ips, holdings, Held, Holdings};

@@ -2,7 +2,7 @@
 //! (`pkg/registry/core/service/storage/alloc.go`) words them. Field errors are formatted by
 //! the webhook crate's [`FieldError`], so the rendering exists once.
 
-use svcplane_webhook::{BadValue, FieldError};
+use svcplane_rules::{BadValue, FieldError};
 
 use crate::error::ApiError;
 

@@ -7,8 +7,8 @@ use std::fmt;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
-use svcplane_webhook::ip::parse_ip_sloppy;
-use svcplane_webhook::service_model::{needs_hc_node_port, spec_type};
+use svcplane_rules::ip::parse_ip_sloppy;
+use svcplane_rules::{needs_hc_node_port, spec_type};
 
 /// One allocated value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde_json::Value;
 use svcplane_allocators::{DualStackClusterIps, PortRange};
-use svcplane_webhook::{
+use svcplane_rules::{
     default_service, init_ip_family_fields, prepare_service_create, prepare_service_update,
     ClusterFamilies,
 };

@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::Service;
 use serde_json::Value;
-use svcplane_webhook::object::{decode, Kind};
+use svcplane_rules::{decode, Kind};
 
 use crate::error::ApiError;
 

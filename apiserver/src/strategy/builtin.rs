@@ -4,8 +4,8 @@
 
 use k8s_openapi::api;
 use serde_json::{json, Value};
-use svcplane_webhook::names;
-use svcplane_webhook::service::Phase;
+use svcplane_rules::names;
+use svcplane_rules::Phase;
 
 use super::typed::{decode, mutate};
 use super::{
@@ -33,8 +33,8 @@ impl Strategy for Services {
 
     fn prepare_for_create(&self, obj: &mut Value) -> Vec<String> {
         let warnings = mutate(obj, |svc: &mut api::core::v1::Service| {
-            let w = svcplane_webhook::default_service(svc);
-            svcplane_webhook::defaults::prepare_service_create(svc);
+            let w = svcplane_rules::default_service(svc);
+            svcplane_rules::prepare_service_create(svc);
             w
         });
         obj["status"] = json!({"loadBalancer": {}});
@@ -48,7 +48,7 @@ impl Strategy for Services {
             // merge patch leaves inside a replaced list (`"ingress": [{"ip": null}]`), which
             // upstream's decoding into Go structs drops too.
             mutate(obj, |svc: &mut api::core::v1::Service| {
-                svcplane_webhook::default_load_balancer_ip_mode(svc)
+                svcplane_rules::default_load_balancer_ip_mode(svc)
             });
             return Vec::new();
         }
@@ -56,8 +56,8 @@ impl Strategy for Services {
             return Vec::new();
         };
         mutate(obj, |svc: &mut api::core::v1::Service| {
-            let w = svcplane_webhook::default_service(svc);
-            svcplane_webhook::defaults::prepare_service_update(svc, &old_svc);
+            let w = svcplane_rules::default_service(svc);
+            svcplane_rules::prepare_service_update(svc, &old_svc);
             w
         })
     }
@@ -97,13 +97,13 @@ impl Strategy for Services {
     ) -> Result<Vec<String>, ApiError> {
         let svc: api::core::v1::Service = decode(kind, obj)?;
         let errors = match old {
-            None => svcplane_webhook::validate_service(&svc, Phase::Storage),
+            None => svcplane_rules::validate_service(&svc, Phase::Storage),
             Some(old) => {
-                svcplane_webhook::validate_service_update(&svc, &decode(kind, old)?, Phase::Storage)
+                svcplane_rules::validate_service_update(&svc, &decode(kind, old)?, Phase::Storage)
             }
         };
         if errors.is_empty() {
-            return Ok(svcplane_webhook::warnings_for_service(&svc));
+            return Ok(svcplane_rules::warnings_for_service(&svc));
         }
         Err(invalid_from_field_errors(
             kind,
@@ -121,7 +121,7 @@ impl Strategy for Services {
         old: &Value,
     ) -> Result<Vec<String>, ApiError> {
         let svc: api::core::v1::Service = decode(kind, obj)?;
-        let errors = svcplane_webhook::validate_service_status_update(&svc, &decode(kind, old)?);
+        let errors = svcplane_rules::validate_service_status_update(&svc, &decode(kind, old)?);
         if errors.is_empty() {
             return Ok(Vec::new());
         }
@@ -270,13 +270,13 @@ pub struct Endpoints;
 
 impl Strategy for Endpoints {
     fn prepare_for_create(&self, obj: &mut Value) -> Vec<String> {
-        mutate(obj, svcplane_webhook::default_endpoints);
+        mutate(obj, svcplane_rules::default_endpoints);
         Vec::new()
     }
 
     fn prepare_for_update(&self, obj: &mut Value, _old: &Value, status_only: bool) -> Vec<String> {
         if !status_only {
-            mutate(obj, svcplane_webhook::default_endpoints);
+            mutate(obj, svcplane_rules::default_endpoints);
         }
         Vec::new()
     }
@@ -289,11 +289,11 @@ impl Strategy for Endpoints {
     ) -> Result<Vec<String>, ApiError> {
         let ep: api::core::v1::Endpoints = decode(kind, obj)?;
         let errors = match old {
-            None => svcplane_webhook::validate_endpoints(&ep),
-            Some(old) => svcplane_webhook::validate_endpoints_update(&ep, &decode(kind, old)?),
+            None => svcplane_rules::validate_endpoints(&ep),
+            Some(old) => svcplane_rules::validate_endpoints_update(&ep, &decode(kind, old)?),
         };
         if errors.is_empty() {
-            return Ok(svcplane_webhook::warnings_for_endpoints(&ep));
+            return Ok(svcplane_rules::warnings_for_endpoints(&ep));
         }
         Err(invalid_from_field_errors(
             kind,
@@ -317,13 +317,13 @@ impl Strategy for EndpointSlices {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) -> Vec<String> {
-        mutate(obj, svcplane_webhook::default_endpoint_slice);
+        mutate(obj, svcplane_rules::default_endpoint_slice);
         Vec::new()
     }
 
     fn prepare_for_update(&self, obj: &mut Value, _old: &Value, status_only: bool) -> Vec<String> {
         if !status_only {
-            mutate(obj, svcplane_webhook::default_endpoint_slice);
+            mutate(obj, svcplane_rules::default_endpoint_slice);
         }
         Vec::new()
     }
@@ -338,10 +338,10 @@ impl Strategy for EndpointSlices {
         let old_slice: Option<api::discovery::v1::EndpointSlice> =
             old.map(|o| decode(kind, o)).transpose()?;
         let errors = match &old_slice {
-            None => svcplane_webhook::validate_endpoint_slice(&slice),
-            Some(old) => svcplane_webhook::validate_endpoint_slice_update(&slice, old),
+            None => svcplane_rules::validate_endpoint_slice(&slice),
+            Some(old) => svcplane_rules::validate_endpoint_slice_update(&slice, old),
         };
-        let warnings = svcplane_webhook::warnings_for_endpoint_slice(&slice, old_slice.as_ref());
+        let warnings = svcplane_rules::warnings_for_endpoint_slice(&slice, old_slice.as_ref());
         if errors.is_empty() {
             return Ok(warnings);
         }

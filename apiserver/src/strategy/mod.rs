@@ -12,7 +12,7 @@ mod builtin;
 mod typed;
 
 use serde_json::Value;
-use svcplane_webhook::names;
+use svcplane_rules::names;
 
 use crate::error::{ApiError, Cause};
 use crate::services::{Reservation, ServiceAllocations};
@@ -169,7 +169,7 @@ pub trait Strategy: std::fmt::Debug + Send + Sync {
 pub fn invalid_from_field_errors(
     kind: &ObjectKind<'_>,
     name: &str,
-    errors: &[svcplane_webhook::FieldError],
+    errors: &[svcplane_rules::FieldError],
 ) -> ApiError {
     ApiError::from_field_errors(kind.group, kind.kind, name, errors)
 }

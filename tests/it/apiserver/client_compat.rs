@@ -599,9 +599,9 @@ async fn namespaces_have_no_deletecollection() {
 /// API server (default ranges, as `svcplane dev` and the fixture use) answers `kubectl apply`.
 #[tokio::test]
 async fn svcplane_validate_reports_the_servers_allocation_errors() {
-    use svcplane_webhook::allocation_ranges::ServiceRanges;
-    use svcplane_webhook::validate_cmd::{
-        validate_documents_in, DEFAULT_SERVICE_CLUSTER_IP_RANGE, DEFAULT_SERVICE_NODE_PORT_RANGE,
+    use svcplane_rules::{
+        validate_documents_in, ServiceRanges, DEFAULT_SERVICE_CLUSTER_IP_RANGE,
+        DEFAULT_SERVICE_NODE_PORT_RANGE,
     };
     let fx = Fixture::start().await;
     let ranges = ServiceRanges::parse(

@@ -272,8 +272,8 @@ async fn deeply_nested_yaml_is_refused_before_it_is_parsed() {
     let text = String::from_utf8(body).expect("utf-8");
     let started = Instant::now();
     let mut out = Vec::new();
-    let status = svcplane_webhook::validate_cmd::validate_documents(&text, &mut out);
-    assert_eq!(status, svcplane_webhook::validate_cmd::EXIT_UNREADABLE);
+    let status = svcplane_rules::validate_documents(&text, &mut out);
+    assert_eq!(status, svcplane_rules::EXIT_UNREADABLE);
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "validate took {:?}",

@@ -1,11 +1,7 @@
-//! `svcplane validate -f`: verdicts, errors, warnings and exit statuses.
+//! `svcplane validate -f`: verdicts, errors, warnings and exit statuses of a manifest stream
+//! (reading files and the range flags are the binary's, tested in `src/validate_cmd.rs`).
 
-use std::io::Write;
-
-use svcplane_webhook::validate_cmd::{
-    validate_documents, EXIT_ALLOWED, EXIT_REJECTED, EXIT_UNREADABLE,
-};
-use svcplane_webhook::{run_validate, ValidateArgs};
+use svcplane_rules::{validate_documents, EXIT_ALLOWED, EXIT_REJECTED, EXIT_UNREADABLE};
 
 fn run_text(text: &str) -> (u8, String) {
     let mut out = Vec::new();
@@ -84,25 +80,6 @@ fn wrong_field_type_is_rejected_naming_the_field() {
 fn unreadable_input_exits_two() {
     let (code, out) = run_text("apiVersion: v1\nkind: [unclosed\n");
     assert_eq!(code, EXIT_UNREADABLE, "{out}");
-    let mut sink = Vec::new();
-    let code = run_validate(&ValidateArgs::for_file("/nonexistent/svc.yaml"), &mut sink);
-    assert_eq!(code, EXIT_UNREADABLE);
-}
-
-#[test]
-fn reads_files() {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    writeln!(
-        f,
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{ports: [{{port: 0}}]}}"
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    let code = run_validate(&ValidateArgs::for_file(f.path()), &mut out);
-    assert_eq!(code, EXIT_REJECTED);
-    assert!(String::from_utf8(out)
-        .unwrap()
-        .contains("spec.ports[0].port: Invalid value: 0"));
 }
 
 #[test]
@@ -112,43 +89,4 @@ fn input_without_objects_exits_two_with_a_message() {
         assert_eq!(code, EXIT_UNREADABLE, "{text:?}: {out}");
         assert!(out.contains("no objects"), "{text:?}: {out}");
     }
-}
-
-/// `pkg/registry/core/service/storage/alloc.go initNodePorts`/`allocClusterIPs`: a chosen
-/// nodePort or ClusterIP outside the configured ranges is rejected with the allocator's
-/// message; `--service-node-port-range` and `--service-cluster-ip-range` move the ranges.
-#[test]
-fn allocation_range_checks_follow_the_range_flags() {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    writeln!(
-        f,
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{type: NodePort, clusterIP: 10.1.0.10, ports: [{{port: 80, nodePort: 8080}}]}}"
-    )
-    .unwrap();
-    let run = |args: &ValidateArgs| {
-        let mut out = Vec::new();
-        let code = run_validate(args, &mut out);
-        (code, String::from_utf8(out).unwrap())
-    };
-    let (code, out) = run(&ValidateArgs::for_file(f.path()));
-    assert_eq!(code, EXIT_REJECTED, "{out}");
-    assert!(
-        out.contains("error: spec.clusterIPs: Invalid value: []string{\"10.1.0.10\"}: failed to allocate IP 10.1.0.10: the provided IP (10.1.0.10) is not in the valid range. The range of valid IPs is 10.96.0.0/12"),
-        "{out}"
-    );
-    let mut args = ValidateArgs::for_file(f.path());
-    args.service_cluster_ip_range = "10.1.0.0/16".into();
-    let (code, out) = run(&args);
-    assert_eq!(code, EXIT_REJECTED, "{out}");
-    assert!(
-        out.contains("error: spec.ports[0].nodePort: Invalid value: 8080: provided port is not in the valid range. The range of valid ports is 30000-32767"),
-        "{out}"
-    );
-    args.service_node_port_range = "8000-9000".into();
-    let (code, out) = run(&args);
-    assert_eq!(code, EXIT_ALLOWED, "{out}");
-    args.service_node_port_range = "9000-8000".into();
-    let (code, out) = run(&args);
-    assert_eq!(code, EXIT_UNREADABLE, "{out}");
-    assert!(out.contains("--service-node-port-range"), "{out}");
 }

@@ -8,7 +8,7 @@ use std::mem::MaybeUninit;
 
 use proptest::prelude::*;
 use serde_json::Value;
-use svcplane_webhook::bounded_yaml::{max_flow_depth, MAX_FLOW_DEPTH};
+use svcplane_rules::bounded_yaml::{max_flow_depth, MAX_FLOW_DEPTH};
 
 /// The deepest nesting of flow collections opened by `[`/`{` among the events libyaml's parser
 /// produces for `text` before the end or its first error.
@@ -178,7 +178,7 @@ proptest! {
         let ours = max_flow_depth(text.as_bytes(), MAX_FLOW_DEPTH).expect("within the limit");
         prop_assert!(ours <= 1, "found {ours} levels in {text:?}");
         prop_assert_eq!(ours, libyaml_flow_depth(text.as_bytes()));
-        let decoded = svcplane_webhook::bounded_yaml::from_slice(text.as_bytes()).expect("decodes");
+        let decoded = svcplane_rules::bounded_yaml::from_slice(text.as_bytes()).expect("decodes");
         let expected: Value = serde_yaml::from_str(&text).expect("serde_yaml decodes");
         prop_assert_eq!(decoded, expected);
     }

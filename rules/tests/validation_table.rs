@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use svcplane_webhook::{validate_object, DecodeError};
+use svcplane_rules::{validate_object, DecodeError};
 
 #[derive(Debug, Deserialize)]
 struct Row {

@@ -21,6 +21,9 @@ use crate::service_model::{
     annotation, externally_accessible, is_headless, is_headless_cluster_ips, needs_hc_node_port,
     spec_of,
 };
+use crate::well_known::{
+    ANNOTATION_LB_SOURCE_RANGES, ANNOTATION_TOPOLOGY_AWARE_HINTS, ANNOTATION_TOPOLOGY_MODE,
+};
 
 /// Supported `spec.type` values.
 pub const SERVICE_TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
@@ -34,14 +37,6 @@ pub const TRAFFIC_POLICIES: &[&str] = &["Cluster", "Local"];
 pub const TRAFFIC_DISTRIBUTIONS: &[&str] = &["PreferClose", "PreferSameZone", "PreferSameNode"];
 /// Upstream `MaxClientIPServiceAffinitySeconds`.
 pub const MAX_CLIENT_IP_TIMEOUT_SECONDS: i32 = 86400;
-
-/// Upstream `DeprecatedAnnotationTopologyAwareHints`.
-pub const ANNOTATION_TOPOLOGY_AWARE_HINTS: &str = "service.kubernetes.io/topology-aware-hints";
-/// Upstream `AnnotationTopologyMode`.
-pub const ANNOTATION_TOPOLOGY_MODE: &str = "service.kubernetes.io/topology-mode";
-/// Upstream `AnnotationLoadBalancerSourceRangesKey`.
-pub const ANNOTATION_LB_SOURCE_RANGES: &str =
-    "service.beta.kubernetes.io/load-balancer-source-ranges";
 
 /// Where in the write path validation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,22 @@ use crate::ip::parse_ip_sloppy;
 use crate::ip_families::{init_ip_family_fields, ClusterFamilies};
 use crate::service_model::{needs_node_port, spec_type};
 
+/// svcplane's default `--service-cluster-ip-range` (the embedded API server, `svcplane dev`
+/// and `svcplane validate`): `10.96.0.0/12`, the range kubeadm gives every cluster (kubeadm
+/// `constants.DefaultServicesSubnet`, `networking.serviceSubnet`), so that manifests written
+/// for a typical cluster validate and allocate here as they would there.
+///
+/// Not to be confused with [`svcplane_allocators::FALLBACK_SERVICE_CLUSTER_IP_RANGE`]
+/// (`10.0.0.0/24`): what kube-apiserver itself falls back to, with a deprecation warning,
+/// when its flag is given empty (upstream `kubeoptions.DefaultServiceIPCIDR`); the allocators
+/// apply that one to an empty flag value, as upstream does. kube-apiserver's flag shows no
+/// default of its own.
+pub const DEFAULT_SERVICE_CLUSTER_IP_RANGE: &str = "10.96.0.0/12";
+
+/// The default `--service-node-port-range`, `30000-32767` (upstream
+/// `kubeoptions.DefaultServiceNodePortRange`), defined in the allocators.
+pub use svcplane_allocators::DEFAULT_SERVICE_NODE_PORT_RANGE;
+
 /// The configured Service ranges (the API server's `--service-cluster-ip-range` and
 /// `--service-node-port-range`).
 #[derive(Debug, Clone)]
@@ -34,6 +50,16 @@ impl ServiceRanges {
             cluster_ips,
             node_ports: NodePortAllocator::new(ports),
         })
+    }
+
+    /// The default ranges: [`DEFAULT_SERVICE_CLUSTER_IP_RANGE`] and
+    /// [`DEFAULT_SERVICE_NODE_PORT_RANGE`].
+    pub fn defaults() -> Self {
+        Self::parse(
+            DEFAULT_SERVICE_CLUSTER_IP_RANGE,
+            DEFAULT_SERVICE_NODE_PORT_RANGE,
+        )
+        .expect("the default ranges parse")
     }
 
     /// The service IP families the cluster range configures.

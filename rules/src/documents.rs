@@ -1,20 +1,15 @@
-//! `svcplane validate -f FILE|-`: check multi-document YAML/JSON offline with the same
-//! defaulting and validation as the API server and the webhook.
+//! Offline validation of a stream of manifests, as `svcplane validate -f FILE|-` runs it: split
+//! multi-document YAML/JSON, expand `kind: List`, complete what `kubectl` and the API server fill
+//! in, then default and validate each object with the same functions as the API server and the
+//! webhook, plus the allocation-range checks that need no cluster state. Pure: the caller reads
+//! the input and owns the output writer (the binary's `validate` command does both).
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::io::Write;
 
 use serde_json::Value;
 
 use crate::allocation_ranges::ServiceRanges;
 use crate::object::{kind_of, validate_object, DecodeError, Kind};
-
-/// The embedded API server's default `--service-cluster-ip-range` (`svcplane dev` and the
-/// test fixture use it; kube-apiserver's own default is `10.0.0.0/24`).
-pub const DEFAULT_SERVICE_CLUSTER_IP_RANGE: &str = "10.96.0.0/12";
-
-/// The default `--service-node-port-range`, as kube-apiserver's.
-pub const DEFAULT_SERVICE_NODE_PORT_RANGE: &str = "30000-32767";
 
 /// Exit status: every object allowed.
 pub const EXIT_ALLOWED: u8 = 0;
@@ -22,59 +17,6 @@ pub const EXIT_ALLOWED: u8 = 0;
 pub const EXIT_REJECTED: u8 = 1;
 /// Exit status: the input could not be read or parsed.
 pub const EXIT_UNREADABLE: u8 = 2;
-
-/// Command-line arguments of `svcplane validate`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ValidateArgs {
-    /// File with one or more YAML or JSON documents; `-` reads standard input.
-    #[arg(short = 'f', long = "filename")]
-    pub file: PathBuf,
-    /// The API server's Service ClusterIP range (one CIDR, or two of different families): a
-    /// chosen `clusterIP` outside it is rejected, as at allocation.
-    #[arg(long = "service-cluster-ip-range", default_value = DEFAULT_SERVICE_CLUSTER_IP_RANGE)]
-    pub service_cluster_ip_range: String,
-    /// The API server's NodePort range: a chosen `nodePort` outside it is rejected, as at
-    /// allocation.
-    #[arg(long = "service-node-port-range", default_value = DEFAULT_SERVICE_NODE_PORT_RANGE)]
-    pub service_node_port_range: String,
-}
-
-impl ValidateArgs {
-    /// Arguments for `file` with the default ranges.
-    pub fn for_file(file: impl Into<PathBuf>) -> Self {
-        ValidateArgs {
-            file: file.into(),
-            service_cluster_ip_range: DEFAULT_SERVICE_CLUSTER_IP_RANGE.to_string(),
-            service_node_port_range: DEFAULT_SERVICE_NODE_PORT_RANGE.to_string(),
-        }
-    }
-}
-
-/// Run `svcplane validate`: print each object's verdict, errors and warnings to `out` and
-/// return the exit status (0 allowed, 1 rejected, 2 unreadable input).
-pub fn run_validate(args: &ValidateArgs, out: &mut dyn Write) -> u8 {
-    let ranges = match ServiceRanges::parse(
-        &args.service_cluster_ip_range,
-        &args.service_node_port_range,
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = writeln!(out, "error: {e}");
-            return EXIT_UNREADABLE;
-        }
-    };
-    let mut text = String::new();
-    let read = if args.file.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut text).map(|_| ())
-    } else {
-        std::fs::read_to_string(&args.file).map(|t| text = t)
-    };
-    if let Err(e) = read {
-        let _ = writeln!(out, "error: cannot read {}: {e}", args.file.display());
-        return EXIT_UNREADABLE;
-    }
-    validate_documents_in(&text, &ranges, out)
-}
 
 /// Split a YAML (or JSON) stream into objects, expanding `kind: List`.
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
@@ -153,12 +95,7 @@ fn complete(obj: &mut Value) {
 /// Validate every document of `text` against the default ranges, printing verdicts; returns
 /// the exit status.
 pub fn validate_documents(text: &str, out: &mut dyn Write) -> u8 {
-    let ranges = ServiceRanges::parse(
-        DEFAULT_SERVICE_CLUSTER_IP_RANGE,
-        DEFAULT_SERVICE_NODE_PORT_RANGE,
-    )
-    .expect("the default ranges parse");
-    validate_documents_in(text, &ranges, out)
+    validate_documents_in(text, &ServiceRanges::defaults(), out)
 }
 
 /// Validate every document of `text`, printing verdicts; Services are also checked against

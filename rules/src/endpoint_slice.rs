@@ -16,6 +16,10 @@ use crate::names::{
     validate_qualified_name,
 };
 use crate::service::PROTOCOLS;
+use crate::well_known::{
+    LABEL_HOSTNAME, LABEL_MANAGED_BY, MANAGED_BY_ENDPOINTSLICE_CONTROLLER,
+    MANAGED_BY_MIRRORING_CONTROLLER, RESERVED_MANAGED_BY,
+};
 
 /// Supported `addressType` values.
 pub const ADDRESS_TYPES: &[&str] = &["FQDN", "IPv4", "IPv6"];
@@ -31,11 +35,6 @@ pub const MAX_TOPOLOGY_LABELS: usize = 16;
 pub const MAX_ZONE_HINTS: usize = 8;
 /// At most 8 node hints per endpoint.
 pub const MAX_NODE_HINTS: usize = 8;
-
-/// Label `endpointslice.kubernetes.io/managed-by`.
-pub const LABEL_MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
-/// The managed-by value of the upstream EndpointSlice controller.
-pub const CONTROLLER_NAME: &str = "endpointslice-controller.k8s.io";
 
 /// Upstream `ValidateEndpointSliceCreate`.
 pub fn validate_endpoint_slice(slice: &EndpointSlice) -> Vec<FieldError> {
@@ -221,9 +220,6 @@ fn validate_ports(ports: &[EndpointPort], path: &Path) -> Vec<FieldError> {
     errs
 }
 
-/// The managed-by value of the upstream EndpointSlice mirroring controller.
-pub const MIRRORING_CONTROLLER_NAME: &str = "endpointslicemirroring-controller.k8s.io";
-
 /// Warnings for an EndpointSlice (upstream strategy `WarningsOnCreate` / `WarningsOnUpdate`):
 /// FQDN deprecation on create, non-canonical IPs unless written by an upstream controller;
 /// plus svcplane's warning for the reserved managed-by value `controller`. `old` is the
@@ -242,8 +238,8 @@ pub fn warnings_for_endpoint_slice(
         .as_ref()
         .and_then(|l| l.get(LABEL_MANAGED_BY))
         .map(String::as_str);
-    let by_upstream_controller =
-        managed_by == Some(CONTROLLER_NAME) || managed_by == Some(MIRRORING_CONTROLLER_NAME);
+    let by_upstream_controller = managed_by == Some(MANAGED_BY_ENDPOINTSLICE_CONTROLLER)
+        || managed_by == Some(MANAGED_BY_MIRRORING_CONTROLLER);
     if !by_upstream_controller && slice.address_type != "FQDN" {
         for (i, ep) in slice.endpoints.iter().enumerate() {
             for (j, addr) in ep.addresses.iter().enumerate() {
@@ -254,9 +250,9 @@ pub fn warnings_for_endpoint_slice(
             }
         }
     }
-    if managed_by == Some("controller") {
+    if managed_by == Some(RESERVED_MANAGED_BY) {
         w.push(format!(
-            "metadata.labels[{LABEL_MANAGED_BY}]: \"controller\" is a reserved value; use a name that identifies your controller (e.g. \"my-controller.example.com\")"
+            "metadata.labels[{LABEL_MANAGED_BY}]: \"{RESERVED_MANAGED_BY}\" is a reserved value; use a name that identifies your controller (e.g. \"my-controller.example.com\")"
         ));
     }
     w
@@ -277,7 +273,7 @@ pub fn drop_topology_on_v1(new: &mut EndpointSlice, old: Option<&EndpointSlice>)
         .filter_map(|ep| {
             ep.deprecated_topology
                 .as_ref()?
-                .get("kubernetes.io/hostname")
+                .get(LABEL_HOSTNAME)
                 .cloned()
         })
         .filter(|n| !n.is_empty())
@@ -285,7 +281,7 @@ pub fn drop_topology_on_v1(new: &mut EndpointSlice, old: Option<&EndpointSlice>)
     for ep in &mut new.endpoints {
         if let Some(topology) = ep.deprecated_topology.take() {
             if ep.node_name.is_none() {
-                if let Some(host) = topology.get("kubernetes.io/hostname") {
+                if let Some(host) = topology.get(LABEL_HOSTNAME) {
                     if prev.contains(host) && name_is_dns_subdomain(host, false).is_empty() {
                         ep.node_name = Some(host.clone());
                     }
