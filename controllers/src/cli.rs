@@ -15,16 +15,16 @@ use kube::Client;
 
 use crate::config::{parse_controllers, ControllerConfig};
 use crate::context::LEADER_ELECTION_CLIENT;
-use crate::duration_flag::parse_duration;
 use crate::error::{Error, Result};
 use crate::labels::{
     DEFAULT_MAX_ENDPOINTS_PER_SLICE, MANAGED_BY_ENDPOINTSLICE_CONTROLLER,
     MIRRORING_MAX_ENDPOINTS_PER_SUBSET,
 };
-use crate::leader_election::{LeaderElectionConfig, LeaderElector};
 use crate::manager::ControllerManager;
 use crate::metrics::Metrics;
-use crate::rate_limit::{
+use crate::runtime::duration_flag::parse_duration;
+use crate::runtime::leader_election::{LeaderElectionConfig, LeaderElector};
+use crate::runtime::rate_limit::{
     limited_client, ClientRateLimit, KUBE_CONTROLLER_MANAGER_BURST, KUBE_CONTROLLER_MANAGER_QPS,
 };
 

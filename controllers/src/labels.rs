@@ -52,7 +52,7 @@ pub const ANNOTATION_LEADER_ELECTION: &str = "control-plane.alpha.kubernetes.io/
 
 /// `service.kubernetes.io/topology-mode`: `Auto` (or `auto`) asks for topology-aware hints
 /// allocated by Node CPU share (upstream `v1.AnnotationTopologyMode`, KEP-2433; see
-/// [`crate::topology_cache`]).
+/// [`crate::topology::cache`]).
 pub const ANNOTATION_TOPOLOGY_MODE: &str = "service.kubernetes.io/topology-mode";
 
 /// `service.kubernetes.io/topology-aware-hints`: the older spelling of

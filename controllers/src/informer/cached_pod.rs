@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
-use crate::cache::Cacheable;
-use crate::intern::Interner;
+use crate::informer::cache::Cacheable;
+use crate::informer::intern::Interner;
 
 /// A container port, with whether it belongs to a restartable (sidecar) init container.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -232,8 +232,8 @@ impl Cacheable for CachedPod {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint_set::{is_pod_ready, pod_ips, should_set_hostname};
-    use crate::port_map::find_port;
+    use crate::slices::endpoint_set::{is_pod_ready, pod_ips, should_set_hostname};
+    use crate::slices::port_map::find_port;
     use crate::trigger_time::pod_trigger_time;
     use k8s_openapi::api::core::v1::{Service, ServicePort};
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

@@ -18,15 +18,15 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::endpoint_set::{
-    address_type_of, is_pod_ready, is_service_ip_set, pod_ips, publish_not_ready,
-    should_pod_be_in_endpoints, should_set_hostname, ADDRESS_TYPE_IPV4, ADDRESS_TYPE_IPV6,
-};
 use crate::labels::{
     ANNOTATION_LAST_CHANGE_TRIGGER_TIME, ANNOTATION_OVER_CAPACITY, ENDPOINTS_MAX_CAPACITY,
     LABEL_HEADLESS, OVER_CAPACITY_TRUNCATED,
 };
-use crate::port_map::{find_port, service_port_protocol};
+use crate::slices::endpoint_set::{
+    address_type_of, is_pod_ready, is_service_ip_set, pod_ips, publish_not_ready,
+    should_pod_be_in_endpoints, should_set_hostname, ADDRESS_TYPE_IPV4, ADDRESS_TYPE_IPV6,
+};
+use crate::slices::port_map::{find_port, service_port_protocol};
 
 /// What to do with the Endpoints object.
 #[derive(Debug, Clone, PartialEq)]

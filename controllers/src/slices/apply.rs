@@ -7,8 +7,8 @@ use kube::Client;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::slice_plan::SlicePlan;
-use crate::tracker::SliceTracker;
+use crate::slices::plan::SlicePlan;
+use crate::slices::tracker::SliceTracker;
 
 /// Applies a plan for the Service (or Endpoints) `owner` (`namespace/name`) with the
 /// controller's own `client`.

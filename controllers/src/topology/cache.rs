@@ -5,13 +5,13 @@
 //! then, per address type, [`assign_hints`] gives every ready endpoint of the slices being
 //! created or updated a `hints.forZones` entry: its own zone, and for zones holding more than
 //! their CPU share, some endpoints are pointed at zones holding less
-//! ([`crate::topology_allocation`]). Unchanged slices keep their hints if they still fit the
+//! ([`crate::topology::allocation`]). Unchanged slices keep their hints if they still fit the
 //! allocation, else they are rewritten. When the heuristic cannot work (insufficient node
 //! information, fewer ready endpoints than zones, minimums beyond the overload threshold, a
 //! ready endpoint without zone) all hints of the address type are removed.
 //!
 //! [`TopologyCache`] holds the state upstream keeps between syncs: the zones' CPU shares (from
-//! [`crate::topology_cpu`]), the hints per zone each Service got, and which Services have hints
+//! [`crate::topology::cpu`]), the hints per zone each Service got, and which Services have hints
 //! (for the `TopologyAwareHintsEnabled` / `TopologyAwareHintsDisabled` Events).
 //!
 //! Beyond upstream: a repeated `TopologyAwareHintsDisabled` warning with the same message for
@@ -31,12 +31,12 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use parking_lot::Mutex;
 
-use crate::slice_plan::SlicePlan;
-use crate::topology_allocation::{
+use crate::slices::plan::SlicePlan;
+use crate::topology::allocation::{
     allocations, endpoint_ready, endpoint_zone, giving_and_receiving_zones, hints_by_zone,
     redistribute_hints, service_overloaded, with_address_type, Allocation, HintsDisabled,
 };
-use crate::topology_cpu::{zone_cpu, ZoneCpu};
+use crate::topology::cpu::{zone_cpu, ZoneCpu};
 
 /// Event reason when hints were added (upstream `TopologyAwareHintsEnabled`).
 pub const REASON_HINTS_ENABLED: &str = "TopologyAwareHintsEnabled";
@@ -176,7 +176,7 @@ pub fn assign_hints(
                 missing_zone = true;
                 break;
             };
-            endpoint.hints = Some(crate::topology_allocation::zone_hint(&zone));
+            endpoint.hints = Some(crate::topology::allocation::zone_hint(&zone));
             *allocated.entry(zone).or_insert(0) += 1;
         }
         if missing_zone {

@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort};
 
-use crate::hints::{apply_hints, HintPolicy};
-use crate::port_map::{endpoint_ports, PortMapKey};
+use crate::slices::port_map::{endpoint_ports, PortMapKey};
+use crate::topology::hints::{apply_hints, HintPolicy};
 
 /// `addressType: IPv4`.
 pub const ADDRESS_TYPE_IPV4: &str = "IPv4";

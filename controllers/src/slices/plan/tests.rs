@@ -1,7 +1,7 @@
 //! Plan-level tests: every assertion is on the writes a sync would issue.
 
 use super::*;
-use crate::endpoint_set::tests::{pod, service, zone_a};
+use crate::slices::endpoint_set::tests::{pod, service, zone_a};
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::endpoint_set::tests::{pod, service};
+use crate::slices::endpoint_set::tests::{pod, service};
 
 fn pods(n: usize, ready: bool, offset: usize) -> Vec<Pod> {
     (offset..offset + n)

@@ -20,16 +20,16 @@ use k8s_openapi::api::core::v1::{EndpointAddress, Endpoints, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::endpoint_set::{
-    address_type_of, canonical_ip, endpoints_equal_beyond_key, insert_endpoint, EndpointKey,
-    EndpointSet,
-};
 use crate::labels::{
     ANNOTATION_LAST_APPLIED, ANNOTATION_LAST_CHANGE_TRIGGER_TIME, ANNOTATION_LEADER_ELECTION,
     LABEL_MANAGED_BY, LABEL_SERVICE_NAME, LABEL_SKIP_MIRROR, MANAGED_BY_MIRRORING_CONTROLLER,
 };
-use crate::port_map::PortMapKey;
-use crate::slice_plan::{plan_delete_all, SlicePlan};
+use crate::slices::endpoint_set::{
+    address_type_of, canonical_ip, endpoints_equal_beyond_key, insert_endpoint, EndpointKey,
+    EndpointSet,
+};
+use crate::slices::plan::{plan_delete_all, SlicePlan};
+use crate::slices::port_map::PortMapKey;
 
 /// The writes for one Endpoints object plus what was skipped.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,7 +1,7 @@
 //! Reflector memory: what the controllers never read is dropped before caching (managedFields
 //! everywhere; for Nodes everything but the zone and what the topology cache reads; Pods are
-//! cached in the compact [`crate::cached_pod::CachedPod`] form, EndpointSlices and Endpoints
-//! in the [`crate::cached_object`] form).
+//! cached in the compact [`crate::informer::cached_pod::CachedPod`] form, EndpointSlices and Endpoints
+//! in the [`crate::informer::cached_object`] form).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Endpoints, Node, NodeCondition, NodeStatus, Ser
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::cached_object::{CachedEndpoints, CachedSlice};
+use crate::informer::cached_object::{CachedEndpoints, CachedSlice};
 use crate::labels::{
     ANNOTATION_TOPOLOGY_AWARE_HINTS, ANNOTATION_TOPOLOGY_MODE, LABEL_NODE_ROLE_CONTROL_PLANE,
     LABEL_NODE_ROLE_MASTER, LABEL_TOPOLOGY_ZONE,

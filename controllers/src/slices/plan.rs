@@ -20,15 +20,15 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::{EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::endpoint_set::{
-    address_types_for_service, desired_endpoints, endpoints_equal_beyond_key, is_service_ip_set,
-    EndpointKey, EndpointSet, NodeLookup,
-};
 use crate::labels::{
     is_reserved_slice_label, ANNOTATION_LAST_CHANGE_TRIGGER_TIME, LABEL_HEADLESS, LABEL_MANAGED_BY,
     LABEL_SERVICE_NAME,
 };
-use crate::port_map::PortMapKey;
+use crate::slices::endpoint_set::{
+    address_types_for_service, desired_endpoints, endpoints_equal_beyond_key, is_service_ip_set,
+    EndpointKey, EndpointSet, NodeLookup,
+};
+use crate::slices::port_map::PortMapKey;
 
 /// Parameters of EndpointSlice planning.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,7 +179,7 @@ struct TypePlan {
 fn plan_address_type(
     service: &Service,
     existing: &[&EndpointSlice],
-    desired: BTreeMap<PortMapKey, crate::endpoint_set::PortGroup>,
+    desired: BTreeMap<PortMapKey, crate::slices::endpoint_set::PortGroup>,
     address_type: &str,
     config: &SlicePlanConfig,
 ) -> TypePlan {

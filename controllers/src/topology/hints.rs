@@ -17,7 +17,7 @@
 //! `service.kubernetes.io/topology-aware-hints`) takes precedence over
 //! `spec.trafficDistribution`, as upstream (`canUseTrafficDistribution` is false when
 //! `hintsEnabled`): its hints are not computed per endpoint here but allocated over all
-//! endpoints by CPU share after planning ([`crate::topology_cache`]).
+//! endpoints by CPU share after planning ([`crate::topology::cache`]).
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointHints, ForNode, ForZone};

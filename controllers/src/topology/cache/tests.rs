@@ -2,7 +2,7 @@
 //! the hints each endpoint ends up with and the writes (slices moved to updates).
 
 use super::*;
-use crate::topology_allocation::zone_hint;
+use crate::topology::allocation::zone_hint;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointHints};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 

@@ -11,10 +11,10 @@
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use crate::endpoint_set::{address_types_for_service, NodeLookup};
-use crate::hints::topology_mode_auto;
-use crate::slice_plan::{plan_slices, SlicePlan, SlicePlanConfig};
-use crate::topology_cache::{HintEvent, TopologyCache};
+use crate::slices::endpoint_set::{address_types_for_service, NodeLookup};
+use crate::slices::plan::{plan_slices, SlicePlan, SlicePlanConfig};
+use crate::topology::cache::{HintEvent, TopologyCache};
+use crate::topology::hints::topology_mode_auto;
 
 /// A copy of the slice with every endpoint's hints removed.
 pub fn without_hints(slice: &EndpointSlice) -> EndpointSlice {
@@ -69,9 +69,9 @@ pub fn plan_slices_with_topology(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint_set::tests::{pod, service};
     use crate::labels::ANNOTATION_TOPOLOGY_MODE;
-    use crate::topology_cache::REASON_HINTS_DISABLED;
+    use crate::slices::endpoint_set::tests::{pod, service};
+    use crate::topology::cache::REASON_HINTS_DISABLED;
     use k8s_openapi::api::core::v1::Node;
     use std::collections::BTreeMap;
 

@@ -12,7 +12,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use parking_lot::Mutex;
 
-use crate::cached_object::CachedSlice;
+use crate::informer::cached_object::CachedSlice;
 
 use crate::labels::LABEL_SERVICE_NAME;
 
