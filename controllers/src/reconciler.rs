@@ -377,3 +377,6 @@ where
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests;

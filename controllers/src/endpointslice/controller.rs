@@ -261,7 +261,8 @@ impl Reconciler for EndpointSliceController {
             return self.resync_all();
         }
         for key in services_for_pod_event(self.ctx(), event) {
-            self.scope.queue
+            self.scope
+                .queue
                 .add_after(key, self.ctx().config.endpointslice_updates_batch_period);
         }
     }
