@@ -52,15 +52,19 @@ pub mod slices;
 pub mod topology;
 pub mod trigger_time;
 
+pub use config::parse_controllers;
 pub use config::{ControllerConfig, ControllerKind};
 pub use error::{Error, Result};
-pub use manager::{run_controllers, ControllerManager};
+pub use labels::{
+    DEFAULT_MAX_ENDPOINTS_PER_SLICE, MANAGED_BY_ENDPOINTSLICE_CONTROLLER,
+    MIRRORING_MAX_ENDPOINTS_PER_SUBSET,
+};
+pub use manager::{run_controllers, run_with_leader_election, ControllerManager};
 pub use metrics::Metrics;
 pub use runtime::duration_flag::parse_duration;
 pub use runtime::leader_election::LeaderElectionConfig;
-pub use runtime::rate_limit::ClientRateLimit;
+pub use runtime::rate_limit::{
+    ClientRateLimit, KUBE_CONTROLLER_MANAGER_BURST, KUBE_CONTROLLER_MANAGER_QPS,
+};
 pub use slices::endpoint_set::NodeLookup;
 pub use slices::plan::{plan_slices, SlicePlan, SlicePlanConfig};
-pub mod cli;
-
-pub use cli::{run, run_with_leader_election, ControllerManagerArgs};

@@ -253,6 +253,64 @@ async fn worker(controller: Arc<dyn Reconciler>) {
     }
 }
 
+/// Runs the controllers only while holding the Lease; returns
+/// [`Error::LeaderElectionLost`] if leadership is lost, `Ok` after `shutdown` (releasing the
+/// Lease).
+pub async fn run_with_leader_election(
+    client: Client,
+    config: ControllerConfig,
+    election: crate::runtime::leader_election::LeaderElectionConfig,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    // Its own client and rate limit (upstream `leader-election`), so renewals never wait
+    // behind the controllers' writes.
+    let election_client = crate::runtime::rate_limit::limited_client(
+        &client,
+        config.client_rate_limit,
+        metrics
+            .client_rate_limiter_duration
+            .with_label_values(&[crate::context::LEADER_ELECTION_CLIENT]),
+    );
+    let elector = crate::runtime::leader_election::LeaderElector::new(election_client, election);
+    tokio::pin!(shutdown);
+    tokio::select! {
+        _ = elector.acquire() => {}
+        _ = &mut shutdown => return Ok(()),
+    }
+    metrics.is_leader.set(1);
+    let manager = ControllerManager::new(client, config, metrics.clone())?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // Run in this task (not spawned): dropping this future stops the controllers too, so an
+    // instance that dies stops acting at once.
+    let running = manager.run(async {
+        let _ = stop_rx.await;
+    });
+    tokio::pin!(running);
+    let mut finished = None;
+    let outcome = tokio::select! {
+        _ = &mut shutdown => Ok(()),
+        lost = elector.hold() => Err(lost),
+        res = &mut running => {
+            finished = Some(res);
+            Ok(())
+        }
+    };
+    let _ = stop_tx.send(());
+    let joined = match finished {
+        Some(res) => res,
+        None => running.await,
+    };
+    metrics.is_leader.set(0);
+    if outcome.is_ok() {
+        elector.release().await;
+    }
+    if let Err(err) = joined {
+        tracing::warn!(error = %err, "controllers stopped with an error");
+    }
+    outcome
+}
+
 /// Runs the configured controllers in-process until `shutdown` completes (used by
 /// `svcplane dev` and tests). Metrics go to a private registry.
 pub async fn run_controllers(

@@ -1,6 +1,7 @@
-//! `svcplane controller-manager`: flags, health and metrics endpoints, leader election.
+//! `svcplane controller-manager`: the command line (kube-controller-manager's flags for the
+//! endpoint controllers), the health and metrics endpoints, and the choice between running
+//! with or without leader election. The controllers themselves live in `svcplane_controllers`.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,19 +14,11 @@ use axum::routing::get;
 use axum::Router;
 use kube::Client;
 
-use crate::config::{parse_controllers, ControllerConfig};
-use crate::context::LEADER_ELECTION_CLIENT;
-use crate::error::{Error, Result};
-use crate::labels::{
-    DEFAULT_MAX_ENDPOINTS_PER_SLICE, MANAGED_BY_ENDPOINTSLICE_CONTROLLER,
-    MIRRORING_MAX_ENDPOINTS_PER_SUBSET,
-};
-use crate::manager::ControllerManager;
-use crate::metrics::Metrics;
-use crate::runtime::duration_flag::parse_duration;
-use crate::runtime::leader_election::{LeaderElectionConfig, LeaderElector};
-use crate::runtime::rate_limit::{
-    limited_client, ClientRateLimit, KUBE_CONTROLLER_MANAGER_BURST, KUBE_CONTROLLER_MANAGER_QPS,
+use svcplane_controllers::{
+    parse_controllers, parse_duration, run_with_leader_election, ClientRateLimit, ControllerConfig,
+    ControllerManager, Error, LeaderElectionConfig, Metrics, Result,
+    DEFAULT_MAX_ENDPOINTS_PER_SLICE, KUBE_CONTROLLER_MANAGER_BURST, KUBE_CONTROLLER_MANAGER_QPS,
+    MANAGED_BY_ENDPOINTSLICE_CONTROLLER, MIRRORING_MAX_ENDPOINTS_PER_SUBSET,
 };
 
 /// kube-controller-manager's `--kube-api-content-type` default.
@@ -240,64 +233,6 @@ pub async fn serve_health(
     Ok(())
 }
 
-/// Runs the controllers only while holding the Lease; returns
-/// [`Error::LeaderElectionLost`] if leadership is lost, `Ok` after `shutdown` (releasing the
-/// Lease).
-pub async fn run_with_leader_election(
-    client: Client,
-    config: ControllerConfig,
-    election: LeaderElectionConfig,
-    metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<()> {
-    // Its own client and rate limit (upstream `leader-election`), so renewals never wait
-    // behind the controllers' writes.
-    let election_client = limited_client(
-        &client,
-        config.client_rate_limit,
-        metrics
-            .client_rate_limiter_duration
-            .with_label_values(&[LEADER_ELECTION_CLIENT]),
-    );
-    let elector = LeaderElector::new(election_client, election);
-    tokio::pin!(shutdown);
-    tokio::select! {
-        _ = elector.acquire() => {}
-        _ = &mut shutdown => return Ok(()),
-    }
-    metrics.is_leader.set(1);
-    let manager = ControllerManager::new(client, config, metrics.clone())?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    // Run in this task (not spawned): dropping this future stops the controllers too, so an
-    // instance that dies stops acting at once.
-    let running = manager.run(async {
-        let _ = stop_rx.await;
-    });
-    tokio::pin!(running);
-    let mut finished = None;
-    let outcome = tokio::select! {
-        _ = &mut shutdown => Ok(()),
-        lost = elector.hold() => Err(lost),
-        res = &mut running => {
-            finished = Some(res);
-            Ok(())
-        }
-    };
-    let _ = stop_tx.send(());
-    let joined = match finished {
-        Some(res) => res,
-        None => running.await,
-    };
-    metrics.is_leader.set(0);
-    if outcome.is_ok() {
-        elector.release().await;
-    }
-    if let Err(err) = joined {
-        tracing::warn!(error = %err, "controllers stopped with an error");
-    }
-    outcome
-}
-
 /// Entry point of `svcplane controller-manager`: runs until Ctrl-C / SIGTERM.
 pub async fn run(args: ControllerManagerArgs) -> Result<()> {
     let config = args.controller_config()?;
@@ -343,8 +278,8 @@ pub async fn run(args: ControllerManagerArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ControllerKind;
     use clap::Parser;
+    use svcplane_controllers::ControllerKind;
 
     #[derive(Parser)]
     struct Cli {

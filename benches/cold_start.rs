@@ -3,8 +3,9 @@
 //! 1. cold start: `BENCH_SERVICES` Services (default 10,000) × 10 ready Pods on 10 Nodes in
 //!    3 zones exist before the controllers start; measured: wall time until every
 //!    EndpointSlice and Endpoints object is correct, API writes issued, and the controller
-//!    process's peak RSS and CPU time (the controllers run in a child process — this same
-//!    executable re-run with `child` — so the API server's memory is not counted);
+//!    process's peak RSS and CPU time (the controllers run in a child process — the built
+//!    `svcplane controller-manager` itself, without leader election — so the API server's
+//!    memory is not counted);
 //! 2. readiness-to-slice latency: one probe Pod's readiness is flipped 100 times while 1,000
 //!    other Pods flip readiness continuously; the time until the probe's EndpointSlice shows
 //!    the change is reported as p50/p99.
@@ -15,12 +16,13 @@
 //! 5 workers per controller, batch periods 0). `BENCH_CONTROLLER_FLAGS=` (set but empty) is
 //! kube-controller-manager's defaults, 20 QPS / burst 30 per client; with a client rate limit
 //! the latency phase is skipped (it would measure the limit).
-//! Run: `cargo bench -p svcplane-controllers --bench cold_start` (set `BENCH_SERVICES=1000`
-//! for a quick run).
+//! Run: `cargo bench -p svcplane --bench cold_start` (set `BENCH_SERVICES=1000` for a quick
+//! run).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,10 +33,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
 
-/// The same allocator as the `svcplane` binary, so RSS matches what it would use (the
-/// `bench-system-alloc` feature keeps the system allocator, for heap profilers such as
-/// heaptrack that interpose `malloc`).
-#[cfg(not(feature = "bench-system-alloc"))]
+/// The same allocator as the `svcplane` binary (the API server runs in this process).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -53,13 +52,6 @@ async fn client_from(yaml: &str) -> kube::Client {
     kube::Client::try_from(cfg).expect("client")
 }
 
-/// `svcplane controller-manager`'s flags, parsed as the binary parses them.
-#[derive(clap::Parser)]
-struct ControllerFlags {
-    #[command(flatten)]
-    args: svcplane_controllers::ControllerManagerArgs,
-}
-
 /// The flags of the controller process (see the module docs).
 fn controller_flags() -> Vec<String> {
     match std::env::var("BENCH_CONTROLLER_FLAGS") {
@@ -68,36 +60,39 @@ fn controller_flags() -> Vec<String> {
     }
 }
 
-/// The controller configuration `flags` describe.
-fn controller_config(flags: &[String]) -> svcplane_controllers::ControllerConfig {
-    use clap::Parser;
-    let argv =
-        std::iter::once("svcplane-controller-manager").chain(flags.iter().map(String::as_str));
-    ControllerFlags::try_parse_from(argv)
-        .unwrap_or_else(|e| panic!("BENCH_CONTROLLER_FLAGS: {e}"))
-        .args
-        .controller_config()
-        .expect("controller flags")
+/// The value of `--name=V` or `--name V` in `flags` (the last one wins, as with clap).
+fn flag_value(flags: &[String], name: &str) -> Option<String> {
+    let mut value = None;
+    let mut args = flags.iter();
+    while let Some(arg) = args.next() {
+        if let Some(v) = arg.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            value = Some(v.to_string());
+        } else if arg == name {
+            value = args.next().cloned();
+        }
+    }
+    value
 }
 
-/// The controller process: runs all controllers until stdin closes.
-async fn child(kubeconfig: &str) {
-    let yaml = std::fs::read_to_string(kubeconfig).expect("read kubeconfig");
-    let client = client_from(&yaml).await;
-    let config = controller_config(&controller_flags());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        while std::io::stdin().lock().read_line(&mut line).unwrap_or(0) > 0 {
-            line.clear();
-        }
-        let _ = tx.send(());
-    });
-    svcplane_controllers::run_controllers(client, config, async {
-        let _ = rx.await;
-    })
-    .await
-    .expect("controllers");
+/// The client rate limit the controller process runs with (kube-controller-manager's
+/// defaults, 20 QPS / burst 30, unless the flags say otherwise; none for a negative QPS).
+fn client_rate_limit(flags: &[String]) -> Option<svcplane_controllers::ClientRateLimit> {
+    let qps = flag_value(flags, "--kube-api-qps")
+        .map(|v| v.parse().expect("--kube-api-qps"))
+        .unwrap_or(svcplane_controllers::KUBE_CONTROLLER_MANAGER_QPS);
+    let burst = flag_value(flags, "--kube-api-burst")
+        .map(|v| v.parse().expect("--kube-api-burst"))
+        .unwrap_or(svcplane_controllers::KUBE_CONTROLLER_MANAGER_BURST as i32);
+    svcplane_controllers::ClientRateLimit::from_flags(qps, burst).expect("rate limit flags")
+}
+
+/// Asks the controller process to stop (SIGTERM, as the kubelet would) and waits for it.
+fn stop(child: &mut std::process::Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
 }
 
 fn proc_status(pid: u32, key: &str) -> u64 {
@@ -209,10 +204,9 @@ async fn parent() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let flags = controller_flags();
-    let config = controller_config(&flags);
     println!(
         "controller flags: {flags:?}; client rate limit per client: {}",
-        match config.client_rate_limit {
+        match client_rate_limit(&flags) {
             Some(l) => format!("{} QPS, burst {}", l.qps, l.burst),
             None => "none".into(),
         }
@@ -285,26 +279,29 @@ async fn parent() {
     std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
     let before = writes(&server);
     let start = Instant::now();
-    // `BENCH_CHILD_WRAPPER="heaptrack -o /tmp/ht"` runs the controller process under a
-    // profiler (with `--features bench-system-alloc`).
+    // `BENCH_CHILD_WRAPPER="valgrind --tool=massif"` runs the controller process under a
+    // profiler.
     let wrapper: Vec<String> = std::env::var("BENCH_CHILD_WRAPPER")
         .unwrap_or_default()
         .split_whitespace()
         .map(String::from)
         .collect();
-    let exe = std::env::current_exe().unwrap();
+    let exe = env!("CARGO_BIN_EXE_svcplane");
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
             let mut c = Command::new(program);
-            c.args(args).arg(&exe);
+            c.args(args).arg(exe);
             c
         }
-        None => Command::new(&exe),
+        None => Command::new(exe),
     };
     let mut child = command
-        .arg("child")
+        .arg("controller-manager")
+        .arg("--kubeconfig")
         .arg(&kubeconfig)
-        .stdin(Stdio::piped())
+        .args(["--leader-elect=false", "--metrics-addr", "127.0.0.1:0"])
+        .args(controller_flags())
+        .stdin(Stdio::null())
         .spawn()
         .expect("spawn controller process");
     let pid = child.id();
@@ -358,7 +355,7 @@ async fn parent() {
         "writes: first seen at {first:.1} s, all {expected_writes} by {last:.1} s: {:.1} s of writing",
         last - first
     );
-    if let Some(limit) = config.client_rate_limit {
+    if let Some(limit) = client_rate_limit(&flags) {
         // Each of the two writing controllers creates one object per Service through its own
         // client: the burst is free, the rest comes at `qps`.
         let bound = services.saturating_sub(limit.burst as usize) as f64 / f64::from(limit.qps);
@@ -378,10 +375,9 @@ async fn parent() {
         per_second.join(" ")
     );
 
-    if config.client_rate_limit.is_some() {
+    if client_rate_limit(&flags).is_some() {
         println!("readiness-to-slice latency: skipped (a client rate limit would be measured)");
-        drop(child.stdin.take());
-        let _ = child.wait();
+        stop(&mut child);
         let _ = std::fs::remove_dir_all(&dir);
         std::io::stdout().flush().unwrap();
         return;
@@ -478,8 +474,7 @@ async fn parent() {
         latencies.last().unwrap(),
         hwm as f64 / 1024.0
     );
-    drop(child.stdin.take());
-    let _ = child.wait();
+    stop(&mut child);
     let _ = std::fs::remove_dir_all(&dir);
     std::io::stdout().flush().unwrap();
 }
@@ -490,10 +485,6 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    if args.get(1).map(String::as_str) == Some("child") {
-        runtime.block_on(child(&args[2]));
-        return;
-    }
     // `cargo test --benches` runs bench targets with `--bench`-less args; only run when asked.
     if args.iter().any(|a| a == "--bench") || std::env::var("BENCH_SERVICES").is_ok() {
         runtime.block_on(parent());
