@@ -35,22 +35,22 @@
 //!   recompute the shares; when they change, the Services upstream finds overloaded and (beyond
 //!   upstream) every Service with the annotation are re-synced.
 
-pub mod config;
-pub mod context;
-pub mod endpoints;
-pub mod endpointslice;
-pub mod error;
-pub mod informer;
-pub mod labels;
-pub mod manager;
-pub mod metrics;
-pub mod mirroring;
-pub mod reconciler;
-pub mod recorder;
-pub mod runtime;
-pub mod slices;
-pub mod topology;
-pub mod trigger_time;
+mod config;
+mod context;
+mod endpoints;
+mod endpointslice;
+mod error;
+mod informer;
+mod labels;
+mod manager;
+mod metrics;
+mod mirroring;
+mod reconciler;
+mod recorder;
+mod runtime;
+mod slices;
+mod topology;
+mod trigger_time;
 
 pub use config::parse_controllers;
 pub use config::{ControllerConfig, ControllerKind};

@@ -54,11 +54,6 @@ impl ControllerManager {
         Ok(ControllerManager { ctx, controllers })
     }
 
-    /// The shared context (caches, metrics).
-    pub fn context(&self) -> &Arc<Context> {
-        &self.ctx
-    }
-
     /// The informers the enabled controllers read (Services always).
     fn watches(&self) -> Watches {
         self.controllers

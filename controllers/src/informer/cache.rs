@@ -94,11 +94,6 @@ impl<K: Cacheable> ObjectCache<K> {
         }
     }
 
-    /// True once the first list completed.
-    pub fn is_synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
-    }
-
     /// Waits for the first list.
     pub async fn wait_synced(&self) {
         let mut rx = self.synced_tx.subscribe();
@@ -116,16 +111,6 @@ impl<K: Cacheable> ObjectCache<K> {
         self.inner.read().objects.get(namespace)?.get(name).cloned()
     }
 
-    /// All objects of a namespace.
-    pub fn list_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
-        self.inner
-            .read()
-            .objects
-            .get(namespace)
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default()
-    }
-
     /// All objects.
     pub fn list(&self) -> Vec<Arc<K>> {
         self.inner
@@ -139,11 +124,6 @@ impl<K: Cacheable> ObjectCache<K> {
     /// Number of cached objects.
     pub fn len(&self) -> usize {
         self.inner.read().objects.values().map(HashMap::len).sum()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Objects of a namespace whose labels contain every `key=value` of `selector` (an

@@ -86,6 +86,7 @@ where
         Ok(obj)
     }
 
+    #[cfg(test)]
     /// Heap bytes held besides the metadata (the JSON body), for tests and diagnostics.
     pub fn body_len(&self) -> usize {
         match &self.body {

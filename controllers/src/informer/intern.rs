@@ -48,14 +48,10 @@ impl<T: ?Sized + Eq + Hash> Interner<T> {
         shared
     }
 
+    #[cfg(test)]
     /// Number of values in the table (live or not yet swept).
     pub fn len(&self) -> usize {
         self.state.lock().set.len()
-    }
-
-    /// True when the table is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

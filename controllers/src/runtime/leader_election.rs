@@ -82,11 +82,6 @@ impl LeaderElector {
         }
     }
 
-    /// This candidate's identity.
-    pub fn identity(&self) -> &str {
-        &self.config.identity
-    }
-
     fn spec(&self, acquire: Option<MicroTime>, transitions: i32) -> LeaseSpec {
         let now = MicroTime(Timestamp::now());
         LeaseSpec {

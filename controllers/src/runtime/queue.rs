@@ -114,6 +114,7 @@ impl WorkQueue {
         self.state.lock().failures.remove(key);
     }
 
+    #[cfg(test)]
     /// Number of failures recorded for a key.
     pub fn failures(&self, key: &str) -> u32 {
         self.state.lock().failures.get(key).copied().unwrap_or(0)
@@ -182,6 +183,7 @@ impl WorkQueue {
         st.ready.len() + st.delayed.len() + st.dirty.len()
     }
 
+    #[cfg(test)]
     /// True when nothing is waiting.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -310,11 +310,6 @@ impl DesiredEndpoints {
     pub fn len(&self) -> usize {
         self.groups.values().map(|g| g.endpoints.len()).sum()
     }
-
-    /// True when there are no desired endpoints.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Computes the desired endpoints of `service` for `address_type` from the Pods matching its

@@ -276,12 +276,14 @@ impl TopologyCache {
         keys
     }
 
+    #[cfg(test)]
     /// True when the Service currently has hints from this heuristic (upstream
     /// `HasPopulatedHints`).
     pub fn has_populated_hints(&self, service_key: &str) -> bool {
         self.inner.lock().populated.contains(service_key)
     }
 
+    #[cfg(test)]
     /// Hints per zone recorded for a Service and address type.
     pub fn hints_for(
         &self,
