@@ -1,5 +1,6 @@
 //! `svcplane`: the Kubernetes Service networking control plane.
 
+mod controller_manager;
 mod dev;
 mod dev_components;
 mod logging;
@@ -33,7 +34,7 @@ enum Command {
     /// Run the whole system on an embedded API server, with example objects, for kubectl.
     Dev(dev::DevArgs),
     /// Run the EndpointSlice, EndpointSlice mirroring and Endpoints controllers against a cluster.
-    ControllerManager(svcplane_controllers::ControllerManagerArgs),
+    ControllerManager(controller_manager::ControllerManagerArgs),
     /// Serve the validating admission webhook for Services, EndpointSlices and Endpoints.
     Webhook(webhook_cmd::WebhookArgs),
     /// Program node-local Service forwarding (IPVS, nftables) on this node.
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Dev(args) => dev::run(args).await,
             Command::ControllerManager(args) => {
-                svcplane_controllers::run(args).await?;
+                controller_manager::run(args).await?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Webhook(args) => {

@@ -104,7 +104,7 @@ fn parse_nodeport_addresses(s: &str) -> Result<NodePortAddresses, String> {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    svcplane_controllers::duration_flag::parse_duration(s)
+    svcplane_controllers::parse_duration(s)
 }
 
 fn parse_bind(flag: &str, value: &str) -> anyhow::Result<Option<SocketAddr>> {

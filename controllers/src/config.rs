@@ -10,7 +10,7 @@ use crate::labels::{
     MANAGED_BY_MIRRORING_CONTROLLER, MAX_MAX_ENDPOINTS_PER_SLICE,
     MIRRORING_MAX_ENDPOINTS_PER_SUBSET, RESERVED_MANAGED_BY,
 };
-use crate::rate_limit::ClientRateLimit;
+use crate::runtime::rate_limit::ClientRateLimit;
 
 /// The controllers this crate runs (names as in kube-controller-manager's `--controllers`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -57,6 +57,16 @@ impl ControllerKind {
             ControllerKind::EndpointSlice => "endpointslice",
             ControllerKind::EndpointSliceMirroring => "endpointslicemirroring",
             ControllerKind::Endpoints => "endpoint",
+        }
+    }
+
+    /// The controller's Event source (`source.component` of the Events it records), as
+    /// kube-controller-manager's recorders name it.
+    pub fn event_source(self) -> &'static str {
+        match self {
+            ControllerKind::EndpointSlice => "endpoint-slice-controller",
+            ControllerKind::EndpointSliceMirroring => "endpoint-slice-mirroring-controller",
+            ControllerKind::Endpoints => "endpoint-controller",
         }
     }
 

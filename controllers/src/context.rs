@@ -9,18 +9,16 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::Client;
 
-use crate::cached_object::{CachedEndpoints, CachedSlice};
-use crate::cached_pod::{CachedPod, PodInterner};
+use crate::informer::cached_object::{CachedEndpoints, CachedSlice};
+use crate::informer::cached_pod::{CachedPod, PodInterner};
 
-use crate::cache::{InformerEvent, ObjectCache};
-use crate::config::{ControllerConfig, ControllerKind};
-use crate::endpoint_set::NodeLookup;
+use crate::config::ControllerConfig;
+use crate::informer::cache::{InformerEvent, ObjectCache};
+use crate::informer::selector_index::SelectorIndex;
 use crate::labels::LABEL_TOPOLOGY_ZONE;
 use crate::metrics::Metrics;
-use crate::rate_limit::limited_client;
-use crate::recorder::Recorder;
-use crate::selector_index::SelectorIndex;
-use crate::tracker::{SliceTracker, StaleVersions};
+use crate::runtime::rate_limit::limited_client;
+use crate::slices::endpoint_set::NodeLookup;
 
 /// The informer caches.
 pub struct Caches {
@@ -134,79 +132,50 @@ pub const INFORMERS_CLIENT: &str = "shared-informers";
 /// Name of the leader election API client (upstream `leader-election`).
 pub const LEADER_ELECTION_CLIENT: &str = "leader-election";
 
-/// Shared state of all controllers of one manager.
+/// Shared state of all controllers of one manager; each controller's own client, recorder
+/// and queue live in its [`crate::reconciler::ControllerScope`].
 pub struct Context {
     /// API client of the informers' lists and watches (upstream's `shared-informers`
     /// client, with its own rate limit).
     pub client: Client,
-    /// API client of the EndpointSlice controller's writes and Events (upstream
-    /// `endpointslice-controller`, with its own rate limit).
-    pub endpointslice_client: Client,
-    /// API client of the Endpoints controller (upstream `endpoint-controller`).
-    pub endpoints_client: Client,
-    /// API client of the mirroring controller (upstream
-    /// `endpointslicemirroring-controller`).
-    pub mirroring_client: Client,
-    /// Event recorder of the EndpointSlice controller (upstream's event source
-    /// `endpoint-slice-controller`).
-    pub recorder: Recorder,
-    /// Event recorder of the Endpoints controller (`endpoint-controller`).
-    pub endpoints_recorder: Recorder,
-    /// Event recorder of the mirroring controller (`endpoint-slice-mirroring-controller`).
-    pub mirroring_recorder: Recorder,
+    /// The unlimited client every rate-limited client sends through.
+    base_client: Client,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Configuration.
     pub config: ControllerConfig,
     /// Informer caches.
     pub caches: Caches,
-    /// Slices written by the EndpointSlice controller.
-    pub slice_tracker: SliceTracker,
-    /// Slices written by the mirroring controller.
-    pub mirror_tracker: SliceTracker,
-    /// Endpoints versions replaced by the Endpoints controller.
-    pub endpoints_stale: StaleVersions,
     started: AtomicBool,
 }
 
 impl Context {
-    /// A context with empty caches, and one client per controller and one for the
-    /// informers, each with its own `config.client_rate_limit` bucket, all sending through
-    /// `client`'s connections (see [`crate::rate_limit`]). Must be called within a Tokio
-    /// runtime.
+    /// A context with empty caches and the informers' client, with its own
+    /// `config.client_rate_limit` bucket, sending through `client`'s connections (see
+    /// [`crate::runtime::rate_limit`]). Must be called within a Tokio runtime.
     pub fn new(client: Client, config: ControllerConfig, metrics: Arc<Metrics>) -> Self {
-        let limited = |name: &str| {
-            limited_client(
-                &client,
-                config.client_rate_limit,
-                metrics
-                    .client_rate_limiter_duration
-                    .with_label_values(&[name]),
-            )
-        };
-        let endpointslice_client = limited(ControllerKind::EndpointSlice.client_name());
-        let endpoints_client = limited(ControllerKind::Endpoints.client_name());
-        let mirroring_client = limited(ControllerKind::EndpointSliceMirroring.client_name());
-        let informers_client = limited(INFORMERS_CLIENT);
-        Context {
-            recorder: Recorder::new(endpointslice_client.clone(), "endpoint-slice-controller"),
-            endpoints_recorder: Recorder::new(endpoints_client.clone(), "endpoint-controller"),
-            mirroring_recorder: Recorder::new(
-                mirroring_client.clone(),
-                "endpoint-slice-mirroring-controller",
-            ),
-            client: informers_client,
-            endpointslice_client,
-            endpoints_client,
-            mirroring_client,
+        let mut ctx = Context {
+            client: client.clone(),
+            base_client: client,
             metrics,
             config,
             caches: Caches::new(),
-            slice_tracker: SliceTracker::new(),
-            mirror_tracker: SliceTracker::new(),
-            endpoints_stale: StaleVersions::new(),
             started: AtomicBool::new(false),
-        }
+        };
+        ctx.client = ctx.client_for(INFORMERS_CLIENT);
+        ctx
+    }
+
+    /// A new API client named `name` with its own `config.client_rate_limit` token bucket,
+    /// over the shared connections (kube-controller-manager's `ClientBuilder.ClientOrDie`).
+    pub fn client_for(&self, name: &str) -> Client {
+        limited_client(
+            &self.base_client,
+            self.config.client_rate_limit,
+            self.metrics
+                .client_rate_limiter_duration
+                .with_label_values(&[name]),
+        )
     }
 
     /// True once all caches synced and the initial keys were queued; event handlers ignore

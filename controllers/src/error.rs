@@ -34,7 +34,7 @@ pub enum Error {
         nodes: Vec<String>,
     },
     /// A cached object could not be decoded from its compact form (a bug: the cache encoded
-    /// it itself, see [`crate::cached_object`]).
+    /// it itself, see [`crate::informer::cached_object`]).
     #[error("cached {kind} {name} could not be decoded: {detail}")]
     CacheDecode {
         /// The kind, e.g. `EndpointSlice`.

@@ -11,25 +11,22 @@ use kube::runtime::watcher;
 use kube::Client;
 use tokio::task::JoinSet;
 
-use crate::cache::{run_informer, Handler, InformerEvent};
-use crate::cached_object::{CachedEndpoints, CachedSlice};
-use crate::cached_pod::CachedPod;
 use crate::config::{ControllerConfig, ControllerKind};
 use crate::context::Context;
-use crate::endpoints_controller::EndpointsController;
-use crate::endpointslice_controller::EndpointSliceController;
+use crate::endpoints::controller::EndpointsController;
+use crate::endpointslice::controller::EndpointSliceController;
 use crate::error::{Error, Result};
+use crate::informer::cache::{run_informer, Handler, InformerEvent};
+use crate::informer::cached_pod::CachedPod;
+use crate::informer::strip::{strip_endpoints, strip_node, strip_service, strip_slice};
 use crate::metrics::Metrics;
-use crate::mirroring_controller::MirroringController;
-use crate::queue::WorkQueue;
-use crate::strip::{strip_endpoints, strip_node, strip_service, strip_slice};
+use crate::mirroring::controller::MirroringController;
+use crate::reconciler::{self, Reconciler, Watches};
 
 /// The enabled controllers over one shared context.
 pub struct ControllerManager {
     ctx: Arc<Context>,
-    endpointslice: Option<Arc<EndpointSliceController>>,
-    endpoints: Option<Arc<EndpointsController>>,
-    mirroring: Option<Arc<MirroringController>>,
+    controllers: Vec<Arc<dyn Reconciler>>,
 }
 
 impl ControllerManager {
@@ -39,101 +36,39 @@ impl ControllerManager {
     pub fn new(client: Client, config: ControllerConfig, metrics: Arc<Metrics>) -> Result<Self> {
         config.validate()?;
         let ctx = Arc::new(Context::new(client, config, metrics));
-        let enabled = |k| ctx.config.enabled(k);
-        Ok(ControllerManager {
-            endpointslice: enabled(ControllerKind::EndpointSlice)
-                .then(|| Arc::new(EndpointSliceController::new(ctx.clone()))),
-            endpoints: enabled(ControllerKind::Endpoints)
-                .then(|| Arc::new(EndpointsController::new(ctx.clone()))),
-            mirroring: enabled(ControllerKind::EndpointSliceMirroring)
-                .then(|| Arc::new(MirroringController::new(ctx.clone()))),
-            ctx,
-        })
-    }
-
-    /// The shared context (caches, metrics).
-    pub fn context(&self) -> &Arc<Context> {
-        &self.ctx
-    }
-
-    fn service_handler(&self) -> Handler<Service> {
-        let (a, b, c) = (
-            self.endpointslice.clone(),
-            self.endpoints.clone(),
-            self.mirroring.clone(),
-        );
-        let ctx = self.ctx.clone();
-        Box::new(move |ev: &InformerEvent<Service>| {
-            ctx.caches.index_service_event(ev);
-            if let Some(a) = &a {
-                a.on_service(ev);
+        let mut controllers: Vec<Arc<dyn Reconciler>> = Vec::new();
+        for kind in ControllerKind::ALL {
+            if !ctx.config.enabled(kind) {
+                continue;
             }
-            if let Some(b) = &b {
-                b.on_service(ev);
-            }
-            if let Some(c) = &c {
-                c.on_service(ev);
-            }
-        })
-    }
-
-    fn pod_handler(&self) -> Handler<CachedPod> {
-        let (a, b) = (self.endpointslice.clone(), self.endpoints.clone());
-        Box::new(move |ev: &InformerEvent<CachedPod>| {
-            if let Some(a) = &a {
-                a.on_pod(ev);
-            }
-            if let Some(b) = &b {
-                b.on_pod(ev);
-            }
-        })
-    }
-
-    fn node_handler(&self) -> Handler<Node> {
-        let a = self.endpointslice.clone();
-        Box::new(move |ev: &InformerEvent<Node>| {
-            if let Some(a) = &a {
-                a.on_node(ev);
-            }
-        })
-    }
-
-    fn slice_handler(&self) -> Handler<CachedSlice> {
-        let (a, c) = (self.endpointslice.clone(), self.mirroring.clone());
-        Box::new(move |ev: &InformerEvent<CachedSlice>| {
-            if let Some(a) = &a {
-                a.on_slice(ev);
-            }
-            if let Some(c) = &c {
-                c.on_slice(ev);
-            }
-        })
-    }
-
-    fn endpoints_handler(&self) -> Handler<CachedEndpoints> {
-        let (b, c) = (self.endpoints.clone(), self.mirroring.clone());
-        Box::new(move |ev: &InformerEvent<CachedEndpoints>| {
-            if let Some(b) = &b {
-                b.on_endpoints(ev);
-            }
-            if let Some(c) = &c {
-                c.on_endpoints(ev);
-            }
-        })
-    }
-
-    fn queues(&self) -> Vec<(&'static str, Arc<WorkQueue>)> {
-        let mut out = Vec::new();
-        if let Some(c) = &self.endpointslice {
-            out.push((crate::endpointslice_controller::NAME, c.queue.clone()));
+            controllers.push(match kind {
+                ControllerKind::EndpointSlice => {
+                    Arc::new(EndpointSliceController::new(ctx.clone()))
+                }
+                ControllerKind::Endpoints => Arc::new(EndpointsController::new(ctx.clone())),
+                ControllerKind::EndpointSliceMirroring => {
+                    Arc::new(MirroringController::new(ctx.clone()))
+                }
+            });
         }
-        if let Some(c) = &self.endpoints {
-            out.push((crate::endpoints_controller::NAME, c.queue.clone()));
-        }
-        if let Some(c) = &self.mirroring {
-            out.push((crate::mirroring_controller::NAME, c.queue.clone()));
-        }
-        out
+        Ok(ControllerManager { ctx, controllers })
+    }
+
+    /// The informers the enabled controllers read (Services always).
+    fn watches(&self) -> Watches {
+        self.controllers
+            .iter()
+            .fold(Watches::default(), |w, c| w.union(c.watches()))
+    }
+
+    /// An informer handler fanning each event out to every controller.
+    fn handler<K: 'static>(&self, deliver: fn(&dyn Reconciler, &InformerEvent<K>)) -> Handler<K> {
+        let controllers = self.controllers.clone();
+        Box::new(move |ev: &InformerEvent<K>| {
+            for c in &controllers {
+                deliver(c.as_ref(), ev);
+            }
+        })
     }
 
     /// Runs informers and workers until `shutdown` completes; in-flight syncs finish first.
@@ -141,17 +76,26 @@ impl ControllerManager {
         let ctx = self.ctx.clone();
         let client = ctx.client.clone();
         let caches = &ctx.caches;
+        let watches = self.watches();
         let wc = || watcher::Config::default();
         let mut informers = JoinSet::new();
-        let need_pods = self.endpointslice.is_some() || self.endpoints.is_some();
+        let services = {
+            let ctx = ctx.clone();
+            let fan_out = self.handler(|c, ev| c.on_service(ev));
+            Box::new(move |ev: &InformerEvent<Service>| {
+                // The selector index follows the event before any controller sees it.
+                ctx.caches.index_service_event(ev);
+                fan_out(ev);
+            })
+        };
         informers.spawn(run_informer(
             Api::<Service>::all(client.clone()),
             wc(),
             caches.services.clone(),
             strip_service,
-            self.service_handler(),
+            services,
         ));
-        if need_pods {
+        if watches.pods {
             informers.spawn(run_informer(
                 Api::<Pod>::all(client.clone()),
                 wc(),
@@ -160,48 +104,48 @@ impl ControllerManager {
                     let interner = caches.pod_interner.clone();
                     move |pod| CachedPod::from_pod(pod, &interner)
                 },
-                self.pod_handler(),
+                self.handler(|c, ev| c.on_pod(ev)),
             ));
         }
-        if self.endpointslice.is_some() {
+        if watches.nodes {
             informers.spawn(run_informer(
                 Api::<Node>::all(client.clone()),
                 wc(),
                 caches.nodes.clone(),
                 strip_node,
-                self.node_handler(),
+                self.handler(|c, ev| c.on_node(ev)),
             ));
         }
-        if self.endpointslice.is_some() || self.mirroring.is_some() {
+        if watches.slices {
             informers.spawn(run_informer(
                 Api::<EndpointSlice>::all(client.clone()),
                 wc(),
                 caches.slices.clone(),
                 strip_slice,
-                self.slice_handler(),
+                self.handler(|c, ev| c.on_slice(ev)),
             ));
         }
-        if self.endpoints.is_some() || self.mirroring.is_some() {
+        if watches.endpoints {
             informers.spawn(run_informer(
                 Api::<Endpoints>::all(client.clone()),
                 wc(),
                 caches.endpoints.clone(),
                 strip_endpoints,
-                self.endpoints_handler(),
+                self.handler(|c, ev| c.on_endpoints(ev)),
             ));
         }
         let synced = async {
             caches.services.wait_synced().await;
-            if need_pods {
+            if watches.pods {
                 caches.pods.wait_synced().await;
             }
-            if self.endpointslice.is_some() {
+            if watches.nodes {
                 caches.nodes.wait_synced().await;
             }
-            if self.endpointslice.is_some() || self.mirroring.is_some() {
+            if watches.slices {
                 caches.slices.wait_synced().await;
             }
-            if self.endpoints.is_some() || self.mirroring.is_some() {
+            if watches.endpoints {
                 caches.endpoints.wait_synced().await;
             }
         };
@@ -220,74 +164,29 @@ impl ControllerManager {
             "caches synced, starting controllers"
         );
         ctx.mark_started();
-        if let Some(c) = &self.endpointslice {
-            c.resync_all();
-        }
-        if let Some(c) = &self.endpoints {
-            c.resync_all();
-        }
-        if let Some(c) = &self.mirroring {
+        for c in &self.controllers {
             c.resync_all();
         }
 
         // Each controller runs its own number of workers (upstream `--concurrent-*-syncs`).
         let mut workers = JoinSet::new();
-        if let Some(c) = &self.endpointslice {
-            for _ in 0..ctx.config.concurrent_syncs(ControllerKind::EndpointSlice) {
-                let c = c.clone();
-                workers.spawn(worker(
-                    ctx.clone(),
-                    crate::endpointslice_controller::NAME,
-                    c.queue.clone(),
-                    move |key| {
-                        let c = c.clone();
-                        async move { c.sync(&key).await }
-                    },
-                ));
+        for c in &self.controllers {
+            for _ in 0..ctx.config.concurrent_syncs(c.kind()) {
+                workers.spawn(worker(c.clone()));
             }
         }
-        if let Some(c) = &self.endpoints {
-            for _ in 0..ctx.config.concurrent_syncs(ControllerKind::Endpoints) {
-                let c = c.clone();
-                workers.spawn(worker(
-                    ctx.clone(),
-                    crate::endpoints_controller::NAME,
-                    c.queue.clone(),
-                    move |key| {
-                        let c = c.clone();
-                        async move { c.sync(&key).await }
-                    },
-                ));
-            }
-        }
-        if let Some(c) = &self.mirroring {
-            for _ in 0..ctx
-                .config
-                .concurrent_syncs(ControllerKind::EndpointSliceMirroring)
-            {
-                let c = c.clone();
-                workers.spawn(worker(
-                    ctx.clone(),
-                    crate::mirroring_controller::NAME,
-                    c.queue.clone(),
-                    move |key| {
-                        let c = c.clone();
-                        async move { c.sync(&key).await }
-                    },
-                ));
-            }
-        }
-        let queues = self.queues();
         let depth = {
-            let metrics = ctx.metrics.clone();
-            let queues = queues.clone();
+            let controllers = self.controllers.clone();
             async move {
                 loop {
-                    for (name, q) in &queues {
-                        metrics
+                    for c in &controllers {
+                        let scope = c.scope();
+                        scope
+                            .ctx
+                            .metrics
                             .queue_depth
-                            .with_label_values(&[name])
-                            .set(q.len() as i64);
+                            .with_label_values(&[scope.name])
+                            .set(scope.queue.len() as i64);
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 }
@@ -303,8 +202,8 @@ impl ControllerManager {
             }
         }
         tracing::info!("shutting down controllers");
-        for (_, q) in &queues {
-            q.shutdown();
+        for c in &self.controllers {
+            c.scope().queue.shutdown();
         }
         while workers.join_next().await.is_some() {}
         informers.shutdown().await;
@@ -312,24 +211,22 @@ impl ControllerManager {
     }
 }
 
-/// One worker: takes keys, syncs, and requeues failures with backoff.
-async fn worker<F, Fut>(ctx: Arc<Context>, name: &'static str, queue: Arc<WorkQueue>, sync: F)
-where
-    F: Fn(String) -> Fut,
-    Fut: Future<Output = Result<()>>,
-{
+/// One worker: takes keys, plans and applies them, and requeues failures with backoff.
+async fn worker(controller: Arc<dyn Reconciler>) {
+    let scope = controller.scope();
+    let (name, queue, metrics) = (scope.name, &scope.queue, &scope.ctx.metrics);
     while let Some(key) = queue.get().await {
         let started = Instant::now();
-        let result = sync(key.clone()).await;
+        let result = reconciler::sync(controller.as_ref(), &key).await;
         let label = match &result {
             Ok(()) => "success",
             Err(e) => e.kind(),
         };
-        ctx.metrics
+        metrics
             .sync_duration
             .with_label_values(&[name, label])
             .observe(started.elapsed().as_secs_f64());
-        ctx.metrics.syncs.with_label_values(&[name, label]).inc();
+        metrics.syncs.with_label_values(&[name, label]).inc();
         match result {
             Ok(()) => queue.forget(&key),
             Err(err) => {
@@ -349,6 +246,64 @@ where
         }
         queue.done(&key);
     }
+}
+
+/// Runs the controllers only while holding the Lease; returns
+/// [`Error::LeaderElectionLost`] if leadership is lost, `Ok` after `shutdown` (releasing the
+/// Lease).
+pub async fn run_with_leader_election(
+    client: Client,
+    config: ControllerConfig,
+    election: crate::runtime::leader_election::LeaderElectionConfig,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    // Its own client and rate limit (upstream `leader-election`), so renewals never wait
+    // behind the controllers' writes.
+    let election_client = crate::runtime::rate_limit::limited_client(
+        &client,
+        config.client_rate_limit,
+        metrics
+            .client_rate_limiter_duration
+            .with_label_values(&[crate::context::LEADER_ELECTION_CLIENT]),
+    );
+    let elector = crate::runtime::leader_election::LeaderElector::new(election_client, election);
+    tokio::pin!(shutdown);
+    tokio::select! {
+        _ = elector.acquire() => {}
+        _ = &mut shutdown => return Ok(()),
+    }
+    metrics.is_leader.set(1);
+    let manager = ControllerManager::new(client, config, metrics.clone())?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // Run in this task (not spawned): dropping this future stops the controllers too, so an
+    // instance that dies stops acting at once.
+    let running = manager.run(async {
+        let _ = stop_rx.await;
+    });
+    tokio::pin!(running);
+    let mut finished = None;
+    let outcome = tokio::select! {
+        _ = &mut shutdown => Ok(()),
+        lost = elector.hold() => Err(lost),
+        res = &mut running => {
+            finished = Some(res);
+            Ok(())
+        }
+    };
+    let _ = stop_tx.send(());
+    let joined = match finished {
+        Some(res) => res,
+        None => running.await,
+    };
+    metrics.is_leader.set(0);
+    if outcome.is_ok() {
+        elector.release().await;
+    }
+    if let Err(err) = joined {
+        tracing::warn!(error = %err, "controllers stopped with an error");
+    }
+    outcome
 }
 
 /// Runs the configured controllers in-process until `shutdown` completes (used by

@@ -110,14 +110,10 @@ impl TriggerTimeTracker {
         self.states.lock().remove(key);
     }
 
+    #[cfg(test)]
     /// Number of Services with state (for tests and leak checks).
     pub fn len(&self) -> usize {
         self.states.lock().len()
-    }
-
-    /// True when no Service has state.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -1,6 +1,6 @@
 //! Churn tests: API writes issued by the controllers, counted from the API server's
 //! `apiserver_request_total`, compared with the upstream reconciler algorithm replayed on the
-//! same trace (`svcplane_controllers::slice_plan` implements upstream
+//! same trace (`svcplane_controllers::plan_slices` implements upstream
 //! `reconcileByPortMapping` + `finalize`; the replay shows what one sync per step costs).
 
 use crate::controllers::support as controllers_support;
@@ -14,9 +14,9 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
-use svcplane_controllers::endpoint_set::NodeLookup;
-use svcplane_controllers::slice_plan::{plan_slices, SlicePlan, SlicePlanConfig};
 use svcplane_controllers::ControllerConfig;
+use svcplane_controllers::NodeLookup;
+use svcplane_controllers::{plan_slices, SlicePlan, SlicePlanConfig};
 use svcplane_tests::Fixture;
 
 const T: Duration = Duration::from_secs(60);

@@ -549,7 +549,7 @@ async fn trigger_time_is_service_creation_then_pod_ready_transition() {
 #[tokio::test]
 async fn each_controller_has_its_own_rate_limited_client() {
     use std::sync::Arc;
-    use svcplane_controllers::rate_limit::ClientRateLimit;
+    use svcplane_controllers::ClientRateLimit;
     use svcplane_controllers::{ControllerConfig, ControllerManager};
 
     const SERVICES: usize = 20;
@@ -561,7 +561,7 @@ async fn each_controller_has_its_own_rate_limited_client() {
         create_service(c, &service(&name, IntOrString::Int(8080))).await;
         create_pods(c, &name, 0..1, s as u8 + 1, 1, true).await;
     }
-    let metrics = Arc::new(svcplane_controllers::metrics::Metrics::new().unwrap());
+    let metrics = Arc::new(svcplane_controllers::Metrics::new().unwrap());
     let config = ControllerConfig {
         client_rate_limit: Some(ClientRateLimit {
             qps: 10.0,

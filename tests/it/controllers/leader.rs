@@ -10,8 +10,8 @@ use controllers_support::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::Api;
-use svcplane_controllers::leader_election::LeaderElectionConfig;
-use svcplane_controllers::metrics::Metrics;
+use svcplane_controllers::LeaderElectionConfig;
+use svcplane_controllers::Metrics;
 use svcplane_tests::Fixture;
 
 const LEASE: Duration = Duration::from_secs(2);

@@ -1,0 +1,3 @@
+//! The EndpointSlice controller (upstream `pkg/controller/endpointslice`).
+
+pub mod controller;
