@@ -37,6 +37,7 @@ mod objects;
 mod plan;
 mod rule;
 mod ruleset;
+mod slots;
 mod socket;
 mod state;
 mod transaction;
