@@ -255,15 +255,15 @@ impl Agent {
     /// first sync; else only the changed Services). Blocks the current thread in the
     /// backend: call from a blocking context (see [`Agent::run`] for the async loop).
     pub fn sync_now(&mut self, full: bool) -> Result<SyncReport, BackendError> {
-        let (scope, table) = self.prepare(full);
+        let scope = self.prepare(full);
         let mut backend = self.backend.take().expect("backend present between syncs");
         let started = Instant::now();
-        let result = run_backend(backend.as_mut(), &table, &scope);
+        let result = run_backend(backend.as_mut(), self.model.table(), &scope);
         self.backend = Some(backend);
-        self.finish(scope, table, started, result)
+        self.finish(scope, started, result)
     }
 
-    fn prepare(&mut self, full: bool) -> (SyncScope, DesiredTable) {
+    fn prepare(&mut self, full: bool) -> SyncScope {
         let changes = self.model.commit();
         self.metrics
             .service_changes
@@ -272,18 +272,19 @@ impl Agent {
         self.pending_services.extend(changes.services);
         self.pending_triggers
             .extend(changes.trigger_times.into_iter().map(|(_, t)| t));
-        let scope = if full || self.needs_full {
+        if full || self.needs_full {
             SyncScope::Full
         } else {
             SyncScope::Services(self.pending_services.clone())
-        };
-        (scope, self.model.table().clone())
+        }
     }
 
+    /// Records a sync's outcome. The status's copy of the table follows the model: whole
+    /// after a full sync, only the synced Services after a partial one (so a partial sync
+    /// costs time in proportion to its change, not to the table).
     fn finish(
         &mut self,
         scope: SyncScope,
-        table: DesiredTable,
         started: Instant,
         result: Result<SyncReport, BackendError>,
     ) -> Result<SyncReport, BackendError> {
@@ -322,6 +323,7 @@ impl Agent {
                 self.metrics
                     .last_sync
                     .set(now.as_millisecond() as f64 / 1000.0);
+                let table = self.model.table();
                 self.metrics.virtual_servers.set(table.len() as i64);
                 self.metrics.services.set(table.services().count() as i64);
                 self.pending_services.clear();
@@ -330,7 +332,14 @@ impl Agent {
                 let node = self.model.node().clone();
                 let synced = self.listed.all();
                 self.status.send_modify(|s| {
-                    s.table = table;
+                    match &scope {
+                        SyncScope::Full => s.table = table.clone(),
+                        SyncScope::Services(names) => {
+                            for name in names {
+                                s.table.copy_service_from(table, name);
+                            }
+                        }
+                    }
                     s.node = node;
                     s.synced = synced;
                     s.last_sync = Some(now);
@@ -410,7 +419,7 @@ impl Agent {
                     }
                     let Some(due) = schedule.take(now) else { continue };
                     let full = due == Due::Periodic || self.needs_full;
-                    let (scope, table) = self.prepare(full);
+                    let scope = self.prepare(full);
                     if let SyncScope::Services(names) = &scope {
                         if names.is_empty() {
                             continue;
@@ -418,7 +427,9 @@ impl Agent {
                     }
                     let mut backend = self.backend.take().expect("backend present between syncs");
                     let started = Instant::now();
-                    let table_for_backend = table.clone();
+                    // The blocking task needs its own copy (one clone of the table per sync
+                    // in this loop; `sync_now` needs none).
+                    let table_for_backend = self.model.table().clone();
                     let scope_for_backend = scope.clone();
                     let joined = tokio::task::spawn_blocking(move || {
                         let result = run_backend(backend.as_mut(), &table_for_backend, &scope_for_backend);
@@ -434,7 +445,7 @@ impl Agent {
                     };
                     self.backend = Some(backend);
                     let full_scope = scope == SyncScope::Full;
-                    if self.finish(scope, table, started, result).is_ok() {
+                    if self.finish(scope, started, result).is_ok() {
                         if full_scope {
                             schedule.full_done(Instant::now());
                         }

@@ -87,9 +87,14 @@ fn a_full_sync_writes_a_table_nft_can_list_and_a_second_one_writes_nothing() {
         "10.96.0.10 . tcp . 80 : goto service-",
         "tcp . 30080 : goto service-",
         "192.168.0.1",
-        "numgen random mod 2 0 goto endpoint-",
-        "meta l4proto tcp dnat to 10.244.1.2:8080",
+        // Without affinity: one fixed rule over slot ranges, 2 endpoints sharing 720,720.
+        "meta l4proto tcp dnat ip to numgen random mod 720720 map @service-",
+        "typeof numgen random mod 2 : ip daddr . tcp dport",
+        "0-360359 : 10.244.1.2 . 8080, 360360-720719 : 10.244.2.3 . 8080",
+        // With affinity: a chain per endpoint.
         "meta l4proto udp dnat to 10.244.1.5:5353",
+        "ct status dnat ip saddr . ip daddr @hairpin-endpoints meta mark set meta mark | 0x00004000",
+        "10.244.1.2 . 10.244.1.2",
         "update @affinity-",
         "flags dynamic,timeout",
         "timeout 30s",
@@ -106,7 +111,7 @@ fn a_full_sync_writes_a_table_nft_can_list_and_a_second_one_writes_nothing() {
         v6.contains("fd00:96::10 . tcp . 80 : goto service-"),
         "{v6}"
     );
-    assert!(v6.contains("dnat to [fd00:244::2]:8080"), "{v6}");
+    assert!(v6.contains("0-720719 : fd00:244::2 . 8080"), "{v6}");
     // What nft prints, nft reads back (the listing is valid input).
     let ruleset = ns.exec_ok(&["nft", "list", "ruleset"]);
     let file = std::env::temp_dir().join(format!("{}.nft", ns.name()));
@@ -144,8 +149,8 @@ fn a_partial_sync_writes_only_the_changed_service() {
     let report = b
         .sync(m.table(), &SyncScope::Services(changes.services.clone()))
         .expect("partial sync");
-    // Flush and rewrite the policy chain (1 + 1 rule: a single endpoint needs no numgen)
-    // and flush the gone endpoint's chain.
+    // Without affinity only elements change: the slot map loses the second range (its
+    // start and end) and the hairpin set the gone endpoint. No rule, no chain.
     assert_eq!(
         report.operations,
         3,
@@ -153,9 +158,39 @@ fn a_partial_sync_writes_only_the_changed_service() {
         b.plan(m.table(), &SyncScope::Full)
     );
     let v4 = ns.exec_ok(&["nft", "list", "table", "ip", "svcplane"]);
-    assert!(!v4.contains("dnat to 10.244.2.3:8080"), "{v4}");
-    assert!(v4.contains("dnat to 10.244.1.2:8080"), "{v4}");
-    // The flushed chain is deleted by a sync at least a second later.
+    assert!(!v4.contains("10.244.2.3 . 8080"), "{v4}");
+    assert!(v4.contains("0-720719 : 10.244.1.2 . 8080"), "{v4}");
+    assert!(!v4.contains("10.244.2.3 . 10.244.2.3"), "{v4}");
+    // Back to two endpoints: the map is rewritten in slot order.
+    m.upsert_slice(
+        &slice("web", "web-v4")
+            .port("http", "TCP", 8080)
+            .ep(ep("10.244.1.2"))
+            .ep(ep("10.244.2.4"))
+            .build(),
+    );
+    let changes = m.commit();
+    b.sync(m.table(), &SyncScope::Services(changes.services.clone()))
+        .expect("partial sync");
+    let v4 = ns.exec_ok(&["nft", "list", "table", "ip", "svcplane"]);
+    assert!(
+        v4.contains("0-360359 : 10.244.1.2 . 8080, 360360-720719 : 10.244.2.4 . 8080"),
+        "{v4}"
+    );
+    // With ClientIP affinity the endpoint's chain goes: flushed now, deleted by a sync at
+    // least a second later.
+    m.upsert_slice(
+        &slice("dns", "dns-1")
+            .port("dns", "UDP", 5353)
+            .ep(ep("10.244.1.6"))
+            .build(),
+    );
+    let changes = m.commit();
+    b.sync(m.table(), &SyncScope::Services(changes.services.clone()))
+        .expect("partial sync");
+    let v4 = ns.exec_ok(&["nft", "list", "table", "ip", "svcplane"]);
+    assert!(!v4.contains("dnat to 10.244.1.5:5353"), "{v4}");
+    assert!(v4.contains("dnat to 10.244.1.6:5353"), "{v4}");
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let report = b
         .sync(m.table(), &SyncScope::Services(Default::default()))
@@ -163,7 +198,16 @@ fn a_partial_sync_writes_only_the_changed_service() {
     assert_eq!(report.operations, 0);
     assert_eq!(b.last_sync().stale_chains_deleted, 1);
     let v4 = ns.exec_ok(&["nft", "list", "table", "ip", "svcplane"]);
-    assert!(!v4.contains("__10.244.2.3/8080"), "{v4}");
+    assert!(!v4.contains("__10.244.1.5/5353"), "{v4}");
+    // A full sync afterwards finds nothing to do (what we hold is what the kernel holds).
+    let mut fresh = backend(&ns);
+    assert_eq!(
+        fresh
+            .sync(m.table(), &SyncScope::Full)
+            .expect("adopt")
+            .operations,
+        0
+    );
 }
 
 #[test]
@@ -237,21 +281,36 @@ fn changed_hooks_make_a_full_sync_rebuild_the_table() {
 }
 
 #[test]
-fn large_endpoint_sets_pick_through_a_verdict_map() {
+fn large_endpoint_sets_pick_through_slot_ranges_or_with_affinity_a_verdict_map() {
     let ns = Netns::new("large");
     let mut b = backend(&ns);
     let n = CASCADE_MAX + 4;
-    let mut s = slice("big", "big-1").port("", "TCP", 8080);
-    for i in 0..n {
-        s = s.ep(ep(&format!("10.244.3.{}", i + 1)));
-    }
+    let big = |name: &str, third: u8| {
+        let mut s = slice(name, &format!("{name}-1")).port("", "TCP", 8080);
+        for i in 0..n {
+            s = s.ep(ep(&format!("10.244.{third}.{}", i + 1)));
+        }
+        s
+    };
     let m = model_with(
         config(),
-        &[svc("big").cluster_ips(&["10.96.0.99"]).port("", "TCP", 80)],
-        &[s],
+        &[
+            svc("big").cluster_ips(&["10.96.0.99"]).port("", "TCP", 80),
+            svc("sticky")
+                .cluster_ips(&["10.96.0.98"])
+                .port("", "TCP", 80)
+                .client_ip_affinity(Some(30)),
+        ],
+        &[big("big", 3), big("sticky", 4)],
     );
     b.sync(m.table(), &SyncScope::Full).expect("sync");
     let listing = ns.exec_ok(&["nft", "list", "table", "ip", "svcplane"]);
+    // 20 endpoints divide 720,720 exactly: 36,036 slots each.
+    assert!(listing.contains("0-36035 : 10.244.3.1 . 8080"), "{listing}");
+    assert!(
+        listing.contains("684684-720719 : 10.244.3.20 . 8080"),
+        "{listing}"
+    );
     assert!(
         listing.contains(&format!("numgen random mod {n} vmap @service-")),
         "{listing}"

@@ -80,6 +80,18 @@ impl DesiredTable {
         }
     }
 
+    /// Makes `name`'s rows what they are in `other` (removing them when `other` has none).
+    pub fn copy_service_from(&mut self, other: &DesiredTable, name: &ServiceName) {
+        match other.services.get(name) {
+            Some(rows) => {
+                self.services.insert(name.clone(), rows.clone());
+            }
+            None => {
+                self.services.remove(name);
+            }
+        }
+    }
+
     /// Number of virtual servers.
     pub fn len(&self) -> usize {
         self.services

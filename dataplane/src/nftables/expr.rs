@@ -225,3 +225,23 @@ pub fn dynset_update(w: &mut Writer, set: &str, sreg: u32) {
         w.u32_attr(4, sreg);
     });
 }
+
+/// `ct load status => DREG` (`NFT_CT_STATUS`).
+pub fn ct_status(w: &mut Writer, dreg: u32) {
+    expr(w, "ct", |w| {
+        w.u32_attr(1, dreg);
+        w.u32_attr(2, 2); // NFT_CT_STATUS
+    });
+}
+
+/// `byteorder REG = hton(REG, 4, 4)` (`NFT_BYTEORDER_HTON` of one 4-byte word): interval
+/// keys compare as big-endian bytes.
+pub fn hton32(w: &mut Writer, reg: u32) {
+    expr(w, "byteorder", |w| {
+        w.u32_attr(1, reg);
+        w.u32_attr(2, reg);
+        w.u32_attr(3, 1); // NFT_BYTEORDER_HTON
+        w.u32_attr(4, 4);
+        w.u32_attr(5, 4);
+    });
+}

@@ -8,10 +8,12 @@ use std::io;
 use std::sync::Arc;
 
 use super::expr::VerdictCode;
-use super::objects::{BaseChain, ChainType, Hook, Key, Name, SetKind, SetWire, Verdict, TABLE};
+use super::objects::{
+    BaseChain, ChainType, Hook, Key, Name, SetKind, SetWire, Value, DATA_VERDICT, TABLE,
+};
 use super::socket::NftSocket;
 use super::state::{Held, HeldChain};
-use super::transaction::{nfproto, parse_fingerprint};
+use super::transaction::{nfproto, parse_fingerprint, NFT_SET_ELEM_INTERVAL_END};
 use super::wire::{Attrs, MsgType, Writer, NLM_F_DUMP};
 use crate::model::Family;
 
@@ -77,6 +79,8 @@ fn kind_of(family: Family, wire: &SetWire) -> Option<SetKind> {
         SetKind::NodePortMap,
         SetKind::Addresses,
         SetKind::SlotMap,
+        SetKind::Targets,
+        SetKind::AddressPairs,
     ]
     .into_iter()
     .find(|k| k.wire(family) == *wire)
@@ -195,6 +199,9 @@ pub fn read_table(socket: &mut NftSocket, family: Family) -> io::Result<Option<H
                     key_type: a.u32(4).unwrap_or(0),
                     key_len: a.u32(5).unwrap_or(0),
                     data_type: a.u32(6),
+                    // Declared by us for maps of values only (verdict maps get a
+                    // length the kernel picks).
+                    data_len: a.u32(6).filter(|t| *t != DATA_VERDICT).and(a.u32(7)),
                     timeout_ms: a.u64(11),
                 },
             ));
@@ -217,19 +224,26 @@ pub fn read_table(socket: &mut NftSocket, family: Family) -> io::Result<Option<H
                     let Some(list) = a.nested(3) else { return };
                     for (_, element) in list {
                         let element = Attrs::new(element);
+                        let interval_end = element
+                            .u32(3)
+                            .is_some_and(|f| f & NFT_SET_ELEM_INTERVAL_END != 0);
                         let key = element
                             .nested(1)
                             .and_then(|k| k.get(1))
-                            .and_then(|raw| Key::parse(kind, family, raw));
+                            .and_then(|raw| Key::parse(kind, family, raw, interval_end));
                         let value = match element.nested(2) {
                             None => Some(None),
+                            Some(data) if kind == SetKind::Targets => data
+                                .get(1)
+                                .and_then(|raw| Value::parse_target(family, raw))
+                                .map(Some),
                             Some(data) => data.nested(2).and_then(|v| {
                                 let code = v.u32(1)? as i32;
                                 let chain: Name = Arc::from(v.str(2)?);
                                 if code == VerdictCode::Goto.value() {
-                                    Some(Some(Verdict::Goto(chain)))
+                                    Some(Some(Value::Goto(chain)))
                                 } else if code == VerdictCode::Jump.value() {
-                                    Some(Some(Verdict::Jump(chain)))
+                                    Some(Some(Value::Jump(chain)))
                                 } else {
                                     None
                                 }

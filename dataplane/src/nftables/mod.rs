@@ -19,7 +19,10 @@
 //!   table.
 //! - **Partial syncs** ([`state::TableState::sync_service`]) diff only the changed Services:
 //!   their chains are rewritten (flush + add, atomically) when a rule's fingerprint changed,
-//!   their map elements are diffed in memory. Chains no longer used are flushed at once and
+//!   their map elements are diffed in memory. Without ClientIP affinity an endpoint change
+//!   touches only elements without verdicts (the slot maps of [`slots`] and the hairpin
+//!   set), which spares the kernel its whole-table validation at commit (BENCHMARKS.md,
+//!   "nftables backend"). Chains no longer used are flushed at once and
 //!   deleted in a later sync, at least a second after, in a transaction of their own (older
 //!   kernels refuse to delete a chain a just-deleted map element pointed to).
 //! - **Full syncs** (start-up, `--sync-period`, after a failure) diff everything against what
@@ -37,6 +40,7 @@ mod objects;
 mod plan;
 mod rule;
 mod ruleset;
+mod slots;
 mod socket;
 mod state;
 mod transaction;

@@ -108,8 +108,15 @@ pub enum SetKind {
         /// `sessionAffinityConfig.clientIP.timeoutSeconds`.
         timeout_seconds: u32,
     },
-    /// `numgen` result → endpoint chain, for Service ports with many endpoints.
+    /// `numgen` result → endpoint chain, for Service ports with ClientIP affinity and many
+    /// endpoints.
     SlotMap,
+    /// Slot range (`numgen random mod SLOTS`, [`super::slots`]) → `address . port`: an
+    /// interval map whose elements carry no verdict, so rewriting them costs the kernel no
+    /// validation of the table.
+    Targets,
+    /// `address . address` pairs (hairpin: an endpoint reaching itself through a Service).
+    AddressPairs,
 }
 
 impl SetKind {
@@ -117,7 +124,7 @@ impl SetKind {
     pub fn is_map(self) -> bool {
         matches!(
             self,
-            SetKind::DestinationMap | SetKind::NodePortMap | SetKind::SlotMap
+            SetKind::DestinationMap | SetKind::NodePortMap | SetKind::SlotMap | SetKind::Targets
         )
     }
 
@@ -138,6 +145,7 @@ pub struct SetSpec {
 
 /// `nft`'s data type numbers (`enum datatypes` in nftables' `datatype.h`), which `nft list`
 /// uses to print keys; the kernel only stores them.
+const TYPE_INTEGER: u32 = 4;
 const TYPE_IPADDR: u32 = 7;
 const TYPE_IP6ADDR: u32 = 8;
 const TYPE_INET_PROTOCOL: u32 = 12;
@@ -146,6 +154,8 @@ const TYPE_MARK: u32 = 19;
 /// Bits per component of a concatenated type (`TYPE_BITS`).
 const TYPE_BITS: u32 = 6;
 
+/// `NFT_SET_INTERVAL`.
+pub const SET_F_INTERVAL: u32 = 0x4;
 /// `NFT_SET_MAP`.
 pub const SET_F_MAP: u32 = 0x8;
 /// `NFT_SET_TIMEOUT`.
@@ -170,6 +180,8 @@ pub struct SetWire {
     pub key_len: u32,
     /// `NFTA_SET_DATA_TYPE`, for maps.
     pub data_type: Option<u32>,
+    /// `NFTA_SET_DATA_LEN`, for maps of values (not verdicts).
+    pub data_len: Option<u32>,
     /// `NFTA_SET_TIMEOUT` in milliseconds.
     pub timeout_ms: Option<u64>,
 }
@@ -186,6 +198,7 @@ impl SetKind {
             key_type,
             key_len,
             data_type: Some(DATA_VERDICT),
+            data_len: None,
             timeout_ms: None,
         };
         match self {
@@ -195,11 +208,28 @@ impl SetKind {
             ),
             SetKind::NodePortMap => map(concat(&[TYPE_INET_PROTOCOL, TYPE_INET_SERVICE]), 8),
             SetKind::SlotMap => map(TYPE_MARK, 4),
+            SetKind::Targets => SetWire {
+                flags: SET_F_MAP | SET_F_INTERVAL,
+                key_type: TYPE_INTEGER,
+                key_len: 4,
+                data_type: Some(concat(&[addr_type, TYPE_INET_SERVICE])),
+                data_len: Some(addr_len + 4),
+                timeout_ms: None,
+            },
             SetKind::Addresses => SetWire {
                 flags: 0,
                 key_type: addr_type,
                 key_len: addr_len,
                 data_type: None,
+                data_len: None,
+                timeout_ms: None,
+            },
+            SetKind::AddressPairs => SetWire {
+                flags: 0,
+                key_type: concat(&[addr_type, addr_type]),
+                key_len: 2 * addr_len,
+                data_type: None,
+                data_len: None,
                 timeout_ms: None,
             },
             SetKind::Affinity { timeout_seconds } => SetWire {
@@ -207,9 +237,25 @@ impl SetKind {
                 key_type: addr_type,
                 key_len: addr_len,
                 data_type: None,
+                data_len: None,
                 timeout_ms: Some(u64::from(timeout_seconds) * 1000),
             },
         }
+    }
+
+    /// `NFTA_SET_USERDATA`: how `nft` should print and type-check the set. For
+    /// [`SetKind::Targets`] these are the bytes `nft` 1.0.6 writes for `typeof numgen random
+    /// mod 2 : ip daddr . tcp dport` (libnftnl's `NFTNL_UDATA_SET_*` TLVs, numbers in host
+    /// order: written on little-endian hosts only); without them `nft` would list the map as
+    /// `type integer`, which it cannot read back.
+    pub fn userdata(self, family: Family) -> Option<&'static [u8]> {
+        if cfg!(target_endian = "big") || self != SetKind::Targets {
+            return None;
+        }
+        Some(match family {
+            Family::IPv4 => &TARGETS_UDATA_V4,
+            Family::IPv6 => &TARGETS_UDATA_V6,
+        })
     }
 
     /// The declaration in `nft` syntax (inside `{ }`).
@@ -223,14 +269,62 @@ impl SetKind {
                 format!("type {addr} . inet_proto . inet_service : verdict ;")
             }
             SetKind::NodePortMap => "type inet_proto . inet_service : verdict ;".into(),
-            SetKind::SlotMap => "type mark : verdict ;".into(),
+            SetKind::SlotMap => "typeof numgen random mod 2 : verdict ;".into(),
+            SetKind::Targets => {
+                let ip = family_keyword(family);
+                format!("typeof numgen random mod 2 : {ip} daddr . tcp dport ; flags interval ;")
+            }
             SetKind::Addresses => format!("type {addr} ;"),
+            SetKind::AddressPairs => format!("type {addr} . {addr} ;"),
             SetKind::Affinity { timeout_seconds } => {
                 format!("type {addr} ; flags dynamic,timeout ; timeout {timeout_seconds}s ;")
             }
         }
     }
 }
+
+/// Which boundary of a range a [`Key::SlotEdge`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Edge {
+    /// One past the range's last slot.
+    End,
+    /// The range's first slot.
+    Start,
+}
+
+/// Key byte order (host), data byte order, then `typeof numgen random mod 2`.
+const TARGETS_UDATA_HEAD: [u8; 40] = [
+    0x00, 0x04, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x03, 0x1a, 0x00, 0x04,
+    0x17, 0x00, 0x00, 0x00, 0x01, 0x12, 0x00, 0x04, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x02, 0x00,
+    0x00, 0x00, 0x02, 0x04, 0x00, 0x00, 0x00, 0x00,
+];
+
+/// `NFTA_SET_USERDATA` of a [`SetKind::Targets`] map: [`TARGETS_UDATA_HEAD`], then
+/// `typeof … : FAMILY daddr . tcp dport` (the payload's protocol and field differ per
+/// family), then "not an interval value".
+const fn targets_udata(payload: [u8; 2]) -> [u8; 100] {
+    let tail: [u8; 60] = [
+        0x04, 0x34, 0x00, 0x04, 0x0d, 0x00, 0x00, 0x00, 0x01, 0x2c, 0x00, 0x14, 0x00, 0x04, 0x07,
+        0x00, 0x00, 0x00, 0x01, 0x0c, 0x00, 0x04, payload[0], 0x00, 0x00, 0x00, 0x01, 0x04,
+        payload[1], 0x00, 0x00, 0x00, 0x01, 0x14, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x0c,
+        0x00, 0x04, 0x08, 0x00, 0x00, 0x00, 0x01, 0x04, 0x02, 0x00, 0x00, 0x00, 0x06, 0x04, 0x00,
+        0x00, 0x00, 0x00,
+    ];
+    let mut out = [0u8; 100];
+    let mut i = 0;
+    while i < 40 {
+        out[i] = TARGETS_UDATA_HEAD[i];
+        i += 1;
+    }
+    while i < 100 {
+        out[i] = tail[i - 40];
+        i += 1;
+    }
+    out
+}
+
+const TARGETS_UDATA_V4: [u8; 100] = targets_udata([0x0c, 0x0c]);
+const TARGETS_UDATA_V6: [u8; 100] = targets_udata([0x0d, 0x09]);
 
 /// A set element's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -243,6 +337,14 @@ pub enum Key {
     Address(IpAddr),
     /// A `numgen` result.
     Slot(u32),
+    /// A boundary of a slot range of a [`SetKind::Targets`] map: ranges are a start element
+    /// carrying the value and an end element one past their last slot
+    /// (`NFT_SET_ELEM_INTERVAL_END`), as `nft` writes them. Keys sort by slot, an end before
+    /// a start at the same slot: the order the kernel's interval tree accepts them in.
+    SlotEdge(u32, Edge),
+    /// `ADDRESS . ADDRESS` in a [`SetKind::AddressPairs`] set: an endpoint as source and
+    /// destination of one packet (hairpin).
+    Hairpin(IpAddr),
 }
 
 fn pad4(bytes: &mut Vec<u8>) {
@@ -284,13 +386,26 @@ impl Key {
             }
             Key::Address(a) => addr(&mut out, a),
             Key::Slot(i) => out.extend_from_slice(&i.to_ne_bytes()),
+            // Interval keys compare as big-endian bytes; the rule turns the slot into
+            // network order (`byteorder hton`) before the lookup.
+            Key::SlotEdge(i, _) => out.extend_from_slice(&i.to_be_bytes()),
+            Key::Hairpin(a) => {
+                addr(&mut out, a);
+                addr(&mut out, a);
+            }
         }
         out
     }
 
+    /// Whether the element is the end of an interval (`NFT_SET_ELEM_INTERVAL_END`).
+    pub fn is_interval_end(&self) -> bool {
+        matches!(self, Key::SlotEdge(_, Edge::End))
+    }
+
     /// Reads a key the kernel listed for a set of `kind` in `family`; `None` when it is not
     /// one we could have written.
-    pub fn parse(kind: SetKind, family: Family, raw: &[u8]) -> Option<Key> {
+    /// `interval_end` is the element's `NFT_SET_ELEM_INTERVAL_END` flag.
+    pub fn parse(kind: SetKind, family: Family, raw: &[u8], interval_end: bool) -> Option<Key> {
         let addr_len = match family {
             Family::IPv4 => 4,
             Family::IPv6 => 16,
@@ -315,6 +430,15 @@ impl Key {
             SetKind::SlotMap if raw.len() == 4 => {
                 Some(Key::Slot(u32::from_ne_bytes(raw.try_into().ok()?)))
             }
+            SetKind::Targets if raw.len() == 4 => {
+                let slot = u32::from_be_bytes(raw.try_into().ok()?);
+                let edge = if interval_end { Edge::End } else { Edge::Start };
+                Some(Key::SlotEdge(slot, edge))
+            }
+            SetKind::AddressPairs if raw.len() == 2 * addr_len => {
+                let (a, b) = raw.split_at(addr_len);
+                (a == b).then_some(Key::Hairpin(addr(a)?))
+            }
             _ => None,
         }
     }
@@ -328,30 +452,68 @@ impl fmt::Display for Key {
             Key::NodePort(p, port) => write!(f, "{} . {port}", proto(p)),
             Key::Address(a) => write!(f, "{a}"),
             Key::Slot(i) => write!(f, "{i}"),
+            Key::SlotEdge(i, Edge::Start) => write!(f, "{i}"),
+            Key::SlotEdge(i, Edge::End) => write!(f, "end {i}"),
+            Key::Hairpin(a) => write!(f, "{a} . {a}"),
         }
     }
 }
 
-/// A map element's verdict.
+/// A map element's value: a verdict, or (in a [`SetKind::Targets`] map) an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Verdict {
+pub enum Value {
     /// `goto CHAIN`.
     Goto(Name),
     /// `jump CHAIN`.
     Jump(Name),
+    /// `ADDRESS . PORT`, a DNAT target. Writing it does not make the kernel re-validate the
+    /// table (only jump/goto verdicts do).
+    Target(IpAddr, u16),
 }
 
-impl fmt::Display for Verdict {
+impl Value {
+    /// The target as register data: the address, then the port padded to 4 bytes.
+    pub fn target_bytes(address: IpAddr, port: u16) -> Vec<u8> {
+        let mut out = Vec::with_capacity(20);
+        match address {
+            IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+        }
+        out.extend_from_slice(&port.to_be_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out
+    }
+
+    /// Reads a target the kernel listed for `family`.
+    pub fn parse_target(family: Family, raw: &[u8]) -> Option<Value> {
+        let addr_len = match family {
+            Family::IPv4 => 4,
+            Family::IPv6 => 16,
+        };
+        if raw.len() != addr_len + 4 {
+            return None;
+        }
+        let address = match family {
+            Family::IPv4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(&raw[..4]).ok()?)),
+            Family::IPv6 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&raw[..16]).ok()?)),
+        };
+        let port = u16::from_be_bytes([raw[addr_len], raw[addr_len + 1]]);
+        Some(Value::Target(address, port))
+    }
+}
+
+impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Verdict::Goto(c) => write!(f, "goto {c}"),
-            Verdict::Jump(c) => write!(f, "jump {c}"),
+            Value::Goto(c) => write!(f, "goto {c}"),
+            Value::Jump(c) => write!(f, "jump {c}"),
+            Value::Target(a, port) => write!(f, "{a} . {port}"),
         }
     }
 }
 
-/// An element's value: a verdict in a map, nothing in a plain set.
-pub type ElementValue = Option<Verdict>;
+/// An element's value: a verdict or target in a map, nothing in a plain set.
+pub type ElementValue = Option<Value>;
 
 /// `add chain` in `nft` syntax.
 pub fn chain_text(family: Family, chain: &ChainSpec) -> String {

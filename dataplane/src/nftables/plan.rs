@@ -5,7 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::objects::{BaseChain, ElementValue, Key, Name, SetSpec};
+use super::objects::{BaseChain, Edge, ElementValue, Key, Name, SetSpec};
 use super::rule::Rule;
 use crate::model::{Family, ServiceName};
 
@@ -163,10 +163,45 @@ impl PlanBuilder {
 }
 
 /// Renders a plan as an `nft -f` script (for logs, tests and the benchmark's baseline).
+/// A range of an interval map is one element in `nft` syntax, two in the plan (its start
+/// carrying the value, then its end).
 pub fn script(ops: &[PlannedOp]) -> String {
     let mut out = String::new();
-    for op in ops {
+    let ip = |op: &PlannedOp| super::rule::family_keyword(op.family);
+    let t = super::objects::TABLE;
+    for (i, op) in ops.iter().enumerate() {
+        let end_of = |set: &Name| match ops.get(i + 1).map(|next| &next.op) {
+            Some(Op::AddElement(s, Key::SlotEdge(end, Edge::End), _))
+            | Some(Op::DeleteElement(s, Key::SlotEdge(end, Edge::End)))
+                if s == set =>
+            {
+                Some(*end)
+            }
+            _ => None,
+        };
         match &op.op {
+            Op::AddElement(_, Key::SlotEdge(_, Edge::End), _)
+            | Op::DeleteElement(_, Key::SlotEdge(_, Edge::End)) => continue,
+            Op::AddElement(set, Key::SlotEdge(start, Edge::Start), value) => {
+                let end = end_of(set).unwrap_or(start + 1);
+                let value = value
+                    .as_ref()
+                    .map(|v| format!(" : {v}"))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "add element {} {t} {set} {{ {start}-{}{value} }}",
+                    ip(op),
+                    end - 1
+                ));
+            }
+            Op::DeleteElement(set, Key::SlotEdge(start, Edge::Start)) => {
+                let end = end_of(set).unwrap_or(start + 1);
+                out.push_str(&format!(
+                    "delete element {} {t} {set} {{ {start}-{} }}",
+                    ip(op),
+                    end - 1
+                ));
+            }
             Op::AddChain(name, Some(base)) => {
                 out.push_str(&super::objects::chain_text(
                     op.family,

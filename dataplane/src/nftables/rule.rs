@@ -9,6 +9,7 @@ use ipnet::IpNet;
 
 use super::expr::{self, VerdictCode, REG32_00, REG_1, REG_2, REG_VERDICT};
 use super::objects::Name;
+use super::slots::SLOTS;
 use super::wire::Writer;
 use crate::model::{Family, Protocol};
 
@@ -20,6 +21,8 @@ pub const MASQUERADE_MARK: u32 = 0x4000;
 const RTN_LOCAL: u32 = 2;
 /// `NF_CT_STATE_BIT(IP_CT_NEW)`.
 const CT_STATE_NEW: u32 = 8;
+/// `IPS_DST_NAT` (`ct status dnat`).
+const IPS_DST_NAT: u32 = 0x20;
 
 /// One rule.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -45,8 +48,12 @@ pub enum Rule {
     },
     /// `meta mark set mark or 0x4000`.
     Mark,
-    /// `ip saddr ADDRESS meta mark set mark or 0x4000` (hairpin: an endpoint reaching itself).
-    MarkFromSource(IpAddr),
+    /// `ct status dnat ip saddr . ip daddr @SET meta mark set mark or 0x4000` (hairpin: an
+    /// endpoint that reached itself through a Service; SET holds `endpoint . endpoint`).
+    MarkHairpin {
+        /// The address-pair set.
+        set: Name,
+    },
     /// `fib saddr type local meta mark set mark or 0x4000`.
     MarkFromLocal,
     /// `ip saddr NET return`.
@@ -95,6 +102,14 @@ pub enum Rule {
         /// Number of endpoints.
         modulus: u32,
         /// Index → endpoint chain.
+        map: Name,
+    },
+    /// `meta l4proto PROTOCOL dnat ip to numgen random mod SLOTS map @MAP`: the endpoint
+    /// whose slot range holds a random slot ([`super::slots`]).
+    DnatToSlot {
+        /// The Service port's protocol.
+        protocol: Protocol,
+        /// Slot range → `address . port`.
         map: Name,
     },
     /// `meta l4proto PROTOCOL dnat to ADDRESS:PORT`.
@@ -159,6 +174,14 @@ fn set_mark(w: &mut Writer) {
     expr::meta_set(w, expr::META_MARK, REG_1);
 }
 
+/// `NFPROTO_IPV4` / `NFPROTO_IPV6`.
+fn nfproto(family: Family) -> u32 {
+    match family {
+        Family::IPv4 => 2,
+        Family::IPv6 => 10,
+    }
+}
+
 /// The 4-byte register after an address of `family` loaded into `REG_1`.
 fn reg_after_address(family: Family) -> u32 {
     match family {
@@ -194,9 +217,13 @@ impl Rule {
                 expr::verdict(w, VerdictCode::Jump, Some(chain));
             }
             Rule::Mark => set_mark(w),
-            Rule::MarkFromSource(address) => {
+            Rule::MarkHairpin { set } => {
+                expr::ct_status(w, REG_1);
+                expr::bitwise(w, REG_1, REG_1, &IPS_DST_NAT.to_ne_bytes(), &[0; 4]);
+                expr::cmp(w, REG_1, expr::CMP_NEQ, &[0; 4]);
                 load_address(w, family, true, REG_1);
-                expr::cmp(w, REG_1, expr::CMP_EQ, &addr_bytes(*address));
+                load_address(w, family, false, reg_after_address(family));
+                expr::lookup(w, set, REG_1, None);
                 set_mark(w);
             }
             Rule::MarkFromLocal => {
@@ -273,6 +300,16 @@ impl Rule {
                 expr::numgen_random(w, REG_1, *modulus);
                 expr::lookup(w, map, REG_1, Some(REG_VERDICT));
             }
+            Rule::DnatToSlot { protocol, map } => {
+                expr::meta_load(w, REG_1, expr::META_L4PROTO);
+                expr::cmp(w, REG_1, expr::CMP_EQ, &[ip_proto(*protocol)]);
+                expr::numgen_random(w, REG_1, SLOTS);
+                expr::hton32(w, REG_1);
+                // The value is `address . port`: the address from REG_1 on, the port in the
+                // 4-byte register after it (as `nft` loads a concatenation).
+                expr::lookup(w, map, REG_1, Some(REG_1));
+                expr::dnat(w, nfproto(family), REG_1, reg_after_address(family));
+            }
             Rule::Dnat {
                 protocol,
                 address,
@@ -282,11 +319,7 @@ impl Rule {
                 expr::cmp(w, REG_1, expr::CMP_EQ, &[ip_proto(*protocol)]);
                 expr::immediate(w, REG_1, &addr_bytes(*address));
                 expr::immediate(w, REG_2, &port.to_be_bytes());
-                let nfproto = match family {
-                    Family::IPv4 => 2,
-                    Family::IPv6 => 10,
-                };
-                expr::dnat(w, nfproto, REG_1, REG_2);
+                expr::dnat(w, nfproto(family), REG_1, REG_2);
             }
         }
     }
@@ -322,7 +355,9 @@ impl fmt::Display for RuleText<'_> {
                 write!(f, "jump {chain}")
             }
             Rule::Mark => f.write_str(&mark),
-            Rule::MarkFromSource(a) => write!(f, "{ip} saddr {a} {mark}"),
+            Rule::MarkHairpin { set } => {
+                write!(f, "ct status dnat {ip} saddr . {ip} daddr @{set} {mark}")
+            }
             Rule::MarkFromLocal => write!(f, "fib saddr type local {mark}"),
             Rule::ReturnFromSource(net) if net.prefix_len() == 0 => f.write_str("return"),
             Rule::ReturnFromSource(net) => write!(f, "{ip} saddr {net} return"),
@@ -345,6 +380,13 @@ impl fmt::Display for RuleText<'_> {
             }
             Rule::NumgenVmap { modulus, map } => {
                 write!(f, "numgen random mod {modulus} vmap @{map}")
+            }
+            Rule::DnatToSlot { protocol, map } => {
+                let proto = protocol.as_str().to_ascii_lowercase();
+                write!(
+                    f,
+                    "meta l4proto {proto} dnat {ip} to numgen random mod {SLOTS} map @{map}"
+                )
             }
             Rule::Dnat {
                 protocol,
@@ -426,9 +468,19 @@ mod tests {
                 "ip saddr 10.0.0.0/8 return",
             ),
             (
-                Rule::MarkFromSource("10.0.0.1".parse().unwrap()),
+                Rule::MarkHairpin {
+                    set: Arc::from("hairpin"),
+                },
                 Family::IPv4,
-                "ip saddr 10.0.0.1 meta mark set mark or 0x4000",
+                "ct status dnat ip saddr . ip daddr @hairpin meta mark set mark or 0x4000",
+            ),
+            (
+                Rule::DnatToSlot {
+                    protocol: Protocol::Tcp,
+                    map: Arc::from("service-X"),
+                },
+                Family::IPv6,
+                "meta l4proto tcp dnat ip6 to numgen random mod 720720 map @service-X",
             ),
         ];
         for (rule, family, text) in cases {

@@ -10,26 +10,40 @@
 //!     ip daddr . meta l4proto . th dport vmap @service-ips         (goto the policy chain)
 //!     ip daddr @nodeport-ips meta l4proto . th dport vmap @masquerade-nodeports
 //!     ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports
-//! service-HASH-ns/name/proto/port (Cluster) or local-… (Local):
-//!     ip saddr @affinity-… goto endpoint-…                          (ClientIP affinity)
+//! service-HASH-ns/name/proto/port (Cluster) or local-… (Local), without affinity:
+//!     meta l4proto P dnat ip to numgen random mod 720720 map @service-…   (one fixed rule)
+//!     map @service-…: { 0-72071 : 10.0.0.1 . 8080, 72072-144143 : … }   (slot ranges)
+//! with ClientIP affinity, one chain per endpoint as upstream:
+//!     ip saddr @affinity-… goto endpoint-…                          (one per endpoint)
 //!     numgen random mod N−i 0 goto endpoint-…                        (one per endpoint)
 //!     or, above 16 endpoints, numgen random mod N vmap @service-…  (index → endpoint chain)
-//! endpoint-HASH-…: hairpin mark, update @affinity-…, meta l4proto P dnat to IP:PORT
+//! endpoint-HASH-…: update @affinity-…, meta l4proto P dnat to IP:PORT
 //! filter-input / filter-forward / filter-output (-110), ct state new → endpoints-check:
 //!     vmap @no-endpoint-services, @no-endpoint-nodeports → goto reject-chain
 //! filter-prerouting / filter-output (-110), ct state new → firewall-check:
 //!     vmap @firewall-ips → goto firewall-… (ip saddr RANGE return …; drop)
 //! filter-forward (-110) and filter-output-post-dnat (-90), ct state new → cluster-ips-check:
 //!     ip daddr @cluster-ips goto reject-chain   (a ClusterIP port no Service has)
-//! nat-postrouting (100) → masquerading: marked packets are masqueraded (fully random ports)
+//! nat-postrouting (100) → masquerading:
+//!     ct status dnat ip saddr . ip daddr @hairpin-endpoints: mark   (an endpoint reached itself)
+//!     marked packets are masqueraded (fully random ports)
 //! ```
 //!
-//! Two departures from upstream, both for the kernel's sake at 10,000 Services: endpoint
-//! selection uses chained `numgen random mod N−i` tests instead of an anonymous verdict map
-//! per Service (binding an anonymous set walks the whole transaction in
-//! `__nft_set_trans_bind`, quadratic in a full load), and masquerade decisions are elements
-//! of two verdict maps instead of per-Service chains. Large endpoint sets keep a (named)
-//! verdict map, so the packet path stays O(1) in the number of endpoints.
+//! Three departures from upstream, all for the kernel's sake at 10,000 Services:
+//!
+//! - Without ClientIP affinity, a Service port picks its endpoint from an interval map of
+//!   slot ranges ([`super::slots`]) instead of `numgen random mod N vmap { … goto endpoint-… }`
+//!   and a chain per endpoint. An endpoint change then writes only map elements without a
+//!   verdict; a rule, or an element with a jump/goto, makes the kernel re-validate every
+//!   chain of the table at commit (`nft_table_validate`), 150–350 ms at 10,000 Services.
+//!   The hairpin mark is decided in postrouting from one set of `endpoint . endpoint` pairs
+//!   for the same reason. Services with ClientIP affinity keep a chain per endpoint (its
+//!   `update @affinity-…` needs one) and pay the validation when their endpoints change.
+//! - Affinity chains select with chained `numgen random mod N−i` tests instead of an
+//!   anonymous verdict map per Service (binding an anonymous set walks the whole transaction
+//!   in `__nft_set_trans_bind`, quadratic in a full load); large endpoint sets keep a (named)
+//!   verdict map, so the packet path stays O(1) in the number of endpoints.
+//! - Masquerade decisions are elements of two verdict maps instead of per-Service chains.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,9 +52,10 @@ use ipnet::IpNet;
 
 use super::names;
 use super::objects::{
-    BaseChain, ChainSpec, ChainType, ElementValue, Hook, Key, Name, SetKind, SetSpec, Verdict,
+    BaseChain, ChainSpec, ChainType, Edge, ElementValue, Hook, Key, Name, SetKind, SetSpec, Value,
 };
 use super::rule::Rule;
+use super::slots;
 use crate::model::{
     Destination, EndpointSet, Family, FrontendKind, Masquerade, ServicePortName, ServiceTable,
     VirtualServer,
@@ -70,6 +85,8 @@ pub struct Fixed {
     pub nodeport_ips: Name,
     /// Set: every ClusterIP.
     pub cluster_ips: Name,
+    /// Set: `endpoint . endpoint` of every endpoint (hairpin masquerade).
+    pub hairpin: Name,
     /// Chain: dispatch to Services.
     pub services: Name,
     /// Chain: SNAT of marked packets.
@@ -103,6 +120,7 @@ impl Default for Fixed {
             firewall_ips: n("firewall-ips"),
             nodeport_ips: n("nodeport-ips"),
             cluster_ips: n("cluster-ips"),
+            hairpin: n("hairpin-endpoints"),
             services: n("services"),
             masquerading: n("masquerading"),
             mark_for_masquerade: n("mark-for-masquerade"),
@@ -141,6 +159,7 @@ pub fn render_fixed(family: Family, f: &Fixed, cluster_cidrs: &[IpNet]) -> Fixed
         set(&f.firewall_ips, SetKind::DestinationMap),
         set(&f.nodeport_ips, SetKind::Addresses),
         set(&f.cluster_ips, SetKind::Addresses),
+        set(&f.hairpin, SetKind::AddressPairs),
     ];
     let base = |name: &str, kind, hook, priority, rules: Vec<Rule>| ChainSpec {
         name: Arc::from(name),
@@ -251,7 +270,14 @@ pub fn render_fixed(family: Family, f: &Fixed, cluster_cidrs: &[IpNet]) -> Fixed
         ),
         chain(
             &f.masquerading,
-            vec![Rule::ReturnUnlessMarked, Rule::Unmark, Rule::Masquerade],
+            vec![
+                Rule::MarkHairpin {
+                    set: f.hairpin.clone(),
+                },
+                Rule::ReturnUnlessMarked,
+                Rule::Unmark,
+                Rule::Masquerade,
+            ],
         ),
         chain(&f.mark_for_masquerade, vec![Rule::Mark]),
         chain(&f.mark_off_cluster, off_cluster),
@@ -296,8 +322,10 @@ pub struct ServiceObjects {
     pub chains: Vec<ChainSpec>,
     /// Its sets (affinity sets, endpoint index maps).
     pub sets: Vec<SetSpec>,
-    /// Elements it wants in shared maps and sets (and in its own maps).
+    /// Elements it wants in shared maps and sets.
     pub claims: Vec<(Name, Key, ElementValue)>,
+    /// The elements of its own maps (slot maps), by map, each map's in key order.
+    pub elements: Vec<(Name, Vec<(Key, ElementValue)>)>,
 }
 
 /// What one policy chain was built from; rows agreeing on this share the chain.
@@ -366,6 +394,26 @@ impl Builder {
     }
 
     fn build_policy(&mut self, chain: &Name, port: &ServicePortName, input: &PolicyInput) {
+        let n = input.destinations.len();
+        if input.affinity.is_none() && n <= slots::SLOTS as usize {
+            // One fixed rule over a map of slot ranges (the map has the chain's name: sets
+            // and chains are separate namespaces).
+            self.add_set(chain.clone(), SetKind::Targets);
+            let mut elements = Vec::with_capacity(2 * n);
+            for (i, d) in input.destinations.iter().enumerate() {
+                let (start, end) = slots::range(i as u32, n as u32);
+                let target = Value::Target(d.address, d.port);
+                elements.push((Key::SlotEdge(start, Edge::Start), Some(target)));
+                elements.push((Key::SlotEdge(end, Edge::End), None));
+            }
+            self.objects.elements.push((chain.clone(), elements));
+            let rule = Rule::DnatToSlot {
+                protocol: port.protocol,
+                map: chain.clone(),
+            };
+            self.add_chain(chain.clone(), vec![rule]);
+            return;
+        }
         let mut rules = Vec::new();
         let mut endpoint_chains = Vec::with_capacity(input.destinations.len());
         for d in input.destinations.iter() {
@@ -380,7 +428,7 @@ impl Builder {
                 );
                 set
             });
-            let mut ep_rules = vec![Rule::MarkFromSource(d.address)];
+            let mut ep_rules = Vec::new();
             if let Some(set) = &affinity {
                 ep_rules.push(Rule::UpdateAffinity { set: set.clone() });
                 rules.push(Rule::GotoIfAffine {
@@ -396,7 +444,6 @@ impl Builder {
             self.add_chain(ep.clone(), ep_rules);
             endpoint_chains.push(ep);
         }
-        let n = endpoint_chains.len();
         if n <= CASCADE_MAX {
             for (i, ep) in endpoint_chains.into_iter().enumerate() {
                 rules.push(Rule::GotoOneIn {
@@ -407,9 +454,12 @@ impl Builder {
         } else {
             // The map has the chain's name (sets and chains are separate namespaces).
             self.add_set(chain.clone(), SetKind::SlotMap);
-            for (i, ep) in endpoint_chains.into_iter().enumerate() {
-                self.claim(chain, Key::Slot(i as u32), Some(Verdict::Goto(ep)));
-            }
+            let elements = endpoint_chains
+                .into_iter()
+                .enumerate()
+                .map(|(i, ep)| (Key::Slot(i as u32), Some(Value::Goto(ep))))
+                .collect();
+            self.objects.elements.push((chain.clone(), elements));
             rules.push(Rule::NumgenVmap {
                 modulus: n as u32,
                 map: chain.clone(),
@@ -465,7 +515,7 @@ pub fn render_service(
                 .collect();
             rules.push(Rule::Drop);
             b.add_chain(chain.clone(), rules);
-            b.claim(&f.firewall_ips, dispatch_key, Some(Verdict::Goto(chain)));
+            b.claim(&f.firewall_ips, dispatch_key, Some(Value::Goto(chain)));
         }
         if row.destinations.is_empty() {
             let map = if node_port {
@@ -473,20 +523,19 @@ pub fn render_service(
             } else {
                 &f.no_endpoint_services
             };
-            b.claim(
-                map,
-                dispatch_key,
-                Some(Verdict::Goto(f.reject_chain.clone())),
-            );
+            b.claim(map, dispatch_key, Some(Value::Goto(f.reject_chain.clone())));
             continue;
         }
         let chain = b.policy_chain(row);
+        for d in row.destinations.iter() {
+            b.claim(&f.hairpin, Key::Hairpin(d.address), None);
+        }
         let (dispatch, masq_map) = if node_port {
             (&f.service_nodeports, &f.masquerade_nodeports)
         } else {
             (&f.service_ips, &f.masquerade_ips)
         };
-        b.claim(dispatch, dispatch_key, Some(Verdict::Goto(chain)));
+        b.claim(dispatch, dispatch_key, Some(Value::Goto(chain)));
         let marker = match row.masquerade {
             Masquerade::Always => Some(&f.mark_for_masquerade),
             Masquerade::OffClusterSources if masquerade_off_cluster => Some(&f.mark_off_cluster),
@@ -496,7 +545,7 @@ pub fn render_service(
             Masquerade::Never => Some(&f.mark_local_source),
         };
         if let Some(marker) = marker {
-            b.claim(masq_map, dispatch_key, Some(Verdict::Jump(marker.clone())));
+            b.claim(masq_map, dispatch_key, Some(Value::Jump(marker.clone())));
         }
     }
     // A Service's rows of one NodePort on several node addresses claim the same element

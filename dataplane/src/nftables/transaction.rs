@@ -4,7 +4,7 @@
 //! after it, never in between.
 
 use super::expr;
-use super::objects::{ElementValue, Key, Verdict, TABLE};
+use super::objects::{ElementValue, Key, Value, TABLE};
 use super::plan::{Op, PlannedOp};
 use super::rule::fingerprint;
 use super::socket::Rejection;
@@ -48,14 +48,20 @@ const NFTA_SET_FLAGS: u16 = 3;
 const NFTA_SET_KEY_TYPE: u16 = 4;
 const NFTA_SET_KEY_LEN: u16 = 5;
 const NFTA_SET_DATA_TYPE: u16 = 6;
+const NFTA_SET_DATA_LEN: u16 = 7;
 const NFTA_SET_ID: u16 = 10;
 const NFTA_SET_TIMEOUT: u16 = 11;
+const NFTA_SET_USERDATA: u16 = 13;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
+const NFTA_SET_ELEM_FLAGS: u16 = 3;
+const NFTA_DATA_VALUE: u16 = 1;
+/// `NFT_SET_ELEM_INTERVAL_END`.
+pub const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
 
 /// A batch ready to send, and which operations each message carries.
 #[derive(Debug)]
@@ -156,9 +162,15 @@ pub fn encode(ops: &[PlannedOp], first_seq: u32) -> Batch {
                 if let Some(data) = wire.data_type {
                     w.u32_attr(NFTA_SET_DATA_TYPE, data);
                 }
+                if let Some(len) = wire.data_len {
+                    w.u32_attr(NFTA_SET_DATA_LEN, len);
+                }
                 w.u32_attr(NFTA_SET_ID, set_ids);
                 if let Some(ms) = wire.timeout_ms {
                     w.u64_attr(NFTA_SET_TIMEOUT, ms);
+                }
+                if let Some(udata) = set.kind.userdata(family) {
+                    w.bytes_attr(NFTA_SET_USERDATA, udata);
                 }
                 w.end();
             }
@@ -230,13 +242,19 @@ pub fn encode(ops: &[PlannedOp], first_seq: u32) -> Batch {
 fn element(w: &mut Writer, key: &Key, value: Option<&ElementValue>) {
     let elem = w.nest_begin(NFTA_LIST_ELEM);
     expr::value_data(w, NFTA_SET_ELEM_KEY, &key.bytes());
-    if let Some(Some(verdict)) = value {
+    if key.is_interval_end() {
+        // Also when deleting: the kernel tells an end from a start at the same slot by it.
+        w.u32_attr(NFTA_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
+    }
+    if let Some(Some(value)) = value {
         let data = w.nest_begin(NFTA_SET_ELEM_DATA);
-        let (code, chain) = match verdict {
-            Verdict::Goto(c) => (expr::VerdictCode::Goto, c),
-            Verdict::Jump(c) => (expr::VerdictCode::Jump, c),
-        };
-        expr::verdict_data(w, code, Some(chain));
+        match value {
+            Value::Goto(c) => expr::verdict_data(w, expr::VerdictCode::Goto, Some(c)),
+            Value::Jump(c) => expr::verdict_data(w, expr::VerdictCode::Jump, Some(c)),
+            Value::Target(address, port) => {
+                w.bytes_attr(NFTA_DATA_VALUE, &Value::target_bytes(*address, *port))
+            }
+        }
         w.nest_end(data);
     }
     w.nest_end(elem);

@@ -40,7 +40,7 @@ struct Pod {
     v6: String,
     local: bool,
     _server: Process,
-    _ns: Netns,
+    ns: Netns,
 }
 
 /// The cluster of one test.
@@ -151,7 +151,7 @@ impl Cluster {
             v6: v6.clone(),
             local,
             _server: server,
-            _ns: ns,
+            ns,
         });
         (v4, v6)
     }
@@ -569,6 +569,50 @@ fn a_service_without_endpoints_and_an_unallocated_port_are_refused_at_once() {
     }
     let p = c.probe("--tcp", "10.96.0.61:80", 3, &[]);
     assert_eq!(p.answered_by(), vec!["a1"], "{p:?}");
+}
+
+#[test]
+fn an_endpoint_reaching_itself_through_its_service_is_masqueraded() {
+    // Hairpin: without SNAT the pod would get a packet from its own address on eth0 (a
+    // martian) and the connection would fail. Covers the slot-map layout (no affinity) and
+    // the per-endpoint chains (ClientIP affinity), each decided in postrouting from the
+    // `hairpin-endpoints` set.
+    let _heavy = crate::heavy::heavy_blocking();
+    let c = four_pods("hp");
+    c.program(&[
+        service(
+            "self",
+            json!({"clusterIP": "10.96.0.70", "clusterIPs": ["10.96.0.70"], "ports": tcp_udp(None)}),
+        ),
+        slice(&c, "self", "IPv4", &ready(&["a1"])),
+        service(
+            "pair",
+            json!({"clusterIP": "10.96.0.71", "clusterIPs": ["10.96.0.71"], "ports": tcp_udp(None)}),
+        ),
+        slice(&c, "pair", "IPv4", &ready(&["a1", "b1"])),
+        service(
+            "sticky",
+            json!({"clusterIP": "10.96.0.72", "clusterIPs": ["10.96.0.72"], "ports": tcp_udp(None),
+                   "sessionAffinity": "ClientIP",
+                   "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}),
+        ),
+        slice(&c, "sticky", "IPv4", &ready(&["a1"])),
+    ]);
+    let a1 = &c.pod_named("a1").ns;
+    for (proto, target) in [
+        ("--tcp", "10.96.0.70:80"),
+        ("--udp", "10.96.0.70:53"),
+        ("--tcp", "10.96.0.72:80"),
+        ("--udp", "10.96.0.72:53"),
+    ] {
+        let p = probe_from(a1, proto, target, 5, &[]);
+        assert_eq!(p.failures(), 0, "{target}: {p:?}");
+        assert_eq!(p.answered_by(), vec!["a1"], "{target}: {p:?}");
+    }
+    // Both endpoints, the pod itself among them, answer it (odds of missing one: 2^-39).
+    let p = probe_from(a1, "--tcp", "10.96.0.71:80", 40, &[]);
+    assert_eq!(p.failures(), 0, "{p:?}");
+    assert_eq!(sorted(p.answered_by()), vec!["a1", "b1"], "{p:?}");
 }
 
 #[test]

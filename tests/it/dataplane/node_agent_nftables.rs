@@ -112,8 +112,10 @@ fn node_agent_once_programs_our_table_and_cleanup_removes_only_it() {
         "10.96.200.10 . tcp . 80 : goto",
         "10.96.200.10 . udp . 53 : goto",
         "tcp . 30999 : goto",
-        "dnat to 10.244.9.2:8080",
-        "dnat to 10.244.9.2:5353",
+        // One endpoint: the whole slot range (no ClientIP affinity, so no endpoint chain).
+        "dnat ip to numgen random mod 720720 map @service-",
+        "0-720719 : 10.244.9.2 . 8080",
+        "0-720719 : 10.244.9.2 . 5353",
     ] {
         assert!(ours.contains(expected), "missing {expected:?} in:\n{ours}");
     }
@@ -173,7 +175,7 @@ fn node_agent_backend_auto_picks_nftables_on_a_kernel_without_ipvs_and_says_why(
     assert!(log.contains("nftables"), "{log}");
     assert!(log.contains("the kernel has no IPVS"), "{log}");
     let ours = ns.exec_ok(&["nft", "list", "table", "ip", "svcplane"]);
-    assert!(ours.contains("dnat to 10.244.9.2:8080"), "{ours}");
+    assert!(ours.contains("0-720719 : 10.244.9.2 . 8080"), "{ours}");
     node_agent(&ns, &["--backend", "auto", "--cleanup"], None);
     assert_eq!(ns.exec_ok(&["nft", "list", "tables"]).trim(), "");
 }
