@@ -4,8 +4,12 @@
 //! in front, so names are stable across restarts, unique, and valid nftables identifiers.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::model::{Destination, EndpointSet, ServicePortName};
+
+/// A chain or set name, shared between the objects that refer to it.
+pub type Name = Arc<str>;
 
 /// Longest name the kernel accepts (`NFT_NAME_MAXLEN` 256, including the NUL).
 pub const NAME_MAX: usize = 255;

@@ -3,13 +3,11 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 
 use super::rule::{family_keyword, ip_proto, Rule};
 use crate::model::{Family, Protocol};
 
-/// A chain or set name, shared between the objects that refer to it.
-pub type Name = Arc<str>;
+pub use super::names::Name;
 
 /// Our table's name in both families.
 pub const TABLE: &str = "svcplane";

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::expr::{self, VerdictCode, REG32_00, REG_1, REG_2, REG_VERDICT};
-use super::objects::Name;
+use super::names::Name;
 use super::slots::SLOTS;
 use super::wire::Writer;
 use crate::model::{Family, Protocol};
