@@ -335,8 +335,8 @@ fn controller_manager_runs_with_kube_controller_manager_flags_and_leader_electio
 }
 
 /// The grants of the default install, per ServiceAccount. Controller manager: the informers
-/// of `controllers/src/manager.rs` (list/watch), the writes of `slice_apply.rs` and
-/// `endpoints_controller.rs`, `recorder.rs` (create Events), `leader_election.rs` (its own
+/// of `controllers/src/manager.rs` (list/watch), the writes of `reconciler.rs` (EndpointSlices
+/// and Endpoints), `recorder.rs` (create Events), `leader_election.rs` (its own
 /// Lease), and the finalizer updates OwnerReferencesPermissionEnforcement asks for
 /// (upstream's `controller_policy.go` grants the same). Node agent: the watches of
 /// `dataplane/src/source.rs`. Webhook: nothing.
