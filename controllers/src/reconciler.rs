@@ -17,11 +17,12 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::Client;
 
 use crate::config::ControllerKind;
-use crate::context::Context;
+use crate::context::{key_of, Context};
 use crate::error::{Error, Result};
 use crate::informer::cache::InformerEvent;
 use crate::informer::cached_object::{CachedEndpoints, CachedSlice};
 use crate::informer::cached_pod::CachedPod;
+use crate::informer::pod_events::services_for_pod_event;
 use crate::recorder::Recorder;
 use crate::runtime::queue::WorkQueue;
 use crate::slices::plan::SlicePlan;
@@ -229,6 +230,45 @@ pub trait Reconciler: Send + Sync + 'static {
     fn plan(&self, key: &str) -> Result<SyncPlan>;
     /// Records one successful write (stale-cache trackers).
     fn written(&self, _key: &str, _written: Written<'_>) {}
+}
+
+/// The Service handler of the controllers keyed by Service: queue the Service's key at once;
+/// a relist queues everything (upstream `onServiceUpdate` / `onServiceDelete`).
+pub fn queue_service_event(reconciler: &dyn Reconciler, event: &InformerEvent<Service>) {
+    let scope = reconciler.scope();
+    if !scope.ctx.started() {
+        return;
+    }
+    match event {
+        InformerEvent::Applied { new: svc, .. } | InformerEvent::Deleted(svc) => {
+            scope.queue.add(key_of(
+                svc.metadata.namespace.as_deref(),
+                svc.metadata.name.as_deref(),
+            ))
+        }
+        InformerEvent::Listed { initial: false } => reconciler.resync_all(),
+        InformerEvent::Listed { initial: true } => {}
+    }
+}
+
+/// The Pod handler of the controllers keyed by Service: queue the Services a Pod change
+/// affects after the controller's batch period (upstream `addPod` / `updatePod` /
+/// `deletePod` with `--*-updates-batch-period`); a relist queues everything.
+pub fn queue_pod_event(
+    reconciler: &dyn Reconciler,
+    event: &InformerEvent<CachedPod>,
+    batch_period: std::time::Duration,
+) {
+    let scope = reconciler.scope();
+    if !scope.ctx.started() {
+        return;
+    }
+    if let InformerEvent::Listed { initial: false } = event {
+        return reconciler.resync_all();
+    }
+    for key in services_for_pod_event(&scope.ctx, event) {
+        scope.queue.add_after(key, batch_period);
+    }
 }
 
 /// Plans and applies one key: the sync a worker runs.

@@ -13,9 +13,9 @@ use crate::error::{Error, Result};
 use crate::informer::cache::InformerEvent;
 use crate::informer::cached_object::CachedEndpoints;
 use crate::informer::cached_pod::CachedPod;
-use crate::informer::pod_events::services_for_pod_event;
 use crate::reconciler::{
-    ControllerScope, PlannedEvent, Reconciler, SyncPlan, Watches, Write, Written,
+    queue_pod_event, queue_service_event, ControllerScope, PlannedEvent, Reconciler, SyncPlan,
+    Watches, Write, Written,
 };
 use crate::recorder::object_ref;
 use crate::slices::tracker::StaleVersions;
@@ -146,34 +146,12 @@ impl Reconciler for EndpointsController {
 
     /// Service events.
     fn on_service(&self, event: &InformerEvent<Service>) {
-        if !self.ctx().started() {
-            return;
-        }
-        match event {
-            InformerEvent::Applied { new: svc, .. } | InformerEvent::Deleted(svc) => {
-                self.scope.queue.add(key_of(
-                    svc.metadata.namespace.as_deref(),
-                    svc.metadata.name.as_deref(),
-                ))
-            }
-            InformerEvent::Listed { initial: false } => self.resync_all(),
-            InformerEvent::Listed { initial: true } => {}
-        }
+        queue_service_event(self, event);
     }
 
     /// Pod events, after the batch period.
     fn on_pod(&self, event: &InformerEvent<CachedPod>) {
-        if !self.ctx().started() {
-            return;
-        }
-        if let InformerEvent::Listed { initial: false } = event {
-            return self.resync_all();
-        }
-        for key in services_for_pod_event(self.ctx(), event) {
-            self.scope
-                .queue
-                .add_after(key, self.ctx().config.endpoint_updates_batch_period);
-        }
+        queue_pod_event(self, event, self.ctx().config.endpoint_updates_batch_period);
     }
 
     /// Endpoints deleted behind our back are recreated (upstream `onEndpointsDelete`).

@@ -13,10 +13,10 @@ use crate::error::{Error, Result};
 use crate::informer::cache::InformerEvent;
 use crate::informer::cached_object::CachedSlice;
 use crate::informer::cached_pod::CachedPod;
-use crate::informer::pod_events::services_for_pod_event;
 use crate::labels::{LABEL_MANAGED_BY, LABEL_SERVICE_NAME};
 use crate::reconciler::{
-    ControllerScope, PlannedEvent, Reconciler, SyncObservation, SyncPlan, Watches, Written,
+    queue_pod_event, queue_service_event, ControllerScope, PlannedEvent, Reconciler,
+    SyncObservation, SyncPlan, Watches, Written,
 };
 use crate::recorder::object_ref;
 use crate::slices::plan::{plan_delete_all, SlicePlanConfig};
@@ -237,34 +237,16 @@ impl Reconciler for EndpointSliceController {
 
     /// Service events: sync now.
     fn on_service(&self, event: &InformerEvent<Service>) {
-        if !self.ctx().started() {
-            return;
-        }
-        match event {
-            InformerEvent::Applied { new: svc, .. } | InformerEvent::Deleted(svc) => {
-                self.scope.queue.add(key_of(
-                    svc.metadata.namespace.as_deref(),
-                    svc.metadata.name.as_deref(),
-                ))
-            }
-            InformerEvent::Listed { initial: false } => self.resync_all(),
-            InformerEvent::Listed { initial: true } => {}
-        }
+        queue_service_event(self, event);
     }
 
     /// Pod events: sync the affected Services after the batch period.
     fn on_pod(&self, event: &InformerEvent<CachedPod>) {
-        if !self.ctx().started() {
-            return;
-        }
-        if let InformerEvent::Listed { initial: false } = event {
-            return self.resync_all();
-        }
-        for key in services_for_pod_event(self.ctx(), event) {
-            self.scope
-                .queue
-                .add_after(key, self.ctx().config.endpointslice_updates_batch_period);
-        }
+        queue_pod_event(
+            self,
+            event,
+            self.ctx().config.endpointslice_updates_batch_period,
+        );
     }
 
     /// Node events (upstream `addNode` / `updateNode` / `deleteNode` and
