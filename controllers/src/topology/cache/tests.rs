@@ -153,6 +153,13 @@ fn add_hints_rows() {
             hinted("10.0.1.2", "zone-b", "zone-b"),
         ]
     };
+    // The stored endpoints hinted for their own zones.
+    let own_zones = || {
+        Some(vec![
+            ("10.0.1.1", Some("zone-a")),
+            ("10.0.1.2", Some("zone-b")),
+        ])
+    };
     let mut node_hinted = hinted("10.0.1.1", "zone-a", "zone-a");
     node_hinted.hints.as_mut().unwrap().for_nodes = Some(vec![ForNode {
         name: "node-a".into(),
@@ -224,10 +231,7 @@ fn add_hints_rows() {
                 hinted("10.0.1.2", "zone-b", "zone-b"),
             ]),
             updated: 1,
-            update_hints: Some(vec![
-                ("10.0.1.1", Some("zone-a")),
-                ("10.0.1.2", Some("zone-b")),
-            ]),
+            update_hints: own_zones(),
             ..Default::default()
         },
         AddHintsRow {
@@ -239,10 +243,7 @@ fn add_hints_rows() {
             ]),
             events: Some(vec![enabled_event()]),
             updated: 1,
-            update_hints: Some(vec![
-                ("10.0.1.1", Some("zone-a")),
-                ("10.0.1.2", Some("zone-b")),
-            ]),
+            update_hints: own_zones(),
             ..Default::default()
         },
         AddHintsRow {
@@ -251,10 +252,7 @@ fn add_hints_rows() {
             ratios: half(),
             unchanged: Some(vec![node_hinted, hinted("10.0.1.2", "zone-b", "zone-b")]),
             updated: 1,
-            update_hints: Some(vec![
-                ("10.0.1.1", Some("zone-a")),
-                ("10.0.1.2", Some("zone-b")),
-            ]),
+            update_hints: own_zones(),
             ..Default::default()
         },
     ];
