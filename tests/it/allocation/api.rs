@@ -130,127 +130,219 @@ async fn dual_stack_service_gets_one_ip_per_family() {
         .server
         .inspect()
         .is_allocated(Held::ClusterIp(ip("fd00::9"))));
-
-    // A single-stack cluster refuses RequireDualStack (upstream initIPFamilyFields).
-    let g = start("10.0.0.0/24", "30000-32767").await;
-    let err = create(
-        &services(&g),
-        "req",
-        json!({"ipFamilyPolicy": "RequireDualStack", "ports": [{"port": 80}]}),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code, 422);
-    assert_eq!(
-        err.message,
-        r#"Service "req" is invalid: spec.ipFamilyPolicy: Invalid value: "RequireDualStack": this cluster is not configured for dual-stack services"#
-    );
 }
 
+/// What a refused create's Status message must be.
+#[derive(Clone, Copy, Default)]
+enum Msg {
+    /// The whole message, to the letter.
+    Exact(&'static str),
+    /// A part of it.
+    Contains(&'static str),
+    /// Its tail.
+    EndsWith(&'static str),
+    /// Only the code (and the other fields of the row) are checked.
+    #[default]
+    Any,
+}
+
+/// The one `details.causes` entry a refused create carries.
+struct Cause {
+    field: &'static str,
+    reason: Option<&'static str>,
+    message: Option<&'static str>,
+}
+
+/// One create that kube-apiserver refuses: the rule it checks, the Service, and the Status.
+#[derive(Default)]
+struct Refusal {
+    /// The upstream rule (field path, file) the row mirrors.
+    rule: &'static str,
+    name: &'static str,
+    spec: serde_json::Value,
+    /// A server-side dry run (`?dryRun=All`).
+    dry_run: bool,
+    code: u16,
+    reason: Option<&'static str>,
+    message: Msg,
+    cause: Option<Cause>,
+}
+
+/// Creates kube-apiserver refuses, with its codes and messages, on one server: every refusal
+/// leaves the allocators as they were (upstream allocates in a transaction that is rolled
+/// back on any later failure, `pkg/registry/core/service/storage/alloc.go`).
 #[tokio::test]
-async fn conflicting_cluster_ip_is_422_with_upstream_message() {
+async fn refused_creates_match_upstream_and_leak_nothing() {
     let f = start("10.0.0.0/24", "30000-32767").await;
     let api = services(&f);
+    // What the rows collide with.
     create_ok(
         &api,
         "a",
         json!({"clusterIP": "10.0.0.5", "ports": [{"port": 80}]}),
     )
     .await;
-    let err = create(
-        &api,
-        "b",
-        json!({"clusterIP": "10.0.0.5", "ports": [{"port": 80}]}),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code, 422);
-    assert_eq!(err.reason, "Invalid");
-    assert_eq!(
-        err.message,
-        r#"Service "b" is invalid: spec.clusterIPs: Invalid value: []string{"10.0.0.5"}: failed to allocate IP 10.0.0.5: provided IP is already allocated"#
-    );
-    let details = err.details.as_ref().expect("details");
-    assert_eq!(details.kind, "Service");
-    assert_eq!(details.name, "b");
-    assert_eq!(details.causes.len(), 1);
-    assert_eq!(details.causes[0].field, "spec.clusterIPs");
-    assert_eq!(details.causes[0].reason, "FieldValueInvalid");
-    assert_eq!(
-        details.causes[0].message,
-        r#"Invalid value: []string{"10.0.0.5"}: failed to allocate IP 10.0.0.5: provided IP is already allocated"#
-    );
-
-    // Outside the range (issue 3's example, with the range a kube-apiserver has by default).
-    let err = create(
-        &api,
-        "c",
-        json!({"clusterIP": "10.96.0.50", "ports": [{"port": 80}]}),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code, 422);
-    assert_eq!(
-        err.message,
-        r#"Service "c" is invalid: spec.clusterIPs: Invalid value: []string{"10.96.0.50"}: failed to allocate IP 10.96.0.50: the provided IP (10.96.0.50) is not in the valid range. The range of valid IPs is 10.0.0.0/24"#
-    );
-    // The broadcast address is never handed out.
-    let err = create(
-        &api,
-        "d",
-        json!({"clusterIP": "10.0.0.255", "ports": [{"port": 80}]}),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        err.message
-            .contains("the provided IP (10.0.0.255) is not in the valid range"),
-        "{}",
-        err.message
-    );
-}
-
-#[tokio::test]
-async fn out_of_range_node_port_is_422_with_upstream_message() {
-    let f = start("10.0.0.0/24", "30000-32767").await;
-    let api = services(&f);
-    let err = create(
-        &api,
-        "x",
-        json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 70000}]}),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code, 422);
-    assert_eq!(
-        err.message,
-        r#"Service "x" is invalid: spec.ports[0].nodePort: Invalid value: 70000: provided port is not in the valid range. The range of valid ports is 30000-32767"#
-    );
-    assert_eq!(
-        err.details.as_ref().unwrap().causes[0].field,
-        "spec.ports[0].nodePort"
-    );
-
     create_ok(
         &api,
         "y",
         json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30962}]}),
     )
     .await;
-    let err = create(
+    create_ok(
         &api,
-        "z",
-        json!({"type": "NodePort", "ports": [{"port": 80, "name": "a"}, {"port": 81, "name": "b", "nodePort": 30962}]}),
+        "holder",
+        json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30500}]}),
     )
-    .await
-    .unwrap_err();
-    assert_eq!(
-        err.message,
-        r#"Service "z" is invalid: spec.ports[1].nodePort: Invalid value: 30962: provided port is already allocated"#
-    );
+    .await;
+    let rows = [
+        Refusal {
+            rule: "spec.clusterIPs: a taken ClusterIP (alloc.go allocIPs)",
+            name: "b",
+            spec: json!({"clusterIP": "10.0.0.5", "ports": [{"port": 80}]}),
+            code: 422,
+            reason: Some("Invalid"),
+            message: Msg::Exact(
+                r#"Service "b" is invalid: spec.clusterIPs: Invalid value: []string{"10.0.0.5"}: failed to allocate IP 10.0.0.5: provided IP is already allocated"#,
+            ),
+            cause: Some(Cause {
+                field: "spec.clusterIPs",
+                reason: Some("FieldValueInvalid"),
+                message: Some(
+                    r#"Invalid value: []string{"10.0.0.5"}: failed to allocate IP 10.0.0.5: provided IP is already allocated"#,
+                ),
+            }),
+            ..Default::default()
+        },
+        Refusal {
+            // Issue 3's example, with the range a kube-apiserver has by default.
+            rule: "spec.clusterIPs: a ClusterIP outside the range (alloc.go allocIPs)",
+            name: "c",
+            spec: json!({"clusterIP": "10.96.0.50", "ports": [{"port": 80}]}),
+            code: 422,
+            message: Msg::Exact(
+                r#"Service "c" is invalid: spec.clusterIPs: Invalid value: []string{"10.96.0.50"}: failed to allocate IP 10.96.0.50: the provided IP (10.96.0.50) is not in the valid range. The range of valid IPs is 10.0.0.0/24"#,
+            ),
+            ..Default::default()
+        },
+        Refusal {
+            rule: "spec.clusterIPs: the broadcast address is never handed out (ipallocator)",
+            name: "d",
+            spec: json!({"clusterIP": "10.0.0.255", "ports": [{"port": 80}]}),
+            code: 422,
+            message: Msg::Contains("the provided IP (10.0.0.255) is not in the valid range"),
+            ..Default::default()
+        },
+        Refusal {
+            rule: "spec.ports[0].nodePort: outside the node port range (alloc.go allocNodePorts)",
+            name: "x",
+            spec: json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 70000}]}),
+            code: 422,
+            message: Msg::Exact(
+                r#"Service "x" is invalid: spec.ports[0].nodePort: Invalid value: 70000: provided port is not in the valid range. The range of valid ports is 30000-32767"#,
+            ),
+            cause: Some(Cause {
+                field: "spec.ports[0].nodePort",
+                reason: None,
+                message: None,
+            }),
+            ..Default::default()
+        },
+        Refusal {
+            rule: "spec.ports[1].nodePort: a taken node port on the second port",
+            name: "z",
+            spec: json!({"type": "NodePort", "ports": [{"port": 80, "name": "a"}, {"port": 81, "name": "b", "nodePort": 30962}]}),
+            code: 422,
+            message: Msg::Exact(
+                r#"Service "z" is invalid: spec.ports[1].nodePort: Invalid value: 30962: provided port is already allocated"#,
+            ),
+            ..Default::default()
+        },
+        Refusal {
+            // Upstream's dry-run port operation only checks what is allocated.
+            rule: "dry run: a taken node port is still refused",
+            name: "v",
+            spec: json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30962}]}),
+            dry_run: true,
+            code: 422,
+            message: Msg::EndsWith("provided port is already allocated"),
+            ..Default::default()
+        },
+        Refusal {
+            rule: "spec.ipFamilyPolicy: RequireDualStack on a single-stack cluster (initIPFamilyFields)",
+            name: "req",
+            spec: json!({"ipFamilyPolicy": "RequireDualStack", "ports": [{"port": 80}]}),
+            code: 422,
+            message: Msg::Exact(
+                r#"Service "req" is invalid: spec.ipFamilyPolicy: Invalid value: "RequireDualStack": this cluster is not configured for dual-stack services"#,
+            ),
+            ..Default::default()
+        },
+        Refusal {
+            // The ClusterIP and the first node port were taken before the second node port
+            // failed.
+            rule: "refused by the allocator half way: everything taken so far is released",
+            name: "half",
+            spec: json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81, "nodePort": 30500}]}),
+            code: 422,
+            ..Default::default()
+        },
+        Refusal {
+            rule: "metadata.name: refused by validation after allocation",
+            name: "Bad_Name",
+            spec: json!({"type": "NodePort", "ports": [{"port": 80}]}),
+            code: 422,
+            ..Default::default()
+        },
+        Refusal {
+            rule: "refused by the store: the name is taken (409 AlreadyExists)",
+            name: "holder",
+            spec: json!({"type": "NodePort", "ports": [{"port": 80}]}),
+            code: 409,
+            ..Default::default()
+        },
+    ];
+    for row in &rows {
+        let rule = row.rule;
+        let before = allocated(&f);
+        let params = PostParams {
+            dry_run: row.dry_run,
+            ..Default::default()
+        };
+        let err = match api.create(&params, &svc(row.name, row.spec.clone())).await {
+            Ok(_) => panic!("{rule}: create {} was accepted", row.name),
+            Err(e) => status(e),
+        };
+        assert_eq!(err.code, row.code, "{rule}: {}", err.message);
+        if let Some(reason) = row.reason {
+            assert_eq!(err.reason, reason, "{rule}");
+        }
+        match row.message {
+            Msg::Exact(m) => assert_eq!(err.message, m, "{rule}"),
+            Msg::Contains(m) => assert!(err.message.contains(m), "{rule}: {}", err.message),
+            Msg::EndsWith(m) => assert!(err.message.ends_with(m), "{rule}: {}", err.message),
+            Msg::Any => {}
+        }
+        if let Some(cause) = &row.cause {
+            let details = err.details.as_ref().expect("details");
+            if cause.message.is_some() {
+                // The fully described rows also pin the details' object and cause count.
+                assert_eq!(details.kind, "Service", "{rule}");
+                assert_eq!(details.name, row.name, "{rule}");
+                assert_eq!(details.causes.len(), 1, "{rule}");
+            }
+            assert_eq!(details.causes[0].field, cause.field, "{rule}");
+            if let Some(reason) = cause.reason {
+                assert_eq!(details.causes[0].reason, reason, "{rule}");
+            }
+            if let Some(message) = cause.message {
+                assert_eq!(details.causes[0].message, message, "{rule}");
+            }
+        }
+        assert_eq!(allocated(&f), before, "{rule}: the refusal leaked");
+    }
 
     // A server-side dry run skips the range check (upstream's dry-run port operation only
-    // checks what is allocated) but still sees a taken port.
+    // checks what is allocated): it may be accepted, but not refused for the range.
     let dry = PostParams {
         dry_run: true,
         ..Default::default()
@@ -273,22 +365,28 @@ async fn out_of_range_node_port_is_422_with_upstream_message() {
             s.message
         );
     }
-    let err = api
-        .create(
-            &dry,
-            &svc(
-                "v",
-                json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30962}]}),
-            ),
-        )
-        .await
-        .map_err(status)
-        .unwrap_err();
-    assert!(
-        err.message.ends_with("provided port is already allocated"),
-        "{}",
-        err.message
+}
+
+/// A full node port range: 500 as upstream, nothing kept.
+#[tokio::test]
+async fn full_node_port_range_is_500_and_keeps_nothing() {
+    let g = start("10.0.0.0/29", "30000-30001").await;
+    let api = services(&g);
+    create_ok(&api, "one", json!({"type": "NodePort", "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81}]})).await;
+    let before = allocated(&g);
+    let err = create(
+        &api,
+        "two",
+        json!({"type": "NodePort", "ports": [{"port": 80}]}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, 500);
+    assert_eq!(
+        err.message,
+        "Internal error occurred: failed to allocate a nodePort: range is full"
     );
+    assert_eq!(allocated(&g), before);
 }
 
 #[tokio::test]
@@ -608,68 +706,6 @@ async fn delete_releases_everything() {
     assert_eq!(allocated(&f).len(), before.len() + 5);
     delete(&api, "all").await;
     assert_eq!(allocated(&f), before);
-}
-
-#[tokio::test]
-async fn failed_create_leaks_nothing() {
-    let f = start("10.0.0.0/24", "30000-32767").await;
-    let api = services(&f);
-    create_ok(
-        &api,
-        "holder",
-        json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30500}]}),
-    )
-    .await;
-    let before = allocated(&f);
-    // Refused by the allocator half way: the ClusterIP and the first node port were taken
-    // before the second node port failed.
-    let err = create(
-        &api,
-        "half",
-        json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81, "nodePort": 30500}]}),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code, 422);
-    assert_eq!(allocated(&f), before);
-    // Refused by validation after allocation (invalid name).
-    let err = create(
-        &api,
-        "Bad_Name",
-        json!({"type": "NodePort", "ports": [{"port": 80}]}),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code, 422);
-    assert_eq!(allocated(&f), before);
-    // Refused by the store (name taken).
-    let err = create(
-        &api,
-        "holder",
-        json!({"type": "NodePort", "ports": [{"port": 80}]}),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code, 409);
-    assert_eq!(allocated(&f), before);
-    // A full range: 500 as upstream, nothing kept.
-    let g = start("10.0.0.0/29", "30000-30001").await;
-    let api = services(&g);
-    create_ok(&api, "one", json!({"type": "NodePort", "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81}]})).await;
-    let before = allocated(&g);
-    let err = create(
-        &api,
-        "two",
-        json!({"type": "NodePort", "ports": [{"port": 80}]}),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.code, 500);
-    assert_eq!(
-        err.message,
-        "Internal error occurred: failed to allocate a nodePort: range is full"
-    );
-    assert_eq!(allocated(&g), before);
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::topology::allocation::zone_hint;
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointHints};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointHints, ForNode};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 fn ratios(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
@@ -95,57 +95,212 @@ fn disabled_event(message: &str) -> HintEvent {
     }
 }
 
-/// Upstream `TestAddHints` "empty" and "slice to create, no zone ratios".
+/// `(address, hints)` of every endpoint, in order.
+fn endpoint_hints(slices: &[EndpointSlice]) -> Vec<(String, Option<EndpointHints>)> {
+    slices
+        .iter()
+        .flat_map(|s| s.endpoints.iter())
+        .map(|e| (e.addresses[0].clone(), e.hints.clone()))
+        .collect()
+}
+
+/// The [`endpoint_hints`] of endpoints hinted for one zone each (zone hints only, no node
+/// hints), or with no hints object at all.
+fn zone_hints(want: &[(&str, Option<&str>)]) -> Vec<(String, Option<EndpointHints>)> {
+    want.iter()
+        .map(|(ip, zone)| (ip.to_string(), zone.map(zone_hint)))
+        .collect()
+}
+
+/// One `add_hints` call on a fresh cache for `ns/svc` (IPv4): the upstream rule it checks,
+/// its inputs, and what must follow. `None` expectations are not checked by the row.
+#[derive(Default)]
+struct AddHintsRow {
+    /// The upstream rule (`TestAddHints` row or `topologycache.go` behaviour).
+    rule: &'static str,
+    /// Zone CPU ratios; `None`: Node information is insufficient.
+    ratios: Option<Vec<(&'static str, f64)>>,
+    /// Endpoints of the one slice to create, if any.
+    create: Option<Vec<Endpoint>>,
+    /// Endpoints of the one stored slice the plan leaves unchanged, if any.
+    unchanged: Option<Vec<Endpoint>>,
+    events: Option<Vec<HintEvent>>,
+    /// `(address, hinted zone)` of every endpoint to create.
+    create_hints: Option<Vec<(&'static str, Option<&'static str>)>>,
+    /// How many stored slices stay unchanged after the call.
+    left_unchanged: usize,
+    /// How many stored slices are moved into the updates.
+    updated: usize,
+    /// `(address, hinted zone)` of every endpoint to update.
+    update_hints: Option<Vec<(&'static str, Option<&'static str>)>>,
+    /// Hints per zone the cache records.
+    counts: Option<Vec<(&'static str, i64)>>,
+    /// The cache records no hints for the Service.
+    unpopulated: bool,
+}
+
+/// Upstream `TestAddHints` rows and the unchanged-slice rules of `topologycache.go`
+/// (`AddHints`: stored slices whose hints no longer fit are rewritten, the others left alone).
 #[test]
-fn no_node_info_removes_hints_with_insufficient_node_info_event() {
-    for endpoints in [vec![], vec![ep("10.1.2.3", Some("zone-a"), Some(true))]] {
-        let cache = cache_with(None);
+fn add_hints_rows() {
+    let node_info = disabled_event(
+        "Insufficient Node information: allocatable CPU or zone not specified on one or more nodes",
+    );
+    let half = || Some(vec![("zone-a", 0.5), ("zone-b", 0.5)]);
+    let stored_fitting = || {
+        vec![
+            hinted("10.0.1.1", "zone-a", "zone-a"),
+            hinted("10.0.1.2", "zone-b", "zone-b"),
+        ]
+    };
+    // The stored endpoints hinted for their own zones.
+    let own_zones = || {
+        Some(vec![
+            ("10.0.1.1", Some("zone-a")),
+            ("10.0.1.2", Some("zone-b")),
+        ])
+    };
+    let mut node_hinted = hinted("10.0.1.1", "zone-a", "zone-a");
+    node_hinted.hints.as_mut().unwrap().for_nodes = Some(vec![ForNode {
+        name: "node-a".into(),
+    }]);
+    let rows = vec![
+        AddHintsRow {
+            rule: "TestAddHints \"empty\": no Node information removes hints",
+            create: Some(vec![]),
+            events: Some(vec![node_info.clone()]),
+            create_hints: Some(vec![]),
+            unpopulated: true,
+            ..Default::default()
+        },
+        AddHintsRow {
+            rule: "TestAddHints \"slice to create, no zone ratios\"",
+            create: Some(vec![ep("10.1.2.3", Some("zone-a"), Some(true))]),
+            events: Some(vec![node_info.clone()]),
+            create_hints: Some(vec![("10.1.2.3", None)]),
+            unpopulated: true,
+            ..Default::default()
+        },
+        AddHintsRow {
+            rule: "TestAddHints \"slice to create with 2 endpoints, zone ratios require 3\"",
+            ratios: Some(vec![("zone-a", 0.3), ("zone-b", 0.4), ("zone-c", 0.3)]),
+            create: Some(vec![
+                ep("10.1.2.3", Some("zone-a"), Some(true)),
+                ep("10.1.2.4", Some("zone-b"), Some(true)),
+            ]),
+            events: Some(vec![disabled_event(
+                "Insufficient number of endpoints (2 endpoints, 3 zones)",
+            )]),
+            create_hints: Some(vec![("10.1.2.3", None), ("10.1.2.4", None)]),
+            ..Default::default()
+        },
+        AddHintsRow {
+            rule: "a ready endpoint without a zone removes all hints, unchanged slices included",
+            ratios: half(),
+            create: Some(vec![
+                ep("10.0.0.1", Some("zone-a"), Some(true)),
+                ep("10.0.0.2", None, Some(true)),
+            ]),
+            unchanged: Some(stored_fitting()),
+            events: Some(vec![disabled_event(
+                "One or more endpoints do not have a zone specified",
+            )]),
+            create_hints: Some(vec![("10.0.0.1", None), ("10.0.0.2", None)]),
+            updated: 1,
+            update_hints: Some(vec![("10.0.1.1", None), ("10.0.1.2", None)]),
+            ..Default::default()
+        },
+        AddHintsRow {
+            rule: "an unchanged slice whose hints fit stays unchanged",
+            ratios: half(),
+            create: Some(vec![
+                ep("10.0.0.1", Some("zone-a"), Some(true)),
+                ep("10.0.0.2", Some("zone-b"), Some(true)),
+            ]),
+            unchanged: Some(stored_fitting()),
+            left_unchanged: 1,
+            update_hints: Some(vec![]),
+            counts: Some(vec![("zone-a", 2), ("zone-b", 2)]),
+            ..Default::default()
+        },
+        AddHintsRow {
+            rule: "an unchanged slice with a hint for an unallocated zone is rewritten",
+            ratios: half(),
+            unchanged: Some(vec![
+                hinted("10.0.1.1", "zone-a", "zone-gone"),
+                hinted("10.0.1.2", "zone-b", "zone-b"),
+            ]),
+            updated: 1,
+            update_hints: own_zones(),
+            ..Default::default()
+        },
+        AddHintsRow {
+            rule: "an unchanged slice without hints is rewritten with hints",
+            ratios: half(),
+            unchanged: Some(vec![
+                ep("10.0.1.1", Some("zone-a"), Some(true)),
+                ep("10.0.1.2", Some("zone-b"), Some(true)),
+            ]),
+            events: Some(vec![enabled_event()]),
+            updated: 1,
+            update_hints: own_zones(),
+            ..Default::default()
+        },
+        AddHintsRow {
+            // The controller writes zone hints only (topologycache.go); node hints go.
+            rule: "an unchanged slice with node hints is rewritten with zone hints only",
+            ratios: half(),
+            unchanged: Some(vec![node_hinted, hinted("10.0.1.2", "zone-b", "zone-b")]),
+            updated: 1,
+            update_hints: own_zones(),
+            ..Default::default()
+        },
+    ];
+    for row in rows {
+        let rule = row.rule;
+        let cache = cache_with(row.ratios.as_deref().map(ratios));
+        let stored = row.unchanged.map(|eps| slice(Some("old"), eps));
         let mut info = SliceInfo {
-            to_create: vec![slice(None, endpoints)],
+            to_create: row.create.into_iter().map(|eps| slice(None, eps)).collect(),
+            unchanged: stored.iter().collect(),
             ..Default::default()
         };
         let events = cache.add_hints("ns/svc", "IPv4", &mut info);
+        if let Some(want) = &row.events {
+            assert_eq!(&events, want, "{rule}: events");
+        }
+        if let Some(want) = &row.create_hints {
+            assert_eq!(
+                endpoint_hints(&info.to_create),
+                zone_hints(want),
+                "{rule}: hints to create"
+            );
+        }
         assert_eq!(
-            events,
-            vec![disabled_event(
-                "Insufficient Node information: allocatable CPU or zone not specified on one or more nodes"
-            )]
+            info.unchanged.len(),
+            row.left_unchanged,
+            "{rule}: unchanged"
         );
-        assert!(hints_of(&info.to_create).iter().all(|(_, z)| z.is_none()));
-        assert!(cache.hints_for("ns/svc", "IPv4").is_none());
-        assert!(!cache.has_populated_hints("ns/svc"));
+        assert_eq!(info.to_update.len(), row.updated, "{rule}: rewritten");
+        if let Some(want) = &row.update_hints {
+            assert_eq!(
+                endpoint_hints(&info.to_update),
+                zone_hints(want),
+                "{rule}: hints to update"
+            );
+        }
+        if let Some(want) = &row.counts {
+            assert_eq!(
+                cache.hints_for("ns/svc", "IPv4"),
+                Some(counts(want)),
+                "{rule}: hints per zone"
+            );
+        }
+        if row.unpopulated {
+            assert!(cache.hints_for("ns/svc", "IPv4").is_none(), "{rule}");
+            assert!(!cache.has_populated_hints("ns/svc"), "{rule}");
+        }
     }
-}
-
-/// Upstream `TestAddHints` "slice to create with 2 endpoints, zone ratios require 3".
-#[test]
-fn fewer_ready_endpoints_than_zones_removes_hints() {
-    let cache = cache_with(Some(ratios(&[
-        ("zone-a", 0.3),
-        ("zone-b", 0.4),
-        ("zone-c", 0.3),
-    ])));
-    let mut info = SliceInfo {
-        to_create: vec![slice(
-            None,
-            vec![
-                ep("10.1.2.3", Some("zone-a"), Some(true)),
-                ep("10.1.2.4", Some("zone-b"), Some(true)),
-            ],
-        )],
-        ..Default::default()
-    };
-    let events = cache.add_hints("ns/svc", "IPv4", &mut info);
-    assert_eq!(
-        events,
-        vec![disabled_event(
-            "Insufficient number of endpoints (2 endpoints, 3 zones)"
-        )]
-    );
-    assert_eq!(
-        hints_of(&info.to_create),
-        vec![h("10.1.2.3", None), h("10.1.2.4", None)]
-    );
 }
 
 /// Upstream `TestAddHints` "slice to create with 2 endpoints, zone ratios only require 2" and
@@ -367,118 +522,6 @@ fn allocation_scenarios() {
 }
 
 #[test]
-fn ready_endpoint_without_zone_removes_all_hints_including_unchanged_slices() {
-    let cache = cache_with(Some(ratios(&[("zone-a", 0.5), ("zone-b", 0.5)])));
-    let old = slice(
-        Some("old"),
-        vec![
-            hinted("10.0.1.1", "zone-a", "zone-a"),
-            hinted("10.0.1.2", "zone-b", "zone-b"),
-        ],
-    );
-    let mut info = SliceInfo {
-        to_create: vec![slice(
-            None,
-            vec![
-                ep("10.0.0.1", Some("zone-a"), Some(true)),
-                ep("10.0.0.2", None, Some(true)),
-            ],
-        )],
-        unchanged: vec![&old],
-        ..Default::default()
-    };
-    let events = cache.add_hints("ns/svc", "IPv4", &mut info);
-    assert_eq!(
-        events,
-        vec![disabled_event(
-            "One or more endpoints do not have a zone specified"
-        )]
-    );
-    assert!(info.unchanged.is_empty());
-    assert_eq!(
-        info.to_update.len(),
-        1,
-        "the hinted unchanged slice is rewritten"
-    );
-    assert!(hints_of(&info.to_update).iter().all(|(_, z)| z.is_none()));
-    assert!(hints_of(&info.to_create).iter().all(|(_, z)| z.is_none()));
-}
-
-#[test]
-fn unchanged_slice_with_fitting_hints_stays_unchanged() {
-    let cache = cache_with(Some(ratios(&[("zone-a", 0.5), ("zone-b", 0.5)])));
-    let old = slice(
-        Some("old"),
-        vec![
-            hinted("10.0.1.1", "zone-a", "zone-a"),
-            hinted("10.0.1.2", "zone-b", "zone-b"),
-        ],
-    );
-    let mut info = SliceInfo {
-        to_create: vec![slice(
-            None,
-            vec![
-                ep("10.0.0.1", Some("zone-a"), Some(true)),
-                ep("10.0.0.2", Some("zone-b"), Some(true)),
-            ],
-        )],
-        unchanged: vec![&old],
-        ..Default::default()
-    };
-    cache.add_hints("ns/svc", "IPv4", &mut info);
-    assert_eq!(info.unchanged.len(), 1);
-    assert!(info.to_update.is_empty());
-    assert_eq!(
-        cache.hints_for("ns/svc", "IPv4"),
-        Some(counts(&[("zone-a", 2), ("zone-b", 2)]))
-    );
-}
-
-#[test]
-fn unchanged_slice_with_hint_for_unallocated_zone_is_rewritten() {
-    let cache = cache_with(Some(ratios(&[("zone-a", 0.5), ("zone-b", 0.5)])));
-    let old = slice(
-        Some("old"),
-        vec![
-            hinted("10.0.1.1", "zone-a", "zone-gone"),
-            hinted("10.0.1.2", "zone-b", "zone-b"),
-        ],
-    );
-    let mut info = SliceInfo {
-        unchanged: vec![&old],
-        ..Default::default()
-    };
-    cache.add_hints("ns/svc", "IPv4", &mut info);
-    assert!(info.unchanged.is_empty());
-    assert_eq!(
-        hints_of(&info.to_update),
-        vec![h("10.0.1.1", Some("zone-a")), h("10.0.1.2", Some("zone-b"))]
-    );
-}
-
-#[test]
-fn unchanged_slice_without_hints_is_rewritten_with_hints() {
-    let cache = cache_with(Some(ratios(&[("zone-a", 0.5), ("zone-b", 0.5)])));
-    let old = slice(
-        Some("old"),
-        vec![
-            ep("10.0.1.1", Some("zone-a"), Some(true)),
-            ep("10.0.1.2", Some("zone-b"), Some(true)),
-        ],
-    );
-    let mut info = SliceInfo {
-        unchanged: vec![&old],
-        ..Default::default()
-    };
-    assert_eq!(
-        cache.add_hints("ns/svc", "IPv4", &mut info),
-        vec![enabled_event()]
-    );
-    assert_eq!(info.to_update.len(), 1);
-    assert!(hints_of(&info.to_update).iter().all(|(_, z)| z.is_some()));
-}
-
-#[test]
 fn repeated_disabled_warning_is_recorded_once_until_it_changes() {
     let cache = cache_with(Some(ratios(&[
         ("zone-a", 0.3),
@@ -651,25 +694,4 @@ fn hints_removed_entirely_leave_no_empty_hint_objects() {
     };
     info.remove_hints();
     assert_eq!(info.to_create[0].endpoints[0].hints, None::<EndpointHints>);
-}
-
-#[test]
-fn unchanged_slice_with_node_hints_is_rewritten_with_zone_hints_only() {
-    use k8s_openapi::api::discovery::v1::ForNode;
-    let cache = cache_with(Some(ratios(&[("zone-a", 0.5), ("zone-b", 0.5)])));
-    let mut a = hinted("10.0.1.1", "zone-a", "zone-a");
-    a.hints.as_mut().unwrap().for_nodes = Some(vec![ForNode {
-        name: "node-a".into(),
-    }]);
-    let old = slice(Some("old"), vec![a, hinted("10.0.1.2", "zone-b", "zone-b")]);
-    let mut info = SliceInfo {
-        unchanged: vec![&old],
-        ..Default::default()
-    };
-    cache.add_hints("ns/svc", "IPv4", &mut info);
-    assert!(info.unchanged.is_empty());
-    assert_eq!(
-        info.to_update[0].endpoints[0].hints,
-        Some(zone_hint("zone-a"))
-    );
 }
