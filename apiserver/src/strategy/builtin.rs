@@ -8,9 +8,7 @@ use svcplane_rules::names;
 use svcplane_rules::Phase;
 
 use super::typed::{decode, mutate};
-use super::{
-    invalid_from_field_errors, Deletion, NameRule, ObjectKind, RegistryChange, Strategy, Typed,
-};
+use super::{verdict, Deletion, NameRule, ObjectKind, RegistryChange, Strategy, Typed};
 use crate::error::ApiError;
 use crate::services::{Reservation, ServiceAllocations};
 use crate::store::StoredObject;
@@ -102,14 +100,9 @@ impl Strategy for Services {
                 svcplane_rules::validate_service_update(&svc, &decode(kind, old)?, Phase::Storage)
             }
         };
-        if errors.is_empty() {
-            return Ok(svcplane_rules::warnings_for_service(&svc));
-        }
-        Err(invalid_from_field_errors(
-            kind,
-            crate::metadata::name(obj),
-            &errors,
-        ))
+        verdict(kind, obj, &errors, || {
+            svcplane_rules::warnings_for_service(&svc)
+        })
     }
 
     /// Upstream's `ValidateServiceStatusUpdate`: metadata and `ValidateLoadBalancerStatus`,
@@ -122,14 +115,7 @@ impl Strategy for Services {
     ) -> Result<Vec<String>, ApiError> {
         let svc: api::core::v1::Service = decode(kind, obj)?;
         let errors = svcplane_rules::validate_service_status_update(&svc, &decode(kind, old)?);
-        if errors.is_empty() {
-            return Ok(Vec::new());
-        }
-        Err(invalid_from_field_errors(
-            kind,
-            crate::metadata::name(obj),
-            &errors,
-        ))
+        verdict(kind, obj, &errors, Vec::new)
     }
 
     fn typed(&self) -> Option<Typed> {
@@ -292,14 +278,9 @@ impl Strategy for Endpoints {
             None => svcplane_rules::validate_endpoints(&ep),
             Some(old) => svcplane_rules::validate_endpoints_update(&ep, &decode(kind, old)?),
         };
-        if errors.is_empty() {
-            return Ok(svcplane_rules::warnings_for_endpoints(&ep));
-        }
-        Err(invalid_from_field_errors(
-            kind,
-            crate::metadata::name(obj),
-            &errors,
-        ))
+        verdict(kind, obj, &errors, || {
+            svcplane_rules::warnings_for_endpoints(&ep)
+        })
     }
 
     fn typed(&self) -> Option<Typed> {
@@ -342,14 +323,7 @@ impl Strategy for EndpointSlices {
             Some(old) => svcplane_rules::validate_endpoint_slice_update(&slice, old),
         };
         let warnings = svcplane_rules::warnings_for_endpoint_slice(&slice, old_slice.as_ref());
-        if errors.is_empty() {
-            return Ok(warnings);
-        }
-        Err(invalid_from_field_errors(
-            kind,
-            crate::metadata::name(obj),
-            &errors,
-        ))
+        verdict(kind, obj, &errors, || warnings)
     }
 
     fn typed(&self) -> Option<Typed> {

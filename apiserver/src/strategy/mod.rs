@@ -174,6 +174,24 @@ pub fn invalid_from_field_errors(
     ApiError::from_field_errors(kind.group, kind.kind, name, errors)
 }
 
+/// The outcome of a kind's validation: `warnings` when `errors` is empty, else upstream's 422
+/// `Invalid` naming every field.
+pub fn verdict(
+    kind: &ObjectKind<'_>,
+    obj: &Value,
+    errors: &[svcplane_rules::FieldError],
+    warnings: impl FnOnce() -> Vec<String>,
+) -> Result<Vec<String>, ApiError> {
+    if errors.is_empty() {
+        return Ok(warnings());
+    }
+    Err(invalid_from_field_errors(
+        kind,
+        crate::metadata::name(obj),
+        errors,
+    ))
+}
+
 /// Upstream `ValidateObjectMetaUpdate` (via `ValidateNoNewFinalizers`): once an object has a
 /// `deletionTimestamp`, updates may remove finalizers but not add new ones. Runs for every
 /// kind before its strategy's validation.
