@@ -8,6 +8,7 @@ mod errors;
 mod faults;
 mod finalizers;
 mod gc;
+mod kinds;
 mod metrics;
 mod namespaces;
 mod pagination;
