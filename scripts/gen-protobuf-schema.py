@@ -79,6 +79,12 @@ ROOTS = [
     ("api::scheduling::v1", "PriorityClass"),
     ("api::node::v1", "RuntimeClass"),
     ("api::admissionregistration::v1", "MutatingWebhookConfiguration"),
+    ("api::admissionregistration::v1", "ValidatingAdmissionPolicy"),
+    ("api::admissionregistration::v1", "ValidatingAdmissionPolicyBinding"),
+    ("api::networking::v1", "IPAddress"),
+    ("api::networking::v1", "ServiceCIDR"),
+    ("api::flowcontrol::v1", "FlowSchema"),
+    ("api::flowcontrol::v1", "PriorityLevelConfiguration"),
 ]
 
 # Request-body messages that are not kinds of their own: DeleteOptions (the body of DELETE, which

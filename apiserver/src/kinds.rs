@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock};
 
 use k8s_openapi::api::{
     admissionregistration, apps, autoscaling, batch, coordination, core, discovery, events,
-    networking, node, policy, rbac, scheduling, storage,
+    flowcontrol, networking, node, policy, rbac, scheduling, storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use k8s_openapi::{NamespaceResourceScope, Resource};
@@ -192,6 +192,16 @@ fn path_segment_name(name: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Upstream `ValidateIPAddressName` (networking.k8s.io IPAddress): the name is an IP address
+/// in canonical form (RFC 5952 for IPv6).
+fn ip_address_name(name: &str) -> Vec<String> {
+    match name.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.to_string() == name => Vec::new(),
+        Ok(ip) => vec![format!("must be in canonical form (\"{ip}\")")],
+        Err(_) => vec!["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".into()],
+    }
 }
 
 /// `pods/binding`, `pods/eviction`, `pods/log` (upstream `pkg/registry/core/pod/storage`).
@@ -401,6 +411,24 @@ fn rows() -> Vec<BuiltinKind> {
         row::<admissionregistration::v1::MutatingWebhookConfiguration>()
             .categories(API_EXTENSIONS)
             .merge(&merge::MUTATING_WEBHOOK_CONFIGURATION_RULES),
+        row::<admissionregistration::v1::ValidatingAdmissionPolicy>()
+            .categories(API_EXTENSIONS)
+            .status()
+            .merge(&merge::CONDITIONS_RULES),
+        row::<admissionregistration::v1::ValidatingAdmissionPolicyBinding>()
+            .categories(API_EXTENSIONS),
+        row::<networking::v1::IPAddress>()
+            .short(&["ip"])
+            .names(ip_address_name),
+        row::<networking::v1::ServiceCIDR>()
+            .status()
+            .merge(&merge::CONDITIONS_RULES),
+        row::<flowcontrol::v1::FlowSchema>()
+            .status()
+            .merge(&merge::CONDITIONS_RULES),
+        row::<flowcontrol::v1::PriorityLevelConfiguration>()
+            .status()
+            .merge(&merge::CONDITIONS_RULES),
     ]
 }
 
@@ -423,6 +451,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ip_address_names_are_canonical_ips() {
+        assert!(ip_address_name("10.0.0.7").is_empty());
+        assert!(ip_address_name("2001:db8::1").is_empty());
+        assert!(!ip_address_name("2001:DB8::1").is_empty());
+        assert!(!ip_address_name("2001:db8:0::1").is_empty());
+        assert!(!ip_address_name("demo").is_empty());
+    }
+
+    #[test]
     fn rows_are_unique_by_group_version_plural_and_kind() {
         let mut seen = std::collections::BTreeSet::new();
         for k in all() {
@@ -443,6 +480,11 @@ mod tests {
                 .namespaced
         );
         assert_eq!(find("", "v1", "Endpoints").unwrap().singular(), "endpoints");
+        assert!(
+            !find("networking.k8s.io", "v1", "IPAddress")
+                .unwrap()
+                .namespaced
+        );
         assert_eq!(
             find("policy", "v1", "PodDisruptionBudget").unwrap().plural,
             "poddisruptionbudgets"

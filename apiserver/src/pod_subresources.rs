@@ -146,11 +146,13 @@ async fn evict(
     }
     match (eviction["apiVersion"].as_str(), eviction["kind"].as_str()) {
         (None | Some("policy/v1" | "policy/v1beta1"), None | Some("Eviction")) => {}
-        (v, k) => return Err(ApiError::bad_request(format!(
+        (v, k) => {
+            return Err(ApiError::bad_request(format!(
             "the body of an eviction must be a policy/v1 Eviction, got apiVersion {:?} kind {:?}",
             v.unwrap_or_default(),
             k.unwrap_or_default()
-        ))),
+        )))
+        }
     }
     if eviction["metadata"]["name"].as_str() != Some(name) {
         return Err(ApiError::bad_request(

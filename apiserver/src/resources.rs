@@ -156,6 +156,7 @@ pub const GROUP_ORDER: &[&str] = &[
     "storage.k8s.io",
     "scheduling.k8s.io",
     "node.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
 ];
 
 /// The set of served resources; custom resources come and go with their CRDs.

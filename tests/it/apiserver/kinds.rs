@@ -51,8 +51,9 @@ struct Row {
     subs: &'static [Sub],
     /// Upstream subresources this server does not serve (not in its discovery either).
     unserved: &'static [&'static str],
-    /// Name of the test object.
+    /// Names of the two test objects (with and without `kind`).
     name: &'static str,
+    second: &'static str,
     /// A valid object (without `kind`, `apiVersion`, `metadata.name`).
     valid: Value,
     /// An invalid object, and the field its 422 must name.
@@ -101,6 +102,7 @@ fn row(
         subs,
         unserved: &[],
         name: "demo",
+        second: "demo-2",
         valid,
         invalid,
         field,
@@ -549,6 +551,87 @@ fn rows() -> Vec<Row> {
                 "clientConfig": {"url": "https://example.com/hook"}}]}),
             "webhooks[0].name",
         ),
+        row(
+            "admissionregistration.k8s.io/v1",
+            "validatingadmissionpolicies",
+            "ValidatingAdmissionPolicy",
+            false,
+            &[],
+            &["api-extensions"],
+            &[STATUS],
+            json!({"spec": {"validations": [{"expression": "object.spec.replicas <= 5"}],
+                "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"],
+                "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["deployments"]}]}}}),
+            json!({"spec": {"validations": [{"message": "no expression"}]}}),
+            "spec.validations[0].expression",
+        ),
+        row(
+            "admissionregistration.k8s.io/v1",
+            "validatingadmissionpolicybindings",
+            "ValidatingAdmissionPolicyBinding",
+            false,
+            &[],
+            &["api-extensions"],
+            &[],
+            json!({"spec": {"policyName": "demo", "validationActions": ["Deny"]}}),
+            bad_labels(),
+            "metadata.labels",
+        ),
+        Row {
+            name: "10.0.0.7",
+            second: "2001:db8::7",
+            ..row(
+                "networking.k8s.io/v1",
+                "ipaddresses",
+                "IPAddress",
+                false,
+                &["ip"],
+                &[],
+                &[],
+                json!({"spec": {"parentRef": {"group": "", "resource": "services",
+                    "namespace": "default", "name": "web"}}}),
+                // Upstream `ValidateIPAddressName`: the name must be a canonical IP.
+                json!({"spec": {"parentRef": {"resource": "services", "name": "web"}}}),
+                "metadata.name",
+            )
+        },
+        row(
+            "networking.k8s.io/v1",
+            "servicecidrs",
+            "ServiceCIDR",
+            false,
+            &[],
+            &[],
+            &[STATUS],
+            json!({"spec": {"cidrs": ["10.200.0.0/16"]}}),
+            bad_labels(),
+            "metadata.labels",
+        ),
+        row(
+            "flowcontrol.apiserver.k8s.io/v1",
+            "flowschemas",
+            "FlowSchema",
+            false,
+            &[],
+            &[],
+            &[STATUS],
+            json!({"spec": {"priorityLevelConfiguration": {"name": "global-default"},
+                "matchingPrecedence": 1000}}),
+            json!({"spec": {"matchingPrecedence": 1000}}),
+            "spec.priorityLevelConfiguration",
+        ),
+        row(
+            "flowcontrol.apiserver.k8s.io/v1",
+            "prioritylevelconfigurations",
+            "PriorityLevelConfiguration",
+            false,
+            &[],
+            &[],
+            &[STATUS],
+            json!({"spec": {"type": "Exempt", "exempt": {}}}),
+            json!({"spec": {"exempt": {}}}),
+            "spec.type",
+        ),
     ]
 }
 
@@ -655,10 +738,7 @@ async fn every_builtin_kind_is_served_with_discovery_create_and_validation() {
         }
         // Create with kind/apiVersion, and without (filled from the URL).
         let url = collection(&row);
-        for (typed, name) in [
-            (true, row.name.to_string()),
-            (false, format!("{}-2", row.name)),
-        ] {
+        for (typed, name) in [(true, row.name), (false, row.second)] {
             let body = with_name(&row, &row.valid, &name, typed);
             let r = raw(&fx, "POST", &url, Some(JSON), body.to_string()).await;
             if r.status != 201
@@ -773,6 +853,40 @@ async fn scale_subresource_reads_and_writes_replicas() {
     assert_eq!(r.body["spec"]["replicas"], 5);
     let deploy = raw(&fx, "GET", &format!("{base}/web"), None, Vec::new()).await;
     assert_eq!(deploy.body["spec"]["replicas"], 5);
+    // `kubectl get deployments` asks for a Table: upstream's Deployment printer columns.
+    let table = reqwest::Client::new()
+        .get(format!("{}{base}", fx.url))
+        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "Name",
+            "Ready",
+            "Up-to-date",
+            "Available",
+            "Age",
+            "Containers",
+            "Images",
+            "Selector"
+        ]
+    );
+    let cells = &table["rows"][0]["cells"];
+    assert_eq!(cells[0], "web");
+    assert_eq!(cells[1], "0/5");
+    assert_eq!(cells[6], "nginx");
+    assert_eq!(cells[7], "app=web");
     let r = raw(
         &fx,
         "PATCH",
