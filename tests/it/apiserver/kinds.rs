@@ -739,7 +739,7 @@ async fn every_builtin_kind_is_served_with_discovery_create_and_validation() {
         // Create with kind/apiVersion, and without (filled from the URL).
         let url = collection(&row);
         for (typed, name) in [(true, row.name), (false, row.second)] {
-            let body = with_name(&row, &row.valid, &name, typed);
+            let body = with_name(&row, &row.valid, name, typed);
             let r = raw(&fx, "POST", &url, Some(JSON), body.to_string()).await;
             if r.status != 201
                 || r.body["kind"] != row.kind
