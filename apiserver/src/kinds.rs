@@ -78,6 +78,8 @@ pub struct BuiltinKind {
     pub name_rule: NameRule,
     /// Its own strategy; `None` = [`strategy::BuiltinSchema`].
     pub strategy: Option<fn() -> Arc<dyn Strategy>>,
+    /// Upstream's defaulting for [`strategy::BuiltinSchema`] (`strategy::defaults`).
+    pub defaults: Option<fn(&mut serde_json::Value)>,
 }
 
 impl std::fmt::Debug for BuiltinKind {
@@ -118,6 +120,7 @@ where
         typed: Typed::of::<T>(),
         name_rule: svcplane_rules::names::is_dns1123_subdomain,
         strategy: None,
+        defaults: None,
     }
 }
 
@@ -150,6 +153,10 @@ impl BuiltinKind {
         self.name_rule = rule;
         self
     }
+    fn defaults(mut self, defaults: fn(&mut serde_json::Value)) -> Self {
+        self.defaults = Some(defaults);
+        self
+    }
     fn strategy(mut self, make: fn() -> Arc<dyn Strategy>) -> Self {
         self.strategy = Some(make);
         self
@@ -171,6 +178,7 @@ impl BuiltinKind {
                 name_rule: self.name_rule,
                 namespaced: self.namespaced,
                 has_status: self.status,
+                defaults: self.defaults,
             }),
         }
     }
@@ -346,41 +354,50 @@ fn rows() -> Vec<BuiltinKind> {
             .categories(ALL)
             .status()
             .scale()
-            .merge(&merge::REPLICATION_CONTROLLER_RULES),
-        row::<c::PodTemplate>().merge(&merge::POD_TEMPLATE_RULES),
+            .merge(&merge::REPLICATION_CONTROLLER_RULES)
+            .defaults(strategy::defaults::replication_controller),
+        row::<c::PodTemplate>()
+            .merge(&merge::POD_TEMPLATE_RULES)
+            .defaults(strategy::defaults::pod_template),
         row::<apps::v1::Deployment>()
             .short(&["deploy"])
             .categories(ALL)
             .status()
             .scale()
-            .merge(&merge::WORKLOAD_RULES),
+            .merge(&merge::WORKLOAD_RULES)
+            .defaults(strategy::defaults::deployment),
         row::<apps::v1::ReplicaSet>()
             .short(&["rs"])
             .categories(ALL)
             .status()
             .scale()
-            .merge(&merge::WORKLOAD_RULES),
+            .merge(&merge::WORKLOAD_RULES)
+            .defaults(strategy::defaults::replica_set),
         row::<apps::v1::StatefulSet>()
             .short(&["sts"])
             .categories(ALL)
             .status()
             .scale()
-            .merge(&merge::STATEFUL_SET_RULES),
+            .merge(&merge::STATEFUL_SET_RULES)
+            .defaults(strategy::defaults::stateful_set),
         row::<apps::v1::DaemonSet>()
             .short(&["ds"])
             .categories(ALL)
             .status()
-            .merge(&merge::WORKLOAD_RULES),
+            .merge(&merge::WORKLOAD_RULES)
+            .defaults(strategy::defaults::daemon_set),
         row::<apps::v1::ControllerRevision>(),
         row::<batch::v1::Job>()
             .categories(ALL)
             .status()
-            .merge(&merge::JOB_RULES),
+            .merge(&merge::JOB_RULES)
+            .defaults(strategy::defaults::job),
         row::<batch::v1::CronJob>()
             .short(&["cj"])
             .categories(ALL)
             .status()
-            .merge(&merge::CRON_JOB_RULES),
+            .merge(&merge::CRON_JOB_RULES)
+            .defaults(strategy::defaults::cron_job),
         row::<autoscaling::v2::HorizontalPodAutoscaler>()
             .short(&["hpa"])
             .categories(ALL)

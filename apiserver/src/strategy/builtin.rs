@@ -171,7 +171,7 @@ impl Strategy for Pods {
 }
 
 /// A few of upstream's Pod defaults (`SetDefaults_PodSpec`, `SetDefaults_ContainerPort`).
-fn default_pod_spec(obj: &mut Value) {
+pub(crate) fn default_pod_spec(obj: &mut Value) {
     let spec = &mut obj["spec"];
     if !spec.is_object() {
         return;

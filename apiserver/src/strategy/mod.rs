@@ -9,6 +9,7 @@
 //! Strategies know nothing of HTTP, the store or the server state.
 
 mod builtin;
+pub mod defaults;
 mod schema;
 mod typed;
 

@@ -25,6 +25,8 @@ pub struct BuiltinSchema {
     /// workload strategies' `PrepareForCreate` reset it) and `metadata.generation` tracks
     /// spec changes.
     pub has_status: bool,
+    /// Upstream's defaulting of the kind (`SetDefaults_*`), on create and spec updates.
+    pub defaults: Option<fn(&mut Value)>,
 }
 
 impl Strategy for BuiltinSchema {
@@ -37,6 +39,16 @@ impl Strategy for BuiltinSchema {
             if let Some(m) = obj.as_object_mut() {
                 m.remove("status");
             }
+        }
+        if let Some(defaults) = self.defaults {
+            defaults(obj);
+        }
+        Vec::new()
+    }
+
+    fn prepare_for_update(&self, obj: &mut Value, _old: &Value, status_only: bool) -> Vec<String> {
+        if let Some(defaults) = self.defaults.filter(|_| !status_only) {
+            defaults(obj);
         }
         Vec::new()
     }

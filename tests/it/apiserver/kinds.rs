@@ -825,7 +825,7 @@ async fn create(fx: &Fixture, path: &str, body: Value) -> Value {
     r.body
 }
 
-/// `deployments/scale` (upstream `ScaleREST`): GET reads `spec.replicas` and the selector,
+/// A Deployment is defaulted as upstream's; `deployments/scale` (upstream `ScaleREST`): GET reads `spec.replicas` and the selector,
 /// a merge patch (what `kubectl scale` sends) writes `spec.replicas` of the Deployment, a
 /// negative count is a 422 naming `spec.replicas`.
 #[tokio::test]
@@ -834,7 +834,14 @@ async fn scale_subresource_reads_and_writes_replicas() {
     let base = "/apis/apps/v1/namespaces/default/deployments";
     let mut web = workload();
     web["metadata"]["name"] = json!("web");
-    create(&fx, base, web).await;
+    let created = create(&fx, base, web).await;
+    // Upstream `SetDefaults_Deployment` and the pod template's `SetDefaults_PodSpec`.
+    let spec = &created["spec"];
+    assert_eq!(spec["strategy"]["type"], "RollingUpdate", "{created}");
+    assert_eq!(spec["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+    assert_eq!(spec["revisionHistoryLimit"], 10);
+    assert_eq!(spec["progressDeadlineSeconds"], 600);
+    assert_eq!(spec["template"]["spec"]["dnsPolicy"], "ClusterFirst");
     let scale = raw(&fx, "GET", &format!("{base}/web/scale"), None, Vec::new()).await;
     assert_eq!(scale.status, 200, "{}", scale.body);
     assert_eq!(scale.body["kind"], "Scale");
