@@ -6,5 +6,6 @@ mod endpointslices;
 mod faults;
 mod leader;
 mod mirroring;
+mod simulated_cluster;
 mod support;
 mod topology;
