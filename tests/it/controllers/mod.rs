@@ -1,6 +1,7 @@
 //! The EndpointSlice, Endpoints and mirroring controllers against the embedded API server.
 
 mod churn;
+mod deployment_flow;
 mod endpoints;
 mod endpointslices;
 mod faults;
