@@ -152,6 +152,32 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
             entry["categories"] = json!(r.categories);
         }
         list.push(entry);
+        if r.has_scale {
+            list.push(json!({
+                "name": format!("{}/scale", r.plural),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
+        for sub in r.subresources {
+            let mut entry = json!({
+                "name": format!("{}/{}", r.plural, sub.name),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": sub.kind,
+                "verbs": sub.verbs,
+            });
+            if !sub.group.is_empty() {
+                entry["group"] = json!(sub.group);
+                entry["version"] = json!(sub.version);
+            }
+            list.push(entry);
+        }
+        // Subresources in name order, as upstream lists them (`scale` < `status`).
         if r.has_status {
             list.push(json!({
                 "name": format!("{}/status", r.plural),

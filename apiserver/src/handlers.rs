@@ -29,7 +29,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn new(response: http::Response<Body>) -> Self {
+    /// A reply without warnings.
+    pub(crate) fn new(response: http::Response<Body>) -> Self {
         Reply {
             response,
             warnings: Vec::new(),
@@ -62,6 +63,13 @@ pub async fn handle(
 ) -> Result<Reply, ApiError> {
     if !rr.info.namespaced && rr.namespace.is_some() {
         return Err(ApiError::path_not_found());
+    }
+    if rr.subresource.as_deref() == Some("scale") {
+        let opts = write_options(query, headers, rr.verb)?;
+        return crate::scale::handle(state, rr, query, headers, body, opts.write).await;
+    }
+    if crate::pod_subresources::serves(rr) {
+        return crate::pod_subresources::handle(state, rr, query, headers, body).await;
     }
     match rr.verb {
         Verb::Get => get(state, rr, query, headers),

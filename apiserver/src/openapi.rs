@@ -19,107 +19,13 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use k8s_openapi::api::{admissionregistration, coordination, core, discovery, events};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
-use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
 
-/// Registers `T`'s schema (and everything it references) in the generator; returns its name.
-fn register<T: JsonSchema>(generator: &mut SchemaGenerator) -> String {
-    generator.subschema_for::<T>();
-    T::schema_name().into_owned()
+/// Every built-in kind the server serves: the rows of [`crate::kinds::all`].
+fn builtin_kinds() -> &'static [crate::kinds::BuiltinKind] {
+    crate::kinds::all()
 }
-
-/// One built-in kind whose schema `k8s-openapi` provides.
-struct BuiltinKind {
-    group: &'static str,
-    version: &'static str,
-    kind: &'static str,
-    register: fn(&mut SchemaGenerator) -> String,
-}
-
-/// Every built-in kind the server serves (`resources::builtin_resources`).
-const BUILTIN_KINDS: &[BuiltinKind] = &[
-    BuiltinKind {
-        group: "",
-        version: "v1",
-        kind: "Namespace",
-        register: register::<core::v1::Namespace>,
-    },
-    BuiltinKind {
-        group: "",
-        version: "v1",
-        kind: "Service",
-        register: register::<core::v1::Service>,
-    },
-    BuiltinKind {
-        group: "",
-        version: "v1",
-        kind: "Pod",
-        register: register::<core::v1::Pod>,
-    },
-    BuiltinKind {
-        group: "",
-        version: "v1",
-        kind: "Node",
-        register: register::<core::v1::Node>,
-    },
-    BuiltinKind {
-        group: "",
-        version: "v1",
-        kind: "Endpoints",
-        register: register::<core::v1::Endpoints>,
-    },
-    BuiltinKind {
-        group: "",
-        version: "v1",
-        kind: "Event",
-        register: register::<core::v1::Event>,
-    },
-    BuiltinKind {
-        group: "",
-        version: "v1",
-        kind: "ConfigMap",
-        register: register::<core::v1::ConfigMap>,
-    },
-    BuiltinKind {
-        group: "",
-        version: "v1",
-        kind: "Secret",
-        register: register::<core::v1::Secret>,
-    },
-    BuiltinKind {
-        group: "discovery.k8s.io",
-        version: "v1",
-        kind: "EndpointSlice",
-        register: register::<discovery::v1::EndpointSlice>,
-    },
-    BuiltinKind {
-        group: "coordination.k8s.io",
-        version: "v1",
-        kind: "Lease",
-        register: register::<coordination::v1::Lease>,
-    },
-    BuiltinKind {
-        group: "events.k8s.io",
-        version: "v1",
-        kind: "Event",
-        register: register::<events::v1::Event>,
-    },
-    BuiltinKind {
-        group: "admissionregistration.k8s.io",
-        version: "v1",
-        kind: "ValidatingWebhookConfiguration",
-        register: register::<admissionregistration::v1::ValidatingWebhookConfiguration>,
-    },
-    BuiltinKind {
-        group: "apiextensions.k8s.io",
-        version: "v1",
-        kind: "CustomResourceDefinition",
-        register: register::<apiextensions::v1::CustomResourceDefinition>,
-    },
-];
 
 /// The `x-kubernetes-group-version-kind` extension upstream puts on a top-level kind's schema.
 pub fn gvk_extension(group: &str, version: &str, kind: &str) -> Value {
@@ -131,11 +37,11 @@ pub fn gvk_extension(group: &str, version: &str, kind: &str) -> Value {
 fn generate_builtin(group: &str, version: &str) -> Map<String, Value> {
     let mut generator = SchemaGenerator::new(SchemaSettings::openapi3());
     let mut kinds = Vec::new();
-    for k in BUILTIN_KINDS
+    for k in builtin_kinds()
         .iter()
         .filter(|k| k.group == group && k.version == version)
     {
-        kinds.push(((k.register)(&mut generator), k));
+        kinds.push(((k.schema)(&mut generator), k));
     }
     let mut schemas: BTreeMap<String, Value> =
         generator.take_definitions(true).into_iter().collect();
@@ -313,7 +219,7 @@ type SchemasByGroupVersion = BTreeMap<(&'static str, &'static str), Map<String, 
 static BUILTIN_SCHEMAS: LazyLock<SchemasByGroupVersion> = LazyLock::new(|| {
     let started = std::time::Instant::now();
     let mut out = BTreeMap::new();
-    for k in BUILTIN_KINDS {
+    for k in builtin_kinds() {
         out.entry((k.group, k.version))
             .or_insert_with(|| generate_builtin(k.group, k.version));
     }
@@ -478,7 +384,7 @@ mod tests {
                 serde_json::from_str::<Value>(keywords).is_ok_and(|v| v.is_object()),
                 "{name}.{property} keywords parse"
             );
-            let found = BUILTIN_KINDS.iter().any(|k| {
+            let found = builtin_kinds().iter().any(|k| {
                 builtin_schemas(k.group, k.version)
                     .get(*name)
                     .is_some_and(|s| s["properties"].get(*property).is_some())
@@ -501,7 +407,7 @@ mod tests {
                 _ => {}
             }
         }
-        for k in BUILTIN_KINDS {
+        for k in builtin_kinds() {
             let schemas = builtin_schemas(k.group, k.version);
             let mut found = Vec::new();
             refs(&Value::Object(schemas.clone()), &mut found);
@@ -522,7 +428,7 @@ mod tests {
 
     #[test]
     fn every_builtin_kind_has_its_gvk_schema() {
-        for k in BUILTIN_KINDS {
+        for k in builtin_kinds() {
             let schemas = builtin_schemas(k.group, k.version);
             let gvk = gvk_extension(k.group, k.version, k.kind);
             assert!(

@@ -254,8 +254,9 @@ pub fn parse_resource_path(
     }
     if let Some(sub) = &subresource {
         let known = (sub == "status" && info.has_status)
-            || (sub == "finalize" && info.plural == "namespaces" && info.group.is_empty())
-            || (sub == "binding" && info.plural == "pods" && info.group.is_empty());
+            || (sub == "scale" && info.has_scale)
+            || info.subresources.iter().any(|s| s.name == sub)
+            || (sub == "finalize" && info.plural == "namespaces" && info.group.is_empty());
         if !known {
             return Err(ApiError::path_not_found());
         }
@@ -267,8 +268,8 @@ pub fn parse_resource_path(
         ("GET", false) if watch => Verb::Watch,
         ("GET", false) => Verb::List,
         ("POST", false) => Verb::Create,
-        // Subresources created on a named object (`pods/NAME/binding`).
-        ("POST", true) if subresource.as_deref() == Some("binding") => Verb::Create,
+        // A subresource that creates (`pods/{name}/eviction`, `pods/{name}/binding`).
+        ("POST", true) if subresource.is_some() => Verb::Create,
         ("PUT", true) => Verb::Update,
         ("PATCH", true) => {
             if content_type.is_some_and(|c| c.starts_with("application/apply-patch")) {

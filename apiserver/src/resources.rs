@@ -34,6 +34,10 @@ pub struct ResourceInfo {
     pub categories: Vec<String>,
     /// Whether a `/status` subresource exists; the main resource then ignores status writes.
     pub has_status: bool,
+    /// Whether a `/scale` subresource exists (`autoscaling/v1` `Scale` of `spec.replicas`).
+    pub has_scale: bool,
+    /// Other subresources (`pods/binding`, `pods/eviction`, `pods/log`).
+    pub subresources: &'static [crate::kinds::Subresource],
     /// Fields besides `metadata.name`/`metadata.namespace` usable in field selectors.
     pub selectable_fields: Vec<String>,
     /// The resource's write rules (upstream's registry strategy).
@@ -54,6 +58,8 @@ impl PartialEq for ResourceInfo {
             && self.short_names == other.short_names
             && self.categories == other.categories
             && self.has_status == other.has_status
+            && self.has_scale == other.has_scale
+            && self.subresources == other.subresources
             && self.selectable_fields == other.selectable_fields
     }
 }
@@ -87,190 +93,39 @@ impl ResourceInfo {
         }
     }
 
-    /// The same entry with another strategy.
-    fn with_strategy(mut self, strategy: impl Strategy + 'static) -> Self {
-        self.strategy = Arc::new(strategy);
-        self
-    }
-
     /// Label for metrics and logs (the plural, as upstream's `resource` label).
     pub fn metric_name(&self) -> &str {
         &self.plural
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn builtin(
-    group: &str,
-    version: &str,
-    plural: &str,
-    kind: &str,
-    namespaced: bool,
-    short_names: &[&str],
-    has_status: bool,
-    categories: &[&str],
-) -> ResourceInfo {
+/// The registry entry of a built-in kind's row.
+fn builtin(row: &crate::kinds::BuiltinKind) -> ResourceInfo {
     ResourceInfo {
-        group: group.to_string(),
-        version: version.to_string(),
-        plural: plural.to_string(),
-        singular: kind.to_lowercase(),
-        kind: kind.to_string(),
-        list_kind: format!("{kind}List"),
-        namespaced,
-        short_names: short_names.iter().map(|s| s.to_string()).collect(),
-        categories: categories.iter().map(|s| s.to_string()).collect(),
-        has_status,
-        selectable_fields: Vec::new(),
-        strategy: Arc::new(strategy::Generic),
+        group: row.group.to_string(),
+        version: row.version.to_string(),
+        plural: row.plural.to_string(),
+        singular: row.singular(),
+        kind: row.kind.to_string(),
+        list_kind: format!("{}List", row.kind),
+        namespaced: row.namespaced,
+        short_names: row.short_names.iter().map(|s| s.to_string()).collect(),
+        categories: row.categories.iter().map(|s| s.to_string()).collect(),
+        has_status: row.status,
+        has_scale: row.scale,
+        subresources: row.subresources,
+        selectable_fields: row
+            .selectable_fields
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        strategy: row.make_strategy(),
     }
 }
 
-/// The built-in resources this server serves (issue 2's list).
+/// The built-in resources this server serves: one entry per row of [`crate::kinds::all`].
 pub fn builtin_resources() -> Vec<ResourceInfo> {
-    use k8s_openapi::api;
-    use strategy::TypedOnly;
-    let mut pods = builtin("", "v1", "pods", "Pod", true, &["po"], true, &["all"])
-        .with_strategy(strategy::Pods);
-    pods.selectable_fields = vec![
-        "spec.nodeName".into(),
-        "spec.restartPolicy".into(),
-        "spec.schedulerName".into(),
-        "spec.serviceAccountName".into(),
-        "status.phase".into(),
-        "status.podIP".into(),
-        "status.nominatedNodeName".into(),
-    ];
-    let mut events = builtin("", "v1", "events", "Event", true, &["ev"], false, &[])
-        .with_strategy(TypedOnly::of::<api::core::v1::Event>());
-    events.selectable_fields = vec![
-        "involvedObject.kind".into(),
-        "involvedObject.namespace".into(),
-        "involvedObject.name".into(),
-        "involvedObject.uid".into(),
-        "involvedObject.apiVersion".into(),
-        "involvedObject.resourceVersion".into(),
-        "involvedObject.fieldPath".into(),
-        "reason".into(),
-        "reportingComponent".into(),
-        "source".into(),
-        "type".into(),
-    ];
-    let mut secrets = builtin("", "v1", "secrets", "Secret", true, &[], false, &[])
-        .with_strategy(strategy::Secrets);
-    secrets.selectable_fields = vec!["type".into()];
-    let mut namespaces = builtin(
-        "",
-        "v1",
-        "namespaces",
-        "Namespace",
-        false,
-        &["ns"],
-        true,
-        &[],
-    )
-    .with_strategy(strategy::Namespaces);
-    namespaces.selectable_fields = vec!["status.phase".into()];
-    let mut nodes = builtin("", "v1", "nodes", "Node", false, &["no"], true, &[])
-        .with_strategy(strategy::Nodes);
-    nodes.selectable_fields = vec!["spec.unschedulable".into()];
-    let mut endpoints = builtin(
-        "",
-        "v1",
-        "endpoints",
-        "Endpoints",
-        true,
-        &["ep"],
-        false,
-        &[],
-    )
-    .with_strategy(strategy::Endpoints);
-    endpoints.singular = "endpoints".into();
-    vec![
-        namespaces,
-        builtin(
-            "",
-            "v1",
-            "services",
-            "Service",
-            true,
-            &["svc"],
-            true,
-            &["all"],
-        )
-        .with_strategy(strategy::Services),
-        pods,
-        nodes,
-        endpoints,
-        events,
-        builtin(
-            "",
-            "v1",
-            "configmaps",
-            "ConfigMap",
-            true,
-            &["cm"],
-            false,
-            &[],
-        )
-        .with_strategy(TypedOnly::of::<api::core::v1::ConfigMap>()),
-        secrets,
-        builtin(
-            "discovery.k8s.io",
-            "v1",
-            "endpointslices",
-            "EndpointSlice",
-            true,
-            &[],
-            false,
-            &[],
-        )
-        .with_strategy(strategy::EndpointSlices),
-        builtin(
-            "coordination.k8s.io",
-            "v1",
-            "leases",
-            "Lease",
-            true,
-            &[],
-            false,
-            &[],
-        )
-        .with_strategy(TypedOnly::of::<api::coordination::v1::Lease>()),
-        builtin(
-            "events.k8s.io",
-            "v1",
-            "events",
-            "Event",
-            true,
-            &["ev"],
-            false,
-            &[],
-        )
-        .with_strategy(TypedOnly::of::<api::events::v1::Event>()),
-        builtin(
-            "admissionregistration.k8s.io",
-            "v1",
-            "validatingwebhookconfigurations",
-            "ValidatingWebhookConfiguration",
-            false,
-            &[],
-            false,
-            &["api-extensions"],
-        )
-        .with_strategy(strategy::ValidatingWebhookConfigurations),
-        builtin(
-            "apiextensions.k8s.io",
-            "v1",
-            "customresourcedefinitions",
-            "CustomResourceDefinition",
-            false,
-            &["crd", "crds"],
-            true,
-            &["api-extensions"],
-        )
-        .with_strategy(strategy::CustomResourceDefinitions),
-    ]
+    crate::kinds::all().iter().map(builtin).collect()
 }
 
 /// Whether `group`/`plural` is one of the built-in resources (cached: called on every write).
@@ -292,6 +147,16 @@ pub const GROUP_ORDER: &[&str] = &[
     "coordination.k8s.io",
     "discovery.k8s.io",
     "events.k8s.io",
+    "apps",
+    "autoscaling",
+    "batch",
+    "networking.k8s.io",
+    "policy",
+    "rbac.authorization.k8s.io",
+    "storage.k8s.io",
+    "scheduling.k8s.io",
+    "node.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
 ];
 
 /// The set of served resources; custom resources come and go with their CRDs.
@@ -470,6 +335,8 @@ pub fn crd_resources(crd: &Value) -> Vec<ResourceInfo> {
             short_names: strings(&names["shortNames"]),
             categories: strings(&names["categories"]),
             has_status: version["subresources"]["status"].is_object(),
+            has_scale: false,
+            subresources: &[],
             selectable_fields: Vec::new(),
             strategy: Arc::new(strategy::CustomResources {
                 has_status: version["subresources"]["status"].is_object(),

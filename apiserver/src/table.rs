@@ -285,6 +285,55 @@ fn slice_endpoints(o: &Value) -> Value {
     format_endpoints(list)
 }
 
+fn int(v: &Value) -> i64 {
+    v.as_i64().unwrap_or(0)
+}
+
+/// `spec.replicas`, defaulted to 1 as upstream's workload defaults do.
+fn desired(o: &Value) -> i64 {
+    o["spec"]["replicas"].as_i64().unwrap_or(1)
+}
+
+/// `ready/desired` (Deployment and StatefulSet printers' `Ready` column).
+fn ready_of_desired(o: &Value) -> Value {
+    json!(format!(
+        "{}/{}",
+        int(&o["status"]["readyReplicas"]),
+        desired(o)
+    ))
+}
+
+/// Containers of a workload's pod template (the `-o wide` `Containers` column).
+fn template_containers(o: &Value) -> Value {
+    let names: Vec<String> = o["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect();
+    json!(names.join(","))
+}
+
+/// Images of a workload's pod template (the `-o wide` `Images` column).
+fn template_images(o: &Value) -> Value {
+    let images: Vec<String> = o["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["image"].as_str().map(str::to_string))
+        .collect();
+    json!(images.join(","))
+}
+
+/// A `metav1.LabelSelector` as upstream's `FormatLabelSelector` prints it.
+fn label_selector_cell(o: &Value) -> Value {
+    match crate::selector::LabelSelector::from_meta(&o["spec"]["selector"]) {
+        Ok(s) if s.is_empty() => json!("<none>"),
+        Ok(s) => json!(s.to_string()),
+        Err(_) => json!("<error>"),
+    }
+}
+
 fn columns(info: &ResourceInfo) -> Vec<Column> {
     let name = col("Name", "string", 0, name_cell);
     let age_column = col("Age", "string", 0, age_cell);
@@ -396,6 +445,125 @@ fn columns(info: &ResourceInfo) -> Vec<Column> {
             col("Created At", "date", 0, |o| {
                 o["metadata"]["creationTimestamp"].clone()
             }),
+        ],
+        // Upstream `pkg/printers/internalversion/printers.go` `AddHandlers`.
+        ("apps", "deployments") => vec![
+            name,
+            col("Ready", "string", 0, ready_of_desired),
+            col("Up-to-date", "integer", 0, |o| {
+                json!(int(&o["status"]["updatedReplicas"]))
+            }),
+            col("Available", "integer", 0, |o| {
+                json!(int(&o["status"]["availableReplicas"]))
+            }),
+            age_column,
+            col("Containers", "string", 1, template_containers),
+            col("Images", "string", 1, template_images),
+            col("Selector", "string", 1, label_selector_cell),
+        ],
+        ("apps", "replicasets") | ("", "replicationcontrollers") => vec![
+            name,
+            col("Desired", "integer", 0, |o| json!(desired(o))),
+            col("Current", "integer", 0, |o| {
+                json!(int(&o["status"]["replicas"]))
+            }),
+            col("Ready", "integer", 0, |o| {
+                json!(int(&o["status"]["readyReplicas"]))
+            }),
+            age_column,
+            col("Containers", "string", 1, template_containers),
+            col("Images", "string", 1, template_images),
+            col("Selector", "string", 1, |o| {
+                if o["spec"]["selector"].get("matchLabels").is_some()
+                    || o["spec"]["selector"].get("matchExpressions").is_some()
+                {
+                    label_selector_cell(o)
+                } else {
+                    selector_cell(o)
+                }
+            }),
+        ],
+        ("apps", "statefulsets") => vec![
+            name,
+            col("Ready", "string", 0, ready_of_desired),
+            age_column,
+            col("Containers", "string", 1, template_containers),
+            col("Images", "string", 1, template_images),
+        ],
+        ("apps", "daemonsets") => vec![
+            name,
+            col("Desired", "integer", 0, |o| {
+                json!(int(&o["status"]["desiredNumberScheduled"]))
+            }),
+            col("Current", "integer", 0, |o| {
+                json!(int(&o["status"]["currentNumberScheduled"]))
+            }),
+            col("Ready", "integer", 0, |o| {
+                json!(int(&o["status"]["numberReady"]))
+            }),
+            col("Up-to-date", "integer", 0, |o| {
+                json!(int(&o["status"]["updatedNumberScheduled"]))
+            }),
+            col("Available", "integer", 0, |o| {
+                json!(int(&o["status"]["numberAvailable"]))
+            }),
+            col("Node Selector", "string", 0, |o| {
+                let sel: Vec<String> = o["spec"]["template"]["spec"]["nodeSelector"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect();
+                none_if_empty(sel.join(","))
+            }),
+            age_column,
+            col("Containers", "string", 1, template_containers),
+            col("Images", "string", 1, template_images),
+            col("Selector", "string", 1, label_selector_cell),
+        ],
+        ("", "serviceaccounts") => vec![
+            name,
+            col("Secrets", "integer", 0, |o| {
+                json!(o["secrets"].as_array().map_or(0, Vec::len))
+            }),
+            age_column,
+        ],
+        ("", "persistentvolumeclaims") => vec![
+            name,
+            col("Status", "string", 0, |o| o["status"]["phase"].clone()),
+            col("Volume", "string", 0, |o| o["spec"]["volumeName"].clone()),
+            col("Capacity", "string", 0, |o| {
+                o["status"]["capacity"]["storage"].clone()
+            }),
+            col("Access Modes", "string", 0, |o| {
+                json!(strings(&o["status"]["accessModes"]).join(","))
+            }),
+            col("StorageClass", "string", 0, |o| {
+                o["spec"]["storageClassName"].clone()
+            }),
+            age_column,
+        ],
+        ("batch", "jobs") => vec![
+            name,
+            col("Completions", "string", 0, |o| {
+                json!(format!(
+                    "{}/{}",
+                    int(&o["status"]["succeeded"]),
+                    o["spec"]["completions"].as_i64().unwrap_or(1)
+                ))
+            }),
+            age_column,
+        ],
+        ("batch", "cronjobs") => vec![
+            name,
+            col("Schedule", "string", 0, |o| o["spec"]["schedule"].clone()),
+            col("Suspend", "boolean", 0, |o| {
+                json!(o["spec"]["suspend"].as_bool().unwrap_or(false))
+            }),
+            col("Active", "integer", 0, |o| {
+                json!(o["status"]["active"].as_array().map_or(0, Vec::len))
+            }),
+            age_column,
         ],
         _ => vec![name, age_column],
     }

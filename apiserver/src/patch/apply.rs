@@ -192,11 +192,8 @@ pub fn manager_from_user_agent(user_agent: &str) -> String {
 /// `metadata.ownerReferences`, for CustomResourceDefinitions all of `metadata`).
 pub fn reset_fields(gvk: &Gvk, subresource: Option<&str>) -> &'static [&'static str] {
     let kind = (gvk.group.as_str(), gvk.kind.as_str());
-    let has_status = matches!(
-        kind,
-        ("", "Service" | "Pod" | "Node" | "Namespace")
-            | ("apiextensions.k8s.io", "CustomResourceDefinition")
-    );
+    let has_status =
+        crate::kinds::find(&gvk.group, &gvk.version, &gvk.kind).is_some_and(|k| k.status);
     match (subresource, kind) {
         (Some("status"), ("", "Pod")) => &[
             "spec",

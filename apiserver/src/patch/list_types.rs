@@ -190,29 +190,35 @@ const CONTAINER: &[(&str, FieldRule)] = &[
     ),
 ];
 
-/// core/v1 Pod (`PodSpec`, `PodStatus`); container rules are added by [`pod_container_rule`].
-const POD: Rules = &[
-    ("spec.containers", BY_NAME),
-    ("spec.initContainers", BY_NAME),
-    ("spec.ephemeralContainers", BY_NAME),
+/// core/v1 `PodSpec`, relative to the spec (a Pod's `spec`, a workload's
+/// `spec.template.spec`); container rules are added under each container list by
+/// [`build_tree`].
+const POD_SPEC: Rules = &[
+    ("containers", BY_NAME),
+    ("initContainers", BY_NAME),
+    ("ephemeralContainers", BY_NAME),
     // PodSpec.Volumes: patchStrategy:"merge,retainKeys" patchMergeKey:"name", +listType=map
-    ("spec.volumes", BY_NAME),
-    ("spec.imagePullSecrets", BY_NAME),
-    ("spec.imagePullSecrets[]", FieldRule::AtomicMap),
-    ("spec.hostAliases", BY_IP),
+    ("volumes", BY_NAME),
+    ("imagePullSecrets", BY_NAME),
+    ("imagePullSecrets[]", FieldRule::AtomicMap),
+    ("hostAliases", BY_IP),
     // PodSpec.TopologySpreadConstraints: patchMergeKey:"topologyKey",
     // +listMapKey=topologyKey +listMapKey=whenUnsatisfiable
     (
-        "spec.topologySpreadConstraints",
+        "topologySpreadConstraints",
         list(
             SmpList::MergeByKey("topologyKey"),
             SsaList::Map(&["topologyKey", "whenUnsatisfiable"]),
         ),
     ),
-    ("spec.schedulingGates", BY_NAME),
-    ("spec.resourceClaims", BY_NAME),
+    ("schedulingGates", BY_NAME),
+    ("resourceClaims", BY_NAME),
     // PodSpec.NodeSelector: +mapType=atomic
-    ("spec.nodeSelector", FieldRule::AtomicMap),
+    ("nodeSelector", FieldRule::AtomicMap),
+];
+
+/// core/v1 Pod (`PodStatus`; the spec's rules are [`POD_SPEC`]).
+const POD: Rules = &[
     ("status.conditions", BY_TYPE),
     ("status.podIPs", BY_IP),
     ("status.hostIPs", BY_IP),
@@ -275,91 +281,204 @@ const CUSTOM_RESOURCE_DEFINITION: Rules = &[(
 /// Kinds without list or atomic-map markers beyond `metadata`.
 const NONE: Rules = &[];
 
-/// Kinds with a rule table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KindTable {
-    Unstructured = 0,
-    Plain,
-    Service,
-    Pod,
-    Node,
-    Namespace,
-    Endpoints,
-    EndpointSlice,
-    ValidatingWebhookConfiguration,
-    CustomResourceDefinition,
-}
-
-const KIND_TABLES: usize = 10;
-
-impl KindTable {
-    fn rules(self) -> Rules {
-        match self {
-            KindTable::Unstructured | KindTable::Plain => NONE,
-            KindTable::Service => SERVICE,
-            KindTable::Pod => POD,
-            KindTable::Node => NODE,
-            KindTable::Namespace => NAMESPACE,
-            KindTable::Endpoints => ENDPOINTS,
-            KindTable::EndpointSlice => ENDPOINT_SLICE,
-            KindTable::ValidatingWebhookConfiguration => VALIDATING_WEBHOOK_CONFIGURATION,
-            KindTable::CustomResourceDefinition => CUSTOM_RESOURCE_DEFINITION,
-        }
-    }
-
+/// How the lists and maps of one built-in kind merge: its rows of upstream markers, the
+/// fields its Go type always carries, and where it embeds a `PodSpec`. Each built-in kind's
+/// row in [`crate::kinds`] names one of these.
+#[derive(Debug)]
+pub struct MergeRules {
+    /// Marker rows, paths from the object root.
+    pub rules: Rules,
     /// Fields the kind's Go type always carries, even in its zero value (non-pointer structs
-    /// and slices without `omitempty`): upstream compares a new object against that zero value
-    /// on create, so these never count as added themselves.
-    fn present(self) -> &'static [&'static str] {
-        match self {
-            KindTable::Unstructured => &[],
-            KindTable::Plain => &[
-                "spec",
-                "status",
-                "involvedObject",
-                "source",
-                "regarding",
-                "deprecatedSource",
-            ],
-            KindTable::Service => &["spec", "status", "status.loadBalancer"],
-            KindTable::Pod => &["spec", "status", "spec.containers"],
-            KindTable::Node => &[
-                "spec",
-                "status",
-                "status.daemonEndpoints",
-                "status.daemonEndpoints.kubeletEndpoint",
-                "status.nodeInfo",
-            ],
-            KindTable::EndpointSlice => &["endpoints", "ports"],
-            KindTable::CustomResourceDefinition => &[
-                "spec",
-                "status",
-                "spec.names",
-                "status.acceptedNames",
-                "status.conditions",
-                "status.storedVersions",
-            ],
-            KindTable::Namespace
-            | KindTable::Endpoints
-            | KindTable::ValidatingWebhookConfiguration => &["spec", "status"],
+    /// and slices without `omitempty`): upstream compares a new object against that zero
+    /// value on create, so these never count as added themselves.
+    pub present: &'static [&'static str],
+    /// Paths of embedded `PodSpec`s (`spec` of a Pod, `spec.template.spec` of a Deployment):
+    /// [`POD_SPEC`] and the container rules apply under each, so workloads reuse the Pod rows.
+    pub pod_specs: &'static [&'static str],
+}
+
+impl MergeRules {
+    /// Rules of a kind with `rules` whose Go type always carries `spec` and `status`.
+    pub const fn with_spec_status(rules: Rules) -> MergeRules {
+        MergeRules {
+            rules,
+            present: &["spec", "status"],
+            pod_specs: &[],
         }
     }
-
-    fn all() -> [KindTable; KIND_TABLES] {
-        [
-            KindTable::Unstructured,
-            KindTable::Plain,
-            KindTable::Service,
-            KindTable::Pod,
-            KindTable::Node,
-            KindTable::Namespace,
-            KindTable::Endpoints,
-            KindTable::EndpointSlice,
-            KindTable::ValidatingWebhookConfiguration,
-            KindTable::CustomResourceDefinition,
-        ]
-    }
 }
+
+/// Custom resources and unknown kinds: only `metadata` is typed.
+pub const UNSTRUCTURED: MergeRules = MergeRules {
+    rules: NONE,
+    present: &[],
+    pod_specs: &[],
+};
+
+/// Kinds without markers of their own (ConfigMaps, Secrets, Events, Leases).
+pub const PLAIN: MergeRules = MergeRules {
+    rules: NONE,
+    present: &[
+        "spec",
+        "status",
+        "involvedObject",
+        "source",
+        "regarding",
+        "deprecatedSource",
+    ],
+    pod_specs: &[],
+};
+
+/// core/v1 Service.
+pub const SERVICE_RULES: MergeRules = MergeRules {
+    rules: SERVICE,
+    present: &["spec", "status", "status.loadBalancer"],
+    pod_specs: &[],
+};
+
+/// core/v1 Pod.
+pub const POD_RULES: MergeRules = MergeRules {
+    rules: POD,
+    present: &["spec", "status", "spec.containers"],
+    pod_specs: &["spec"],
+};
+
+/// core/v1 Node.
+pub const NODE_RULES: MergeRules = MergeRules {
+    rules: NODE,
+    present: &[
+        "spec",
+        "status",
+        "status.daemonEndpoints",
+        "status.daemonEndpoints.kubeletEndpoint",
+        "status.nodeInfo",
+    ],
+    pod_specs: &[],
+};
+
+/// core/v1 Namespace.
+pub const NAMESPACE_RULES: MergeRules = MergeRules::with_spec_status(NAMESPACE);
+
+/// core/v1 Endpoints.
+pub const ENDPOINTS_RULES: MergeRules = MergeRules::with_spec_status(ENDPOINTS);
+
+/// discovery.k8s.io/v1 EndpointSlice.
+pub const ENDPOINT_SLICE_RULES: MergeRules = MergeRules {
+    rules: ENDPOINT_SLICE,
+    present: &["endpoints", "ports"],
+    pod_specs: &[],
+};
+
+/// admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration.
+pub const VALIDATING_WEBHOOK_CONFIGURATION_RULES: MergeRules =
+    MergeRules::with_spec_status(VALIDATING_WEBHOOK_CONFIGURATION);
+
+/// apiextensions.k8s.io/v1 CustomResourceDefinition.
+pub const CUSTOM_RESOURCE_DEFINITION_RULES: MergeRules = MergeRules {
+    rules: CUSTOM_RESOURCE_DEFINITION,
+    present: &[
+        "spec",
+        "status",
+        "spec.names",
+        "status.acceptedNames",
+        "status.conditions",
+        "status.storedVersions",
+    ],
+    pod_specs: &[],
+};
+
+/// `metav1.LabelSelector` is `+structType=atomic`; `status.conditions` of the workload kinds
+/// are `patchStrategy:"merge" patchMergeKey:"type"`, `+listType=map +listMapKey=type`
+/// (`k8s.io/api/apps/v1/types.go`).
+const WORKLOAD: Rules = &[
+    ("spec.selector", FieldRule::AtomicMap),
+    ("status.conditions", BY_TYPE),
+];
+
+/// apps/v1 Deployment, ReplicaSet, DaemonSet (`spec.template` is a `PodTemplateSpec`).
+pub const WORKLOAD_RULES: MergeRules = MergeRules {
+    rules: WORKLOAD,
+    present: &["spec", "status", "spec.template"],
+    pod_specs: &["spec.template.spec"],
+};
+
+/// apps/v1 StatefulSet: the workload rules; `spec.volumeClaimTemplates` is `+listType=atomic`.
+pub const STATEFUL_SET_RULES: MergeRules = WORKLOAD_RULES;
+
+/// core/v1 ReplicationController: `spec.selector` is a plain map (`+mapType=atomic`).
+pub const REPLICATION_CONTROLLER_RULES: MergeRules = MergeRules {
+    rules: &[
+        ("spec.selector", FieldRule::AtomicMap),
+        ("status.conditions", BY_TYPE),
+    ],
+    present: &["spec", "status"],
+    pod_specs: &["spec.template.spec"],
+};
+
+/// core/v1 PodTemplate (`template` is a `PodTemplateSpec`).
+pub const POD_TEMPLATE_RULES: MergeRules = MergeRules {
+    rules: NONE,
+    present: &["template"],
+    pod_specs: &["template.spec"],
+};
+
+/// batch/v1 Job: `spec.selector` atomic; `status.conditions` is `patchStrategy:"merge"
+/// patchMergeKey:"type"` with `+listType=atomic`.
+pub const JOB_RULES: MergeRules = MergeRules {
+    rules: &[
+        ("spec.selector", FieldRule::AtomicMap),
+        (
+            "status.conditions",
+            list(SmpList::MergeByKey("type"), SsaList::Atomic),
+        ),
+    ],
+    present: &["spec", "status", "spec.template"],
+    pod_specs: &["spec.template.spec"],
+};
+
+/// batch/v1 CronJob: the Job template's pod spec; `status.active` is `+listType=atomic`.
+pub const CRON_JOB_RULES: MergeRules = MergeRules {
+    rules: &[("spec.jobTemplate.spec.selector", FieldRule::AtomicMap)],
+    present: &[
+        "spec",
+        "status",
+        "spec.jobTemplate",
+        "spec.jobTemplate.spec.template",
+    ],
+    pod_specs: &["spec.jobTemplate.spec.template.spec"],
+};
+
+/// Kinds with `status.conditions` keyed by type (`patchStrategy:"merge"
+/// patchMergeKey:"type"`, `+listType=map +listMapKey=type`) and nothing else marked:
+/// HorizontalPodAutoscaler (autoscaling/v2), PersistentVolumeClaim, PodDisruptionBudget
+/// (whose `spec.selector` is an atomic `LabelSelector`).
+pub const CONDITIONS_RULES: MergeRules = MergeRules::with_spec_status(&[
+    ("spec.selector", FieldRule::AtomicMap),
+    ("status.conditions", BY_TYPE),
+]);
+
+/// core/v1 ServiceAccount: `secrets` is `patchStrategy:"merge" patchMergeKey:"name"`,
+/// `+listType=map +listMapKey=name`; `imagePullSecrets` is atomic.
+pub const SERVICE_ACCOUNT_RULES: MergeRules = MergeRules {
+    rules: &[("secrets", BY_NAME), ("secrets[]", FieldRule::AtomicMap)],
+    present: &[],
+    pod_specs: &[],
+};
+
+/// admissionregistration.k8s.io/v1 MutatingWebhookConfiguration (as the validating one).
+pub const MUTATING_WEBHOOK_CONFIGURATION_RULES: MergeRules =
+    MergeRules::with_spec_status(VALIDATING_WEBHOOK_CONFIGURATION);
+
+/// rbac.authorization.k8s.io/v1 RoleBinding / ClusterRoleBinding: `roleRef` is a struct
+/// without markers; `subjects` and the roles' `rules` are `+listType=atomic`.
+pub const RBAC_RULES: MergeRules = MergeRules {
+    rules: NONE,
+    present: &["roleRef"],
+    pod_specs: &[],
+};
+
+/// Kinds with `spec`/`status` and no markers of their own beyond atomic lists.
+pub const SPEC_STATUS_RULES: MergeRules = MergeRules::with_spec_status(NONE);
 
 /// A node of a kind's rule tree: the rule at this path and the paths below it. `[]` is the
 /// segment for list items.
@@ -414,35 +533,51 @@ fn segments(path: &'static str) -> Vec<&'static str> {
     out
 }
 
-fn build_tree(kind: KindTable) -> SchemaNode {
-    let mut root = SchemaNode::default();
-    for (path, rule) in METADATA.iter().chain(kind.rules()) {
-        root.insert(&segments(path), *rule);
+/// Inserts `rules` (paths relative to `base`) below `base`.
+fn insert_under(root: &mut SchemaNode, base: &[&'static str], rules: Rules) {
+    for (path, rule) in rules {
+        let mut segs = base.to_vec();
+        segs.extend(segments(path));
+        root.insert(&segs, *rule);
     }
-    for path in kind.present() {
+}
+
+fn build_tree(kind: &MergeRules) -> SchemaNode {
+    let mut root = SchemaNode::default();
+    insert_under(&mut root, &[], METADATA);
+    insert_under(&mut root, &[], kind.rules);
+    for path in kind.present {
         root.node(&segments(path)).present = true;
     }
-    if kind == KindTable::Pod {
-        for prefix in [
-            "spec.containers[]",
-            "spec.initContainers[]",
-            "spec.ephemeralContainers[]",
-        ] {
-            let base = segments(prefix);
-            for (path, rule) in CONTAINER {
-                let mut segs = base.clone();
-                segs.extend(segments(path));
-                root.insert(&segs, *rule);
-            }
+    for spec in kind.pod_specs {
+        let base = segments(spec);
+        insert_under(&mut root, &base, POD_SPEC);
+        // `PodTemplateSpec.spec` and `PodSpec.containers` are always encoded (non-pointer
+        // struct, slice without omitempty).
+        root.node(&base).present = true;
+        let mut containers = base.clone();
+        containers.push("containers");
+        root.node(&containers).present = true;
+        for list in ["containers", "initContainers", "ephemeralContainers"] {
+            let mut item = base.clone();
+            item.extend([list, "[]"]);
+            insert_under(&mut root, &item, CONTAINER);
         }
     }
     root
 }
 
-fn tree(kind: KindTable) -> &'static SchemaNode {
+/// The rule tree of every built-in kind (by its index in [`crate::kinds::all`]), then the
+/// unstructured one.
+fn trees() -> &'static [SchemaNode] {
     static TREES: OnceLock<Vec<SchemaNode>> = OnceLock::new();
-    let trees = TREES.get_or_init(|| KindTable::all().into_iter().map(build_tree).collect());
-    &trees[kind as usize]
+    TREES.get_or_init(|| {
+        crate::kinds::all()
+            .iter()
+            .map(|k| build_tree(k.merge))
+            .chain(std::iter::once(build_tree(&UNSTRUCTURED)))
+            .collect()
+    })
 }
 
 /// A position in a kind's rule tree while walking an object: cheap to copy, and `None` once
@@ -488,51 +623,42 @@ impl SchemaAt {
 /// The merge semantics of one kind: look up list and map behaviour by field path.
 #[derive(Debug, Clone, Copy)]
 pub struct Schema {
-    kind: KindTable,
+    tree: &'static SchemaNode,
+    builtin: bool,
 }
 
 impl Schema {
-    /// The schema of a kind this server serves, or the unstructured schema (only `metadata`
-    /// is typed; every other list is atomic) for anything else, as upstream treats custom
-    /// resources without list markers.
+    /// The schema of a kind this server serves (its row in [`crate::kinds`]), or the
+    /// unstructured schema (only `metadata` is typed; every other list is atomic) for anything
+    /// else, as upstream treats custom resources without list markers.
     pub fn for_kind(gvk: &Gvk) -> Schema {
-        let kind = match (gvk.group.as_str(), gvk.kind.as_str()) {
-            ("", "Service") => KindTable::Service,
-            ("", "Pod") => KindTable::Pod,
-            ("", "Node") => KindTable::Node,
-            ("", "Namespace") => KindTable::Namespace,
-            ("", "Endpoints") => KindTable::Endpoints,
-            ("", "ConfigMap" | "Secret" | "Event") => KindTable::Plain,
-            ("discovery.k8s.io", "EndpointSlice") => KindTable::EndpointSlice,
-            ("coordination.k8s.io", "Lease") => KindTable::Plain,
-            ("events.k8s.io", "Event") => KindTable::Plain,
-            ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
-                KindTable::ValidatingWebhookConfiguration
-            }
-            ("apiextensions.k8s.io", "CustomResourceDefinition") => {
-                KindTable::CustomResourceDefinition
-            }
-            _ => KindTable::Unstructured,
-        };
-        Schema { kind }
+        match crate::kinds::index_of(&gvk.group, &gvk.version, &gvk.kind) {
+            Some(i) => Schema {
+                tree: &trees()[i],
+                builtin: true,
+            },
+            None => Schema::unstructured(),
+        }
     }
 
     /// The schema of an object whose kind has no Go type (a custom resource).
     pub fn unstructured() -> Schema {
+        let trees = trees();
         Schema {
-            kind: KindTable::Unstructured,
+            tree: &trees[trees.len() - 1],
+            builtin: false,
         }
     }
 
     /// Whether the kind is a built-in with Go struct tags. Upstream serves strategic merge
     /// patch only for those (custom resources get 415 Unsupported Media Type).
     pub fn is_builtin(&self) -> bool {
-        self.kind != KindTable::Unstructured
+        self.builtin
     }
 
     /// The root of the kind's rule tree, for walking an object.
     pub fn root(&self) -> SchemaAt {
-        SchemaAt(Some(tree(self.kind)))
+        SchemaAt(Some(self.tree))
     }
 
     /// The position of a dotted path (`spec.containers[].ports`) in the rule tree.

@@ -153,6 +153,18 @@ impl Strategy for Pods {
         Vec::new()
     }
 
+    /// Upstream's common metadata rules and the schema's required fields (`ValidatePod`'s
+    /// spec rules are not implemented).
+    fn validate(
+        &self,
+        kind: &ObjectKind<'_>,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> Result<Vec<String>, ApiError> {
+        let errors = super::common_errors(kind, names::is_dns1123_subdomain, true, obj, old);
+        verdict(kind, obj, &errors, Vec::new)
+    }
+
     fn typed(&self) -> Option<Typed> {
         Some(Typed::of::<api::core::v1::Pod>())
     }
@@ -373,6 +385,18 @@ impl TypedOnly {
 }
 
 impl Strategy for TypedOnly {
+    /// Upstream's common metadata rules and the schema's required fields (every kind using
+    /// this strategy is namespaced).
+    fn validate(
+        &self,
+        kind: &ObjectKind<'_>,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> Result<Vec<String>, ApiError> {
+        let errors = super::common_errors(kind, self.name_rule(), true, obj, old);
+        verdict(kind, obj, &errors, Vec::new)
+    }
+
     fn typed(&self) -> Option<Typed> {
         Some(self.0)
     }
@@ -461,9 +485,3 @@ impl Strategy for CustomResources {
         Vec::new()
     }
 }
-
-/// The generic store's rules and nothing else (a built-in entry before its strategy is set).
-#[derive(Debug, Default)]
-pub struct Generic;
-
-impl Strategy for Generic {}

@@ -9,6 +9,7 @@
 //! Strategies know nothing of HTTP, the store or the server state.
 
 mod builtin;
+mod schema;
 mod typed;
 
 use serde_json::Value;
@@ -19,9 +20,10 @@ use crate::services::{Reservation, ServiceAllocations};
 use crate::store::StoredObject;
 
 pub use builtin::{
-    CustomResourceDefinitions, CustomResources, EndpointSlices, Endpoints, Generic, Namespaces,
-    Nodes, Pods, Secrets, Services, TypedOnly, ValidatingWebhookConfigurations,
+    CustomResourceDefinitions, CustomResources, EndpointSlices, Endpoints, Namespaces, Nodes, Pods,
+    Secrets, Services, TypedOnly, ValidatingWebhookConfigurations,
 };
+pub use schema::{common_errors, BuiltinSchema};
 pub use typed::Typed;
 
 /// Group, version and Kind of the objects a strategy handles, for error messages.

@@ -9,6 +9,7 @@ mod errors;
 mod faults;
 mod finalizers;
 mod gc;
+mod kinds;
 mod metrics;
 mod namespaces;
 mod pagination;
