@@ -58,7 +58,7 @@ use crate::model::{DesiredTable, Family, ServiceName};
 use crate::stale_flows::{stale_udp_flows, udp_rows, StaleUdpFlows, UdpRows};
 
 pub use objects::TABLE;
-pub use plan::{script, Op, PlanBuilder, PlannedOp};
+pub use plan::{script, Op, Plan, PlanBuilder, PlannedOp};
 pub use ruleset::CASCADE_MAX;
 use ruleset::{render_fixed, render_service, Fixed, FixedObjects};
 use socket::NftSocket;
@@ -200,7 +200,7 @@ impl NftablesBackend {
         let mut plan = PlanBuilder::new();
         let result = self.plan_into(&mut plan, table, scope, Instant::now());
         (self.tables, self.last) = saved;
-        result.map(|()| plan.finish())
+        result.map(|()| plan.finish().into_ops())
     }
 
     fn plan_into(
@@ -229,16 +229,13 @@ impl NftablesBackend {
                     held
                 };
                 let masq = ruleset::has_family(&self.cluster_cidrs, family);
-                let services = table
-                    .services()
-                    .filter(|s| ruleset::has_rows(s, family))
-                    .map(|s| {
-                        (
-                            s.service.clone(),
-                            render_service(family, s, &self.names, masq),
-                        )
-                    })
-                    .collect();
+                let names = &self.names;
+                let services = || {
+                    table
+                        .services()
+                        .filter(move |s| ruleset::has_rows(s, family))
+                        .map(move |s| (s.service.clone(), render_service(family, s, names, masq)))
+                };
                 self.last.rebuilt |=
                     state.sync_full(plan, &self.fixed[index(family)], services, kernel, now);
             }
@@ -295,7 +292,7 @@ impl NftablesBackend {
     }
 
     /// Sends `ops` as one transaction.
-    fn run(&mut self, ops: &[PlannedOp]) -> Result<(), BackendError> {
+    fn run(&mut self, ops: &Plan) -> Result<(), BackendError> {
         let before = kernel::generation(&mut self.socket).ok();
         let first_seq = self
             .socket
@@ -315,18 +312,22 @@ impl NftablesBackend {
         if let Some(first) = rejections.first() {
             self.trusted_generation = None;
             let source = io::Error::from_raw_os_error(first.errno);
-            return Err(match batch.ops_of(first) {
-                Some((start, count)) => {
-                    let op = &ops[start];
-                    let what = if count > 1 {
-                        format!("{op} (and {} more elements)", count - 1)
-                    } else {
-                        op.to_string()
-                    };
-                    kernel_error(what, op.service.as_deref().cloned(), source)
-                }
-                None => kernel_error("commit the transaction", None, source),
-            });
+            return Err(
+                match batch
+                    .ops_of(first)
+                    .and_then(|(start, count)| Some((ops.planned(start)?, count)))
+                {
+                    Some((op, count)) => {
+                        let what = if count > 1 {
+                            format!("{op} (and {} more elements)", count - 1)
+                        } else {
+                            op.to_string()
+                        };
+                        kernel_error(what, op.service.as_deref().cloned(), source)
+                    }
+                    None => kernel_error("commit the transaction", None, source),
+                },
+            );
         }
         let after = kernel::generation(&mut self.socket).ok();
         self.trusted_generation = match (before, after) {
@@ -438,16 +439,18 @@ impl Backend for NftablesBackend {
 
     fn cleanup(&mut self) -> Result<(), BackendError> {
         // Creating then deleting makes the transaction succeed whether the table exists.
-        let ops: Vec<PlannedOp> = Family::ALL
-            .into_iter()
-            .flat_map(|family| {
-                [Op::AddTable, Op::DeleteTable].map(|op| PlannedOp {
-                    family,
-                    op,
-                    service: None,
+        let ops = Plan::from_ops(
+            Family::ALL
+                .into_iter()
+                .flat_map(|family| {
+                    [Op::AddTable, Op::DeleteTable].map(|op| PlannedOp {
+                        family,
+                        op,
+                        service: None,
+                    })
                 })
-            })
-            .collect();
+                .collect(),
+        );
         self.run(&ops)?;
         for state in &mut self.tables {
             state.reset();

@@ -7,6 +7,7 @@
 //! Service that wants it, and the Service whose name sorts first decides its value, so two
 //! Services fighting over a NodePort always resolve the same way whatever the order of events.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -459,89 +460,150 @@ impl TableState {
     /// the kernel holds (`None`: no table). Anything of ours the kernel holds and nobody
     /// wants is removed; a table whose fixed part or sets were changed by someone else is
     /// rebuilt in the same transaction. Returns whether it was rebuilt.
-    pub fn sync_full(
+    ///
+    /// `services` yields every Service's rendered part; it is walked once, one Service at a
+    /// time (a Service's objects are dropped once planned: at 10,000 Services keeping them all
+    /// cost tens of MiB at the sync's memory peak), and a second time only when a Service's
+    /// set or chain turns out to conflict with the kernel's (the table is then rebuilt).
+    pub fn sync_full<F, I>(
         &mut self,
         plan: &mut PlanBuilder,
         fixed: &FixedObjects,
-        services: Vec<(ServiceName, ServiceObjects)>,
+        services: F,
         kernel: Option<Held>,
         now: Instant,
-    ) -> bool {
+    ) -> bool
+    where
+        F: Fn() -> I,
+        I: Iterator<Item = (ServiceName, ServiceObjects)>,
+    {
         let stale_before = std::mem::take(&mut self.stale);
         self.claims.clear();
         self.services.clear();
         self.held = None;
-        if kernel.is_none() && services.is_empty() {
+        if kernel.is_none() && services().next().is_none() {
             return false;
         }
-        // Desired chains and sets, by name.
-        let mut chains: Vec<(&ChainSpec, Option<&ServiceName>)> =
-            fixed.chains.iter().map(|c| (c, None)).collect();
-        let mut sets: Vec<(&SetSpec, Option<&ServiceName>)> =
-            fixed.sets.iter().map(|s| (s, None)).collect();
-        for (name, objects) in &services {
-            chains.extend(objects.chains.iter().map(|c| (c, Some(name))));
-            sets.extend(objects.sets.iter().map(|s| (s, Some(name))));
-        }
-        let rebuild = kernel.as_ref().is_some_and(|k| {
+        let conflicts = |k: &Held| {
             k.unreadable
-                || sets.iter().any(|(s, _)| {
-                    k.sets
-                        .get(&s.name)
-                        .is_some_and(|w| *w != s.kind.wire(self.family))
-                })
-                || chains.iter().any(|(c, _)| {
-                    k.chains
-                        .get(&c.name)
-                        .is_some_and(|held| held.base != c.base)
-                })
-        });
-        let mut held = match kernel {
-            Some(_) if rebuild => {
+                || fixed.sets.iter().any(|s| set_conflicts(k, s, self.family))
+                || fixed.chains.iter().any(|c| chain_conflicts(k, c))
+        };
+        let start = match kernel {
+            Some(k) if conflicts(&k) => Start::Rebuild,
+            Some(k) => Start::Kernel(k),
+            None => Start::Empty,
+        };
+        if matches!(start, Start::Rebuild) {
+            let rebuilt = self.plan_full(plan, fixed, services(), start, &stale_before, now);
+            debug_assert!(rebuilt.is_ok(), "a rebuild conflicts with nothing");
+            return true;
+        }
+        let mark = plan.mark();
+        match self.plan_full(plan, fixed, services(), start, &stale_before, now) {
+            Ok(()) => false,
+            Err(Conflict) => {
+                plan.rollback(&mark);
+                self.stale.clear();
+                self.claims.clear();
+                self.services.clear();
+                let rebuilt =
+                    self.plan_full(plan, fixed, services(), Start::Rebuild, &stale_before, now);
+                debug_assert!(rebuilt.is_ok(), "a rebuild conflicts with nothing");
+                true
+            }
+        }
+    }
+
+    /// One pass of [`TableState::sync_full`] from `start`; `Err` when a Service's set or
+    /// chain conflicts with what the kernel holds (only when starting from the kernel's).
+    fn plan_full(
+        &mut self,
+        plan: &mut PlanBuilder,
+        fixed: &FixedObjects,
+        services: impl Iterator<Item = (ServiceName, ServiceObjects)>,
+        start: Start,
+        stale_before: &HashMap<Name, Instant>,
+        now: Instant,
+    ) -> Result<(), Conflict> {
+        let check = matches!(start, Start::Kernel(_));
+        let mut held = match start {
+            Start::Rebuild => {
                 plan.push(self.family, Op::DeleteTable, None);
                 plan.push(self.family, Op::AddTable, None);
                 Held::default()
             }
-            Some(k) => k,
-            None => {
+            Start::Kernel(k) => k,
+            Start::Empty => {
                 plan.push(self.family, Op::AddTable, None);
                 Held::default()
             }
         };
-        let wanted_sets: HashSet<&Name> = sets.iter().map(|(s, _)| &s.name).collect();
-        let wanted_chains: HashSet<&Name> = chains.iter().map(|(c, _)| &c.name).collect();
+        let mut wanted_sets: HashSet<Name> = HashSet::new();
+        let mut wanted_chains: HashSet<Name> = HashSet::new();
+        // Sets whose elements their Service settled (its own maps); the rest hold claims.
+        let mut own_sets: HashSet<Name> = HashSet::new();
 
-        for (set, service) in &sets {
-            if !held.sets.contains_key(&set.name) {
-                self.add_set(plan, &mut held, set, *service);
-            } else if !set.kind.is_dynamic() {
-                held.elements.entry(set.name.clone()).or_default();
-            }
+        for set in &fixed.sets {
+            self.want_set(plan, &mut held, set, None);
+            wanted_sets.insert(set.name.clone());
         }
-        for (chain, service) in &chains {
-            let rules = rule_fingerprints(self.family, &chain.rules, &mut self.scratch);
-            match held.chains.get_mut(&chain.name) {
-                None => self.add_chain(plan, &mut held, chain, *service),
-                Some(current) if current.rules == rules => {}
-                Some(current) => {
-                    if !current.rules.is_empty() {
-                        plan.push(self.family, Op::FlushChain(chain.name.clone()), *service);
-                    }
-                    for rule in &chain.rules {
-                        plan.push(
-                            self.family,
-                            Op::AddRule(chain.name.clone(), rule.clone()),
-                            *service,
-                        );
-                    }
-                    current.rules = rules;
+        for chain in &fixed.chains {
+            self.want_chain(plan, &mut held, chain, None);
+            wanted_chains.insert(chain.name.clone());
+        }
+        for (name, objects) in services {
+            if check
+                && (objects
+                    .sets
+                    .iter()
+                    .any(|s| set_conflicts(&held, s, self.family))
+                    || objects.chains.iter().any(|c| chain_conflicts(&held, c)))
+            {
+                self.held = None;
+                return Err(Conflict);
+            }
+            for set in &objects.sets {
+                self.want_set(plan, &mut held, set, Some(&name));
+                wanted_sets.insert(set.name.clone());
+            }
+            for chain in &objects.chains {
+                self.want_chain(plan, &mut held, chain, Some(&name));
+                wanted_chains.insert(chain.name.clone());
+            }
+            let ServiceObjects {
+                chains,
+                sets,
+                claims,
+                elements,
+            } = objects;
+            let mut elements: HashMap<Name, Vec<(Key, ElementValue)>> =
+                elements.into_iter().collect();
+            for set in &sets {
+                if let Some(have) = held.elements.get_mut(&set.name) {
+                    let want = elements.remove(&set.name).unwrap_or_default();
+                    let interval = held.sets.get(&set.name).is_some_and(is_interval);
+                    diff_elements(plan, self.family, &set.name, have, want, interval);
+                    own_sets.insert(set.name.clone());
                 }
             }
+            let name = Arc::new(name);
+            let mut footprint = Footprint {
+                chains: chains.into_iter().map(|c| c.name).collect(),
+                sets: sets.into_iter().map(|s| s.name).collect(),
+                claims: Vec::with_capacity(claims.len()),
+            };
+            for (set, key, value) in claims {
+                let claimants = self.claims.entry((set.clone(), key)).or_default();
+                add_claimant(claimants, &name, value);
+                footprint.claims.push((set, key));
+            }
+            self.services.insert(name, footprint);
         }
         let unwanted: Vec<Name> = held
             .chains
             .keys()
-            .filter(|c| !wanted_chains.contains(c))
+            .filter(|c| !wanted_chains.contains(*c))
             .cloned()
             .collect();
         for chain in unwanted {
@@ -553,7 +615,7 @@ impl TableState {
         let unwanted_sets: Vec<Name> = held
             .sets
             .keys()
-            .filter(|s| !wanted_sets.contains(s))
+            .filter(|s| !wanted_sets.contains(*s))
             .cloned()
             .collect();
         for set in unwanted_sets {
@@ -562,51 +624,38 @@ impl TableState {
             plan.push(self.family, Op::DeleteSet(set), None);
         }
 
-        // Claims and own elements, then every element of every managed set.
-        let mut wanted: HashMap<Name, HashMap<Key, ElementValue>> = HashMap::new();
-        for (name, objects) in services {
-            let name = Arc::new(name);
-            for (set, elements) in objects.elements {
-                wanted.insert(set, elements.into_iter().collect());
-            }
-            let mut footprint = Footprint {
-                chains: objects.chains.iter().map(|c| c.name.clone()).collect(),
-                sets: objects.sets.iter().map(|s| s.name.clone()).collect(),
-                claims: Vec::with_capacity(objects.claims.len()),
-            };
-            for (set, key, value) in objects.claims {
-                let claimants = self.claims.entry((set.clone(), key)).or_default();
-                add_claimant(claimants, &name, value);
-                footprint.claims.push((set, key));
-            }
-            self.services.insert(name, footprint);
-        }
-        for ((set, key), claimants) in &self.claims {
-            if let Some((_, value)) = claimants.first() {
-                wanted
-                    .entry(set.clone())
-                    .or_default()
-                    .insert(*key, value.clone());
-            }
-        }
-        let managed: Vec<Name> = held.elements.keys().cloned().collect();
-        for set in managed {
-            let want = wanted.remove(&set).unwrap_or_default();
-            let interval = held.sets.get(&set).is_some_and(is_interval);
-            let have = held.elements.get_mut(&set).expect("listed above");
+        // The shared sets: every element as its first claimant wants it.
+        let mut shared: Vec<Name> = held
+            .elements
+            .keys()
+            .filter(|s| !own_sets.contains(*s))
+            .cloned()
+            .collect();
+        shared.sort();
+        for set in &shared {
+            let interval = held.sets.get(set).is_some_and(is_interval);
+            let have = held.elements.get_mut(set).expect("listed above");
             if interval {
-                let same =
-                    want.len() == have.len() && want.iter().all(|(k, v)| have.get(k) == Some(v));
-                if !same {
-                    let mut want: Vec<(Key, ElementValue)> = want.into_iter().collect();
-                    want.sort_by_key(|(k, _)| *k);
-                    rewrite_interval_set(plan, self.family, &set, have, want, None);
-                }
+                // Not a layout we write (claims go to hash sets); diffed whole all the same.
+                let mut want: Vec<(Key, ElementValue)> = self
+                    .claims
+                    .iter()
+                    .filter(|((s, _), _)| s == set)
+                    .filter_map(|((_, k), c)| Some((*k, c.first()?.1.clone())))
+                    .collect();
+                want.sort_by_key(|(k, _)| *k);
+                diff_elements(plan, self.family, set, have, want, true);
                 continue;
             }
             let mut gone: Vec<Key> = have
                 .iter()
-                .filter(|(k, v)| want.get(k) != Some(v))
+                .filter(|(k, v)| {
+                    self.claims
+                        .get(&(set.clone(), **k))
+                        .and_then(|c| c.first())
+                        .map(|(_, value)| value)
+                        != Some(*v)
+                })
                 .map(|(k, _)| *k)
                 .collect();
             gone.sort();
@@ -614,22 +663,144 @@ impl TableState {
                 plan.push(self.family, Op::DeleteElement(set.clone(), key), None);
                 have.remove(&key);
             }
-            let mut add: Vec<(Key, ElementValue)> = want
-                .into_iter()
-                .filter(|(k, _)| !have.contains_key(k))
-                .collect();
-            add.sort_by_key(|(k, _)| *k);
-            for (key, value) in add {
-                plan.push(
-                    self.family,
-                    Op::AddElement(set.clone(), key, value.clone()),
-                    None,
-                );
-                have.insert(key, value);
-            }
+        }
+        let mut add: Vec<(&Name, Key, &ElementValue)> = self
+            .claims
+            .iter()
+            .filter_map(|((set, key), claimants)| {
+                let (_, value) = claimants.first()?;
+                let have = held.elements.get(set)?;
+                let interval = held.sets.get(set).is_some_and(is_interval);
+                (!interval && !own_sets.contains(set) && !have.contains_key(key))
+                    .then_some((set, *key, value))
+            })
+            .collect();
+        add.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        for (set, key, value) in add {
+            plan.push(
+                self.family,
+                Op::AddElement(set.clone(), key, value.clone()),
+                None,
+            );
+            held.elements
+                .get_mut(set)
+                .expect("filtered above")
+                .insert(key, value.clone());
         }
         self.held = Some(held);
-        rebuild
+        Ok(())
+    }
+
+    /// A wanted set, in a full sync: added when the table lacks it.
+    fn want_set(
+        &mut self,
+        plan: &mut PlanBuilder,
+        held: &mut Held,
+        set: &SetSpec,
+        service: Option<&ServiceName>,
+    ) {
+        if !held.sets.contains_key(&set.name) {
+            self.add_set(plan, held, set, service);
+        } else if !set.kind.is_dynamic() {
+            held.elements.entry(set.name.clone()).or_default();
+        }
+    }
+
+    /// A wanted chain, in a full sync: added, or rewritten when its rules differ.
+    fn want_chain(
+        &mut self,
+        plan: &mut PlanBuilder,
+        held: &mut Held,
+        chain: &ChainSpec,
+        service: Option<&ServiceName>,
+    ) {
+        let rules = rule_fingerprints(self.family, &chain.rules, &mut self.scratch);
+        match held.chains.get_mut(&chain.name) {
+            None => self.add_chain(plan, held, chain, service),
+            Some(current) if current.rules == rules => {}
+            Some(current) => {
+                if !current.rules.is_empty() {
+                    plan.push(self.family, Op::FlushChain(chain.name.clone()), service);
+                }
+                for rule in &chain.rules {
+                    plan.push(
+                        self.family,
+                        Op::AddRule(chain.name.clone(), rule.clone()),
+                        service,
+                    );
+                }
+                current.rules = rules;
+            }
+        }
+    }
+}
+
+/// Where a full sync starts from.
+enum Start {
+    /// The kernel's table, as read (or as we hold it).
+    Kernel(Held),
+    /// No table yet.
+    Empty,
+    /// The kernel's table, replaced whole.
+    Rebuild,
+}
+
+/// A Service's set or chain conflicts with the kernel's: the table must be rebuilt.
+#[derive(Debug)]
+struct Conflict;
+
+/// Whether the kernel holds `set` with another type.
+fn set_conflicts(k: &Held, set: &SetSpec, family: Family) -> bool {
+    k.sets
+        .get(&set.name)
+        .is_some_and(|w| *w != set.kind.wire(family))
+}
+
+/// Whether the kernel holds `chain` with another hook.
+fn chain_conflicts(k: &Held, chain: &ChainSpec) -> bool {
+    k.chains
+        .get(&chain.name)
+        .is_some_and(|held| held.base != chain.base)
+}
+
+/// Plans the change of one set's elements from `have` to `want` (sorted by key) in a full
+/// sync, and records it in `have`.
+fn diff_elements(
+    plan: &mut PlanBuilder,
+    family: Family,
+    set: &Name,
+    have: &mut HashMap<Key, ElementValue>,
+    want: Vec<(Key, ElementValue)>,
+    interval: bool,
+) {
+    let same = want.len() == have.len() && want.iter().all(|(k, v)| have.get(k) == Some(v));
+    if same {
+        return;
+    }
+    if interval {
+        rewrite_interval_set(plan, family, set, have, want, None);
+        return;
+    }
+    let keep: HashMap<&Key, &ElementValue> = want.iter().map(|(k, v)| (k, v)).collect();
+    let mut gone: Vec<Key> = have
+        .iter()
+        .filter(|(k, v)| keep.get(k) != Some(v))
+        .map(|(k, _)| *k)
+        .collect();
+    gone.sort();
+    for key in gone {
+        plan.push(family, Op::DeleteElement(set.clone(), key), None);
+        have.remove(&key);
+    }
+    for (key, value) in want {
+        if let Entry::Vacant(slot) = have.entry(key) {
+            plan.push(
+                family,
+                Op::AddElement(set.clone(), key, value.clone()),
+                None,
+            );
+            slot.insert(value);
+        }
     }
 }
 
@@ -715,7 +886,7 @@ mod tests {
             let objects = render_service(Family::IPv4, t, &self.names, false);
             self.state
                 .sync_service(&mut plan, &t.service, Some(objects), Instant::now());
-            plan.finish().into_iter().map(|p| p.op).collect()
+            plan.finish().into_ops().into_iter().map(|p| p.op).collect()
         }
 
         fn remove(&mut self, service: &str) -> Vec<Op> {
@@ -726,7 +897,7 @@ mod tests {
                 None,
                 Instant::now(),
             );
-            plan.finish().into_iter().map(|p| p.op).collect()
+            plan.finish().into_ops().into_iter().map(|p| p.op).collect()
         }
     }
 
@@ -924,7 +1095,7 @@ mod tests {
         let rebuilt = fx.state.sync_full(
             &mut plan,
             &fx.fixed,
-            vec![(t.service.clone(), objects)],
+            || std::iter::once((t.service.clone(), objects.clone())),
             held,
             Instant::now(),
         );

@@ -5,7 +5,7 @@
 
 use super::expr;
 use super::objects::{ElementValue, Key, Value, TABLE};
-use super::plan::{Op, PlannedOp};
+use super::plan::{Op, Plan};
 use super::rule::fingerprint;
 use super::socket::Rejection;
 use super::wire::{
@@ -85,7 +85,7 @@ impl Batch {
 
 /// Encodes `ops` as one batch whose messages are numbered from `first_seq` (the batch
 /// begin message takes `first_seq - 1`, the end message the number after the last).
-pub fn encode(ops: &[PlannedOp], first_seq: u32) -> Batch {
+pub fn encode(ops: &Plan, first_seq: u32) -> Batch {
     let mut w = Writer::with_capacity(ops.len() * 160 + 64);
     w.begin(
         NFNL_MSG_BATCH_BEGIN,
@@ -98,14 +98,14 @@ pub fn encode(ops: &[PlannedOp], first_seq: u32) -> Batch {
     let mut messages = Vec::new();
     let mut set_ids = 0u32;
     let mut i = 0;
-    while i < ops.len() {
+    let len = ops.len();
+    while i < len {
         let seq = first_seq.wrapping_add(messages.len() as u32);
-        let planned = &ops[i];
-        let family = planned.family;
+        let (family, op, _) = ops.get(i).expect("index below the length");
         let fam = nfproto(family);
-        match &planned.op {
+        match op {
             Op::AddElement(set, ..) | Op::DeleteElement(set, ..) => {
-                let adding = matches!(planned.op, Op::AddElement(..));
+                let adding = matches!(op, Op::AddElement(..));
                 let kind = if adding {
                     MsgType::NewSetElem
                 } else {
@@ -118,12 +118,13 @@ pub fn encode(ops: &[PlannedOp], first_seq: u32) -> Batch {
                 let list = w.nest_begin(NFTA_SET_ELEM_LIST_ELEMENTS);
                 let start = w.len();
                 let mut count = 0;
-                while i + count < ops.len() && w.len() - start < ELEMENTS_PER_MESSAGE_BYTES {
-                    let next = &ops[i + count];
-                    if next.family != family {
+                while i + count < len && w.len() - start < ELEMENTS_PER_MESSAGE_BYTES {
+                    let (next_family, next, _) =
+                        ops.get(i + count).expect("index below the length");
+                    if next_family != family {
                         break;
                     }
-                    match (&next.op, adding) {
+                    match (next, adding) {
                         (Op::AddElement(s, key, value), true) if s == set => {
                             element(&mut w, key, Some(value));
                         }
@@ -289,6 +290,7 @@ pub fn parse_fingerprint(udata: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use crate::nftables::objects::SetKind;
+    use crate::nftables::plan::PlannedOp;
     use crate::nftables::wire::messages;
     use std::sync::Arc;
 
@@ -312,7 +314,7 @@ mod tests {
             )));
         }
         ops.push(op(Op::DeleteSet(Arc::from("other"))));
-        let batch = encode(&ops, 100);
+        let batch = encode(&Plan::from_ops(ops), 100);
         assert_eq!(batch.messages, vec![(0, 1), (1, 3), (4, 1)]);
         let all: Vec<_> = messages(batch.bytes.bytes()).collect();
         assert_eq!(all.len(), 5, "begin, 3 operation messages, end");
