@@ -1102,4 +1102,63 @@ mod tests {
         assert!(!rebuilt);
         assert!(plan.is_empty(), "{:?}", plan.finish());
     }
+
+    #[test]
+    fn a_service_set_of_another_type_in_the_kernel_rebuilds_the_table_once() {
+        let mut fx = Fixture::new();
+        let web = table(
+            "web",
+            vec![row(
+                "web",
+                FrontendKind::ClusterIP,
+                "10.96.0.1",
+                80,
+                &["10.0.0.1", "10.0.0.2"],
+            )],
+        );
+        let other = table(
+            "other",
+            vec![row(
+                "other",
+                FrontendKind::ClusterIP,
+                "10.96.0.2",
+                80,
+                &["10.0.0.3"],
+            )],
+        );
+        fx.sync(&other);
+        fx.sync(&web);
+        let mut held = fx.state.take_held().expect("table exists");
+        let objects = render_service(Family::IPv4, &web, &fx.names, false);
+        let slot_map = objects.sets[0].name.clone();
+        held.sets.get_mut(&slot_map).expect("web's slot map").flags ^= 1;
+        // `other` sorts first: planned before the conflict is found on `web`.
+        let services = || {
+            [&other, &web].into_iter().map(|t| {
+                (
+                    t.service.clone(),
+                    render_service(Family::IPv4, t, &fx.names, false),
+                )
+            })
+        };
+        let mut plan = PlanBuilder::new();
+        let rebuilt =
+            fx.state
+                .sync_full(&mut plan, &fx.fixed, services, Some(held), Instant::now());
+        assert!(rebuilt);
+        let ops: Vec<Op> = plan.finish().into_ops().into_iter().map(|p| p.op).collect();
+        assert_eq!(ops[..2], [Op::DeleteTable, Op::AddTable]);
+        assert_eq!(count(&ops, |o| matches!(o, Op::DeleteTable)), 1);
+        // Everything once, as from an empty table: nothing of the abandoned pass remains.
+        let mut fresh = TableState::new(Family::IPv4);
+        let mut expected = PlanBuilder::new();
+        fresh.sync_full(&mut expected, &fx.fixed, services, None, Instant::now());
+        let expected: Vec<Op> = expected
+            .finish()
+            .into_ops()
+            .into_iter()
+            .map(|p| p.op)
+            .collect();
+        assert_eq!(ops[1..], expected[..]);
+    }
 }
