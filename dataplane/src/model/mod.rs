@@ -134,7 +134,9 @@ pub struct ProxyModel {
     own_rows: HashMap<ServiceName, Arc<ServiceTable>>,
     /// Which Services want each virtual key; the smallest name owns it.
     claims: HashMap<VirtualKey, BTreeSet<ServiceName>>,
-    table: DesiredTable,
+    /// Shared with the snapshots handed out ([`ProxyModel::table_snapshot`]); a commit
+    /// copies it only while one is still held.
+    table: Arc<DesiredTable>,
     dirty: BTreeSet<ServiceName>,
     pending_triggers: HashMap<ServiceName, jiff::Timestamp>,
     started: jiff::Timestamp,
@@ -154,7 +156,7 @@ impl ProxyModel {
             slices: EndpointSliceCache::default(),
             own_rows: HashMap::new(),
             claims: HashMap::new(),
-            table: DesiredTable::default(),
+            table: Arc::default(),
             dirty: BTreeSet::new(),
             pending_triggers: HashMap::new(),
             started: jiff::Timestamp::now(),
@@ -174,6 +176,13 @@ impl ProxyModel {
     /// The table as of the last [`ProxyModel::commit`].
     pub fn table(&self) -> &DesiredTable {
         &self.table
+    }
+
+    /// The table as of the last [`ProxyModel::commit`], shared rather than copied (for a
+    /// sync on another thread; hold it no longer than the sync, or the next commit that
+    /// changes something copies the table).
+    pub fn table_snapshot(&self) -> Arc<DesiredTable> {
+        Arc::clone(&self.table)
     }
 
     /// Whether updates are waiting for [`ProxyModel::commit`].
@@ -350,9 +359,10 @@ impl ProxyModel {
             if previous == effective.as_ref() {
                 continue;
             }
+            let table = Arc::make_mut(&mut self.table);
             match effective {
-                Some(rows) => self.table.services.insert(name.clone(), rows),
-                None => self.table.services.remove(&name),
+                Some(rows) => table.services.insert(name.clone(), rows),
+                None => table.services.remove(&name),
             };
             changes.services.insert(name);
         }
