@@ -276,7 +276,7 @@ impl NftablesBackend {
         }
         let ops = plan.finish();
         let count = ops.len();
-        let deleted = match self.run(&ops) {
+        let deleted = match self.run(ops) {
             Ok(()) => count,
             Err(err) => {
                 // Left for the next full sync to find; the sync itself goes on.
@@ -292,7 +292,7 @@ impl NftablesBackend {
     }
 
     /// Sends `ops` as one transaction.
-    fn run(&mut self, ops: &Plan) -> Result<(), BackendError> {
+    fn run(&mut self, ops: Plan) -> Result<(), BackendError> {
         let before = kernel::generation(&mut self.socket).ok();
         let first_seq = self
             .socket
@@ -312,22 +312,17 @@ impl NftablesBackend {
         if let Some(first) = rejections.first() {
             self.trusted_generation = None;
             let source = io::Error::from_raw_os_error(first.errno);
-            return Err(
-                match batch
-                    .ops_of(first)
-                    .and_then(|(start, count)| Some((ops.planned(start)?, count)))
-                {
-                    Some((op, count)) => {
-                        let what = if count > 1 {
-                            format!("{op} (and {} more elements)", count - 1)
-                        } else {
-                            op.to_string()
-                        };
-                        kernel_error(what, op.service.as_deref().cloned(), source)
-                    }
-                    None => kernel_error("commit the transaction", None, source),
-                },
-            );
+            return Err(match batch.rejected(first) {
+                Some((op, count)) => {
+                    let what = if count > 1 {
+                        format!("{op} (and {} more elements)", count - 1)
+                    } else {
+                        op.to_string()
+                    };
+                    kernel_error(what, op.service.as_deref().cloned(), source)
+                }
+                None => kernel_error("commit the transaction", None, source),
+            });
         }
         let after = kernel::generation(&mut self.socket).ok();
         self.trusted_generation = match (before, after) {
@@ -411,8 +406,9 @@ impl Backend for NftablesBackend {
         }
         let ops = plan.finish();
         self.last.plan_time = planning.elapsed();
+        let operations = ops.len();
         if !ops.is_empty() {
-            if let Err(err) = self.run(&ops) {
+            if let Err(err) = self.run(ops) {
                 // What we hold in memory is now wrong: the next sync reads the kernel.
                 self.synced_once = false;
                 return Err(err);
@@ -428,7 +424,7 @@ impl Backend for NftablesBackend {
         self.last.conntrack = self.clean_conntrack(&flows);
         self.last.stale_udp_flows = flows;
         Ok(SyncReport {
-            operations: ops.len(),
+            operations,
             conntrack_deleted: self
                 .last
                 .conntrack
@@ -451,7 +447,7 @@ impl Backend for NftablesBackend {
                 })
                 .collect(),
         );
-        self.run(&ops)?;
+        self.run(ops)?;
         for state in &mut self.tables {
             state.reset();
         }

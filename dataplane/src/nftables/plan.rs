@@ -97,8 +97,60 @@ impl fmt::Display for PlannedOp {
     }
 }
 
-/// The operations of one phase, each with the Service it belongs to.
-type Phase = Vec<(Op, Option<Arc<ServiceName>>)>;
+/// An operation and the Service it belongs to.
+type Entry = (Op, Option<Arc<ServiceName>>);
+
+/// Operations per chunk of a [`Phase`] (a power of two: a chunk's vector grows by doubling
+/// and stops at exactly this capacity).
+const CHUNK: usize = 4096;
+
+/// The operations of one phase, in chunks: encoding frees each chunk once it is written
+/// into the batch, so a full sync never holds its whole plan and its whole batch at once
+/// (~24 MiB and ~17 MiB at 10,000 Services).
+#[derive(Debug, Default)]
+struct Phase {
+    /// Every chunk but the last holds exactly [`CHUNK`] operations.
+    chunks: Vec<Vec<Entry>>,
+    len: usize,
+}
+
+impl Phase {
+    fn push(&mut self, entry: Entry) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(entry),
+            _ => self.chunks.push(vec![entry]),
+        }
+        self.len += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn truncate(&mut self, len: usize) {
+        while self.len > len {
+            let last = self
+                .chunks
+                .last_mut()
+                .expect("len counts the chunks' entries");
+            let cut = (self.len - len).min(last.len());
+            last.truncate(last.len() - cut);
+            self.len -= cut;
+            if last.is_empty() {
+                self.chunks.pop();
+            }
+        }
+    }
+
+    /// The operations in order; each chunk is freed once its operations are taken.
+    fn into_entries(self) -> impl Iterator<Item = Entry> {
+        self.chunks.into_iter().flatten()
+    }
+}
 
 /// A point in a [`PlanBuilder`]'s history: how many operations each phase held.
 #[derive(Debug, Clone)]
@@ -141,7 +193,7 @@ impl PlanBuilder {
 
     /// Whether nothing was planned.
     pub fn is_empty(&self) -> bool {
-        self.phases.iter().flatten().all(Vec::is_empty)
+        self.phases.iter().flatten().all(Phase::is_empty)
     }
 
     /// Where the plan stands now, to [`PlanBuilder::rollback`] to.
@@ -149,7 +201,7 @@ impl PlanBuilder {
         PlanMark(
             self.phases
                 .each_ref()
-                .map(|family| family.each_ref().map(Vec::len)),
+                .map(|family| family.each_ref().map(Phase::len)),
         )
     }
 
@@ -187,15 +239,14 @@ impl PlanBuilder {
 #[derive(Debug, Default)]
 pub struct Plan {
     parts: Vec<(Family, Phase)>,
-    /// Index one past each part's last operation.
-    ends: Vec<usize>,
+    len: usize,
 }
 
 impl Plan {
     /// A plan of `ops`, in their order.
     pub fn from_ops(ops: Vec<PlannedOp>) -> Plan {
         let mut plan = Plan::default();
-        let mut run: Phase = Vec::new();
+        let mut run = Phase::default();
         let mut family = None;
         for op in ops {
             if family.is_some_and(|f| f != op.family) {
@@ -214,49 +265,41 @@ impl Plan {
         if ops.is_empty() {
             return;
         }
-        self.ends.push(self.len() + ops.len());
+        self.len += ops.len();
         self.parts.push((family, ops));
     }
 
     /// Number of operations.
     pub fn len(&self) -> usize {
-        self.ends.last().copied().unwrap_or(0)
+        self.len
     }
 
     /// Whether there is no operation.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// The `index`th operation: its family, the operation and its Service.
-    pub fn get(&self, index: usize) -> Option<(Family, &Op, Option<&Arc<ServiceName>>)> {
-        let part = self.ends.partition_point(|end| *end <= index);
-        let (family, ops) = self.parts.get(part)?;
-        let start = if part == 0 { 0 } else { self.ends[part - 1] };
-        let (op, service) = ops.get(index - start)?;
-        Some((*family, op, service.as_ref()))
-    }
-
-    /// A copy of the `index`th operation (for error messages).
-    pub fn planned(&self, index: usize) -> Option<PlannedOp> {
-        self.get(index).map(|(family, op, service)| PlannedOp {
-            family,
-            op: op.clone(),
-            service: service.cloned(),
-        })
+        self.len == 0
     }
 
     /// The operations in order, as one vector.
     pub fn into_ops(self) -> Vec<PlannedOp> {
         let mut out = Vec::with_capacity(self.len());
-        for (family, ops) in self.parts {
-            out.extend(ops.into_iter().map(|(op, service)| PlannedOp {
+        out.extend(self);
+        out
+    }
+}
+
+impl IntoIterator for Plan {
+    type Item = PlannedOp;
+    type IntoIter = Box<dyn Iterator<Item = PlannedOp>>;
+
+    /// The operations in order, each part's memory freed as it is consumed.
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.parts.into_iter().flat_map(|(family, ops)| {
+            ops.into_entries().map(move |(op, service)| PlannedOp {
                 family,
                 op,
                 service,
-            }));
-        }
-        out
+            })
+        }))
     }
 }
 

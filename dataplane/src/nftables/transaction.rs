@@ -5,7 +5,7 @@
 
 use super::expr;
 use super::objects::{ElementValue, Key, Value, TABLE};
-use super::plan::{Op, Plan};
+use super::plan::{Op, Plan, PlannedOp};
 use super::rule::fingerprint;
 use super::socket::Rejection;
 use super::wire::{
@@ -73,19 +73,23 @@ pub struct Batch {
     /// For each message after `BATCH_BEGIN`: the index of its first operation and how many
     /// operations it carries.
     pub messages: Vec<(usize, usize)>,
+    /// The first operation of each message, for errors (the plan itself is consumed by
+    /// encoding).
+    pub first_ops: Vec<PlannedOp>,
 }
 
 impl Batch {
-    /// The operations a refused message carried (indices into the plan).
-    pub fn ops_of(&self, rejection: &Rejection) -> Option<(usize, usize)> {
+    /// The first operation of a refused message and how many operations it carried.
+    pub fn rejected(&self, rejection: &Rejection) -> Option<(&PlannedOp, usize)> {
         let index = rejection.seq.checked_sub(self.first_seq)? as usize;
-        self.messages.get(index).copied()
+        Some((self.first_ops.get(index)?, self.messages.get(index)?.1))
     }
 }
 
 /// Encodes `ops` as one batch whose messages are numbered from `first_seq` (the batch
-/// begin message takes `first_seq - 1`, the end message the number after the last).
-pub fn encode(ops: &Plan, first_seq: u32) -> Batch {
+/// begin message takes `first_seq - 1`, the end message the number after the last). The
+/// plan is consumed: its memory is freed as the batch grows.
+pub fn encode(ops: Plan, first_seq: u32) -> Batch {
     let mut w = Writer::with_capacity(ops.len() * 160 + 64);
     w.begin(
         NFNL_MSG_BATCH_BEGIN,
@@ -96,16 +100,17 @@ pub fn encode(ops: &Plan, first_seq: u32) -> Batch {
     );
     w.end();
     let mut messages = Vec::new();
+    let mut first_ops = Vec::new();
     let mut set_ids = 0u32;
     let mut i = 0;
-    let len = ops.len();
-    while i < len {
+    let mut ops = ops.into_iter().peekable();
+    while let Some(planned) = ops.next() {
         let seq = first_seq.wrapping_add(messages.len() as u32);
-        let (family, op, _) = ops.get(i).expect("index below the length");
+        let family = planned.family;
         let fam = nfproto(family);
-        match op {
+        match &planned.op {
             Op::AddElement(set, ..) | Op::DeleteElement(set, ..) => {
-                let adding = matches!(op, Op::AddElement(..));
+                let adding = matches!(planned.op, Op::AddElement(..));
                 let kind = if adding {
                     MsgType::NewSetElem
                 } else {
@@ -117,14 +122,18 @@ pub fn encode(ops: &Plan, first_seq: u32) -> Batch {
                 w.str_attr(NFTA_SET_ELEM_LIST_SET, set);
                 let list = w.nest_begin(NFTA_SET_ELEM_LIST_ELEMENTS);
                 let start = w.len();
-                let mut count = 0;
-                while i + count < len && w.len() - start < ELEMENTS_PER_MESSAGE_BYTES {
-                    let (next_family, next, _) =
-                        ops.get(i + count).expect("index below the length");
-                    if next_family != family {
+                match &planned.op {
+                    Op::AddElement(_, key, value) => element(&mut w, key, Some(value)),
+                    Op::DeleteElement(_, key) => element(&mut w, key, None),
+                    _ => unreachable!("matched above"),
+                }
+                let mut count = 1;
+                while w.len() - start < ELEMENTS_PER_MESSAGE_BYTES {
+                    let Some(next) = ops.peek() else { break };
+                    if next.family != family {
                         break;
                     }
-                    match (next, adding) {
+                    match (&next.op, adding) {
                         (Op::AddElement(s, key, value), true) if s == set => {
                             element(&mut w, key, Some(value));
                         }
@@ -133,11 +142,13 @@ pub fn encode(ops: &Plan, first_seq: u32) -> Batch {
                         }
                         _ => break,
                     }
+                    ops.next();
                     count += 1;
                 }
                 w.nest_end(list);
                 w.end();
                 messages.push((i, count));
+                first_ops.push(planned);
                 i += count;
                 continue;
             }
@@ -228,6 +239,7 @@ pub fn encode(ops: &Plan, first_seq: u32) -> Batch {
             }
         }
         messages.push((i, 1));
+        first_ops.push(planned);
         i += 1;
     }
     let end_seq = first_seq.wrapping_add(messages.len() as u32);
@@ -237,6 +249,7 @@ pub fn encode(ops: &Plan, first_seq: u32) -> Batch {
         bytes: w,
         first_seq,
         messages,
+        first_ops,
     }
 }
 
@@ -290,7 +303,6 @@ pub fn parse_fingerprint(udata: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use crate::nftables::objects::SetKind;
-    use crate::nftables::plan::PlannedOp;
     use crate::nftables::wire::messages;
     use std::sync::Arc;
 
@@ -314,7 +326,7 @@ mod tests {
             )));
         }
         ops.push(op(Op::DeleteSet(Arc::from("other"))));
-        let batch = encode(&Plan::from_ops(ops), 100);
+        let batch = encode(Plan::from_ops(ops.clone()), 100);
         assert_eq!(batch.messages, vec![(0, 1), (1, 3), (4, 1)]);
         let all: Vec<_> = messages(batch.bytes.bytes()).collect();
         assert_eq!(all.len(), 5, "begin, 3 operation messages, end");
@@ -324,10 +336,8 @@ mod tests {
             all.iter().map(|m| m.seq).collect::<Vec<_>>(),
             vec![99, 100, 101, 102, 103]
         );
-        assert_eq!(
-            batch.ops_of(&Rejection { seq: 101, errno: 2 }),
-            Some((1, 3))
-        );
+        let (first, count) = batch.rejected(&Rejection { seq: 101, errno: 2 }).unwrap();
+        assert_eq!((first, count), (&ops[1], 3));
         let _ = SetKind::Addresses;
     }
 
