@@ -302,11 +302,11 @@ impl NftablesBackend {
         let batch = transaction::encode(ops, first_seq);
         self.last.encode_time = started.elapsed();
         self.last.messages = batch.messages.len();
-        self.last.bytes = batch.bytes.len();
+        self.last.bytes = batch.len;
         let started = Instant::now();
         let rejections = self
             .socket
-            .send_batch(batch.bytes.bytes())
+            .send_batch(&batch.parts)
             .map_err(|e| kernel_error("send the transaction", None, e))?;
         self.last.kernel_time = started.elapsed();
         if let Some(first) = rejections.first() {
