@@ -132,8 +132,10 @@ pub struct ProxyModel {
     slices: EndpointSliceCache,
     /// Each Service's rows before conflicts between Services are resolved.
     own_rows: HashMap<ServiceName, Arc<ServiceTable>>,
-    /// Which Services want each virtual key; the smallest name owns it.
-    claims: HashMap<VirtualKey, BTreeSet<ServiceName>>,
+    /// Which Services want each virtual key, in name order; the smallest name owns it. A
+    /// sorted vector, almost always of one name: a `BTreeSet` allocated a B-tree leaf of
+    /// ~0.5 KiB for that one name (~5 MiB at 10,000 Services).
+    claims: HashMap<VirtualKey, Vec<ServiceName>>,
     /// Shared with the snapshots handed out ([`ProxyModel::table_snapshot`]); a commit
     /// copies it only while one is still held.
     table: Arc<DesiredTable>,
@@ -336,7 +338,9 @@ impl ProxyModel {
             let new_keys: BTreeSet<VirtualKey> = keys(new_rows.as_deref());
             for key in old_keys.difference(&new_keys) {
                 if let Some(claimers) = self.claims.get_mut(key) {
-                    claimers.remove(name);
+                    if let Ok(i) = claimers.binary_search(name) {
+                        claimers.remove(i);
+                    }
                     affected.extend(claimers.iter().cloned());
                     if claimers.is_empty() {
                         self.claims.remove(key);
@@ -346,7 +350,10 @@ impl ProxyModel {
             for key in new_keys.difference(&old_keys) {
                 let claimers = self.claims.entry(*key).or_default();
                 affected.extend(claimers.iter().cloned());
-                claimers.insert(name.clone());
+                if let Err(i) = claimers.binary_search(name) {
+                    claimers.reserve_exact(1);
+                    claimers.insert(i, name.clone());
+                }
             }
         }
         let mut changes = Changes::default();

@@ -7,7 +7,6 @@
 //! Service that wants it, and the Service whose name sorts first decides its value, so two
 //! Services fighting over a NodePort always resolve the same way whatever the order of events.
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,9 +42,119 @@ pub struct Held {
     /// Sets and maps by name, as declared.
     pub sets: HashMap<Name, SetWire>,
     /// Elements of the sets whose elements we manage.
-    pub elements: HashMap<Name, HashMap<Key, ElementValue>>,
+    pub elements: HashMap<Name, Elements>,
     /// The kernel listed elements we could not have written: the table is rebuilt.
     pub unreadable: bool,
+}
+
+/// Sets of at most this many elements keep them in a sorted vector of exactly their size.
+const SMALL_SET: usize = 64;
+
+/// One set's elements. Most of our sets are a Service's slot map of ~20 elements, rewritten
+/// whole: a vector of exactly that size (sorted by key) instead of a hash table (which held 32
+/// buckets for 20 elements: ~0.6 KiB more per Service, ~6 MiB at 10,000 Services); shared
+/// sets, with up to one element per endpoint of the node's Services, in a hash table.
+#[derive(Debug, Clone)]
+pub enum Elements {
+    /// Up to [`SMALL_SET`] elements, sorted by key.
+    Small(Vec<(Key, ElementValue)>),
+    /// More.
+    Large(HashMap<Key, ElementValue>),
+}
+
+impl Default for Elements {
+    fn default() -> Self {
+        Elements::Small(Vec::new())
+    }
+}
+
+impl PartialEq for Elements {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
+impl Eq for Elements {}
+
+impl Elements {
+    /// Elements already sorted by key, without duplicates, kept as given (no copy).
+    fn from_sorted(sorted: Vec<(Key, ElementValue)>) -> Elements {
+        debug_assert!(sorted.windows(2).all(|w| w[0].0 < w[1].0), "sorted, unique");
+        if sorted.len() <= SMALL_SET {
+            Elements::Small(sorted)
+        } else {
+            Elements::Large(sorted.into_iter().collect())
+        }
+    }
+
+    /// Number of elements.
+    fn len(&self) -> usize {
+        match self {
+            Elements::Small(v) => v.len(),
+            Elements::Large(m) => m.len(),
+        }
+    }
+
+    /// The value of `key`, when present.
+    pub fn get(&self, key: &Key) -> Option<&ElementValue> {
+        match self {
+            Elements::Small(v) => v
+                .binary_search_by(|(k, _)| k.cmp(key))
+                .ok()
+                .map(|i| &v[i].1),
+            Elements::Large(m) => m.get(key),
+        }
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &Key) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Adds or replaces an element.
+    pub fn insert(&mut self, key: Key, value: ElementValue) {
+        match self {
+            Elements::Small(v) => match v.binary_search_by(|(k, _)| k.cmp(&key)) {
+                Ok(i) => v[i].1 = value,
+                Err(_) if v.len() >= SMALL_SET => {
+                    let mut m: HashMap<Key, ElementValue> = std::mem::take(v).into_iter().collect();
+                    m.insert(key, value);
+                    *self = Elements::Large(m);
+                }
+                Err(i) => v.insert(i, (key, value)),
+            },
+            Elements::Large(m) => {
+                m.insert(key, value);
+            }
+        }
+    }
+
+    /// Removes an element.
+    pub fn remove(&mut self, key: &Key) {
+        match self {
+            Elements::Small(v) => {
+                if let Ok(i) = v.binary_search_by(|(k, _)| k.cmp(key)) {
+                    v.remove(i);
+                }
+            }
+            Elements::Large(m) => {
+                m.remove(key);
+            }
+        }
+    }
+
+    /// Every element, in no particular order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&Key, &ElementValue)> + '_> {
+        match self {
+            Elements::Small(v) => Box::new(v.iter().map(|(k, v)| (k, v))),
+            Elements::Large(m) => Box::new(m.iter()),
+        }
+    }
+
+    /// Every key, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> + '_ {
+        self.iter().map(|(k, _)| k)
+    }
 }
 
 /// Fingerprints of `rules` as written for `family`.
@@ -72,7 +181,7 @@ fn rewrite_interval_set(
     plan: &mut PlanBuilder,
     family: Family,
     set: &Name,
-    have: &mut HashMap<Key, ElementValue>,
+    have: &mut Elements,
     want: Vec<(Key, ElementValue)>,
     service: Option<&ServiceName>,
 ) {
@@ -93,30 +202,83 @@ fn rewrite_interval_set(
     if shrink {
         return;
     }
-    for (key, value) in want {
+    for (key, value) in &want {
         plan.push(
             family,
-            Op::AddElement(set.clone(), key, value.clone()),
+            Op::AddElement(set.clone(), *key, value.clone()),
             service,
         );
-        have.insert(key, value);
     }
+    // `have` is empty now: the wanted vector (exactly its size) becomes the record.
+    *have = Elements::from_sorted(want);
 }
 
 /// Who claims one element, in name order: the first decides its value. Almost always one
-/// Service, so a vector of exactly that size (a `BTreeMap` node per element cost ~1 KiB,
-/// over 100 MiB at 10,000 Services × 10 endpoints).
-type Claimants = Vec<(Arc<ServiceName>, ElementValue)>;
+/// Service, so that one is kept inline (a vector per element cost a heap block of ~48 bytes
+/// each, ~6 MiB at 10,000 Services × 10 endpoints; a `BTreeMap` node per element, before
+/// that, ~1 KiB each).
+#[derive(Debug, Clone)]
+enum Claimants {
+    /// One claimant.
+    One(Arc<ServiceName>, ElementValue),
+    /// None (until the key is forgotten), or several, in name order.
+    Many(Vec<(Arc<ServiceName>, ElementValue)>),
+}
 
-fn add_claimant(claimants: &mut Claimants, name: &Arc<ServiceName>, value: ElementValue) {
-    match claimants.binary_search_by(|(n, _)| (**n).cmp(&**name)) {
-        Ok(i) => claimants[i].1 = value,
-        Err(i) => {
-            claimants.reserve_exact(1);
-            claimants.insert(i, (name.clone(), value));
+impl Default for Claimants {
+    fn default() -> Self {
+        Claimants::Many(Vec::new())
+    }
+}
+
+impl Claimants {
+    /// Adds `name`'s claim, or changes the value it wants.
+    fn add(&mut self, name: &Arc<ServiceName>, value: ElementValue) {
+        match self {
+            Claimants::One(n, v) if **n == **name => *v = value,
+            Claimants::One(..) => {
+                let Claimants::One(n, v) = std::mem::take(self) else {
+                    unreachable!("matched above")
+                };
+                let mut many = Vec::with_capacity(2);
+                many.push((n, v));
+                *self = Claimants::Many(many);
+                self.add(name, value);
+            }
+            Claimants::Many(many) if many.is_empty() => {
+                *self = Claimants::One(name.clone(), value);
+            }
+            Claimants::Many(many) => match many.binary_search_by(|(n, _)| (**n).cmp(&**name)) {
+                Ok(i) => many[i].1 = value,
+                Err(i) => {
+                    many.reserve_exact(1);
+                    many.insert(i, (name.clone(), value));
+                }
+            },
+        }
+    }
+
+    /// Drops `name`'s claim.
+    fn remove(&mut self, name: &ServiceName) {
+        match self {
+            Claimants::One(n, _) if **n == *name => *self = Claimants::default(),
+            Claimants::One(..) => {}
+            Claimants::Many(many) => many.retain(|(n, _)| **n != *name),
+        }
+    }
+
+    /// The value the first claimant wants; `None` when nobody claims the element.
+    fn first(&self) -> Option<&ElementValue> {
+        match self {
+            Claimants::One(_, v) => Some(v),
+            Claimants::Many(many) => many.first().map(|(_, v)| v),
         }
     }
 }
+
+/// Claims by set, then by element key (one map per shared set: keying one map by
+/// `(set, key)` repeated the set's name in every entry).
+type Claims = HashMap<Name, HashMap<Key, Claimants>>;
 
 /// What one Service put into the table, to take it out again.
 #[derive(Debug, Clone, Default)]
@@ -132,7 +294,7 @@ pub struct TableState {
     family: Family,
     /// `None` while the table does not exist.
     held: Option<Held>,
-    claims: HashMap<(Name, Key), Claimants>,
+    claims: Claims,
     /// Each Service's footprint, under the one copy of its name its claims share.
     services: HashMap<Arc<ServiceName>, Footprint>,
     stale: HashMap<Name, Instant>,
@@ -320,14 +482,19 @@ impl TableState {
 
         let mut touched: Vec<(Name, Key)> = Vec::new();
         for (set, key) in old.claims {
-            if let Some(claimants) = self.claims.get_mut(&(set.clone(), key)) {
-                claimants.retain(|(n, _)| **n != *name);
+            if let Some(claimants) = self.claims.get_mut(&set).and_then(|m| m.get_mut(&key)) {
+                claimants.remove(name);
                 touched.push((set, key));
             }
         }
         for (set, key, value) in new.claims {
-            let claimants = self.claims.entry((set.clone(), key)).or_default();
-            add_claimant(claimants, &shared, value);
+            let claimants = self
+                .claims
+                .entry(set.clone())
+                .or_default()
+                .entry(key)
+                .or_default();
+            claimants.add(&shared, value);
             footprint.claims.push((set.clone(), key));
             touched.push((set, key));
         }
@@ -414,13 +581,13 @@ impl TableState {
 
     /// The value the first claimant of `key` in `set` wants, forgetting a key nobody claims.
     fn wanted(&mut self, set: &Name, key: Key) -> Option<ElementValue> {
-        let claim_key = (set.clone(), key);
-        match self.claims.get(&claim_key) {
-            Some(claimants) if claimants.is_empty() => {
-                self.claims.remove(&claim_key);
+        let by_key = self.claims.get_mut(set)?;
+        match by_key.get(&key).map(Claimants::first) {
+            Some(Some(value)) => Some(value.clone()),
+            Some(None) => {
+                by_key.remove(&key);
                 None
             }
-            Some(claimants) => claimants.first().map(|(_, v)| v.clone()),
             None => None,
         }
     }
@@ -594,8 +761,13 @@ impl TableState {
                 claims: Vec::with_capacity(claims.len()),
             };
             for (set, key, value) in claims {
-                let claimants = self.claims.entry((set.clone(), key)).or_default();
-                add_claimant(claimants, &name, value);
+                let claimants = self
+                    .claims
+                    .entry(set.clone())
+                    .or_default()
+                    .entry(key)
+                    .or_default();
+                claimants.add(&name, value);
                 footprint.claims.push((set, key));
             }
             self.services.insert(name, footprint);
@@ -639,23 +811,19 @@ impl TableState {
                 // Not a layout we write (claims go to hash sets); diffed whole all the same.
                 let mut want: Vec<(Key, ElementValue)> = self
                     .claims
-                    .iter()
-                    .filter(|((s, _), _)| s == set)
-                    .filter_map(|((_, k), c)| Some((*k, c.first()?.1.clone())))
+                    .get(set)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(k, c)| Some((*k, c.first()?.clone())))
                     .collect();
                 want.sort_by_key(|(k, _)| *k);
                 diff_elements(plan, self.family, set, have, want, true);
                 continue;
             }
+            let claimed = self.claims.get(set);
             let mut gone: Vec<Key> = have
                 .iter()
-                .filter(|(k, v)| {
-                    self.claims
-                        .get(&(set.clone(), **k))
-                        .and_then(|c| c.first())
-                        .map(|(_, value)| value)
-                        != Some(*v)
-                })
+                .filter(|(k, v)| claimed.and_then(|m| m.get(*k)?.first()) != Some(*v))
                 .map(|(k, _)| *k)
                 .collect();
             gone.sort();
@@ -667,12 +835,15 @@ impl TableState {
         let mut add: Vec<(&Name, Key, &ElementValue)> = self
             .claims
             .iter()
-            .filter_map(|((set, key), claimants)| {
-                let (_, value) = claimants.first()?;
-                let have = held.elements.get(set)?;
-                let interval = held.sets.get(set).is_some_and(is_interval);
-                (!interval && !own_sets.contains(set) && !have.contains_key(key))
-                    .then_some((set, *key, value))
+            .filter(|(set, _)| {
+                !own_sets.contains(*set) && !held.sets.get(*set).is_some_and(is_interval)
+            })
+            .filter_map(|(set, by_key)| Some((set, by_key, held.elements.get(set)?)))
+            .flat_map(|(set, by_key, have)| {
+                by_key.iter().filter_map(move |(key, claimants)| {
+                    let value = claimants.first()?;
+                    (!have.contains_key(key)).then_some((set, *key, value))
+                })
             })
             .collect();
         add.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
@@ -769,7 +940,7 @@ fn diff_elements(
     plan: &mut PlanBuilder,
     family: Family,
     set: &Name,
-    have: &mut HashMap<Key, ElementValue>,
+    have: &mut Elements,
     want: Vec<(Key, ElementValue)>,
     interval: bool,
 ) {
@@ -793,13 +964,13 @@ fn diff_elements(
         have.remove(&key);
     }
     for (key, value) in want {
-        if let Entry::Vacant(slot) = have.entry(key) {
+        if !have.contains_key(&key) {
             plan.push(
                 family,
                 Op::AddElement(set.clone(), key, value.clone()),
                 None,
             );
-            slot.insert(value);
+            have.insert(key, value);
         }
     }
 }
@@ -903,6 +1074,59 @@ mod tests {
 
     fn count(ops: &[Op], f: impl Fn(&Op) -> bool) -> usize {
         ops.iter().filter(|o| f(o)).count()
+    }
+
+    #[test]
+    fn elements_behave_as_a_map_below_and_above_the_small_set_size() {
+        let mut elements = Elements::default();
+        let mut reference: HashMap<Key, ElementValue> = HashMap::new();
+        // Inserted out of order, past SMALL_SET, then removed down again: the sorted
+        // vector and the hash table must answer the same.
+        for i in (0..(2 * SMALL_SET as u32)).rev() {
+            let key = Key::Slot(i * 7 % 200);
+            let value = Some(Value::Target("10.0.0.1".parse().unwrap(), i as u16));
+            elements.insert(key, value.clone());
+            reference.insert(key, value);
+            if i % 3 == 0 {
+                elements.remove(&Key::Slot(i));
+                reference.remove(&Key::Slot(i));
+            }
+            assert_eq!(elements.len(), reference.len());
+        }
+        assert!(matches!(elements, Elements::Large(_)));
+        for (k, v) in &reference {
+            assert_eq!(elements.get(k), Some(v));
+        }
+        assert_eq!(elements.iter().count(), reference.len());
+        assert!(!elements.contains_key(&Key::Slot(1000)));
+        let small = Elements::from_sorted(vec![(Key::Slot(1), None), (Key::Slot(2), None)]);
+        assert!(matches!(small, Elements::Small(ref v) if v.capacity() == 2));
+        assert_eq!(small, {
+            let mut e = Elements::default();
+            e.insert(Key::Slot(2), None);
+            e.insert(Key::Slot(1), None);
+            e
+        });
+    }
+
+    #[test]
+    fn claimants_keep_name_order_and_hand_the_value_to_the_next() {
+        let a = Arc::new(ServiceName::new("ns", "a"));
+        let b = Arc::new(ServiceName::new("ns", "b"));
+        let va = Some(Value::Target("10.0.0.1".parse().unwrap(), 1));
+        let vb = Some(Value::Target("10.0.0.2".parse().unwrap(), 2));
+        let mut c = Claimants::default();
+        assert_eq!(c.first(), None);
+        c.add(&b, vb.clone());
+        assert_eq!(c.first(), Some(&vb));
+        c.add(&a, va.clone());
+        assert_eq!(c.first(), Some(&va), "a sorts first");
+        c.remove(&a);
+        assert_eq!(c.first(), Some(&vb));
+        c.remove(&b);
+        assert_eq!(c.first(), None);
+        c.add(&a, None);
+        assert!(matches!(c, Claimants::One(..)));
     }
 
     #[test]
