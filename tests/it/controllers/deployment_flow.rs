@@ -50,7 +50,13 @@ async fn live_pods(pods: &Api<Pod>) -> (BTreeSet<String>, BTreeSet<String>) {
         .collect();
     let hashes = live
         .iter()
-        .filter_map(|p| p.metadata.labels.as_ref()?.get("pod-template-hash").cloned())
+        .filter_map(|p| {
+            p.metadata
+                .labels
+                .as_ref()?
+                .get("pod-template-hash")
+                .cloned()
+        })
         .collect();
     (names, hashes)
 }
@@ -92,7 +98,13 @@ async fn create_expose_scale_restart_and_undo_a_deployment_with_kubectl() {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
 
     let out = k
-        .ok(&["create", "deployment", "web", "--image=nginx", "--replicas=3"])
+        .ok(&[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            "--replicas=3",
+        ])
         .await;
     assert_eq!(out.trim(), "deployment.apps/web created");
     rollout_status(&k).await;
@@ -106,9 +118,7 @@ async fn create_expose_scale_restart_and_undo_a_deployment_with_kubectl() {
     let (first_pods, first_hashes) = live_pods(&pods).await;
     assert_eq!(first_hashes.len(), 1, "one template: {first_hashes:?}");
 
-    let out = k
-        .ok(&["scale", "deployment", "web", "--replicas=5"])
-        .await;
+    let out = k.ok(&["scale", "deployment", "web", "--replicas=5"]).await;
     assert_eq!(out.trim(), "deployment.apps/web scaled");
     rollout_status(&k).await;
     eventually(WAIT, "five ready endpoints", || async {
@@ -116,7 +126,10 @@ async fn create_expose_scale_restart_and_undo_a_deployment_with_kubectl() {
     })
     .await;
     let (scaled_pods, _) = live_pods(&pods).await;
-    assert!(first_pods.is_subset(&scaled_pods), "scaling up keeps the Pods");
+    assert!(
+        first_pods.is_subset(&scaled_pods),
+        "scaling up keeps the Pods"
+    );
 
     // A rolling restart replaces every Pod; the slice ends with exactly the new ones ready.
     let writes_before = k.fx.write_count("endpointslices");
@@ -129,7 +142,10 @@ async fn create_expose_scale_restart_and_undo_a_deployment_with_kubectl() {
     })
     .await;
     let (restarted, restarted_hashes) = live_pods(&pods).await;
-    assert!(restarted.is_disjoint(&scaled_pods), "every Pod was replaced");
+    assert!(
+        restarted.is_disjoint(&scaled_pods),
+        "every Pod was replaced"
+    );
     assert_ne!(restarted_hashes, first_hashes);
     let restart_writes = k.fx.write_count("endpointslices") - writes_before;
     // Five Pods replaced: each new Pod's arrival and readiness and each old Pod's termination
@@ -145,10 +161,14 @@ async fn create_expose_scale_restart_and_undo_a_deployment_with_kubectl() {
     let out = k.ok(&["rollout", "undo", "deployment/web"]).await;
     assert_eq!(out.trim(), "deployment.apps/web rolled back");
     rollout_status(&k).await;
-    eventually(WAIT, "the first template back behind the Service", || async {
-        let (live, hashes) = live_pods(&pods).await;
-        hashes == first_hashes && live.len() == 5 && ready_endpoints(&slices).await == live
-    })
+    eventually(
+        WAIT,
+        "the first template back behind the Service",
+        || async {
+            let (live, hashes) = live_pods(&pods).await;
+            hashes == first_hashes && live.len() == 5 && ready_endpoints(&slices).await == live
+        },
+    )
     .await;
     let d = deployments.get("web").await.unwrap();
     let revision = d
@@ -159,7 +179,10 @@ async fn create_expose_scale_restart_and_undo_a_deployment_with_kubectl() {
         .cloned();
     assert_eq!(revision.as_deref(), Some("3"));
     let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
-    assert_eq!(sets.list(&ListParams::default()).await.unwrap().items.len(), 2);
+    assert_eq!(
+        sets.list(&ListParams::default()).await.unwrap().items.len(),
+        2
+    );
     eprintln!("EndpointSlice writes for a 5-Pod rolling restart: {restart_writes}");
 
     let _ = stop_tx.send(true);
