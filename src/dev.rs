@@ -42,6 +42,19 @@ pub struct DevArgs {
     /// Directory for generated files (webhook certificates).
     #[arg(long, default_value = ".svcplane-dev")]
     pub work_dir: PathBuf,
+    /// Do not run the simulated cluster (node IPAM, a scheduler binding Pods to Nodes, and a
+    /// kubelet stand-in that gives bound Pods an IP from their Node's podCIDR and makes them
+    /// Running and Ready).
+    #[arg(long)]
+    pub no_simulation: bool,
+    /// How long a Pod started by the simulated kubelet stays not-ready before it turns Ready.
+    #[arg(long, default_value = "2s", value_parser = svcplane_controllers::parse_duration)]
+    pub sim_ready_delay: std::time::Duration,
+    /// Cluster CIDR(s) the simulated node IPAM carves /24 (IPv4) and /64 (IPv6) pod CIDRs from
+    /// for Nodes without `spec.podCIDR`, as kube-controller-manager's `--cluster-cidr`: one
+    /// CIDR, or two comma-separated (one per family).
+    #[arg(long, default_value = "10.244.0.0/16", value_parser = parse_cluster_cidrs)]
+    pub cluster_cidr: ClusterCidrs,
     /// Do not run the dry-run node agents (one per Node, tables served on
     /// --node-agents-listen).
     #[arg(long)]
@@ -67,6 +80,29 @@ pub struct DevArgs {
     /// Connections one client (source address) may hold open at once; more are closed.
     #[arg(long, default_value_t = svcplane_webhook::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT)]
     pub max_connections_per_client: usize,
+}
+
+/// The value of `--cluster-cidr`.
+#[derive(Debug, Clone)]
+pub struct ClusterCidrs(pub Vec<ipnet::IpNet>);
+
+fn parse_cluster_cidrs(s: &str) -> Result<ClusterCidrs, String> {
+    let cidrs = s
+        .split(',')
+        .map(|part| {
+            part.trim()
+                .parse::<ipnet::IpNet>()
+                .map_err(|e| format!("{part:?}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let v4 = cidrs
+        .iter()
+        .filter(|c| matches!(c, ipnet::IpNet::V4(_)))
+        .count();
+    if cidrs.len() > 2 || v4 > 1 || cidrs.len() - v4 > 1 {
+        return Err("at most one CIDR per IP family".into());
+    }
+    Ok(ClusterCidrs(cidrs))
 }
 
 fn parse_backend(s: &str) -> Result<svcplane_dataplane::backends::BackendKind, String> {
@@ -172,6 +208,20 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
             .context("starting the controllers")?;
         Some(handle)
     };
+    let simulator = if args.no_simulation {
+        None
+    } else {
+        let config = svcplane_simulator::SimConfig {
+            ready_delay: args.sim_ready_delay,
+            cluster_cidrs: args.cluster_cidr.0.clone(),
+            ..Default::default()
+        };
+        let handle =
+            crate::dev_components::start_simulator(&server, config, clients_stop_rx.clone())
+                .await
+                .context("starting the simulated cluster")?;
+        Some(handle)
+    };
     let node_agents = if args.no_node_agents {
         None
     } else {
@@ -203,6 +253,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     if controllers.is_some() {
         println!("  controllers: endpointslice, endpointslicemirroring, endpoints");
     }
+    if simulator.is_some() {
+        println!(
+            "  simulated cluster: Pods are scheduled, get IPs from their Node's podCIDR and turn \
+             Ready after {:?} (hold one not-ready: kubectl annotate pod NAME {}=true)",
+            args.sim_ready_delay,
+            svcplane_simulator::HOLD_NOT_READY_ANNOTATION
+        );
+    }
     if let Some(agents) = &node_agents {
         println!(
             "  node agents (dry run): {} node(s); tables at {}/nodes",
@@ -226,6 +284,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let _ = stop_clients.send(true);
     if let Some(handle) = controllers {
         stop_within("controllers", handle).await;
+    }
+    if let Some(handle) = simulator {
+        stop_within("simulated cluster", handle).await;
     }
     server.shutdown().await;
     let _ = stop_webhook.send(true);

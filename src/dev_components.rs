@@ -84,14 +84,30 @@ pub async fn start_webhook(
     Ok(DevWebhook { url, task })
 }
 
+/// A client of the server, over its kubeconfig like any other client.
+async fn client_of(server: &RunningServer) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&server.kubeconfig())?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// Starts the simulated cluster (node IPAM, scheduler, kubelet stand-in) against the server
+/// over a real client.
+pub async fn start_simulator(
+    server: &RunningServer,
+    config: svcplane_simulator::SimConfig,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let client = client_of(server).await?;
+    Ok(tokio::spawn(svcplane_simulator::run(client, config, stop)))
+}
+
 /// Starts the controllers against the server over a real client.
 pub async fn start_controllers(
     server: &RunningServer,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&server.kubeconfig())?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    let client = kube::Client::try_from(config)?;
+    let client = client_of(server).await?;
     let controller_config = svcplane_controllers::ControllerConfig::default();
     Ok(tokio::spawn(async move {
         if let Err(err) =
@@ -136,9 +152,7 @@ pub async fn start_node_agents(
     use svcplane_dataplane::metrics::AgentMetrics;
     use svcplane_dataplane::model::ProxyConfig;
 
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&server.kubeconfig())?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    let client = kube::Client::try_from(config)?;
+    let client = client_of(server).await?;
     let nodes = kube::Api::<Node>::all(client.clone())
         .list(&Default::default())
         .await

@@ -435,6 +435,9 @@ async fn create(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Reply, ApiError> {
+    if rr.subresource.as_deref() == Some("binding") {
+        return bind_pod(state, rr, query, headers, body).await;
+    }
     if rr.subresource.is_some() {
         return Err(ApiError::method_not_allowed(
             "create is not allowed on subresources",
@@ -457,6 +460,43 @@ async fn create(
     let mut reply = Reply::new(json_response(201, stored));
     reply.warnings = warnings;
     Ok(reply)
+}
+
+/// `POST pods/NAME/binding`: binds the Pod to the Binding's target Node in one write
+/// ([`crate::binding`]).
+async fn bind_pod(
+    state: &Arc<AppState>,
+    rr: &ResourceRequest,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let opts = write_options(query, headers, rr.verb)?;
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let binding = decode_object(body, body_format(content_type)?)?;
+    let kind = binding["kind"].as_str().unwrap_or("Binding");
+    if !kind.is_empty() && kind != "Binding" {
+        return Err(ApiError::bad_request(format!(
+            "the body of the request was of kind {kind:?}, not Binding"
+        )));
+    }
+    let name = rr.name.clone().unwrap_or_default();
+    let ns = store_key_ns(rr);
+    let current = state
+        .store
+        .get(&rr.info.key(), &ns, &name)
+        .ok_or_else(|| ApiError::not_found(&rr.info.group, &rr.info.plural, &name))?;
+    let bound = crate::binding::bind(&current.value(), &binding, &name)?;
+    state
+        .pipeline()
+        .update(&rr.info, Some("binding"), &current, bound, &opts.write)
+        .await?;
+    Ok(Reply::new(json_response(
+        201,
+        crate::binding::success().to_string(),
+    )))
 }
 
 async fn update(

@@ -13,6 +13,7 @@
 
 mod access_review;
 mod admission;
+mod binding;
 mod bootstrap;
 mod codec;
 mod discovery;

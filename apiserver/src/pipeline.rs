@@ -212,8 +212,11 @@ impl Pipeline<'_> {
         let kind = info.object_kind();
         let old = current.value();
         let status_only = subresource == Some("status");
-        // Prepare.
-        strategy::merge_subresource(info.has_status, &mut obj, &old, status_only);
+        // Prepare. `pods/binding` writes `spec.nodeName` and the `PodScheduled` condition in
+        // one update, as upstream's BindingREST does: no status split for it.
+        if subresource != Some("binding") {
+            strategy::merge_subresource(info.has_status, &mut obj, &old, status_only);
+        }
         metadata::prepare_update(&mut obj, &old, strategy.tracks_generation());
         let defaulting_warnings = strategy.prepare_for_update(&mut obj, &old, status_only);
         if !opts.applied {

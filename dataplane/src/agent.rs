@@ -427,9 +427,9 @@ impl Agent {
                     }
                     let mut backend = self.backend.take().expect("backend present between syncs");
                     let started = Instant::now();
-                    // The blocking task needs its own copy (one clone of the table per sync
-                    // in this loop; `sync_now` needs none).
-                    let table_for_backend = self.model.table().clone();
+                    // The blocking task shares the committed table (an `Arc`, dropped when
+                    // the task ends, so the next commit changes it in place: no copy).
+                    let table_for_backend = self.model.table_snapshot();
                     let scope_for_backend = scope.clone();
                     let joined = tokio::task::spawn_blocking(move || {
                         let result = run_backend(backend.as_mut(), &table_for_backend, &scope_for_backend);
@@ -499,5 +499,10 @@ fn run_backend(
     table: &DesiredTable,
     scope: &SyncScope,
 ) -> Result<SyncReport, BackendError> {
-    backend.sync(table, scope)
+    let result = backend.sync(table, scope);
+    if *scope == SyncScope::Full {
+        // A full sync's transients are freed by now; give their pages back.
+        crate::heap::release_free_heap();
+    }
+    result
 }

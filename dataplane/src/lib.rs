@@ -22,6 +22,7 @@ pub mod backends;
 pub mod conntrack;
 pub mod dry_run;
 pub mod health;
+pub mod heap;
 pub mod iface;
 pub mod ipvs;
 pub mod ipvs_backend;

@@ -371,3 +371,52 @@ fn slice_info_reads_the_fields_the_proxy_uses() {
     assert_eq!(info.family, Family::IPv6);
     assert_eq!(info.trigger_time, Some(t));
 }
+
+#[test]
+fn node_names_are_shared_between_endpoints_and_survive_pruning() {
+    // The cache keeps one copy of each node name; names no endpoint uses any more are
+    // dropped as the set grows, without touching names still in use.
+    let mut cache = EndpointSliceCache::default();
+    let read = |s: &Slice| SliceInfo::from_slice(&s.build()).expect("read");
+    for i in 0..200 {
+        let node = format!("node-{i}");
+        let s = slice("web", &format!("web-{i:03}"))
+            .port("", "TCP", 8080)
+            .ep(ep(&format!("10.0.{}.{}", i / 200, i % 200 + 1)).node(&node));
+        cache.upsert(read(&s));
+        if i % 2 == 1 {
+            // Odd slices go away again: their node names are no longer used.
+            assert!(cache.remove("default", &format!("web-{i:03}")).is_some());
+        }
+    }
+    let other = slice("api", "api-1")
+        .port("", "TCP", 8080)
+        .ep(ep("10.1.0.1").node("node-0"));
+    cache.upsert(read(&other));
+    let key = (String::new(), Protocol::Tcp, Family::IPv4);
+    let web = cache.endpoints(&ServiceName::new("default", "web"));
+    let api = cache.endpoints(&ServiceName::new("default", "api"));
+    let web = &web[&key];
+    assert_eq!(web.len(), 100, "the even slices remain");
+    for e in web {
+        let last: u32 = e
+            .address
+            .to_string()
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            e.node_name.as_deref(),
+            Some(format!("node-{}", last - 1).as_str())
+        );
+    }
+    let shared = |a: &Option<std::sync::Arc<str>>, b: &Option<std::sync::Arc<str>>| {
+        std::sync::Arc::ptr_eq(a.as_ref().unwrap(), b.as_ref().unwrap())
+    };
+    assert!(
+        shared(&web[0].node_name, &api[&key][0].node_name),
+        "one copy of node-0 for both Services"
+    );
+}

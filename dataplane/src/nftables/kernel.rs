@@ -12,7 +12,7 @@ use super::objects::{
     BaseChain, ChainType, Hook, Key, Name, SetKind, SetWire, Value, DATA_VERDICT, TABLE,
 };
 use super::socket::NftSocket;
-use super::state::{Held, HeldChain};
+use super::state::{Elements, Held, HeldChain};
 use super::transaction::{nfproto, parse_fingerprint, NFT_SET_ELEM_INTERVAL_END};
 use super::wire::{Attrs, MsgType, Writer, NLM_F_DUMP};
 use crate::model::Family;
@@ -210,7 +210,7 @@ pub fn read_table(socket: &mut NftSocket, family: Family) -> io::Result<Option<H
     for (name, wire) in sets {
         let name = intern(&name);
         if let Some(kind) = kind_of(family, &wire) {
-            let mut elements = HashMap::new();
+            let mut elements = Elements::default();
             let mut unreadable = false;
             dump(
                 socket,

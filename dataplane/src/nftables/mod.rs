@@ -58,7 +58,7 @@ use crate::model::{DesiredTable, Family, ServiceName};
 use crate::stale_flows::{stale_udp_flows, udp_rows, StaleUdpFlows, UdpRows};
 
 pub use objects::TABLE;
-pub use plan::{script, Op, PlanBuilder, PlannedOp};
+pub use plan::{script, Op, Plan, PlanBuilder, PlannedOp};
 pub use ruleset::CASCADE_MAX;
 use ruleset::{render_fixed, render_service, Fixed, FixedObjects};
 use socket::NftSocket;
@@ -200,7 +200,7 @@ impl NftablesBackend {
         let mut plan = PlanBuilder::new();
         let result = self.plan_into(&mut plan, table, scope, Instant::now());
         (self.tables, self.last) = saved;
-        result.map(|()| plan.finish())
+        result.map(|()| plan.finish().into_ops())
     }
 
     fn plan_into(
@@ -229,16 +229,13 @@ impl NftablesBackend {
                     held
                 };
                 let masq = ruleset::has_family(&self.cluster_cidrs, family);
-                let services = table
-                    .services()
-                    .filter(|s| ruleset::has_rows(s, family))
-                    .map(|s| {
-                        (
-                            s.service.clone(),
-                            render_service(family, s, &self.names, masq),
-                        )
-                    })
-                    .collect();
+                let names = &self.names;
+                let services = || {
+                    table
+                        .services()
+                        .filter(move |s| ruleset::has_rows(s, family))
+                        .map(move |s| (s.service.clone(), render_service(family, s, names, masq)))
+                };
                 self.last.rebuilt |=
                     state.sync_full(plan, &self.fixed[index(family)], services, kernel, now);
             }
@@ -279,7 +276,7 @@ impl NftablesBackend {
         }
         let ops = plan.finish();
         let count = ops.len();
-        let deleted = match self.run(&ops) {
+        let deleted = match self.run(ops) {
             Ok(()) => count,
             Err(err) => {
                 // Left for the next full sync to find; the sync itself goes on.
@@ -295,7 +292,7 @@ impl NftablesBackend {
     }
 
     /// Sends `ops` as one transaction.
-    fn run(&mut self, ops: &[PlannedOp]) -> Result<(), BackendError> {
+    fn run(&mut self, ops: Plan) -> Result<(), BackendError> {
         let before = kernel::generation(&mut self.socket).ok();
         let first_seq = self
             .socket
@@ -305,19 +302,18 @@ impl NftablesBackend {
         let batch = transaction::encode(ops, first_seq);
         self.last.encode_time = started.elapsed();
         self.last.messages = batch.messages.len();
-        self.last.bytes = batch.bytes.len();
+        self.last.bytes = batch.len;
         let started = Instant::now();
         let rejections = self
             .socket
-            .send_batch(batch.bytes.bytes())
+            .send_batch(&batch.parts)
             .map_err(|e| kernel_error("send the transaction", None, e))?;
         self.last.kernel_time = started.elapsed();
         if let Some(first) = rejections.first() {
             self.trusted_generation = None;
             let source = io::Error::from_raw_os_error(first.errno);
-            return Err(match batch.ops_of(first) {
-                Some((start, count)) => {
-                    let op = &ops[start];
+            return Err(match batch.rejected(first) {
+                Some((op, count)) => {
                     let what = if count > 1 {
                         format!("{op} (and {} more elements)", count - 1)
                     } else {
@@ -410,8 +406,9 @@ impl Backend for NftablesBackend {
         }
         let ops = plan.finish();
         self.last.plan_time = planning.elapsed();
+        let operations = ops.len();
         if !ops.is_empty() {
-            if let Err(err) = self.run(&ops) {
+            if let Err(err) = self.run(ops) {
                 // What we hold in memory is now wrong: the next sync reads the kernel.
                 self.synced_once = false;
                 return Err(err);
@@ -427,7 +424,7 @@ impl Backend for NftablesBackend {
         self.last.conntrack = self.clean_conntrack(&flows);
         self.last.stale_udp_flows = flows;
         Ok(SyncReport {
-            operations: ops.len(),
+            operations,
             conntrack_deleted: self
                 .last
                 .conntrack
@@ -438,17 +435,19 @@ impl Backend for NftablesBackend {
 
     fn cleanup(&mut self) -> Result<(), BackendError> {
         // Creating then deleting makes the transaction succeed whether the table exists.
-        let ops: Vec<PlannedOp> = Family::ALL
-            .into_iter()
-            .flat_map(|family| {
-                [Op::AddTable, Op::DeleteTable].map(|op| PlannedOp {
-                    family,
-                    op,
-                    service: None,
+        let ops = Plan::from_ops(
+            Family::ALL
+                .into_iter()
+                .flat_map(|family| {
+                    [Op::AddTable, Op::DeleteTable].map(|op| PlannedOp {
+                        family,
+                        op,
+                        service: None,
+                    })
                 })
-            })
-            .collect();
-        self.run(&ops)?;
+                .collect(),
+        );
+        self.run(ops)?;
         for state in &mut self.tables {
             state.reset();
         }

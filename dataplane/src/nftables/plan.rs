@@ -97,8 +97,64 @@ impl fmt::Display for PlannedOp {
     }
 }
 
-/// The operations of one phase, each with the Service it belongs to.
-type Phase = Vec<(Op, Option<Arc<ServiceName>>)>;
+/// An operation and the Service it belongs to.
+type Entry = (Op, Option<Arc<ServiceName>>);
+
+/// Operations per chunk of a [`Phase`] (a power of two: a chunk's vector grows by doubling
+/// and stops at exactly this capacity).
+const CHUNK: usize = 4096;
+
+/// The operations of one phase, in chunks: encoding frees each chunk once it is written
+/// into the batch, so a full sync never holds its whole plan and its whole batch at once
+/// (~24 MiB and ~17 MiB at 10,000 Services).
+#[derive(Debug, Default)]
+struct Phase {
+    /// Every chunk but the last holds exactly [`CHUNK`] operations.
+    chunks: Vec<Vec<Entry>>,
+    len: usize,
+}
+
+impl Phase {
+    fn push(&mut self, entry: Entry) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(entry),
+            _ => self.chunks.push(vec![entry]),
+        }
+        self.len += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn truncate(&mut self, len: usize) {
+        while self.len > len {
+            let last = self
+                .chunks
+                .last_mut()
+                .expect("len counts the chunks' entries");
+            let cut = (self.len - len).min(last.len());
+            last.truncate(last.len() - cut);
+            self.len -= cut;
+            if last.is_empty() {
+                self.chunks.pop();
+            }
+        }
+    }
+
+    /// The operations in order; each chunk is freed once its operations are taken.
+    fn into_entries(self) -> impl Iterator<Item = Entry> {
+        self.chunks.into_iter().flatten()
+    }
+}
+
+/// A point in a [`PlanBuilder`]'s history: how many operations each phase held.
+#[derive(Debug, Clone)]
+pub struct PlanMark([[usize; PHASES]; 2]);
 
 /// Operations collected per family and phase; [`PlanBuilder::finish`] orders them.
 #[derive(Debug, Default)]
@@ -137,13 +193,34 @@ impl PlanBuilder {
 
     /// Whether nothing was planned.
     pub fn is_empty(&self) -> bool {
-        self.phases.iter().flatten().all(Vec::is_empty)
+        self.phases.iter().flatten().all(Phase::is_empty)
+    }
+
+    /// Where the plan stands now, to [`PlanBuilder::rollback`] to.
+    pub fn mark(&self) -> PlanMark {
+        PlanMark(
+            self.phases
+                .each_ref()
+                .map(|family| family.each_ref().map(Phase::len)),
+        )
+    }
+
+    /// Forgets every operation pushed since `mark`.
+    pub fn rollback(&mut self, mark: &PlanMark) {
+        for (phases, lens) in self.phases.iter_mut().zip(&mark.0) {
+            for (phase, len) in phases.iter_mut().zip(lens) {
+                phase.truncate(*len);
+            }
+        }
+        self.last_service = None;
     }
 
     /// The operations in transaction order: IPv4's table, then IPv6's, each phase by phase.
-    pub fn finish(self) -> Vec<PlannedOp> {
-        let total = self.phases.iter().flatten().map(Vec::len).sum();
-        let mut out = Vec::with_capacity(total);
+    /// The phases are kept as they were collected, not copied into one vector: a full sync
+    /// at 10,000 Services plans ~350,000 operations, and the copy held them twice at the
+    /// sync's memory peak (BENCHMARKS.md, "nftables backend").
+    pub fn finish(self) -> Plan {
+        let mut plan = Plan::default();
         for (index, phases) in self.phases.into_iter().enumerate() {
             let family = if index == 0 {
                 Family::IPv4
@@ -151,14 +228,78 @@ impl PlanBuilder {
                 Family::IPv6
             };
             for phase in phases {
-                out.extend(phase.into_iter().map(|(op, service)| PlannedOp {
-                    family,
-                    op,
-                    service,
-                }));
+                plan.push_part(family, phase);
             }
         }
+        plan
+    }
+}
+
+/// A finished plan: its operations in transaction order, in runs of one family.
+#[derive(Debug, Default)]
+pub struct Plan {
+    parts: Vec<(Family, Phase)>,
+    len: usize,
+}
+
+impl Plan {
+    /// A plan of `ops`, in their order.
+    pub fn from_ops(ops: Vec<PlannedOp>) -> Plan {
+        let mut plan = Plan::default();
+        let mut run = Phase::default();
+        let mut family = None;
+        for op in ops {
+            if family.is_some_and(|f| f != op.family) {
+                plan.push_part(family.take().expect("checked"), std::mem::take(&mut run));
+            }
+            family = Some(op.family);
+            run.push((op.op, op.service));
+        }
+        if let Some(family) = family {
+            plan.push_part(family, run);
+        }
+        plan
+    }
+
+    fn push_part(&mut self, family: Family, ops: Phase) {
+        if ops.is_empty() {
+            return;
+        }
+        self.len += ops.len();
+        self.parts.push((family, ops));
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there is no operation.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The operations in order, as one vector.
+    pub fn into_ops(self) -> Vec<PlannedOp> {
+        let mut out = Vec::with_capacity(self.len());
+        out.extend(self);
         out
+    }
+}
+
+impl IntoIterator for Plan {
+    type Item = PlannedOp;
+    type IntoIter = Box<dyn Iterator<Item = PlannedOp>>;
+
+    /// The operations in order, each part's memory freed as it is consumed.
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.parts.into_iter().flat_map(|(family, ops)| {
+            ops.into_entries().map(move |(op, service)| PlannedOp {
+                family,
+                op,
+                service,
+            })
+        }))
     }
 }
 

@@ -1,13 +1,13 @@
 //! The `NETLINK_NETFILTER` socket: one batch per `send` (the kernel applies it as one
 //! transaction before `send` returns), requests with one answer, and dumps.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    bind, recv, send, setsockopt, socket, sockopt, AddressFamily, MsgFlags, NetlinkAddr, SockFlag,
-    SockProtocol, SockType,
+    bind, recv, send, sendmsg, setsockopt, socket, sockopt, AddressFamily, MsgFlags, NetlinkAddr,
+    SockFlag, SockProtocol, SockType,
 };
 
 use super::wire::{self, Message, NLMSG_DONE};
@@ -16,6 +16,8 @@ use super::wire::{self, Message, NLMSG_DONE};
 const RECV_BUFFER: usize = 64 * 1024;
 /// Socket receive buffer: room for many error answers of a failed batch.
 const SOCKET_RCVBUF: usize = 4 * 1024 * 1024;
+/// I/O vectors one `sendmsg` takes (`UIO_MAXIOV`); a batch in more parts is joined first.
+const MAX_IOVECS: usize = 1024;
 /// The default send buffer is enough for batches up to this size.
 const DEFAULT_SNDBUF: usize = 200 * 1024;
 
@@ -73,23 +75,34 @@ impl NftSocket {
 
     /// Sends one batch (`NFNL_MSG_BATCH_BEGIN` … `NFNL_MSG_BATCH_END`) and returns the
     /// messages the kernel refused; an empty list means the transaction was committed.
-    pub fn send_batch(&mut self, batch: &[u8]) -> io::Result<Vec<Rejection>> {
-        // A batch must arrive in one send: the kernel's transaction is one skb.
-        if batch.len() + 4096 > self.sndbuf {
-            let want = (batch.len() + 64 * 1024).next_power_of_two();
+    /// The batch comes in parts of whole messages, sent as one datagram.
+    pub fn send_batch(&mut self, parts: &[Vec<u8>]) -> io::Result<Vec<Rejection>> {
+        let len: usize = parts.iter().map(Vec::len).sum();
+        // A batch must arrive in one send: the kernel's transaction is one skb (netlink
+        // copies every I/O vector of a `sendmsg` into the one skb).
+        if len + 4096 > self.sndbuf {
+            let want = (len + 64 * 1024).next_power_of_two();
             setsockopt(&self.fd, sockopt::SndBufForce, &want).map_err(|e| {
                 io::Error::other(format!(
-                    "cannot raise the netlink send buffer to {want} bytes for a {}-byte batch: {e}",
-                    batch.len()
+                    "cannot raise the netlink send buffer to {want} bytes for a {len}-byte batch: {e}"
                 ))
             })?;
             self.sndbuf = want;
         }
-        let sent = send(self.fd.as_raw_fd(), batch, MsgFlags::empty()).map_err(io::Error::from)?;
-        if sent != batch.len() {
+        let joined;
+        let parts = if parts.len() > MAX_IOVECS {
+            joined = [parts.concat()];
+            &joined[..]
+        } else {
+            parts
+        };
+        let iov: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        let sent = sendmsg::<NetlinkAddr>(self.fd.as_raw_fd(), &iov, &[], MsgFlags::empty(), None)
+            .map_err(io::Error::from)?;
+        if sent != len {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
-                format!("netlink sent {sent} of {} bytes", batch.len()),
+                format!("netlink sent {sent} of {len} bytes"),
             ));
         }
         // The kernel processed the batch inside send(); its refusals are queued already.

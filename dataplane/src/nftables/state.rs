@@ -42,9 +42,119 @@ pub struct Held {
     /// Sets and maps by name, as declared.
     pub sets: HashMap<Name, SetWire>,
     /// Elements of the sets whose elements we manage.
-    pub elements: HashMap<Name, HashMap<Key, ElementValue>>,
+    pub elements: HashMap<Name, Elements>,
     /// The kernel listed elements we could not have written: the table is rebuilt.
     pub unreadable: bool,
+}
+
+/// Sets of at most this many elements keep them in a sorted vector of exactly their size.
+const SMALL_SET: usize = 64;
+
+/// One set's elements. Most of our sets are a Service's slot map of ~20 elements, rewritten
+/// whole: a vector of exactly that size (sorted by key) instead of a hash table (which held 32
+/// buckets for 20 elements: ~0.6 KiB more per Service, ~6 MiB at 10,000 Services); shared
+/// sets, with up to one element per endpoint of the node's Services, in a hash table.
+#[derive(Debug, Clone)]
+pub enum Elements {
+    /// Up to [`SMALL_SET`] elements, sorted by key.
+    Small(Vec<(Key, ElementValue)>),
+    /// More.
+    Large(HashMap<Key, ElementValue>),
+}
+
+impl Default for Elements {
+    fn default() -> Self {
+        Elements::Small(Vec::new())
+    }
+}
+
+impl PartialEq for Elements {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
+impl Eq for Elements {}
+
+impl Elements {
+    /// Elements already sorted by key, without duplicates, kept as given (no copy).
+    fn from_sorted(sorted: Vec<(Key, ElementValue)>) -> Elements {
+        debug_assert!(sorted.windows(2).all(|w| w[0].0 < w[1].0), "sorted, unique");
+        if sorted.len() <= SMALL_SET {
+            Elements::Small(sorted)
+        } else {
+            Elements::Large(sorted.into_iter().collect())
+        }
+    }
+
+    /// Number of elements.
+    fn len(&self) -> usize {
+        match self {
+            Elements::Small(v) => v.len(),
+            Elements::Large(m) => m.len(),
+        }
+    }
+
+    /// The value of `key`, when present.
+    pub fn get(&self, key: &Key) -> Option<&ElementValue> {
+        match self {
+            Elements::Small(v) => v
+                .binary_search_by(|(k, _)| k.cmp(key))
+                .ok()
+                .map(|i| &v[i].1),
+            Elements::Large(m) => m.get(key),
+        }
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &Key) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Adds or replaces an element.
+    pub fn insert(&mut self, key: Key, value: ElementValue) {
+        match self {
+            Elements::Small(v) => match v.binary_search_by(|(k, _)| k.cmp(&key)) {
+                Ok(i) => v[i].1 = value,
+                Err(_) if v.len() >= SMALL_SET => {
+                    let mut m: HashMap<Key, ElementValue> = std::mem::take(v).into_iter().collect();
+                    m.insert(key, value);
+                    *self = Elements::Large(m);
+                }
+                Err(i) => v.insert(i, (key, value)),
+            },
+            Elements::Large(m) => {
+                m.insert(key, value);
+            }
+        }
+    }
+
+    /// Removes an element.
+    pub fn remove(&mut self, key: &Key) {
+        match self {
+            Elements::Small(v) => {
+                if let Ok(i) = v.binary_search_by(|(k, _)| k.cmp(key)) {
+                    v.remove(i);
+                }
+            }
+            Elements::Large(m) => {
+                m.remove(key);
+            }
+        }
+    }
+
+    /// Every element, in no particular order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&Key, &ElementValue)> + '_> {
+        match self {
+            Elements::Small(v) => Box::new(v.iter().map(|(k, v)| (k, v))),
+            Elements::Large(m) => Box::new(m.iter()),
+        }
+    }
+
+    /// Every key, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> + '_ {
+        self.iter().map(|(k, _)| k)
+    }
 }
 
 /// Fingerprints of `rules` as written for `family`.
@@ -71,7 +181,7 @@ fn rewrite_interval_set(
     plan: &mut PlanBuilder,
     family: Family,
     set: &Name,
-    have: &mut HashMap<Key, ElementValue>,
+    have: &mut Elements,
     want: Vec<(Key, ElementValue)>,
     service: Option<&ServiceName>,
 ) {
@@ -92,30 +202,83 @@ fn rewrite_interval_set(
     if shrink {
         return;
     }
-    for (key, value) in want {
+    for (key, value) in &want {
         plan.push(
             family,
-            Op::AddElement(set.clone(), key, value.clone()),
+            Op::AddElement(set.clone(), *key, value.clone()),
             service,
         );
-        have.insert(key, value);
     }
+    // `have` is empty now: the wanted vector (exactly its size) becomes the record.
+    *have = Elements::from_sorted(want);
 }
 
 /// Who claims one element, in name order: the first decides its value. Almost always one
-/// Service, so a vector of exactly that size (a `BTreeMap` node per element cost ~1 KiB,
-/// over 100 MiB at 10,000 Services × 10 endpoints).
-type Claimants = Vec<(Arc<ServiceName>, ElementValue)>;
+/// Service, so that one is kept inline (a vector per element cost a heap block of ~48 bytes
+/// each, ~6 MiB at 10,000 Services × 10 endpoints; a `BTreeMap` node per element, before
+/// that, ~1 KiB each).
+#[derive(Debug, Clone)]
+enum Claimants {
+    /// One claimant.
+    One(Arc<ServiceName>, ElementValue),
+    /// None (until the key is forgotten), or several, in name order.
+    Many(Vec<(Arc<ServiceName>, ElementValue)>),
+}
 
-fn add_claimant(claimants: &mut Claimants, name: &Arc<ServiceName>, value: ElementValue) {
-    match claimants.binary_search_by(|(n, _)| (**n).cmp(&**name)) {
-        Ok(i) => claimants[i].1 = value,
-        Err(i) => {
-            claimants.reserve_exact(1);
-            claimants.insert(i, (name.clone(), value));
+impl Default for Claimants {
+    fn default() -> Self {
+        Claimants::Many(Vec::new())
+    }
+}
+
+impl Claimants {
+    /// Adds `name`'s claim, or changes the value it wants.
+    fn add(&mut self, name: &Arc<ServiceName>, value: ElementValue) {
+        match self {
+            Claimants::One(n, v) if **n == **name => *v = value,
+            Claimants::One(..) => {
+                let Claimants::One(n, v) = std::mem::take(self) else {
+                    unreachable!("matched above")
+                };
+                let mut many = Vec::with_capacity(2);
+                many.push((n, v));
+                *self = Claimants::Many(many);
+                self.add(name, value);
+            }
+            Claimants::Many(many) if many.is_empty() => {
+                *self = Claimants::One(name.clone(), value);
+            }
+            Claimants::Many(many) => match many.binary_search_by(|(n, _)| (**n).cmp(&**name)) {
+                Ok(i) => many[i].1 = value,
+                Err(i) => {
+                    many.reserve_exact(1);
+                    many.insert(i, (name.clone(), value));
+                }
+            },
+        }
+    }
+
+    /// Drops `name`'s claim.
+    fn remove(&mut self, name: &ServiceName) {
+        match self {
+            Claimants::One(n, _) if **n == *name => *self = Claimants::default(),
+            Claimants::One(..) => {}
+            Claimants::Many(many) => many.retain(|(n, _)| **n != *name),
+        }
+    }
+
+    /// The value the first claimant wants; `None` when nobody claims the element.
+    fn first(&self) -> Option<&ElementValue> {
+        match self {
+            Claimants::One(_, v) => Some(v),
+            Claimants::Many(many) => many.first().map(|(_, v)| v),
         }
     }
 }
+
+/// Claims by set, then by element key (one map per shared set: keying one map by
+/// `(set, key)` repeated the set's name in every entry).
+type Claims = HashMap<Name, HashMap<Key, Claimants>>;
 
 /// What one Service put into the table, to take it out again.
 #[derive(Debug, Clone, Default)]
@@ -131,7 +294,7 @@ pub struct TableState {
     family: Family,
     /// `None` while the table does not exist.
     held: Option<Held>,
-    claims: HashMap<(Name, Key), Claimants>,
+    claims: Claims,
     /// Each Service's footprint, under the one copy of its name its claims share.
     services: HashMap<Arc<ServiceName>, Footprint>,
     stale: HashMap<Name, Instant>,
@@ -319,14 +482,19 @@ impl TableState {
 
         let mut touched: Vec<(Name, Key)> = Vec::new();
         for (set, key) in old.claims {
-            if let Some(claimants) = self.claims.get_mut(&(set.clone(), key)) {
-                claimants.retain(|(n, _)| **n != *name);
+            if let Some(claimants) = self.claims.get_mut(&set).and_then(|m| m.get_mut(&key)) {
+                claimants.remove(name);
                 touched.push((set, key));
             }
         }
         for (set, key, value) in new.claims {
-            let claimants = self.claims.entry((set.clone(), key)).or_default();
-            add_claimant(claimants, &shared, value);
+            let claimants = self
+                .claims
+                .entry(set.clone())
+                .or_default()
+                .entry(key)
+                .or_default();
+            claimants.add(&shared, value);
             footprint.claims.push((set.clone(), key));
             touched.push((set, key));
         }
@@ -413,13 +581,13 @@ impl TableState {
 
     /// The value the first claimant of `key` in `set` wants, forgetting a key nobody claims.
     fn wanted(&mut self, set: &Name, key: Key) -> Option<ElementValue> {
-        let claim_key = (set.clone(), key);
-        match self.claims.get(&claim_key) {
-            Some(claimants) if claimants.is_empty() => {
-                self.claims.remove(&claim_key);
+        let by_key = self.claims.get_mut(set)?;
+        match by_key.get(&key).map(Claimants::first) {
+            Some(Some(value)) => Some(value.clone()),
+            Some(None) => {
+                by_key.remove(&key);
                 None
             }
-            Some(claimants) => claimants.first().map(|(_, v)| v.clone()),
             None => None,
         }
     }
@@ -459,89 +627,155 @@ impl TableState {
     /// the kernel holds (`None`: no table). Anything of ours the kernel holds and nobody
     /// wants is removed; a table whose fixed part or sets were changed by someone else is
     /// rebuilt in the same transaction. Returns whether it was rebuilt.
-    pub fn sync_full(
+    ///
+    /// `services` yields every Service's rendered part; it is walked once, one Service at a
+    /// time (a Service's objects are dropped once planned: at 10,000 Services keeping them all
+    /// cost tens of MiB at the sync's memory peak), and a second time only when a Service's
+    /// set or chain turns out to conflict with the kernel's (the table is then rebuilt).
+    pub fn sync_full<F, I>(
         &mut self,
         plan: &mut PlanBuilder,
         fixed: &FixedObjects,
-        services: Vec<(ServiceName, ServiceObjects)>,
+        services: F,
         kernel: Option<Held>,
         now: Instant,
-    ) -> bool {
+    ) -> bool
+    where
+        F: Fn() -> I,
+        I: Iterator<Item = (ServiceName, ServiceObjects)>,
+    {
         let stale_before = std::mem::take(&mut self.stale);
         self.claims.clear();
         self.services.clear();
         self.held = None;
-        if kernel.is_none() && services.is_empty() {
+        if kernel.is_none() && services().next().is_none() {
             return false;
         }
-        // Desired chains and sets, by name.
-        let mut chains: Vec<(&ChainSpec, Option<&ServiceName>)> =
-            fixed.chains.iter().map(|c| (c, None)).collect();
-        let mut sets: Vec<(&SetSpec, Option<&ServiceName>)> =
-            fixed.sets.iter().map(|s| (s, None)).collect();
-        for (name, objects) in &services {
-            chains.extend(objects.chains.iter().map(|c| (c, Some(name))));
-            sets.extend(objects.sets.iter().map(|s| (s, Some(name))));
-        }
-        let rebuild = kernel.as_ref().is_some_and(|k| {
+        let conflicts = |k: &Held| {
             k.unreadable
-                || sets.iter().any(|(s, _)| {
-                    k.sets
-                        .get(&s.name)
-                        .is_some_and(|w| *w != s.kind.wire(self.family))
-                })
-                || chains.iter().any(|(c, _)| {
-                    k.chains
-                        .get(&c.name)
-                        .is_some_and(|held| held.base != c.base)
-                })
-        });
-        let mut held = match kernel {
-            Some(_) if rebuild => {
+                || fixed.sets.iter().any(|s| set_conflicts(k, s, self.family))
+                || fixed.chains.iter().any(|c| chain_conflicts(k, c))
+        };
+        let start = match kernel {
+            Some(k) if conflicts(&k) => Start::Rebuild,
+            Some(k) => Start::Kernel(k),
+            None => Start::Empty,
+        };
+        if matches!(start, Start::Rebuild) {
+            let rebuilt = self.plan_full(plan, fixed, services(), start, &stale_before, now);
+            debug_assert!(rebuilt.is_ok(), "a rebuild conflicts with nothing");
+            return true;
+        }
+        let mark = plan.mark();
+        match self.plan_full(plan, fixed, services(), start, &stale_before, now) {
+            Ok(()) => false,
+            Err(Conflict) => {
+                plan.rollback(&mark);
+                self.stale.clear();
+                self.claims.clear();
+                self.services.clear();
+                let rebuilt =
+                    self.plan_full(plan, fixed, services(), Start::Rebuild, &stale_before, now);
+                debug_assert!(rebuilt.is_ok(), "a rebuild conflicts with nothing");
+                true
+            }
+        }
+    }
+
+    /// One pass of [`TableState::sync_full`] from `start`; `Err` when a Service's set or
+    /// chain conflicts with what the kernel holds (only when starting from the kernel's).
+    fn plan_full(
+        &mut self,
+        plan: &mut PlanBuilder,
+        fixed: &FixedObjects,
+        services: impl Iterator<Item = (ServiceName, ServiceObjects)>,
+        start: Start,
+        stale_before: &HashMap<Name, Instant>,
+        now: Instant,
+    ) -> Result<(), Conflict> {
+        let check = matches!(start, Start::Kernel(_));
+        let mut held = match start {
+            Start::Rebuild => {
                 plan.push(self.family, Op::DeleteTable, None);
                 plan.push(self.family, Op::AddTable, None);
                 Held::default()
             }
-            Some(k) => k,
-            None => {
+            Start::Kernel(k) => k,
+            Start::Empty => {
                 plan.push(self.family, Op::AddTable, None);
                 Held::default()
             }
         };
-        let wanted_sets: HashSet<&Name> = sets.iter().map(|(s, _)| &s.name).collect();
-        let wanted_chains: HashSet<&Name> = chains.iter().map(|(c, _)| &c.name).collect();
+        let mut wanted_sets: HashSet<Name> = HashSet::new();
+        let mut wanted_chains: HashSet<Name> = HashSet::new();
+        // Sets whose elements their Service settled (its own maps); the rest hold claims.
+        let mut own_sets: HashSet<Name> = HashSet::new();
 
-        for (set, service) in &sets {
-            if !held.sets.contains_key(&set.name) {
-                self.add_set(plan, &mut held, set, *service);
-            } else if !set.kind.is_dynamic() {
-                held.elements.entry(set.name.clone()).or_default();
-            }
+        for set in &fixed.sets {
+            self.want_set(plan, &mut held, set, None);
+            wanted_sets.insert(set.name.clone());
         }
-        for (chain, service) in &chains {
-            let rules = rule_fingerprints(self.family, &chain.rules, &mut self.scratch);
-            match held.chains.get_mut(&chain.name) {
-                None => self.add_chain(plan, &mut held, chain, *service),
-                Some(current) if current.rules == rules => {}
-                Some(current) => {
-                    if !current.rules.is_empty() {
-                        plan.push(self.family, Op::FlushChain(chain.name.clone()), *service);
-                    }
-                    for rule in &chain.rules {
-                        plan.push(
-                            self.family,
-                            Op::AddRule(chain.name.clone(), rule.clone()),
-                            *service,
-                        );
-                    }
-                    current.rules = rules;
+        for chain in &fixed.chains {
+            self.want_chain(plan, &mut held, chain, None);
+            wanted_chains.insert(chain.name.clone());
+        }
+        for (name, objects) in services {
+            if check
+                && (objects
+                    .sets
+                    .iter()
+                    .any(|s| set_conflicts(&held, s, self.family))
+                    || objects.chains.iter().any(|c| chain_conflicts(&held, c)))
+            {
+                self.held = None;
+                return Err(Conflict);
+            }
+            for set in &objects.sets {
+                self.want_set(plan, &mut held, set, Some(&name));
+                wanted_sets.insert(set.name.clone());
+            }
+            for chain in &objects.chains {
+                self.want_chain(plan, &mut held, chain, Some(&name));
+                wanted_chains.insert(chain.name.clone());
+            }
+            let ServiceObjects {
+                chains,
+                sets,
+                claims,
+                elements,
+            } = objects;
+            let mut elements: HashMap<Name, Vec<(Key, ElementValue)>> =
+                elements.into_iter().collect();
+            for set in &sets {
+                if let Some(have) = held.elements.get_mut(&set.name) {
+                    let want = elements.remove(&set.name).unwrap_or_default();
+                    let interval = held.sets.get(&set.name).is_some_and(is_interval);
+                    diff_elements(plan, self.family, &set.name, have, want, interval);
+                    own_sets.insert(set.name.clone());
                 }
             }
+            let name = Arc::new(name);
+            let mut footprint = Footprint {
+                chains: chains.into_iter().map(|c| c.name).collect(),
+                sets: sets.into_iter().map(|s| s.name).collect(),
+                claims: Vec::with_capacity(claims.len()),
+            };
+            for (set, key, value) in claims {
+                let claimants = self
+                    .claims
+                    .entry(set.clone())
+                    .or_default()
+                    .entry(key)
+                    .or_default();
+                claimants.add(&name, value);
+                footprint.claims.push((set, key));
+            }
+            self.services.insert(name, footprint);
         }
         let unwanted: Vec<Name> = held
             .chains
             .keys()
-            .filter(|c| !wanted_chains.contains(c))
+            .filter(|c| !wanted_chains.contains(*c))
             .cloned()
             .collect();
         for chain in unwanted {
@@ -553,7 +787,7 @@ impl TableState {
         let unwanted_sets: Vec<Name> = held
             .sets
             .keys()
-            .filter(|s| !wanted_sets.contains(s))
+            .filter(|s| !wanted_sets.contains(*s))
             .cloned()
             .collect();
         for set in unwanted_sets {
@@ -562,51 +796,34 @@ impl TableState {
             plan.push(self.family, Op::DeleteSet(set), None);
         }
 
-        // Claims and own elements, then every element of every managed set.
-        let mut wanted: HashMap<Name, HashMap<Key, ElementValue>> = HashMap::new();
-        for (name, objects) in services {
-            let name = Arc::new(name);
-            for (set, elements) in objects.elements {
-                wanted.insert(set, elements.into_iter().collect());
-            }
-            let mut footprint = Footprint {
-                chains: objects.chains.iter().map(|c| c.name.clone()).collect(),
-                sets: objects.sets.iter().map(|s| s.name.clone()).collect(),
-                claims: Vec::with_capacity(objects.claims.len()),
-            };
-            for (set, key, value) in objects.claims {
-                let claimants = self.claims.entry((set.clone(), key)).or_default();
-                add_claimant(claimants, &name, value);
-                footprint.claims.push((set, key));
-            }
-            self.services.insert(name, footprint);
-        }
-        for ((set, key), claimants) in &self.claims {
-            if let Some((_, value)) = claimants.first() {
-                wanted
-                    .entry(set.clone())
-                    .or_default()
-                    .insert(*key, value.clone());
-            }
-        }
-        let managed: Vec<Name> = held.elements.keys().cloned().collect();
-        for set in managed {
-            let want = wanted.remove(&set).unwrap_or_default();
-            let interval = held.sets.get(&set).is_some_and(is_interval);
-            let have = held.elements.get_mut(&set).expect("listed above");
+        // The shared sets: every element as its first claimant wants it.
+        let mut shared: Vec<Name> = held
+            .elements
+            .keys()
+            .filter(|s| !own_sets.contains(*s))
+            .cloned()
+            .collect();
+        shared.sort();
+        for set in &shared {
+            let interval = held.sets.get(set).is_some_and(is_interval);
+            let have = held.elements.get_mut(set).expect("listed above");
             if interval {
-                let same =
-                    want.len() == have.len() && want.iter().all(|(k, v)| have.get(k) == Some(v));
-                if !same {
-                    let mut want: Vec<(Key, ElementValue)> = want.into_iter().collect();
-                    want.sort_by_key(|(k, _)| *k);
-                    rewrite_interval_set(plan, self.family, &set, have, want, None);
-                }
+                // Not a layout we write (claims go to hash sets); diffed whole all the same.
+                let mut want: Vec<(Key, ElementValue)> = self
+                    .claims
+                    .get(set)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(k, c)| Some((*k, c.first()?.clone())))
+                    .collect();
+                want.sort_by_key(|(k, _)| *k);
+                diff_elements(plan, self.family, set, have, want, true);
                 continue;
             }
+            let claimed = self.claims.get(set);
             let mut gone: Vec<Key> = have
                 .iter()
-                .filter(|(k, v)| want.get(k) != Some(v))
+                .filter(|(k, v)| claimed.and_then(|m| m.get(*k)?.first()) != Some(*v))
                 .map(|(k, _)| *k)
                 .collect();
             gone.sort();
@@ -614,22 +831,147 @@ impl TableState {
                 plan.push(self.family, Op::DeleteElement(set.clone(), key), None);
                 have.remove(&key);
             }
-            let mut add: Vec<(Key, ElementValue)> = want
-                .into_iter()
-                .filter(|(k, _)| !have.contains_key(k))
-                .collect();
-            add.sort_by_key(|(k, _)| *k);
-            for (key, value) in add {
-                plan.push(
-                    self.family,
-                    Op::AddElement(set.clone(), key, value.clone()),
-                    None,
-                );
-                have.insert(key, value);
-            }
+        }
+        let mut add: Vec<(&Name, Key, &ElementValue)> = self
+            .claims
+            .iter()
+            .filter(|(set, _)| {
+                !own_sets.contains(*set) && !held.sets.get(*set).is_some_and(is_interval)
+            })
+            .filter_map(|(set, by_key)| Some((set, by_key, held.elements.get(set)?)))
+            .flat_map(|(set, by_key, have)| {
+                by_key.iter().filter_map(move |(key, claimants)| {
+                    let value = claimants.first()?;
+                    (!have.contains_key(key)).then_some((set, *key, value))
+                })
+            })
+            .collect();
+        add.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        for (set, key, value) in add {
+            plan.push(
+                self.family,
+                Op::AddElement(set.clone(), key, value.clone()),
+                None,
+            );
+            held.elements
+                .get_mut(set)
+                .expect("filtered above")
+                .insert(key, value.clone());
         }
         self.held = Some(held);
-        rebuild
+        Ok(())
+    }
+
+    /// A wanted set, in a full sync: added when the table lacks it.
+    fn want_set(
+        &mut self,
+        plan: &mut PlanBuilder,
+        held: &mut Held,
+        set: &SetSpec,
+        service: Option<&ServiceName>,
+    ) {
+        if !held.sets.contains_key(&set.name) {
+            self.add_set(plan, held, set, service);
+        } else if !set.kind.is_dynamic() {
+            held.elements.entry(set.name.clone()).or_default();
+        }
+    }
+
+    /// A wanted chain, in a full sync: added, or rewritten when its rules differ.
+    fn want_chain(
+        &mut self,
+        plan: &mut PlanBuilder,
+        held: &mut Held,
+        chain: &ChainSpec,
+        service: Option<&ServiceName>,
+    ) {
+        let rules = rule_fingerprints(self.family, &chain.rules, &mut self.scratch);
+        match held.chains.get_mut(&chain.name) {
+            None => self.add_chain(plan, held, chain, service),
+            Some(current) if current.rules == rules => {}
+            Some(current) => {
+                if !current.rules.is_empty() {
+                    plan.push(self.family, Op::FlushChain(chain.name.clone()), service);
+                }
+                for rule in &chain.rules {
+                    plan.push(
+                        self.family,
+                        Op::AddRule(chain.name.clone(), rule.clone()),
+                        service,
+                    );
+                }
+                current.rules = rules;
+            }
+        }
+    }
+}
+
+/// Where a full sync starts from.
+enum Start {
+    /// The kernel's table, as read (or as we hold it).
+    Kernel(Held),
+    /// No table yet.
+    Empty,
+    /// The kernel's table, replaced whole.
+    Rebuild,
+}
+
+/// A Service's set or chain conflicts with the kernel's: the table must be rebuilt.
+#[derive(Debug)]
+struct Conflict;
+
+/// Whether the kernel holds `set` with another type.
+fn set_conflicts(k: &Held, set: &SetSpec, family: Family) -> bool {
+    k.sets
+        .get(&set.name)
+        .is_some_and(|w| *w != set.kind.wire(family))
+}
+
+/// Whether the kernel holds `chain` with another hook.
+fn chain_conflicts(k: &Held, chain: &ChainSpec) -> bool {
+    k.chains
+        .get(&chain.name)
+        .is_some_and(|held| held.base != chain.base)
+}
+
+/// Plans the change of one set's elements from `have` to `want` (sorted by key) in a full
+/// sync, and records it in `have`.
+fn diff_elements(
+    plan: &mut PlanBuilder,
+    family: Family,
+    set: &Name,
+    have: &mut Elements,
+    want: Vec<(Key, ElementValue)>,
+    interval: bool,
+) {
+    let same = want.len() == have.len() && want.iter().all(|(k, v)| have.get(k) == Some(v));
+    if same {
+        return;
+    }
+    if interval {
+        rewrite_interval_set(plan, family, set, have, want, None);
+        return;
+    }
+    let keep: HashMap<&Key, &ElementValue> = want.iter().map(|(k, v)| (k, v)).collect();
+    let mut gone: Vec<Key> = have
+        .iter()
+        .filter(|(k, v)| keep.get(k) != Some(v))
+        .map(|(k, _)| *k)
+        .collect();
+    gone.sort();
+    for key in gone {
+        plan.push(family, Op::DeleteElement(set.clone(), key), None);
+        have.remove(&key);
+    }
+    for (key, value) in want {
+        if !have.contains_key(&key) {
+            plan.push(
+                family,
+                Op::AddElement(set.clone(), key, value.clone()),
+                None,
+            );
+            have.insert(key, value);
+        }
     }
 }
 
@@ -715,7 +1057,7 @@ mod tests {
             let objects = render_service(Family::IPv4, t, &self.names, false);
             self.state
                 .sync_service(&mut plan, &t.service, Some(objects), Instant::now());
-            plan.finish().into_iter().map(|p| p.op).collect()
+            plan.finish().into_ops().into_iter().map(|p| p.op).collect()
         }
 
         fn remove(&mut self, service: &str) -> Vec<Op> {
@@ -726,12 +1068,65 @@ mod tests {
                 None,
                 Instant::now(),
             );
-            plan.finish().into_iter().map(|p| p.op).collect()
+            plan.finish().into_ops().into_iter().map(|p| p.op).collect()
         }
     }
 
     fn count(ops: &[Op], f: impl Fn(&Op) -> bool) -> usize {
         ops.iter().filter(|o| f(o)).count()
+    }
+
+    #[test]
+    fn elements_behave_as_a_map_below_and_above_the_small_set_size() {
+        let mut elements = Elements::default();
+        let mut reference: HashMap<Key, ElementValue> = HashMap::new();
+        // Inserted out of order, past SMALL_SET, then removed down again: the sorted
+        // vector and the hash table must answer the same.
+        for i in (0..(2 * SMALL_SET as u32)).rev() {
+            let key = Key::Slot(i * 7 % 200);
+            let value = Some(Value::Target("10.0.0.1".parse().unwrap(), i as u16));
+            elements.insert(key, value.clone());
+            reference.insert(key, value);
+            if i % 3 == 0 {
+                elements.remove(&Key::Slot(i));
+                reference.remove(&Key::Slot(i));
+            }
+            assert_eq!(elements.len(), reference.len());
+        }
+        assert!(matches!(elements, Elements::Large(_)));
+        for (k, v) in &reference {
+            assert_eq!(elements.get(k), Some(v));
+        }
+        assert_eq!(elements.iter().count(), reference.len());
+        assert!(!elements.contains_key(&Key::Slot(1000)));
+        let small = Elements::from_sorted(vec![(Key::Slot(1), None), (Key::Slot(2), None)]);
+        assert!(matches!(small, Elements::Small(ref v) if v.capacity() == 2));
+        assert_eq!(small, {
+            let mut e = Elements::default();
+            e.insert(Key::Slot(2), None);
+            e.insert(Key::Slot(1), None);
+            e
+        });
+    }
+
+    #[test]
+    fn claimants_keep_name_order_and_hand_the_value_to_the_next() {
+        let a = Arc::new(ServiceName::new("ns", "a"));
+        let b = Arc::new(ServiceName::new("ns", "b"));
+        let va = Some(Value::Target("10.0.0.1".parse().unwrap(), 1));
+        let vb = Some(Value::Target("10.0.0.2".parse().unwrap(), 2));
+        let mut c = Claimants::default();
+        assert_eq!(c.first(), None);
+        c.add(&b, vb.clone());
+        assert_eq!(c.first(), Some(&vb));
+        c.add(&a, va.clone());
+        assert_eq!(c.first(), Some(&va), "a sorts first");
+        c.remove(&a);
+        assert_eq!(c.first(), Some(&vb));
+        c.remove(&b);
+        assert_eq!(c.first(), None);
+        c.add(&a, None);
+        assert!(matches!(c, Claimants::One(..)));
     }
 
     #[test]
@@ -924,11 +1319,70 @@ mod tests {
         let rebuilt = fx.state.sync_full(
             &mut plan,
             &fx.fixed,
-            vec![(t.service.clone(), objects)],
+            || std::iter::once((t.service.clone(), objects.clone())),
             held,
             Instant::now(),
         );
         assert!(!rebuilt);
         assert!(plan.is_empty(), "{:?}", plan.finish());
+    }
+
+    #[test]
+    fn a_service_set_of_another_type_in_the_kernel_rebuilds_the_table_once() {
+        let mut fx = Fixture::new();
+        let web = table(
+            "web",
+            vec![row(
+                "web",
+                FrontendKind::ClusterIP,
+                "10.96.0.1",
+                80,
+                &["10.0.0.1", "10.0.0.2"],
+            )],
+        );
+        let other = table(
+            "other",
+            vec![row(
+                "other",
+                FrontendKind::ClusterIP,
+                "10.96.0.2",
+                80,
+                &["10.0.0.3"],
+            )],
+        );
+        fx.sync(&other);
+        fx.sync(&web);
+        let mut held = fx.state.take_held().expect("table exists");
+        let objects = render_service(Family::IPv4, &web, &fx.names, false);
+        let slot_map = objects.sets[0].name.clone();
+        held.sets.get_mut(&slot_map).expect("web's slot map").flags ^= 1;
+        // `other` sorts first: planned before the conflict is found on `web`.
+        let services = || {
+            [&other, &web].into_iter().map(|t| {
+                (
+                    t.service.clone(),
+                    render_service(Family::IPv4, t, &fx.names, false),
+                )
+            })
+        };
+        let mut plan = PlanBuilder::new();
+        let rebuilt =
+            fx.state
+                .sync_full(&mut plan, &fx.fixed, services, Some(held), Instant::now());
+        assert!(rebuilt);
+        let ops: Vec<Op> = plan.finish().into_ops().into_iter().map(|p| p.op).collect();
+        assert_eq!(ops[..2], [Op::DeleteTable, Op::AddTable]);
+        assert_eq!(count(&ops, |o| matches!(o, Op::DeleteTable)), 1);
+        // Everything once, as from an empty table: nothing of the abandoned pass remains.
+        let mut fresh = TableState::new(Family::IPv4);
+        let mut expected = PlanBuilder::new();
+        fresh.sync_full(&mut expected, &fx.fixed, services, None, Instant::now());
+        let expected: Vec<Op> = expected
+            .finish()
+            .into_ops()
+            .into_iter()
+            .map(|p| p.op)
+            .collect();
+        assert_eq!(ops[1..], expected[..]);
     }
 }

@@ -85,6 +85,12 @@ impl Writer {
         &self.buf
     }
 
+    /// The bytes written, taken.
+    pub fn into_bytes(self) -> Vec<u8> {
+        debug_assert!(self.message_start.is_none(), "message not ended");
+        self.buf
+    }
+
     /// Bytes written so far.
     pub fn len(&self) -> usize {
         self.buf.len()

@@ -1,5 +1,6 @@
 //! The embedded API server over HTTP(S) with kube-rs and raw requests: CRUD, errors, watch, patch, apply, persistence, faults.
 
+mod binding;
 mod client_compat;
 mod conflicts;
 mod crd;

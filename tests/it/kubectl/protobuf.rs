@@ -321,14 +321,23 @@ async fn kubectl_expose_pod_creates_a_service_selecting_its_labels() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn kubectl_create_deployment_fails_clearly_because_deployments_are_not_served() {
+async fn kubectl_create_deployment_sends_protobuf_and_the_deployment_is_stored() {
+    // Deployments are served since issue 14 (every built-in kind); kubectl sends them as
+    // protobuf like the other kinds above.
     let k = Kubectl::start("kubectl_create_deployment").await;
-    let (ok, stdout, stderr) = k.run(&["create", "deployment", "d", "--image=nginx"]).await;
-    assert!(!ok, "deployments are not served, yet: {stdout}");
-    assert!(
-        stderr.contains(
-            "failed to create deployment: the server could not find the requested resource"
-        ),
-        "{stderr}"
+    let out = k
+        .ok(&["create", "deployment", "d", "--image=nginx", "--replicas=2"])
+        .await;
+    assert_eq!(out.trim(), "deployment.apps/d created");
+    let d = k.get_json(&["deployment", "d"]).await;
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(d["spec"]["selector"]["matchLabels"], json!({"app": "d"}));
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["labels"],
+        json!({"app": "d"})
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx"
     );
 }
