@@ -5,8 +5,7 @@
 //! patches, which for `Scale` are the same as a merge patch: it has no lists) write
 //! `spec.replicas` of the object through the ordinary update pipeline.
 //!
-//! Short of upstream: server-side apply to `/scale` is refused with 415, and
-//! `status.selector` renders `matchLabels` only (not `matchExpressions`).
+//! Short of upstream: server-side apply to `/scale` is refused with 415.
 
 use std::sync::Arc;
 
@@ -18,23 +17,25 @@ use crate::patch_request::{self, PatchKind};
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::state::AppState;
 
-/// The label selector of the scaled object as a string (`app=web,tier=front`).
+/// The label selector of the scaled object as a string (`app=web,tier in (a,b)`), as upstream
+/// `metav1.LabelSelectorAsSelector(...).String()` (ReplicationControllers: their plain map).
 fn selector(obj: &Value) -> String {
     let sel = &obj["spec"]["selector"];
-    // ReplicationControllers have a plain map; the apps kinds a LabelSelector.
-    let labels = sel
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .or_else(|| {
-            sel.as_object()
-                .filter(|m| !m.contains_key("matchExpressions"))
-        });
-    labels
+    let is_label_selector =
+        sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some();
+    if is_label_selector {
+        return crate::selector::LabelSelector::from_meta(sel)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+    }
+    let mut labels: Vec<String> = sel
+        .as_object()
         .into_iter()
         .flatten()
         .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
-        .collect::<Vec<_>>()
-        .join(",")
+        .collect();
+    labels.sort();
+    labels.join(",")
 }
 
 /// The `Scale` of an object.
@@ -179,5 +180,11 @@ mod tests {
         let rc = json!({"metadata": {"name": "r"}, "spec": {"selector": {"a": "b"}}});
         assert_eq!(scale_of(&rc)["status"]["selector"], "a=b");
         assert_eq!(scale_of(&rc)["spec"]["replicas"], 1);
+        let expr = json!({"spec": {"selector": {"matchLabels": {"app": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}}});
+        assert_eq!(
+            scale_of(&expr)["status"]["selector"],
+            "app=web,tier in (a,b)"
+        );
     }
 }
