@@ -334,7 +334,7 @@ fn applies_to<'a>(
 fn applies_to_user(user: &UserInfo, subject: &Subject, namespace: &str) -> bool {
     match subject.kind.as_str() {
         "User" => user.name == subject.name,
-        "Group" => user.groups.iter().any(|g| *g == subject.name),
+        "Group" => user.groups.contains(&subject.name),
         "ServiceAccount" => {
             let sa_namespace = match subject.namespace.as_deref() {
                 Some(ns) if !ns.is_empty() => ns,
@@ -606,9 +606,12 @@ mod tests {
     }
 
     /// rbac_test.go `TestRuleMatches` and the matchers of evaluation_helpers.go.
+    /// One case: a name, a rule, requests and whether the rule allows each.
+    type RuleCase = (&'static str, PolicyRule, Vec<(Request, bool)>);
+
     #[test]
     fn rule_matching_follows_upstream_evaluation_helpers() {
-        let cases: Vec<(&str, PolicyRule, Vec<(Request, bool)>)> = vec![
+        let cases: Vec<RuleCase> = vec![
             (
                 "star verb, exact match other",
                 rule(json!({"verbs": ["*"], "apiGroups": ["group1"], "resources": ["resource1"]})),
