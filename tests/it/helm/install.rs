@@ -7,10 +7,12 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::Discovery;
 use serde_json::Value;
+use svcplane_apiserver::rbac::{forbidden_message, Policy, Request, UserInfo};
 
 use super::support::{chart_dir, parse_documents, str_of, Helm, NAMESPACE, RELEASE};
 
@@ -147,6 +149,30 @@ impl Release<'_> {
             .as_i64()
     }
 
+    /// The RBAC policy stored in the server, read back.
+    async fn policy(&self) -> Policy {
+        let lp = ListParams::default();
+        let c = &self.fx.client;
+        Policy::new(
+            Api::<ClusterRole>::all(c.clone())
+                .list(&lp)
+                .await
+                .unwrap()
+                .items,
+            Api::<Role>::all(c.clone()).list(&lp).await.unwrap().items,
+            Api::<ClusterRoleBinding>::all(c.clone())
+                .list(&lp)
+                .await
+                .unwrap()
+                .items,
+            Api::<RoleBinding>::all(c.clone())
+                .list(&lp)
+                .await
+                .unwrap()
+                .items,
+        )
+    }
+
     async fn release_secrets(&self) -> usize {
         Api::<Secret>::namespaced(self.fx.client.clone(), NAMESPACE)
             .list(&ListParams::default().labels(&format!("owner=helm,name={RELEASE}")))
@@ -206,6 +232,128 @@ async fn lifecycle(helm: Helm) {
         Some(2)
     );
     assert_eq!(release.release_secrets().await, 1, "helm {major}");
+
+    // The installed RBAC, as stored, through the RBAC authorizer (`svcplane_apiserver::rbac`,
+    // not yet enforced by the server): each component's ServiceAccount may make the calls
+    // its code makes and nothing else (the rendered grants are checked in `super::chart`).
+    let policy = release.policy().await;
+    let sa = |c: &str| UserInfo::service_account(NAMESPACE, &format!("{RELEASE}-svcplane-{c}"));
+    let cm = sa("controller-manager");
+    let lease = "svcplane-controller-manager";
+    for (user, request, allowed) in [
+        (
+            &cm,
+            Request::resource("list", "", "services", "", "", ""),
+            true,
+        ),
+        (
+            &cm,
+            Request::resource("watch", "", "pods", "", "", ""),
+            true,
+        ),
+        (
+            &cm,
+            Request::resource(
+                "create",
+                "discovery.k8s.io",
+                "endpointslices",
+                "",
+                "default",
+                "",
+            ),
+            true,
+        ),
+        (
+            &cm,
+            Request::resource("update", "", "services", "finalizers", "default", "web"),
+            true,
+        ),
+        (
+            &cm,
+            Request::resource(
+                "update",
+                "coordination.k8s.io",
+                "leases",
+                "",
+                NAMESPACE,
+                lease,
+            ),
+            true,
+        ),
+        (
+            &cm,
+            Request::resource(
+                "update",
+                "coordination.k8s.io",
+                "leases",
+                "",
+                NAMESPACE,
+                "other",
+            ),
+            false,
+        ),
+        (
+            &cm,
+            Request::resource(
+                "update",
+                "coordination.k8s.io",
+                "leases",
+                "",
+                "default",
+                lease,
+            ),
+            false,
+        ),
+        (
+            &cm,
+            Request::resource("update", "", "services", "", "default", "web"),
+            false,
+        ),
+        (
+            &cm,
+            Request::resource("get", "", "secrets", "", NAMESPACE, "x"),
+            false,
+        ),
+        (
+            &sa("node-agent"),
+            Request::resource("watch", "discovery.k8s.io", "endpointslices", "", "", ""),
+            true,
+        ),
+        (
+            &sa("node-agent"),
+            Request::resource(
+                "create",
+                "discovery.k8s.io",
+                "endpointslices",
+                "",
+                "default",
+                "",
+            ),
+            false,
+        ),
+        (
+            &sa("webhook"),
+            Request::resource("list", "", "services", "", "", ""),
+            false,
+        ),
+    ] {
+        let decision = policy.authorize(user, &request);
+        assert_eq!(
+            decision.allowed(),
+            allowed,
+            "helm {major}: {} {request:?}: {decision:?}",
+            user.name
+        );
+    }
+    let delete = Request::resource("delete", "", "secrets", "", "default", "x");
+    assert!(!policy.authorize(&cm, &delete).allowed());
+    assert_eq!(
+        forbidden_message(&cm, &delete, ""),
+        format!(
+            "secrets \"x\" is forbidden: User \"system:serviceaccount:{NAMESPACE}:{RELEASE}-svcplane-controller-manager\" \
+             cannot delete resource \"secrets\" in API group \"\" in the namespace \"default\""
+        )
+    );
 
     // Upgrade: a value changes, a disabled component's objects are deleted.
     release.run(&[
