@@ -161,6 +161,18 @@ impl Decision {
     }
 }
 
+/// What a user may do in a namespace ([`Policy::rules_for`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserRules {
+    /// Rules naming resources (verbs, apiGroups, resources, resourceNames).
+    pub resource_rules: Vec<PolicyRule>,
+    /// Rules naming non-resource URLs (verbs, nonResourceURLs).
+    pub non_resource_rules: Vec<PolicyRule>,
+    /// Set when a binding's role could not be resolved: the answer is incomplete
+    /// (`status.incomplete`, `status.evaluationError` of the review).
+    pub evaluation_error: Option<String>,
+}
+
 /// The stored RBAC objects an authorization decision reads, aggregated ClusterRoles resolved.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
@@ -239,6 +251,55 @@ impl Policy {
                 "unsupported role reference kind: {}",
                 go_quote(other)
             )),
+        }
+    }
+
+    /// Upstream `DefaultRuleResolver.RulesFor` as `RBACAuthorizer.RulesFor` returns it (what
+    /// `SelfSubjectRulesReview`, `kubectl auth can-i --list`, answers): the rules of every
+    /// ClusterRoleBinding and of the RoleBindings in `namespace` naming the user, in visiting
+    /// order, split into resource rules (those with `resources`) and non-resource rules (those
+    /// with `nonResourceURLs`); bindings whose role cannot be resolved make the answer
+    /// incomplete with upstream's aggregated error text.
+    pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> UserRules {
+        let mut rules: Vec<&PolicyRule> = Vec::new();
+        let mut errors = Vec::new();
+        let namespaced = self
+            .role_bindings
+            .iter()
+            .filter(|b| !namespace.is_empty() && b.metadata.namespace.as_deref() == Some(namespace))
+            .map(|b| (&b.subjects, &b.role_ref, namespace));
+        let cluster = self
+            .cluster_role_bindings
+            .iter()
+            .map(|b| (&b.subjects, &b.role_ref, ""));
+        for (subjects, role_ref, ns) in cluster.chain(namespaced) {
+            if applies_to(user, subjects.as_deref(), ns).is_none() {
+                continue;
+            }
+            match self.role_ref_rules(&role_ref.kind, &role_ref.name, ns) {
+                Ok(found) => rules.extend(found),
+                Err(e) => errors.push(e),
+            }
+        }
+        UserRules {
+            resource_rules: rules
+                .iter()
+                .filter(|r| !list(&r.resources).is_empty())
+                .map(|r| PolicyRule {
+                    non_resource_urls: None,
+                    ..(*r).clone()
+                })
+                .collect(),
+            non_resource_rules: rules
+                .iter()
+                .filter(|r| !list(&r.non_resource_urls).is_empty())
+                .map(|r| PolicyRule {
+                    verbs: r.verbs.clone(),
+                    non_resource_urls: r.non_resource_urls.clone(),
+                    ..PolicyRule::default()
+                })
+                .collect(),
+            evaluation_error: aggregate_errors(errors),
         }
     }
 
@@ -1093,6 +1154,51 @@ mod tests {
         assert_eq!(
             d.reason(),
             "RBAC: unsupported role reference kind: \"Thing\""
+        );
+    }
+
+    /// rule.go `RulesFor` / rbac.go `RBACAuthorizer.RulesFor`.
+    #[test]
+    fn rules_for_lists_what_each_binding_grants_in_the_namespace() {
+        let p = policy();
+        let cm = UserInfo::service_account("svcplane", "cm");
+        let verbs = |rules: &[PolicyRule]| -> Vec<String> {
+            rules
+                .iter()
+                .map(|r| format!("{} {}", r.verbs.join(","), list(&r.resources).join(",")))
+                .collect()
+        };
+        let r = p.rules_for(&cm, "svcplane");
+        assert_eq!(
+            verbs(&r.resource_rules),
+            [
+                "get,list,watch services,pods,nodes",
+                "update services/finalizers",
+                "create,update,delete endpointslices",
+                "create,patch,update events",
+                "get,update leases",
+            ]
+        );
+        assert_eq!(
+            r.resource_rules[4].resource_names.as_deref(),
+            Some(&["svcplane".to_string()][..])
+        );
+        assert!(r.non_resource_rules.is_empty());
+        assert_eq!(r.evaluation_error, None);
+        // Elsewhere, and at the cluster scope, only the ClusterRoleBindings count.
+        assert_eq!(p.rules_for(&cm, "ns1").resource_rules.len(), 4);
+        assert_eq!(p.rules_for(&cm, "").resource_rules.len(), 4);
+        let r = p.rules_for(&UserInfo::new("prometheus", &[]), "ns1");
+        assert!(r.resource_rules.is_empty());
+        assert_eq!(r.non_resource_rules.len(), 1);
+        assert_eq!(
+            r.non_resource_rules[0].non_resource_urls.as_deref(),
+            Some(&["/metrics".to_string()][..])
+        );
+        let r = p.rules_for(&UserInfo::new("bob", &[]), "ns1");
+        assert_eq!(
+            r.evaluation_error.as_deref(),
+            Some("[clusterrole.rbac.authorization.k8s.io \"not-there\" not found, role.rbac.authorization.k8s.io \"gone\" not found]")
         );
     }
 
