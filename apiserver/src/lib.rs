@@ -37,6 +37,7 @@ mod persist;
 mod pipeline;
 mod pod_subresources;
 mod protobuf;
+pub mod rbac;
 mod repair_task;
 mod request;
 mod resources;

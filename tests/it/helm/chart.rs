@@ -4,8 +4,9 @@
 //! rendered objects read back and checked (kinds, namespaces, labels, RBAC per ServiceAccount,
 //! capabilities, probes), bad values refused with the field named, the components started
 //! from the rendered command lines to prove the probes reach what they serve, Helm's `lookup`s
-//! against the embedded API server, and NOTES.txt. `helm install` into the embedded API server
-//! is not tested: it does not serve apps/v1, policy/v1, RBAC or ServiceAccounts yet.
+//! against the embedded API server, and NOTES.txt. `helm install`, `upgrade`, `rollback` and
+//! `uninstall` of the chart into the embedded API server (which serves every kind the chart
+//! renders but the prometheus-operator and cert-manager CRDs) are in `super::install`.
 
 use crate::helm::support as helm_support;
 
@@ -1477,14 +1478,23 @@ async fn webhook_accepts_the_rendered_command_line_and_serves_the_registration()
 /// `helm upgrade` does), run against the embedded API server: the generated TLS source reuses
 /// the Secret already there, so an upgrade keeps the CA the API server trusts (without a
 /// cluster every rendering makes a new CA); and `source: secret` without `caBundle` reads the
-/// CA from that Secret's `ca.crt`. Helm 3 only: Helm 4's `--dry-run=server` also maps every
-/// rendered kind through discovery, and the embedded server does not serve apps/v1, policy/v1,
-/// rbac.authorization.k8s.io/v1 or ServiceAccounts yet.
+/// CA from that Secret's `ca.crt`. Helm 4's `--dry-run=server` also maps every rendered kind
+/// through the server's discovery (apps/v1, policy/v1, RBAC, admissionregistration...).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lookups_in_the_cluster_keep_the_generated_ca_and_read_an_existing_secrets_ca() {
+async fn helm_3_lookups_in_the_cluster_keep_the_generated_ca_and_read_an_existing_secrets_ca() {
+    lookups_in_the_cluster(Helm::major(3)).await;
+}
+
+/// [`helm_3_lookups_in_the_cluster_keep_the_generated_ca_and_read_an_existing_secrets_ca`]
+/// with Helm 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_4_lookups_in_the_cluster_keep_the_generated_ca_and_read_an_existing_secrets_ca() {
+    lookups_in_the_cluster(Helm::major(4)).await;
+}
+
+async fn lookups_in_the_cluster(helm: Helm) {
     use k8s_openapi::api::core::v1::{Namespace, Secret};
     use kube::api::{Api, PostParams};
-    let helm = Helm::major(3);
     let fx = svcplane_tests::Fixture::start_tls().await;
     let kubeconfig = fx.kubeconfig_path();
     let ns: Namespace =
@@ -1503,10 +1513,19 @@ async fn lookups_in_the_cluster_keep_the_generated_ca_and_read_an_existing_secre
         again.get("Secret", "t-svcplane-webhook-tls")["data"]["ca.crt"]
     );
 
-    // The first rendering's Secret is in the cluster (as after `helm install`): an upgrade
-    // renders it unchanged and registers its CA.
+    // The first rendering's Secret is in the cluster (as after `helm install`, with Helm's
+    // ownership metadata, which Helm 4's server dry run checks): an upgrade renders it
+    // unchanged and registers its CA.
     let stored: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "t-svcplane-webhook-tls", "namespace": NAMESPACE},
+        "metadata": {
+            "name": "t-svcplane-webhook-tls",
+            "namespace": NAMESPACE,
+            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {
+                "meta.helm.sh/release-name": "t",
+                "meta.helm.sh/release-namespace": NAMESPACE,
+            },
+        },
         "type": "kubernetes.io/tls",
         "data": secret["data"].clone(),
     }))
@@ -1548,10 +1567,8 @@ async fn lookups_in_the_cluster_keep_the_generated_ca_and_read_an_existing_secre
 }
 
 /// NOTES.txt (printed by `helm install`) tells what was installed and, per mode, what to do
-/// to kube-controller-manager and kube-proxy. Helm 4's client-only dry run: Helm 3's (and any
-/// `helm install` against the embedded API server) first maps every rendered kind through
-/// discovery, and the embedded server does not serve Deployments, DaemonSets, ServiceAccounts,
-/// RBAC or PodDisruptionBudgets yet.
+/// to kube-controller-manager and kube-proxy. Helm 4's client-only dry run, which needs no
+/// cluster (Helm 3's maps every rendered kind through a cluster's discovery).
 #[test]
 fn install_notes_describe_the_mode_and_the_components() {
     let helm = Helm::major(4);
