@@ -8,35 +8,18 @@ use std::sync::Arc;
 use http::HeaderMap;
 use serde_json::{json, Value};
 
-use crate::codec::{self, body_format, decode_object, json_response, value_response, Body};
+use crate::codec::{self, body_format, decode_object, json_response, value_response};
 use crate::error::ApiError;
 use crate::metadata;
 use crate::patch_request::{self, PatchKind};
 use crate::pipeline::{DeleteOptions, WriteOptions};
+use crate::reply::Reply;
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::resources::ResourceInfo;
 use crate::selector::Selectors;
 use crate::state::AppState;
 use crate::strict_decoding::FieldValidation;
 use crate::table;
-
-/// A successful response and the warnings to attach to it.
-pub struct Reply {
-    /// The HTTP response.
-    pub response: http::Response<Body>,
-    /// `Warning` headers.
-    pub warnings: Vec<String>,
-}
-
-impl Reply {
-    /// A reply without warnings.
-    pub(crate) fn new(response: http::Response<Body>) -> Self {
-        Reply {
-            response,
-            warnings: Vec::new(),
-        }
-    }
-}
 
 /// How long a patch or apply keeps re-applying itself to a changing object. Upstream's
 /// `GuaranteedUpdate` loops until the request deadline (60 s); one writer wins every round,

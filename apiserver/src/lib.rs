@@ -39,6 +39,7 @@ mod pod_subresources;
 mod protobuf;
 pub mod rbac;
 mod repair_task;
+mod reply;
 mod request;
 mod resources;
 mod scale;

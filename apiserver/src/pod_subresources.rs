@@ -19,8 +19,8 @@ use http::HeaderMap;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, Cause};
-use crate::handlers::Reply;
 use crate::pipeline::DeleteOptions;
+use crate::reply::Reply;
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::selector::LabelSelector;
 use crate::state::AppState;

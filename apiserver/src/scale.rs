@@ -65,8 +65,8 @@ pub fn scale_of(obj: &Value) -> Value {
     })
 }
 
-fn reply(value: &Value, status: u16) -> crate::handlers::Reply {
-    crate::handlers::Reply::new(crate::codec::value_response(status, value))
+fn reply(value: &Value, status: u16) -> crate::reply::Reply {
+    crate::reply::Reply::new(crate::codec::value_response(status, value))
 }
 
 /// Serves GET, PUT and PATCH of `{resource}/{name}/scale`.
@@ -77,7 +77,7 @@ pub async fn handle(
     headers: &HeaderMap,
     body: &[u8],
     opts: crate::pipeline::WriteOptions,
-) -> Result<crate::handlers::Reply, ApiError> {
+) -> Result<crate::reply::Reply, ApiError> {
     let info = &rr.info;
     let name = rr.name.clone().unwrap_or_default();
     let ns = if info.namespaced {
