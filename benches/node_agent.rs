@@ -1,5 +1,10 @@
 //! Node agent benchmark (issue 9): end-to-end network programming latency and agent memory at
-//! scale, with the dry-run backend so the figure is the control loop's and not the kernel's.
+//! scale, with the dry-run backend so the figure is the control loop's and not the kernel's, or
+//! with `BENCH_BACKEND=nftables` (issue 10) so it includes programming the kernel: the agent's
+//! table shows a change only once its sync committed, so "flip → table" is then "flip → rule in
+//! the kernel". With a kernel backend the whole benchmark (API server, controllers, agent) runs
+//! in a network namespace of its own, created and deleted here (root needed), so only that
+//! namespace's `nf_tables` is programmed.
 //!
 //! Setup: the embedded API server and the controllers run in this process (as in
 //! `svcplane dev`); `BENCH_SERVICES` Services (default 10,000) × 10 ready Pods on 10 Nodes are
@@ -15,7 +20,8 @@
 //!   series runs with `--min-sync-period 0s` and flips every 100 ms.
 //!
 //! Run: `cargo bench -p svcplane --bench node_agent` (test mode, `cargo test --benches`: 200
-//! Services, 4 flips).
+//! Services, 4 flips); `BENCH_BACKEND=nftables cargo bench -p svcplane --bench node_agent` for
+//! the nftables backend.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -72,13 +78,44 @@ impl Drop for AgentProcess {
     }
 }
 
+/// The backend the agent runs (`BENCH_BACKEND`, default `dry-run`).
+fn backend() -> String {
+    std::env::var("BENCH_BACKEND").unwrap_or_else(|_| "dry-run".into())
+}
+
+/// Environment variable naming the namespace a re-executed benchmark runs in.
+const NETNS_CHILD: &str = "SVCPLANE_BENCH_NETNS";
+
+/// Runs this benchmark again inside a new network namespace (loopback up), deletes the
+/// namespace afterwards, and returns the child's exit code.
+fn rerun_in_netns() -> i32 {
+    let ns = format!("svcplane-bench-{}", std::process::id());
+    let ip = |args: &[&str]| {
+        let ok = Command::new("ip")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip {args:?} failed (root and iproute2 needed)");
+    };
+    ip(&["netns", "add", &ns]);
+    ip(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+    let status = Command::new("ip")
+        .args(["netns", "exec", &ns])
+        .arg(std::env::current_exe().expect("own path"))
+        .args(std::env::args().skip(1))
+        .env(NETNS_CHILD, &ns)
+        .status();
+    ip(&["netns", "del", &ns]);
+    status.ok().and_then(|s| s.code()).unwrap_or(1)
+}
+
 fn start_agent(kubeconfig: &std::path::Path, min_sync: &str) -> AgentProcess {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_svcplane"))
         .args([
             "node-agent",
             "--backend",
-            "dry-run",
+            &backend(),
             "--node-name",
             "node-0",
         ])
@@ -181,8 +218,18 @@ async fn flip_series(
     latencies
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    if backend() != "dry-run" && std::env::var_os(NETNS_CHILD).is_none() {
+        std::process::exit(rerun_in_netns());
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(run());
+}
+
+async fn run() {
     let full = std::env::args().any(|a| a == "--bench");
     let services: usize = std::env::var("BENCH_SERVICES")
         .ok()
@@ -201,7 +248,8 @@ async fn main() {
         .expect("config");
     let client = kube::Client::try_from(cfg).expect("client");
     println!(
-        "node agent benchmark: {services} Services x {PODS_PER_SERVICE} Pods on {NODES} Nodes"
+        "node agent benchmark: {services} Services x {PODS_PER_SERVICE} Pods on {NODES} Nodes, backend {}",
+        backend()
     );
 
     let nodes: Api<Node> = Api::all(client.clone());
