@@ -31,24 +31,14 @@ use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
+mod support;
+use support::{client_from, create_services, free_port, pod_ip, proc_status_kib};
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const PODS_PER_SERVICE: usize = 10;
 const NODES: usize = 10;
-
-fn pod_ip(i: usize) -> String {
-    format!("10.{}.{}.{}", 64 + i / 65536, (i / 256) % 256, i % 256)
-}
-
-fn proc_status_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -56,14 +46,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 struct AgentProcess {
@@ -242,11 +224,7 @@ async fn run() {
         .expect("API server");
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, server.kubeconfig()).expect("kubeconfig");
-    let kc = kube::config::Kubeconfig::from_yaml(&server.kubeconfig()).expect("kubeconfig");
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("config");
-    let client = kube::Client::try_from(cfg).expect("client");
+    let client = client_from(&server.kubeconfig()).await;
     println!(
         "node agent benchmark: {services} Services x {PODS_PER_SERVICE} Pods on {NODES} Nodes, backend {}",
         backend()
@@ -288,21 +266,7 @@ async fn run() {
         .buffer_unordered(64)
         .collect::<Vec<()>>()
         .await;
-    futures::stream::iter(0..services)
-        .map(|s| {
-            let svcs = svcs.clone();
-            async move {
-                let svc: Service = serde_json::from_value(json!({
-                    "metadata": {"name": format!("svc-{s}")},
-                    "spec": {"selector": {"app": format!("svc-{s}")}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
-                }))
-                .expect("service");
-                svcs.create(&PostParams::default(), &svc).await.expect("create service");
-            }
-        })
-        .buffer_unordered(64)
-        .collect::<Vec<()>>()
-        .await;
+    create_services(&svcs, services, 64).await;
     println!(
         "  objects created in {:.1} s",
         created.elapsed().as_secs_f64()

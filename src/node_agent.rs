@@ -167,22 +167,21 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
     };
     let mut agent = Agent::new(config, backend, timing, metrics.clone());
     // Manifest files are read once; without --once the agent then keeps running on them
-    // (periodic full resyncs repair drift, health-check node ports are served).
-    let mut manifest_events = match &args.manifests {
-        Some(path) => {
-            Some(svcplane_dataplane::source::read_manifests(path).context("--manifests")?)
-        }
-        None => None,
-    };
-    if let Some(events) = manifest_events.take_if(|_| args.once) {
-        for event in events {
+    // (periodic full resyncs repair drift, health-check node ports are served). With --once
+    // each object goes into the model as it is decoded (an error ends the run anyway).
+    if let (Some(path), true) = (&args.manifests, args.once) {
+        svcplane_dataplane::source::read_manifests(path, &mut |event| {
             agent.apply(event);
-        }
-        agent.mark_listed();
+        })
+        .context("--manifests")?;
         let report = tokio::task::block_in_place(|| agent.sync_now(true))?;
         print_or_report(&agent, dry_run, args.output, report.operations)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let manifest_events = match &args.manifests {
+        Some(path) => Some(read_manifest_events(path).context("--manifests")?),
+        None => None,
+    };
     let health_timeout = args.sync_period * 2;
     let status = agent.subscribe();
     if let Some(addr) = parse_bind("--healthz-bind-address", &args.healthz_bind_address)? {
@@ -206,7 +205,8 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
             health_timeout,
         ));
     }
-    let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(4096);
+    // A small queue: each event holds one decoded object until the model takes it in.
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(256);
     if let (Some(events), Some(path)) = (manifest_events, args.manifests.clone()) {
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("--manifests: cannot handle SIGHUP")?;
@@ -296,7 +296,7 @@ async fn follow_manifests(
                     events_tx.closed().await;
                     return;
                 }
-                match svcplane_dataplane::source::read_manifests(&path) {
+                match read_manifest_events(&path) {
                     Ok(events) => {
                         tracing::info!(path = %path.display(), "SIGHUP: manifests read again");
                         events
@@ -309,6 +309,16 @@ async fn follow_manifests(
             }
         };
     }
+}
+
+/// The events of the manifests at `path`, all or nothing: a file that cannot be read or
+/// decoded yields no event at all.
+fn read_manifest_events(
+    path: &std::path::Path,
+) -> Result<Vec<SourceEvent>, svcplane_dataplane::source::ManifestError> {
+    let mut events = Vec::new();
+    svcplane_dataplane::source::read_manifests(path, &mut |event| events.push(event))?;
+    Ok(events)
 }
 
 /// After a one-shot sync: the table on stdout for a dry run, else a one-line summary.

@@ -2,7 +2,7 @@
 //! when to sync; the backend executes the table off the async runtime; the outcome is
 //! published for health checks, metrics and debug pages.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -37,12 +37,26 @@ pub enum SourceEvent {
     },
     /// This node's Node object was added or changed.
     Node(Box<Node>),
-    /// A complete list of Services (start-up or re-list): every other Service is gone.
-    ServicesListed(Vec<Service>),
-    /// A complete list of EndpointSlices: every other slice is gone.
-    SlicesListed(Vec<EndpointSlice>),
-    /// The Node list is complete (the Node may not exist).
-    NodeListed(Option<Box<Node>>),
+    /// A complete list of one kind begins (start-up or re-list): the objects of that kind that
+    /// arrive until [`SourceEvent::ListDone`] are the whole list. They are applied one by one
+    /// as they arrive, so the agent never holds a second, typed copy of the list beside its
+    /// model (kube-proxy's informers keep such a store; our model is the cache).
+    ListStarted(ListKind),
+    /// The list begun by [`SourceEvent::ListStarted`] is complete: every object of that kind
+    /// not applied since then is gone (for the Node: it may not exist; a Node keeps its last
+    /// addresses, as kube-proxy keeps programming until stopped).
+    ListDone(ListKind),
+}
+
+/// The kinds the agent lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// Services, all namespaces.
+    Services,
+    /// EndpointSlices, all namespaces.
+    Slices,
+    /// This node's Node.
+    Node,
 }
 
 /// Timing of the agent's syncs.
@@ -99,6 +113,14 @@ pub struct Agent {
     oldest_pending: Option<Instant>,
     needs_full: bool,
     listed: Listed,
+    relisting: Relisting,
+}
+
+/// Keys applied since a list of their kind began (`None`: no list in progress).
+#[derive(Debug, Default)]
+struct Relisting {
+    services: Option<HashSet<ServiceName>>,
+    slices: Option<HashSet<(String, String)>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -143,6 +165,7 @@ impl Agent {
             oldest_pending: Some(started),
             needs_full: true,
             listed: Listed::default(),
+            relisting: Relisting::default(),
         }
     }
 
@@ -160,55 +183,49 @@ impl Agent {
     pub fn apply(&mut self, event: SourceEvent) -> bool {
         let was_listed = self.listed.all();
         match event {
-            SourceEvent::Service(svc) => self.upsert_service(&svc),
+            SourceEvent::Service(svc) => {
+                if let Some(seen) = &mut self.relisting.services {
+                    seen.insert(ServiceName::new(
+                        svc.metadata.namespace.clone().unwrap_or_default(),
+                        svc.metadata.name.clone().unwrap_or_default(),
+                    ));
+                }
+                self.upsert_service(&svc)
+            }
             SourceEvent::ServiceDeleted { namespace, name } => {
                 self.model.delete_service(&namespace, &name)
             }
-            SourceEvent::Slice(slice) => self.model.upsert_slice(&slice),
+            SourceEvent::Slice(slice) => {
+                if let Some(seen) = &mut self.relisting.slices {
+                    seen.insert((
+                        slice.metadata.namespace.clone().unwrap_or_default(),
+                        slice.metadata.name.clone().unwrap_or_default(),
+                    ));
+                }
+                self.model.upsert_slice(&slice)
+            }
             SourceEvent::SliceDeleted { namespace, name } => {
                 self.model.delete_slice(&namespace, &name)
             }
             SourceEvent::Node(node) => self.model.set_node(&node),
-            SourceEvent::ServicesListed(list) => {
-                let keep = list
-                    .iter()
-                    .map(|s| {
-                        ServiceName::new(
-                            s.metadata.namespace.clone().unwrap_or_default(),
-                            s.metadata.name.clone().unwrap_or_default(),
-                        )
-                    })
-                    .collect();
-                for svc in &list {
-                    self.upsert_service(svc);
-                }
-                let slices = self.slice_keys();
-                self.model.retain(&keep, &slices);
+            SourceEvent::ListStarted(ListKind::Services) => {
+                self.relisting.services = Some(HashSet::new());
+            }
+            SourceEvent::ListStarted(ListKind::Slices) => {
+                self.relisting.slices = Some(HashSet::new());
+            }
+            SourceEvent::ListStarted(ListKind::Node) => {}
+            SourceEvent::ListDone(ListKind::Services) => {
+                let seen = self.relisting.services.take().unwrap_or_default();
+                self.model.retain_services(&seen);
                 self.listed.services = true;
             }
-            SourceEvent::SlicesListed(list) => {
-                let keep = list
-                    .iter()
-                    .map(|s| {
-                        (
-                            s.metadata.namespace.clone().unwrap_or_default(),
-                            s.metadata.name.clone().unwrap_or_default(),
-                        )
-                    })
-                    .collect();
-                for slice in &list {
-                    self.model.upsert_slice(slice);
-                }
-                let services = self.service_keys();
-                self.model.retain(&services, &keep);
+            SourceEvent::ListDone(ListKind::Slices) => {
+                let seen = self.relisting.slices.take().unwrap_or_default();
+                self.model.retain_slices(&seen);
                 self.listed.slices = true;
             }
-            SourceEvent::NodeListed(node) => {
-                if let Some(node) = node {
-                    self.model.set_node(&node);
-                }
-                self.listed.node = true;
-            }
+            SourceEvent::ListDone(ListKind::Node) => self.listed.node = true,
         }
         if self.model.has_pending() && self.oldest_pending.is_none() {
             self.oldest_pending = Some(Instant::now());
@@ -227,14 +244,6 @@ impl Agent {
                 "{warning}"
             );
         }
-    }
-
-    fn service_keys(&self) -> std::collections::HashSet<ServiceName> {
-        self.model.service_names().cloned().collect()
-    }
-
-    fn slice_keys(&self) -> std::collections::HashSet<(String, String)> {
-        self.model.slice_keys().cloned().collect()
     }
 
     /// Whether every initial list (Services, EndpointSlices, the Node) has arrived.

@@ -11,43 +11,45 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::agent::SourceEvent;
+use crate::agent::{ListKind, SourceEvent};
 
 /// Runs watches of Services and EndpointSlices (all namespaces) and of the Node `node_name`,
 /// sending every change to `events`, until `events` closes. Watch failures are retried with
-/// kube-runtime's backoff; a re-list arrives as one `*Listed` event.
+/// kube-runtime's backoff. A (re-)list arrives as [`SourceEvent::ListStarted`], the listed
+/// objects one by one, then [`SourceEvent::ListDone`]: no store of typed objects is kept here
+/// (the agent's model is the cache).
 pub async fn watch_api(client: Client, node_name: String, events: mpsc::Sender<SourceEvent>) {
     let services = watch_kind(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
+        ListKind::Services,
         events.clone(),
         |s| SourceEvent::Service(Box::new(s)),
         |s| SourceEvent::ServiceDeleted {
             namespace: s.namespace().unwrap_or_default(),
             name: s.name_any(),
         },
-        SourceEvent::ServicesListed,
     );
     let slices = watch_kind(
         Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default(),
+        ListKind::Slices,
         events.clone(),
         |s| SourceEvent::Slice(Box::new(s)),
         |s| SourceEvent::SliceDeleted {
             namespace: s.namespace().unwrap_or_default(),
             name: s.name_any(),
         },
-        SourceEvent::SlicesListed,
     );
     let node = watch_kind(
         Api::<Node>::all(client),
         watcher::Config::default().fields(&format!("metadata.name={node_name}")),
+        ListKind::Node,
         events,
         |n| SourceEvent::Node(Box::new(n)),
         // A deleted Node keeps its last addresses: kube-proxy keeps programming until it is
         // stopped, and so do we.
         |n| SourceEvent::Node(Box::new(n)),
-        |mut list: Vec<Node>| SourceEvent::NodeListed(list.pop().map(Box::new)),
     );
     tokio::join!(services, slices, node);
 }
@@ -55,28 +57,20 @@ pub async fn watch_api(client: Client, node_name: String, events: mpsc::Sender<S
 async fn watch_kind<K>(
     api: Api<K>,
     config: watcher::Config,
+    kind: ListKind,
     events: mpsc::Sender<SourceEvent>,
     applied: impl Fn(K) -> SourceEvent,
     deleted: impl Fn(K) -> SourceEvent,
-    listed: impl Fn(Vec<K>) -> SourceEvent,
 ) where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     let stream = watcher::watcher(api, config).default_backoff();
     futures::pin_mut!(stream);
-    let mut buffer: Vec<K> = Vec::new();
     while let Some(item) = stream.next().await {
         let event = match item {
-            Ok(Event::Init) => {
-                buffer.clear();
-                continue;
-            }
-            Ok(Event::InitApply(obj)) => {
-                buffer.push(obj);
-                continue;
-            }
-            Ok(Event::InitDone) => listed(std::mem::take(&mut buffer)),
-            Ok(Event::Apply(obj)) => applied(obj),
+            Ok(Event::Init) => SourceEvent::ListStarted(kind),
+            Ok(Event::InitApply(obj) | Event::Apply(obj)) => applied(obj),
+            Ok(Event::InitDone) => SourceEvent::ListDone(kind),
             Ok(Event::Delete(obj)) => deleted(obj),
             Err(err) => {
                 tracing::warn!(kind = %K::kind(&()), error = %err, "watch failed, retrying");
@@ -115,8 +109,15 @@ pub enum ManifestError {
 
 /// Reads every Service, EndpointSlice and Node in `path` (a file, or a directory of `.yaml`,
 /// `.yml` and `.json` files read in name order; multi-document YAML and `kind: List` are
-/// understood; other kinds are skipped). Returns each Node as an event, then the complete lists.
-pub fn read_manifests(path: &Path) -> Result<Vec<SourceEvent>, ManifestError> {
+/// understood; other kinds are skipped) and hands them to `sink` as complete lists of each
+/// kind: [`SourceEvent::ListStarted`] for every kind, each object as it is decoded, then
+/// [`SourceEvent::ListDone`] for every kind. Objects are not collected here, so a caller that
+/// applies them at once never holds the parsed files beside its model; a caller that needs
+/// all or nothing collects the events and uses them only when this returns `Ok`.
+pub fn read_manifests(
+    path: &Path,
+    sink: &mut impl FnMut(SourceEvent),
+) -> Result<(), ManifestError> {
     let files = if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|source| ManifestError::Read {
@@ -136,9 +137,10 @@ pub fn read_manifests(path: &Path) -> Result<Vec<SourceEvent>, ManifestError> {
     } else {
         vec![path.to_path_buf()]
     };
-    let mut services = Vec::new();
-    let mut slices = Vec::new();
-    let mut nodes = Vec::new();
+    const KINDS: [ListKind; 3] = [ListKind::Node, ListKind::Services, ListKind::Slices];
+    for kind in KINDS {
+        sink(SourceEvent::ListStarted(kind));
+    }
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Read {
             path: file.clone(),
@@ -151,21 +153,15 @@ pub fn read_manifests(path: &Path) -> Result<Vec<SourceEvent>, ManifestError> {
                 message,
             };
             let value = serde_json::Value::deserialize_yaml(document).map_err(invalid)?;
-            collect(value, &mut services, &mut slices, &mut nodes).map_err(invalid)?;
+            // Every Node goes to the model, which keeps only this node's (the files may
+            // describe the whole cluster).
+            collect(value, sink).map_err(invalid)?;
         }
     }
-    // Every Node goes to the model, which keeps only this node's (the files may describe the
-    // whole cluster).
-    let mut events: Vec<SourceEvent> = nodes
-        .into_iter()
-        .map(|node| SourceEvent::Node(Box::new(node)))
-        .collect();
-    events.extend([
-        SourceEvent::NodeListed(None),
-        SourceEvent::ServicesListed(services),
-        SourceEvent::SlicesListed(slices),
-    ]);
-    Ok(events)
+    for kind in KINDS {
+        sink(SourceEvent::ListDone(kind));
+    }
+    Ok(())
 }
 
 trait FromYamlDocument: Sized {
@@ -178,12 +174,7 @@ impl FromYamlDocument for serde_json::Value {
     }
 }
 
-fn collect(
-    value: serde_json::Value,
-    services: &mut Vec<Service>,
-    slices: &mut Vec<EndpointSlice>,
-    nodes: &mut Vec<Node>,
-) -> Result<(), String> {
+fn collect(value: serde_json::Value, sink: &mut impl FnMut(SourceEvent)) -> Result<(), String> {
     if value.is_null() {
         return Ok(());
     }
@@ -194,18 +185,20 @@ fn collect(
         .to_string();
     match kind.as_str() {
         "List" | "ServiceList" | "EndpointSliceList" | "NodeList" => {
-            let items = value
-                .get("items")
-                .and_then(|i| i.as_array())
-                .cloned()
-                .unwrap_or_default();
+            let items = match value {
+                serde_json::Value::Object(mut map) => match map.remove("items") {
+                    Some(serde_json::Value::Array(items)) => items,
+                    _ => Vec::new(),
+                },
+                _ => Vec::new(),
+            };
             for (i, item) in items.into_iter().enumerate() {
-                collect(item, services, slices, nodes).map_err(|e| format!("items[{i}]: {e}"))?;
+                collect(item, sink).map_err(|e| format!("items[{i}]: {e}"))?;
             }
         }
-        "Service" => services.push(decode(value)?),
-        "EndpointSlice" => slices.push(decode(value)?),
-        "Node" => nodes.push(decode(value)?),
+        "Service" => sink(SourceEvent::Service(Box::new(decode(value)?))),
+        "EndpointSlice" => sink(SourceEvent::Slice(Box::new(decode(value)?))),
+        "Node" => sink(SourceEvent::Node(Box::new(decode(value)?))),
         _ => {}
     }
     Ok(())

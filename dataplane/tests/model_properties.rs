@@ -977,7 +977,8 @@ proptest! {
             let slices: HashSet<(String, String)> = world.slices.iter()
                 .map(|s| ("default".to_string(), slice_name(s)))
                 .collect();
-            m.retain(&services, &slices);
+            m.retain_services(&services);
+            m.retain_slices(&slices);
         }
         commit_checked(&mut m)?;
         prop_assert!(!m.has_pending());

@@ -157,7 +157,8 @@ fn relist_retain_forgets_objects_missing_from_the_new_list() {
     let mut m = three();
     let services: HashSet<ServiceName> = [name("a"), name("c")].into();
     let slices: HashSet<(String, String)> = [("default".to_string(), "c-1".to_string())].into();
-    m.retain(&services, &slices);
+    m.retain_services(&services);
+    m.retain_slices(&slices);
     assert_eq!(m.commit().services, names(&["a", "b"]));
     assert_eq!(m.object_counts(), (2, 1));
     assert!(m.table().service(&name("b")).is_none());

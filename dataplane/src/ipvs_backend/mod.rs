@@ -70,7 +70,7 @@ use nft_table::{
     delete_script, elements_script, parse_listing, Element, Elements, SetKind, TableLayout,
     TABLE_FAMILY, TABLE_NAME,
 };
-use plan::plan_ipvs;
+use plan::{plan_ipvs, IpvsPlan};
 
 const BACKEND: &str = "ipvs";
 
@@ -428,46 +428,29 @@ impl IpvsBackend {
         };
         let wanted_services: Vec<&WantedService> =
             wants.iter().flat_map(|(_, w)| w.services.iter()).collect();
-        let plan = plan_ipvs(
-            wanted_services.iter().copied(),
-            retired.iter().copied(),
-            &self.mirror,
-        );
-        let mut touched_udp: BTreeSet<ServiceKey> = BTreeSet::new();
-        if !plan.is_empty() {
-            let outcomes = self
-                .ipvs
-                .apply(&plan.ops)
-                .map_err(ipvs_failure("apply IPVS changes"))?;
-            self.stats.ipvs_operations += plan.ops.len() as u64;
-            report.operations += plan.ops.len();
-            for ((op, owner), outcome) in plan.ops.iter().zip(&plan.owners).zip(outcomes) {
-                match outcome {
-                    Ok(()) => self.mirror.applied(op),
-                    // Deleting what is already gone is what was wanted.
-                    Err(e) if e.not_found() && is_delete(op) => self.mirror.applied(op),
-                    Err(e) => failures.ipvs(op, owner.clone(), e),
-                }
-                if op.service().protocol == ipvs::Protocol::Udp {
-                    touched_udp.insert(op.service());
-                }
-            }
+        // Planned and sent a bounded number of virtual services at a time, so a full sync of
+        // a large table never holds every operation, its owner and its outcome at once (the
+        // peak of the agent's memory at 10,000 Services; BENCHMARKS.md, "IPVS"). Retired
+        // virtual services go last, after every creation, as one plan would order them.
+        let mut ipvs_run = IpvsRun::default();
+        for batch in wanted_services.chunks(SERVICES_PER_IPVS_PLAN) {
+            let plan = plan_ipvs(batch.iter().copied(), [], &self.mirror);
+            self.run_ipvs_plan(plan, &mut ipvs_run, &mut report, &mut failures)?;
         }
+        let plan = plan_ipvs([], retired.iter().copied(), &self.mirror);
+        self.run_ipvs_plan(plan, &mut ipvs_run, &mut report, &mut failures)?;
         for want in &wanted_services {
             if self.mirror.get(&want.service.key).is_some() {
                 self.mirror.set_owner(want.service.key, want.owner.clone());
             }
         }
-        let now = Instant::now();
         for key in &retired {
             self.draining.end_service(*key);
         }
-        for (key, dest) in &plan.wanted_again {
-            self.draining.end(*key, *dest);
-        }
-        for (key, dest) in &plan.draining {
-            self.draining.begin(*key, *dest, now);
-        }
+        let IpvsRun {
+            touched_udp,
+            fresh_drains,
+        } = ipvs_run;
 
         // Phase 3: addresses.
         let wanted_vips: BTreeSet<IpAddr> = self
@@ -559,8 +542,7 @@ impl IpvsBackend {
         }
 
         // Phase 5: destinations that just started draining and have no connection go now.
-        let fresh: BTreeSet<ServiceKey> = plan.draining.iter().map(|(k, _)| *k).collect();
-        report.operations += self.check_drains(fresh, &mut failures)?;
+        report.operations += self.check_drains(fresh_drains, &mut failures)?;
 
         // Phase 6: stale UDP conntrack entries of the UDP rows that changed.
         if !touched_udp.is_empty() {
@@ -572,6 +554,46 @@ impl IpvsBackend {
             return Err(error);
         }
         Ok(report)
+    }
+
+    /// Sends one IPVS plan and records its outcome: the mirror follows every operation that
+    /// took effect, failures are collected, destinations wanted again stop draining and
+    /// destinations no longer wanted start.
+    fn run_ipvs_plan(
+        &mut self,
+        plan: IpvsPlan,
+        run: &mut IpvsRun,
+        report: &mut SyncReport,
+        failures: &mut Failures,
+    ) -> Result<(), BackendError> {
+        if !plan.is_empty() {
+            let outcomes = self
+                .ipvs
+                .apply(&plan.ops)
+                .map_err(ipvs_failure("apply IPVS changes"))?;
+            self.stats.ipvs_operations += plan.ops.len() as u64;
+            report.operations += plan.ops.len();
+            for ((op, owner), outcome) in plan.ops.iter().zip(plan.owners).zip(outcomes) {
+                match outcome {
+                    Ok(()) => self.mirror.applied(op),
+                    // Deleting what is already gone is what was wanted.
+                    Err(e) if e.not_found() && is_delete(op) => self.mirror.applied(op),
+                    Err(e) => failures.ipvs(op, owner, e),
+                }
+                if op.service().protocol == ipvs::Protocol::Udp {
+                    run.touched_udp.insert(op.service());
+                }
+            }
+        }
+        let now = Instant::now();
+        for (key, dest) in plan.wanted_again {
+            self.draining.end(key, dest);
+        }
+        for (key, dest) in plan.draining {
+            self.draining.begin(key, dest, now);
+            run.fresh_drains.insert(key);
+        }
+        Ok(())
     }
 
     /// Deletes the draining destinations of `services` that are drained or timed out.
@@ -900,6 +922,19 @@ fn iface_failure(
     address: Option<IpAddr>,
 ) -> impl Fn(IfaceError) -> BackendError {
     move |e| BackendError::kernel(BACKEND, operation, None, address.map(|a| a.to_string()), e)
+}
+
+/// Virtual services at most in one IPVS plan of a sync (about 11 operations each at 10
+/// destinations): bounds the operations, owners and outcomes held at once.
+const SERVICES_PER_IPVS_PLAN: usize = 512;
+
+/// What the IPVS plans of one sync touched, for the phases after them.
+#[derive(Debug, Default)]
+struct IpvsRun {
+    /// UDP virtual services changed: their stale conntrack entries are cleaned.
+    touched_udp: BTreeSet<ServiceKey>,
+    /// Virtual services with destinations that just started draining.
+    fresh_drains: BTreeSet<ServiceKey>,
 }
 
 /// The operations of a sync the kernel refused: the first is reported, naming its Service and

@@ -287,9 +287,8 @@ impl ProxyModel {
         }
     }
 
-    /// After a re-list: forgets every Service not in `services` and every slice not in
-    /// `slices` (`(namespace, name)` pairs).
-    pub fn retain(&mut self, services: &HashSet<ServiceName>, slices: &HashSet<(String, String)>) {
+    /// After a re-list of Services: forgets every Service not in `services`.
+    pub fn retain_services(&mut self, services: &HashSet<ServiceName>) {
         let gone: Vec<ServiceName> = self
             .services
             .keys()
@@ -300,6 +299,11 @@ impl ProxyModel {
             self.services.remove(&key);
             self.dirty.insert(key);
         }
+    }
+
+    /// After a re-list of EndpointSlices: forgets every slice not in `slices`
+    /// (`(namespace, name)` pairs).
+    pub fn retain_slices(&mut self, slices: &HashSet<(String, String)>) {
         let gone: Vec<(String, String)> = self
             .slices
             .slice_keys()

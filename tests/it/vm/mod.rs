@@ -2,6 +2,7 @@
 
 mod harness;
 mod ipvs_agent;
+mod ipvs_batches;
 mod ipvs_graceful;
 mod ipvs_smoke;
 mod ipvs_table;
