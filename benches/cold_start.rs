@@ -33,24 +33,15 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
 
+mod support;
+use support::{client_from, cpu_seconds, create_services, pod_ip, proc_status_kib};
+
 /// The same allocator as the `svcplane` binary (the API server runs in this process).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const PODS_PER_SERVICE: usize = 10;
 const NODES: usize = 10;
-
-fn pod_ip(i: usize) -> String {
-    format!("10.{}.{}.{}", 64 + i / 65536, (i / 256) % 256, i % 256)
-}
-
-async fn client_from(yaml: &str) -> kube::Client {
-    let kc = kube::config::Kubeconfig::from_yaml(yaml).expect("kubeconfig");
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("config");
-    kube::Client::try_from(cfg).expect("client")
-}
 
 /// The flags of the controller process (see the module docs).
 fn controller_flags() -> Vec<String> {
@@ -93,29 +84,6 @@ fn stop(child: &mut std::process::Child) {
         .arg(child.id().to_string())
         .status();
     let _ = child.wait();
-}
-
-fn proc_status(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn proc_cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of /proc/pid/stat (11 and 12 after the ')').
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn writes(server: &svcplane_apiserver::RunningServer) -> BTreeMap<String, u64> {
@@ -231,23 +199,7 @@ async fn parent() {
             .expect("node");
     }
     let svcs: Api<Service> = Api::namespaced(client.clone(), "default");
-    futures::stream::iter(0..services)
-        .map(|s| {
-            let svcs = svcs.clone();
-            async move {
-                let svc: Service = serde_json::from_value(json!({
-                    "metadata": {"name": format!("svc-{s}")},
-                    "spec": {"selector": {"app": format!("svc-{s}")},
-                             "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}))
-                .unwrap();
-                svcs.create(&PostParams::default(), &svc)
-                    .await
-                    .expect("service");
-            }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
+    create_services(&svcs, services, 32).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     futures::stream::iter(0..services * PODS_PER_SERVICE)
         .map(|i| {
@@ -314,7 +266,7 @@ async fn parent() {
     let mut all_written: Option<Duration> = None;
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        rss_timeline.push(proc_status(pid, "VmRSS:") / 1024);
+        rss_timeline.push(proc_status_kib(pid, "VmRSS:") / 1024);
         let w: u64 = writes(&server).values().sum::<u64>() - before.values().sum::<u64>();
         if w > 0 && first_write.is_none() {
             first_write = Some(start.elapsed());
@@ -332,7 +284,7 @@ async fn parent() {
     }
     let cold = start.elapsed();
     let after = writes(&server);
-    let cold_cpu = proc_cpu_seconds(pid);
+    let cold_cpu = cpu_seconds(pid);
     let mut delta: BTreeMap<String, u64> = BTreeMap::new();
     for (k, v) in &after {
         let d = v - before.get(k).copied().unwrap_or(0);
@@ -341,7 +293,7 @@ async fn parent() {
         }
     }
     let total: u64 = delta.values().sum();
-    let hwm_cold = proc_status(pid, "VmHWM:");
+    let hwm_cold = proc_status_kib(pid, "VmHWM:");
     println!(
         "cold start {services} Services x {PODS_PER_SERVICE} Pods: {:.2} s wall, {cold_cpu:.2} s controller CPU, {total} writes {delta:?}, controller peak RSS {:.0} MiB",
         cold.as_secs_f64(),
@@ -465,7 +417,7 @@ async fn parent() {
     latencies.sort();
     let pct =
         |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).min(latencies.len()) - 1];
-    let hwm = proc_status(pid, "VmHWM:");
+    let hwm = proc_status_kib(pid, "VmHWM:");
     println!(
         "readiness-to-slice latency ({} of 100 flips of one probe Pod seen, while {flips} readiness flips of 1,000 other Pods ran): p50 {:.1?}, p99 {:.1?}, max {:.1?}; controller peak RSS overall {:.0} MiB",
         100 - misses,

@@ -37,6 +37,7 @@
 
 mod config;
 mod context;
+mod endpoint_subset;
 mod endpoints;
 mod endpointslice;
 mod error;

@@ -82,6 +82,20 @@ pub fn validate_object_meta(meta: &ObjectMeta, name_fn: NameFn, path: &Path) -> 
             errs.push(FieldError::invalid(path.child("namespace"), namespace, m));
         }
     }
+    errs.extend(validate_generation_labels_annotations(meta, path));
+    for (i, f) in meta.finalizers.iter().flatten().enumerate() {
+        for m in is_qualified_name(f) {
+            errs.push(FieldError::invalid(path.child("finalizers").index(i), f, m));
+        }
+    }
+    errs
+}
+
+/// The rules a create and an update both check (upstream `ValidateObjectMetaAccessor` and
+/// `ValidateObjectMetaAccessorUpdate` each run them): a non-negative `generation`, then the
+/// labels and annotations.
+fn validate_generation_labels_annotations(meta: &ObjectMeta, path: &Path) -> Vec<FieldError> {
+    let mut errs = Vec::new();
     if let Some(g) = meta.generation {
         if g < 0 {
             errs.push(FieldError::invalid(
@@ -96,11 +110,6 @@ pub fn validate_object_meta(meta: &ObjectMeta, name_fn: NameFn, path: &Path) -> 
         meta.annotations.as_ref(),
         &path.child("annotations"),
     ));
-    for (i, f) in meta.finalizers.iter().flatten().enumerate() {
-        for m in is_qualified_name(f) {
-            errs.push(FieldError::invalid(path.child("finalizers").index(i), f, m));
-        }
-    }
     errs
 }
 
@@ -129,20 +138,7 @@ pub fn validate_object_meta_update(
     if old.uid.is_some() && new.uid.is_some() {
         immutable("uid", &new.uid, &old.uid, &mut errs);
     }
-    if let Some(g) = new.generation {
-        if g < 0 {
-            errs.push(FieldError::invalid(
-                path.child("generation"),
-                g,
-                "must be greater than or equal to 0",
-            ));
-        }
-    }
-    errs.extend(validate_labels(new.labels.as_ref(), &path.child("labels")));
-    errs.extend(validate_annotations(
-        new.annotations.as_ref(),
-        &path.child("annotations"),
-    ));
+    errs.extend(validate_generation_labels_annotations(new, path));
     errs
 }
 

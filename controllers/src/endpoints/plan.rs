@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::endpoint_subset::addresses_with_readiness;
 use crate::labels::{
     ANNOTATION_LAST_CHANGE_TRIGGER_TIME, ANNOTATION_OVER_CAPACITY, ENDPOINTS_MAX_CAPACITY,
     LABEL_HEADLESS, OVER_CAPACITY_TRUNCATED,
@@ -143,13 +144,7 @@ pub fn repack_subsets(subsets: &[EndpointSubset]) -> Vec<EndpointSubset> {
                 })
                 .collect(),
         };
-        let ready = subset.addresses.iter().flatten().map(|a| (a, true));
-        let not_ready = subset
-            .not_ready_addresses
-            .iter()
-            .flatten()
-            .map(|a| (a, false));
-        for (addr, is_ready) in ready.chain(not_ready) {
+        for (addr, is_ready) in addresses_with_readiness(subset) {
             let key = addr_key(addr);
             all.entry(key.clone()).or_insert_with(|| addr.clone());
             for port in &ports {

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EndpointAddress, Endpoints, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
+use crate::endpoint_subset::addresses_with_readiness;
 use crate::labels::{
     ANNOTATION_LAST_APPLIED, ANNOTATION_LAST_CHANGE_TRIGGER_TIME, ANNOTATION_LEADER_ELECTION,
     LABEL_MANAGED_BY, LABEL_SERVICE_NAME, LABEL_SKIP_MIRROR, MANAGED_BY_MIRRORING_CONTROLLER,
@@ -28,7 +28,7 @@ use crate::slices::endpoint_set::{
     address_type_of, canonical_ip, endpoints_equal_beyond_key, insert_endpoint, EndpointKey,
     EndpointSet,
 };
-use crate::slices::plan::{plan_delete_all, SlicePlan};
+use crate::slices::plan::{new_owned_slice, plan_delete_all, SlicePlan};
 use crate::slices::port_map::PortMapKey;
 
 /// The writes for one Endpoints object plus what was skipped.
@@ -121,28 +121,11 @@ fn new_mirrored_slice(
     ports: Vec<EndpointPort>,
     address_type: &str,
 ) -> EndpointSlice {
-    let name = endpoints.metadata.name.clone().unwrap_or_default();
+    let mut slice = new_owned_slice(&endpoints.metadata, "Endpoints", ports, address_type);
     let (labels, annotations) = mirrored_meta(endpoints);
-    EndpointSlice {
-        metadata: ObjectMeta {
-            generate_name: Some(format!("{name}-")),
-            namespace: endpoints.metadata.namespace.clone(),
-            labels: Some(labels),
-            annotations: (!annotations.is_empty()).then_some(annotations),
-            owner_references: Some(vec![OwnerReference {
-                api_version: "v1".into(),
-                kind: "Endpoints".into(),
-                name,
-                uid: endpoints.metadata.uid.clone().unwrap_or_default(),
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            }]),
-            ..Default::default()
-        },
-        address_type: address_type.into(),
-        endpoints: Vec::new(),
-        ports: Some(ports),
-    }
+    slice.metadata.labels = Some(labels);
+    slice.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+    slice
 }
 
 fn same_endpoints(existing: &[Endpoint], desired: &EndpointSet) -> bool {
@@ -184,17 +167,11 @@ pub fn plan_mirroring(
             })
             .collect();
         let key = PortMapKey::new(&ports);
-        let ready = subset.addresses.iter().flatten().map(|a| (a, true));
-        let not_ready = subset
-            .not_ready_addresses
-            .iter()
-            .flatten()
-            .map(|a| (a, false));
         let total = subset.addresses.as_ref().map_or(0, Vec::len)
             + subset.not_ready_addresses.as_ref().map_or(0, Vec::len);
         let mut added = 0;
         let mut invalid = 0;
-        for (address, is_ready) in ready.chain(not_ready) {
+        for (address, is_ready) in addresses_with_readiness(subset) {
             if added >= max_per_subset {
                 break;
             }

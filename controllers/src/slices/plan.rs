@@ -463,16 +463,32 @@ pub fn new_slice(
     address_type: &str,
     managed_by: &str,
 ) -> EndpointSlice {
-    let name = service.metadata.name.clone().unwrap_or_default();
-    let mut slice = EndpointSlice {
+    let mut slice = new_owned_slice(&service.metadata, "Service", ports, address_type);
+    let (labels, _) = slice_labels(&slice, service, managed_by);
+    slice.metadata.labels = Some(labels);
+    slice
+}
+
+/// An empty, unlabelled slice of `ports` named after and controlled by its core/v1 `owner`
+/// (a Service, or the Endpoints a slice mirrors): `generateName: <owner name>-` and
+/// `metav1.NewControllerRef(owner, v1 kind)`, as both upstream reconcilers'
+/// `newEndpointSlice` build it.
+pub fn new_owned_slice(
+    owner: &ObjectMeta,
+    owner_kind: &str,
+    ports: Vec<EndpointPort>,
+    address_type: &str,
+) -> EndpointSlice {
+    let name = owner.name.clone().unwrap_or_default();
+    EndpointSlice {
         metadata: ObjectMeta {
             generate_name: Some(format!("{name}-")),
-            namespace: service.metadata.namespace.clone(),
+            namespace: owner.namespace.clone(),
             owner_references: Some(vec![OwnerReference {
                 api_version: "v1".into(),
-                kind: "Service".into(),
+                kind: owner_kind.into(),
                 name,
-                uid: service.metadata.uid.clone().unwrap_or_default(),
+                uid: owner.uid.clone().unwrap_or_default(),
                 controller: Some(true),
                 block_owner_deletion: Some(true),
             }]),
@@ -481,10 +497,7 @@ pub fn new_slice(
         address_type: address_type.into(),
         endpoints: Vec::new(),
         ports: Some(ports),
-    };
-    let (labels, _) = slice_labels(&slice, service, managed_by);
-    slice.metadata.labels = Some(labels);
-    slice
+    }
 }
 
 /// Upstream `placeholderSliceCompare`: same namespace, labels, address type, and both

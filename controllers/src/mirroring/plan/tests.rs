@@ -1,5 +1,6 @@
 use super::*;
 use k8s_openapi::api::core::v1::{EndpointPort as CorePort, EndpointSubset, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 fn svc(selector: bool) -> Service {
     Service {
