@@ -47,7 +47,7 @@ ROOTS = [
     ("apiextensions_apiserver::pkg::apis::apiextensions::v1", "CustomResourceDefinition"),
     # Answered without storage (apiserver/src/access_review.rs), for `kubectl auth can-i`.
     ("api::authorization::v1", "SelfSubjectAccessReview"),
-    # The kinds with schema validation only (apiserver/src/kinds.rs).
+    # The kinds with schema validation only (apiserver/src/kinds/mod.rs; behaviour in apiserver/src/strategy/by_kind.rs).
     ("api::core::v1", "ServiceAccount"),
     ("api::core::v1", "PersistentVolume"),
     ("api::core::v1", "PersistentVolumeClaim"),
@@ -85,7 +85,17 @@ ROOTS = [
     ("api::networking::v1", "ServiceCIDR"),
     ("api::flowcontrol::v1", "FlowSchema"),
     ("api::flowcontrol::v1", "PriorityLevelConfiguration"),
+    # Answered without storage, for `kubectl create token` and `kubectl auth can-i --list`
+    # (apiserver/src/token_request.rs, access_review.rs). `SelfSubjectReview` has no spec to
+    # read (and its `ExtraValue` has no k8s-openapi type): its body is not decoded.
+    ("api::authentication::v1", "TokenRequest"),
+    ("api::authorization::v1", "SelfSubjectRulesReview"),
 ]
+
+# Kinds of subresources, which k8s-pb gives no `Resource` impl: their apiVersion and kind.
+SUBRESOURCE_KINDS = {
+    "api::authentication::v1::TokenRequest": ("authentication.k8s.io/v1", "TokenRequest"),
+}
 
 # Request-body messages that are not kinds of their own: DeleteOptions (the body of DELETE, which
 # typed client-go clients encode with their client's group/version).
@@ -326,9 +336,10 @@ def main():
             text,
             re.S,
         )
-        if not m or name not in structs:
+        if name not in structs or (not m and key not in SUBRESOURCE_KINDS):
             sys.exit(f"no Resource impl for {key}")
-        out.append(f'    ("{m.group(1)}", "{m.group(2)}", {index[key]}),')
+        api_version, kind = (m.group(1), m.group(2)) if m else SUBRESOURCE_KINDS[key]
+        out.append(f'    ("{api_version}", "{kind}", {index[key]}),')
     out.append("];")
     out.append("")
     out.append("/// Every message reachable from [`KINDS`], referenced by index.")

@@ -33,7 +33,8 @@ use serde_json::{Map, Value};
 
 use super::created_fields::created_fields_v1;
 use super::field_set::{self, FieldPath, FieldSet, PathElement, Untracked};
-use super::list_types::{Gvk, Schema, SchemaAt, SsaList};
+use super::list_types::{Gvk, SsaList};
+use super::schema::{Schema, SchemaAt};
 
 /// Operation recorded in a managed fields entry.
 pub const OPERATION_APPLY: &str = "Apply";

@@ -16,7 +16,8 @@
 use serde_json::{Map, Value};
 
 use super::field_set::{item_key, shape, tracked, FieldPath, PathElement, Shape, Untracked};
-use super::list_types::{Schema, SchemaAt, SsaList};
+use super::list_types::SsaList;
+use super::schema::{Schema, SchemaAt};
 
 /// One node's entries before sorting: the `FieldsV1` key and its value.
 type Entries = Vec<(String, Value)>;

@@ -10,7 +10,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::list_types::{Schema, SchemaAt, SsaList};
+use super::list_types::SsaList;
+use super::schema::{Schema, SchemaAt};
 
 /// One step of a field path (upstream `fieldpath.PathElement`). The derived order matches
 /// upstream's: field names, then keys, then values, then indices.

@@ -7,13 +7,15 @@ pub mod apply;
 pub mod created_fields;
 pub mod field_set;
 pub mod list_types;
+pub mod schema;
 pub mod strategic;
 
 pub use apply::{
     apply, manager_from_user_agent, record_update, reset_fields, ApplyError, ApplyOptions,
     Conflict, UpdateOptions,
 };
-pub use list_types::{Gvk, Schema};
+pub use list_types::Gvk;
+pub use schema::Schema;
 pub use strategic::{strategic_merge_patch, strategic_merge_patch_with_schema};
 
 /// Error from applying a strategic merge patch.

@@ -16,7 +16,8 @@
 
 use serde_json::{Map, Value};
 
-use super::list_types::{Gvk, Schema, SchemaAt, SmpList};
+use super::list_types::{Gvk, SmpList};
+use super::schema::{Schema, SchemaAt};
 use super::PatchError;
 
 const DIRECTIVE: &str = "$patch";

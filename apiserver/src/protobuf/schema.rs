@@ -12,10 +12,10 @@
 use super::model::{Field, Message, Scalar, Special, Type};
 
 /// Index of `JSONSchemaProps` in [`MESSAGES`] (the schema inside the `JSONSchemaPropsOr*` specials).
-pub const JSON_SCHEMA_PROPS: usize = 51;
+pub const JSON_SCHEMA_PROPS: usize = 53;
 
 /// Index of `meta.v1.DeleteOptions` in [`MESSAGES`] (the body of DELETE requests).
-pub const DELETE_OPTIONS: usize = 52;
+pub const DELETE_OPTIONS: usize = 54;
 
 /// Served kinds: (`apiVersion`, `kind`, index in [`MESSAGES`]).
 pub static KINDS: &[(&str, &str, usize)] = &[
@@ -70,6 +70,8 @@ pub static KINDS: &[(&str, &str, usize)] = &[
     ("networking.k8s.io/v1", "ServiceCIDR", 48),
     ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema", 49),
     ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration", 50),
+    ("authentication.k8s.io/v1", "TokenRequest", 51),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview", 52),
 ];
 
 /// Every message reachable from [`KINDS`], referenced by index.
@@ -77,58 +79,58 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::Namespace",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(54), repeated: false, required: false },
-            Field { tag: 3, json: "status", ty: Type::Message(55), repeated: false, required: false },
-        ],
-    },
-    Message {
-        name: "api::core::v1::Service",
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "spec", ty: Type::Message(56), repeated: false, required: false },
             Field { tag: 3, json: "status", ty: Type::Message(57), repeated: false, required: false },
         ],
     },
     Message {
-        name: "api::core::v1::Pod",
+        name: "api::core::v1::Service",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "spec", ty: Type::Message(58), repeated: false, required: false },
             Field { tag: 3, json: "status", ty: Type::Message(59), repeated: false, required: false },
         ],
     },
     Message {
-        name: "api::core::v1::Node",
+        name: "api::core::v1::Pod",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "spec", ty: Type::Message(60), repeated: false, required: false },
             Field { tag: 3, json: "status", ty: Type::Message(61), repeated: false, required: false },
         ],
     },
     Message {
+        name: "api::core::v1::Node",
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(62), repeated: false, required: false },
+            Field { tag: 3, json: "status", ty: Type::Message(63), repeated: false, required: false },
+        ],
+    },
+    Message {
         name: "api::core::v1::Endpoints",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "subsets", ty: Type::Message(62), repeated: true, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "subsets", ty: Type::Message(64), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::core::v1::Event",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "involvedObject", ty: Type::Message(63), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "involvedObject", ty: Type::Message(65), repeated: false, required: true },
             Field { tag: 3, json: "reason", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "message", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 5, json: "source", ty: Type::Message(64), repeated: false, required: false },
+            Field { tag: 5, json: "source", ty: Type::Message(66), repeated: false, required: false },
             Field { tag: 6, json: "firstTimestamp", ty: Type::Special(Special::Time), repeated: false, required: false },
             Field { tag: 7, json: "lastTimestamp", ty: Type::Special(Special::Time), repeated: false, required: false },
             Field { tag: 8, json: "count", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 9, json: "type", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 10, json: "eventTime", ty: Type::Special(Special::MicroTime), repeated: false, required: false },
-            Field { tag: 11, json: "series", ty: Type::Message(65), repeated: false, required: false },
+            Field { tag: 11, json: "series", ty: Type::Message(67), repeated: false, required: false },
             Field { tag: 12, json: "action", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 13, json: "related", ty: Type::Message(63), repeated: false, required: false },
+            Field { tag: 13, json: "related", ty: Type::Message(65), repeated: false, required: false },
             Field { tag: 14, json: "reportingComponent", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 15, json: "reportingInstance", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
@@ -136,7 +138,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ConfigMap",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "data", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
             Field { tag: 3, json: "binaryData", ty: Type::Map(&Type::Scalar(Scalar::Bytes)), repeated: false, required: false },
             Field { tag: 4, json: "immutable", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
@@ -145,7 +147,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::Secret",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "data", ty: Type::Map(&Type::Scalar(Scalar::Bytes)), repeated: false, required: false },
             Field { tag: 3, json: "type", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "stringData", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
@@ -155,34 +157,34 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::discovery::v1::EndpointSlice",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "endpoints", ty: Type::Message(66), repeated: true, required: true },
-            Field { tag: 3, json: "ports", ty: Type::Message(67), repeated: true, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "endpoints", ty: Type::Message(68), repeated: true, required: true },
+            Field { tag: 3, json: "ports", ty: Type::Message(69), repeated: true, required: false },
             Field { tag: 4, json: "addressType", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::coordination::v1::Lease",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(68), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(70), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::events::v1::Event",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "eventTime", ty: Type::Special(Special::MicroTime), repeated: false, required: false },
-            Field { tag: 3, json: "series", ty: Type::Message(69), repeated: false, required: false },
+            Field { tag: 3, json: "series", ty: Type::Message(71), repeated: false, required: false },
             Field { tag: 4, json: "reportingController", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 5, json: "reportingInstance", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 6, json: "action", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 7, json: "reason", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 8, json: "regarding", ty: Type::Message(63), repeated: false, required: false },
-            Field { tag: 9, json: "related", ty: Type::Message(63), repeated: false, required: false },
+            Field { tag: 8, json: "regarding", ty: Type::Message(65), repeated: false, required: false },
+            Field { tag: 9, json: "related", ty: Type::Message(65), repeated: false, required: false },
             Field { tag: 10, json: "note", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 11, json: "type", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 12, json: "deprecatedSource", ty: Type::Message(64), repeated: false, required: false },
+            Field { tag: 12, json: "deprecatedSource", ty: Type::Message(66), repeated: false, required: false },
             Field { tag: 13, json: "deprecatedFirstTimestamp", ty: Type::Special(Special::Time), repeated: false, required: false },
             Field { tag: 14, json: "deprecatedLastTimestamp", ty: Type::Special(Special::Time), repeated: false, required: false },
             Field { tag: 15, json: "deprecatedCount", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
@@ -191,117 +193,117 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::admissionregistration::v1::ValidatingWebhookConfiguration",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "webhooks", ty: Type::Message(70), repeated: true, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "webhooks", ty: Type::Message(72), repeated: true, required: false },
         ],
     },
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(71), repeated: false, required: true },
-            Field { tag: 3, json: "status", ty: Type::Message(72), repeated: false, required: false },
-        ],
-    },
-    Message {
-        name: "api::authorization::v1::SelfSubjectAccessReview",
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "spec", ty: Type::Message(73), repeated: false, required: true },
             Field { tag: 3, json: "status", ty: Type::Message(74), repeated: false, required: false },
         ],
     },
     Message {
+        name: "api::authorization::v1::SelfSubjectAccessReview",
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(75), repeated: false, required: true },
+            Field { tag: 3, json: "status", ty: Type::Message(76), repeated: false, required: false },
+        ],
+    },
+    Message {
         name: "api::core::v1::ServiceAccount",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "secrets", ty: Type::Message(63), repeated: true, required: false },
-            Field { tag: 3, json: "imagePullSecrets", ty: Type::Message(75), repeated: true, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "secrets", ty: Type::Message(65), repeated: true, required: false },
+            Field { tag: 3, json: "imagePullSecrets", ty: Type::Message(77), repeated: true, required: false },
             Field { tag: 4, json: "automountServiceAccountToken", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::PersistentVolume",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(76), repeated: false, required: false },
-            Field { tag: 3, json: "status", ty: Type::Message(77), repeated: false, required: false },
-        ],
-    },
-    Message {
-        name: "api::core::v1::PersistentVolumeClaim",
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "spec", ty: Type::Message(78), repeated: false, required: false },
             Field { tag: 3, json: "status", ty: Type::Message(79), repeated: false, required: false },
         ],
     },
     Message {
-        name: "api::core::v1::ResourceQuota",
+        name: "api::core::v1::PersistentVolumeClaim",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "spec", ty: Type::Message(80), repeated: false, required: false },
             Field { tag: 3, json: "status", ty: Type::Message(81), repeated: false, required: false },
         ],
     },
     Message {
+        name: "api::core::v1::ResourceQuota",
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(82), repeated: false, required: false },
+            Field { tag: 3, json: "status", ty: Type::Message(83), repeated: false, required: false },
+        ],
+    },
+    Message {
         name: "api::core::v1::LimitRange",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(82), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(84), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::ReplicationController",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(83), repeated: false, required: false },
-            Field { tag: 3, json: "status", ty: Type::Message(84), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(85), repeated: false, required: false },
+            Field { tag: 3, json: "status", ty: Type::Message(86), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::PodTemplate",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "template", ty: Type::Message(85), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "template", ty: Type::Message(87), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::apps::v1::Deployment",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(86), repeated: false, required: false },
-            Field { tag: 3, json: "status", ty: Type::Message(87), repeated: false, required: false },
-        ],
-    },
-    Message {
-        name: "api::apps::v1::ReplicaSet",
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "spec", ty: Type::Message(88), repeated: false, required: false },
             Field { tag: 3, json: "status", ty: Type::Message(89), repeated: false, required: false },
         ],
     },
     Message {
-        name: "api::apps::v1::StatefulSet",
+        name: "api::apps::v1::ReplicaSet",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "spec", ty: Type::Message(90), repeated: false, required: false },
             Field { tag: 3, json: "status", ty: Type::Message(91), repeated: false, required: false },
         ],
     },
     Message {
-        name: "api::apps::v1::DaemonSet",
+        name: "api::apps::v1::StatefulSet",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "spec", ty: Type::Message(92), repeated: false, required: false },
             Field { tag: 3, json: "status", ty: Type::Message(93), repeated: false, required: false },
         ],
     },
     Message {
+        name: "api::apps::v1::DaemonSet",
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(94), repeated: false, required: false },
+            Field { tag: 3, json: "status", ty: Type::Message(95), repeated: false, required: false },
+        ],
+    },
+    Message {
         name: "api::apps::v1::ControllerRevision",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "data", ty: Type::Special(Special::RawJson), repeated: false, required: false },
             Field { tag: 3, json: "revision", ty: Type::Scalar(Scalar::Int64), repeated: false, required: true },
         ],
@@ -309,120 +311,120 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::batch::v1::Job",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(94), repeated: false, required: false },
-            Field { tag: 3, json: "status", ty: Type::Message(95), repeated: false, required: false },
-        ],
-    },
-    Message {
-        name: "api::batch::v1::CronJob",
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "spec", ty: Type::Message(96), repeated: false, required: false },
             Field { tag: 3, json: "status", ty: Type::Message(97), repeated: false, required: false },
         ],
     },
     Message {
-        name: "api::autoscaling::v2::HorizontalPodAutoscaler",
+        name: "api::batch::v1::CronJob",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "spec", ty: Type::Message(98), repeated: false, required: false },
             Field { tag: 3, json: "status", ty: Type::Message(99), repeated: false, required: false },
         ],
     },
     Message {
-        name: "api::networking::v1::Ingress",
+        name: "api::autoscaling::v2::HorizontalPodAutoscaler",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "spec", ty: Type::Message(100), repeated: false, required: false },
             Field { tag: 3, json: "status", ty: Type::Message(101), repeated: false, required: false },
         ],
     },
     Message {
+        name: "api::networking::v1::Ingress",
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(102), repeated: false, required: false },
+            Field { tag: 3, json: "status", ty: Type::Message(103), repeated: false, required: false },
+        ],
+    },
+    Message {
         name: "api::networking::v1::IngressClass",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(102), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(104), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::networking::v1::NetworkPolicy",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(103), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(105), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::policy::v1::PodDisruptionBudget",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(104), repeated: false, required: false },
-            Field { tag: 3, json: "status", ty: Type::Message(105), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(106), repeated: false, required: false },
+            Field { tag: 3, json: "status", ty: Type::Message(107), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::rbac::v1::ClusterRole",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "rules", ty: Type::Message(106), repeated: true, required: false },
-            Field { tag: 3, json: "aggregationRule", ty: Type::Message(107), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "rules", ty: Type::Message(108), repeated: true, required: false },
+            Field { tag: 3, json: "aggregationRule", ty: Type::Message(109), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::rbac::v1::ClusterRoleBinding",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "subjects", ty: Type::Message(108), repeated: true, required: false },
-            Field { tag: 3, json: "roleRef", ty: Type::Message(109), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "subjects", ty: Type::Message(110), repeated: true, required: false },
+            Field { tag: 3, json: "roleRef", ty: Type::Message(111), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::rbac::v1::Role",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "rules", ty: Type::Message(106), repeated: true, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "rules", ty: Type::Message(108), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::rbac::v1::RoleBinding",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "subjects", ty: Type::Message(108), repeated: true, required: false },
-            Field { tag: 3, json: "roleRef", ty: Type::Message(109), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "subjects", ty: Type::Message(110), repeated: true, required: false },
+            Field { tag: 3, json: "roleRef", ty: Type::Message(111), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::storage::v1::StorageClass",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "provisioner", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 3, json: "parameters", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
             Field { tag: 4, json: "reclaimPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 5, json: "mountOptions", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 6, json: "allowVolumeExpansion", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 7, json: "volumeBindingMode", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 8, json: "allowedTopologies", ty: Type::Message(110), repeated: true, required: false },
+            Field { tag: 8, json: "allowedTopologies", ty: Type::Message(112), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::storage::v1::CSIDriver",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(111), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(113), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::storage::v1::CSINode",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(112), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(114), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::storage::v1::CSIStorageCapacity",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "nodeTopology", ty: Type::Message(113), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "nodeTopology", ty: Type::Message(115), repeated: false, required: false },
             Field { tag: 3, json: "storageClassName", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 4, json: "capacity", ty: Type::Special(Special::Quantity), repeated: false, required: false },
             Field { tag: 5, json: "maximumVolumeSize", ty: Type::Special(Special::Quantity), repeated: false, required: false },
@@ -431,15 +433,15 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::storage::v1::VolumeAttachment",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(114), repeated: false, required: true },
-            Field { tag: 3, json: "status", ty: Type::Message(115), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(116), repeated: false, required: true },
+            Field { tag: 3, json: "status", ty: Type::Message(117), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::scheduling::v1::PriorityClass",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "value", ty: Type::Scalar(Scalar::Int32), repeated: false, required: true },
             Field { tag: 3, json: "globalDefault", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 4, json: "description", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
@@ -449,63 +451,79 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::node::v1::RuntimeClass",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "handler", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 3, json: "overhead", ty: Type::Message(116), repeated: false, required: false },
-            Field { tag: 4, json: "scheduling", ty: Type::Message(117), repeated: false, required: false },
+            Field { tag: 3, json: "overhead", ty: Type::Message(118), repeated: false, required: false },
+            Field { tag: 4, json: "scheduling", ty: Type::Message(119), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::admissionregistration::v1::MutatingWebhookConfiguration",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "webhooks", ty: Type::Message(118), repeated: true, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "webhooks", ty: Type::Message(120), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::admissionregistration::v1::ValidatingAdmissionPolicy",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(119), repeated: false, required: false },
-            Field { tag: 3, json: "status", ty: Type::Message(120), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(121), repeated: false, required: false },
+            Field { tag: 3, json: "status", ty: Type::Message(122), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::admissionregistration::v1::ValidatingAdmissionPolicyBinding",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(121), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(123), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::networking::v1::IPAddress",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(122), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(124), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::networking::v1::ServiceCIDR",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
-            Field { tag: 2, json: "spec", ty: Type::Message(123), repeated: false, required: false },
-            Field { tag: 3, json: "status", ty: Type::Message(124), repeated: false, required: false },
-        ],
-    },
-    Message {
-        name: "api::flowcontrol::v1::FlowSchema",
-        fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "spec", ty: Type::Message(125), repeated: false, required: false },
             Field { tag: 3, json: "status", ty: Type::Message(126), repeated: false, required: false },
         ],
     },
     Message {
-        name: "api::flowcontrol::v1::PriorityLevelConfiguration",
+        name: "api::flowcontrol::v1::FlowSchema",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
             Field { tag: 2, json: "spec", ty: Type::Message(127), repeated: false, required: false },
             Field { tag: 3, json: "status", ty: Type::Message(128), repeated: false, required: false },
+        ],
+    },
+    Message {
+        name: "api::flowcontrol::v1::PriorityLevelConfiguration",
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(129), repeated: false, required: false },
+            Field { tag: 3, json: "status", ty: Type::Message(130), repeated: false, required: false },
+        ],
+    },
+    Message {
+        name: "api::authentication::v1::TokenRequest",
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(131), repeated: false, required: true },
+            Field { tag: 3, json: "status", ty: Type::Message(132), repeated: false, required: false },
+        ],
+    },
+    Message {
+        name: "api::authorization::v1::SelfSubjectRulesReview",
+        fields: &[
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: true },
+            Field { tag: 2, json: "spec", ty: Type::Message(133), repeated: false, required: true },
+            Field { tag: 3, json: "status", ty: Type::Message(134), repeated: false, required: false },
         ],
     },
     Message {
@@ -535,17 +553,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 22, json: "minProperties", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 23, json: "required", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 24, json: "items", ty: Type::Special(Special::SchemaOrArray), repeated: false, required: false },
-            Field { tag: 25, json: "allOf", ty: Type::Message(51), repeated: true, required: false },
-            Field { tag: 26, json: "oneOf", ty: Type::Message(51), repeated: true, required: false },
-            Field { tag: 27, json: "anyOf", ty: Type::Message(51), repeated: true, required: false },
-            Field { tag: 28, json: "not", ty: Type::Message(51), repeated: false, required: false },
-            Field { tag: 29, json: "properties", ty: Type::Map(&Type::Message(51)), repeated: false, required: false },
+            Field { tag: 25, json: "allOf", ty: Type::Message(53), repeated: true, required: false },
+            Field { tag: 26, json: "oneOf", ty: Type::Message(53), repeated: true, required: false },
+            Field { tag: 27, json: "anyOf", ty: Type::Message(53), repeated: true, required: false },
+            Field { tag: 28, json: "not", ty: Type::Message(53), repeated: false, required: false },
+            Field { tag: 29, json: "properties", ty: Type::Map(&Type::Message(53)), repeated: false, required: false },
             Field { tag: 30, json: "additionalProperties", ty: Type::Special(Special::SchemaOrBool), repeated: false, required: false },
-            Field { tag: 31, json: "patternProperties", ty: Type::Map(&Type::Message(51)), repeated: false, required: false },
+            Field { tag: 31, json: "patternProperties", ty: Type::Map(&Type::Message(53)), repeated: false, required: false },
             Field { tag: 32, json: "dependencies", ty: Type::Map(&Type::Special(Special::SchemaOrStringArray)), repeated: false, required: false },
             Field { tag: 33, json: "additionalItems", ty: Type::Special(Special::SchemaOrBool), repeated: false, required: false },
-            Field { tag: 34, json: "definitions", ty: Type::Map(&Type::Message(51)), repeated: false, required: false },
-            Field { tag: 35, json: "externalDocs", ty: Type::Message(129), repeated: false, required: false },
+            Field { tag: 34, json: "definitions", ty: Type::Map(&Type::Message(53)), repeated: false, required: false },
+            Field { tag: 35, json: "externalDocs", ty: Type::Message(135), repeated: false, required: false },
             Field { tag: 36, json: "example", ty: Type::Special(Special::RawJson), repeated: false, required: false },
             Field { tag: 37, json: "nullable", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 38, json: "x-kubernetes-preserve-unknown-fields", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
@@ -554,14 +572,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 41, json: "x-kubernetes-list-map-keys", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 42, json: "x-kubernetes-list-type", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 43, json: "x-kubernetes-map-type", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 44, json: "x-kubernetes-validations", ty: Type::Message(130), repeated: true, required: false },
+            Field { tag: 44, json: "x-kubernetes-validations", ty: Type::Message(136), repeated: true, required: false },
         ],
     },
     Message {
         name: "apimachinery::pkg::apis::meta::v1::DeleteOptions",
         fields: &[
             Field { tag: 1, json: "gracePeriodSeconds", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
-            Field { tag: 2, json: "preconditions", ty: Type::Message(131), repeated: false, required: false },
+            Field { tag: 2, json: "preconditions", ty: Type::Message(137), repeated: false, required: false },
             Field { tag: 3, json: "orphanDependents", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 4, json: "propagationPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 5, json: "dryRun", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
@@ -583,9 +601,9 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 10, json: "deletionGracePeriodSeconds", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 11, json: "labels", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
             Field { tag: 12, json: "annotations", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
-            Field { tag: 13, json: "ownerReferences", ty: Type::Message(132), repeated: true, required: false },
+            Field { tag: 13, json: "ownerReferences", ty: Type::Message(138), repeated: true, required: false },
             Field { tag: 14, json: "finalizers", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
-            Field { tag: 17, json: "managedFields", ty: Type::Message(133), repeated: true, required: false },
+            Field { tag: 17, json: "managedFields", ty: Type::Message(139), repeated: true, required: false },
         ],
     },
     Message {
@@ -598,13 +616,13 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::NamespaceStatus",
         fields: &[
             Field { tag: 1, json: "phase", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "conditions", ty: Type::Message(134), repeated: true, required: false },
+            Field { tag: 2, json: "conditions", ty: Type::Message(140), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::core::v1::ServiceSpec",
         fields: &[
-            Field { tag: 1, json: "ports", ty: Type::Message(135), repeated: true, required: false },
+            Field { tag: 1, json: "ports", ty: Type::Message(141), repeated: true, required: false },
             Field { tag: 2, json: "selector", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
             Field { tag: 3, json: "clusterIP", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "type", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
@@ -616,7 +634,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "externalTrafficPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 12, json: "healthCheckNodePort", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 13, json: "publishNotReadyAddresses", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 14, json: "sessionAffinityConfig", ty: Type::Message(136), repeated: false, required: false },
+            Field { tag: 14, json: "sessionAffinityConfig", ty: Type::Message(142), repeated: false, required: false },
             Field { tag: 17, json: "ipFamilyPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 18, json: "clusterIPs", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 19, json: "ipFamilies", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
@@ -629,15 +647,15 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ServiceStatus",
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Type::Message(137), repeated: false, required: false },
-            Field { tag: 2, json: "conditions", ty: Type::Message(138), repeated: true, required: false },
+            Field { tag: 1, json: "loadBalancer", ty: Type::Message(143), repeated: false, required: false },
+            Field { tag: 2, json: "conditions", ty: Type::Message(144), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::core::v1::PodSpec",
         fields: &[
-            Field { tag: 1, json: "volumes", ty: Type::Message(139), repeated: true, required: false },
-            Field { tag: 2, json: "containers", ty: Type::Message(140), repeated: true, required: true },
+            Field { tag: 1, json: "volumes", ty: Type::Message(145), repeated: true, required: false },
+            Field { tag: 2, json: "containers", ty: Type::Message(146), repeated: true, required: true },
             Field { tag: 3, json: "restartPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "terminationGracePeriodSeconds", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 5, json: "activeDeadlineSeconds", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
@@ -649,54 +667,54 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 11, json: "hostNetwork", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 12, json: "hostPID", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 13, json: "hostIPC", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 14, json: "securityContext", ty: Type::Message(142), repeated: false, required: false },
-            Field { tag: 15, json: "imagePullSecrets", ty: Type::Message(75), repeated: true, required: false },
+            Field { tag: 14, json: "securityContext", ty: Type::Message(148), repeated: false, required: false },
+            Field { tag: 15, json: "imagePullSecrets", ty: Type::Message(77), repeated: true, required: false },
             Field { tag: 16, json: "hostname", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 17, json: "subdomain", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 18, json: "affinity", ty: Type::Message(143), repeated: false, required: false },
+            Field { tag: 18, json: "affinity", ty: Type::Message(149), repeated: false, required: false },
             Field { tag: 19, json: "schedulerName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 20, json: "initContainers", ty: Type::Message(140), repeated: true, required: false },
+            Field { tag: 20, json: "initContainers", ty: Type::Message(146), repeated: true, required: false },
             Field { tag: 21, json: "automountServiceAccountToken", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 22, json: "tolerations", ty: Type::Message(144), repeated: true, required: false },
-            Field { tag: 23, json: "hostAliases", ty: Type::Message(145), repeated: true, required: false },
+            Field { tag: 22, json: "tolerations", ty: Type::Message(150), repeated: true, required: false },
+            Field { tag: 23, json: "hostAliases", ty: Type::Message(151), repeated: true, required: false },
             Field { tag: 24, json: "priorityClassName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 25, json: "priority", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
-            Field { tag: 26, json: "dnsConfig", ty: Type::Message(146), repeated: false, required: false },
+            Field { tag: 26, json: "dnsConfig", ty: Type::Message(152), repeated: false, required: false },
             Field { tag: 27, json: "shareProcessNamespace", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 28, json: "readinessGates", ty: Type::Message(147), repeated: true, required: false },
+            Field { tag: 28, json: "readinessGates", ty: Type::Message(153), repeated: true, required: false },
             Field { tag: 29, json: "runtimeClassName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 30, json: "enableServiceLinks", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 31, json: "preemptionPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 32, json: "overhead", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
-            Field { tag: 33, json: "topologySpreadConstraints", ty: Type::Message(148), repeated: true, required: false },
-            Field { tag: 34, json: "ephemeralContainers", ty: Type::Message(141), repeated: true, required: false },
+            Field { tag: 33, json: "topologySpreadConstraints", ty: Type::Message(154), repeated: true, required: false },
+            Field { tag: 34, json: "ephemeralContainers", ty: Type::Message(147), repeated: true, required: false },
             Field { tag: 35, json: "setHostnameAsFQDN", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 36, json: "os", ty: Type::Message(149), repeated: false, required: false },
+            Field { tag: 36, json: "os", ty: Type::Message(155), repeated: false, required: false },
             Field { tag: 37, json: "hostUsers", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 38, json: "schedulingGates", ty: Type::Message(150), repeated: true, required: false },
-            Field { tag: 39, json: "resourceClaims", ty: Type::Message(151), repeated: true, required: false },
-            Field { tag: 40, json: "resources", ty: Type::Message(152), repeated: false, required: false },
+            Field { tag: 38, json: "schedulingGates", ty: Type::Message(156), repeated: true, required: false },
+            Field { tag: 39, json: "resourceClaims", ty: Type::Message(157), repeated: true, required: false },
+            Field { tag: 40, json: "resources", ty: Type::Message(158), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::PodStatus",
         fields: &[
             Field { tag: 1, json: "phase", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "conditions", ty: Type::Message(153), repeated: true, required: false },
+            Field { tag: 2, json: "conditions", ty: Type::Message(159), repeated: true, required: false },
             Field { tag: 3, json: "message", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "reason", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 5, json: "hostIP", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 6, json: "podIP", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 7, json: "startTime", ty: Type::Special(Special::Time), repeated: false, required: false },
-            Field { tag: 8, json: "containerStatuses", ty: Type::Message(156), repeated: true, required: false },
+            Field { tag: 8, json: "containerStatuses", ty: Type::Message(162), repeated: true, required: false },
             Field { tag: 9, json: "qosClass", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 10, json: "initContainerStatuses", ty: Type::Message(156), repeated: true, required: false },
+            Field { tag: 10, json: "initContainerStatuses", ty: Type::Message(162), repeated: true, required: false },
             Field { tag: 11, json: "nominatedNodeName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 12, json: "podIPs", ty: Type::Message(155), repeated: true, required: false },
-            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Type::Message(156), repeated: true, required: false },
+            Field { tag: 12, json: "podIPs", ty: Type::Message(161), repeated: true, required: false },
+            Field { tag: 13, json: "ephemeralContainerStatuses", ty: Type::Message(162), repeated: true, required: false },
             Field { tag: 14, json: "resize", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 15, json: "resourceClaimStatuses", ty: Type::Message(157), repeated: true, required: false },
-            Field { tag: 16, json: "hostIPs", ty: Type::Message(154), repeated: true, required: false },
+            Field { tag: 15, json: "resourceClaimStatuses", ty: Type::Message(163), repeated: true, required: false },
+            Field { tag: 16, json: "hostIPs", ty: Type::Message(160), repeated: true, required: false },
             Field { tag: 17, json: "observedGeneration", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
         ],
     },
@@ -707,8 +725,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "externalID", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 3, json: "providerID", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "unschedulable", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 5, json: "taints", ty: Type::Message(158), repeated: true, required: false },
-            Field { tag: 6, json: "configSource", ty: Type::Message(159), repeated: false, required: false },
+            Field { tag: 5, json: "taints", ty: Type::Message(164), repeated: true, required: false },
+            Field { tag: 6, json: "configSource", ty: Type::Message(165), repeated: false, required: false },
             Field { tag: 7, json: "podCIDRs", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
         ],
     },
@@ -718,24 +736,24 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "capacity", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
             Field { tag: 2, json: "allocatable", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
             Field { tag: 3, json: "phase", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 4, json: "conditions", ty: Type::Message(160), repeated: true, required: false },
-            Field { tag: 5, json: "addresses", ty: Type::Message(161), repeated: true, required: false },
-            Field { tag: 6, json: "daemonEndpoints", ty: Type::Message(162), repeated: false, required: false },
-            Field { tag: 7, json: "nodeInfo", ty: Type::Message(163), repeated: false, required: false },
-            Field { tag: 8, json: "images", ty: Type::Message(164), repeated: true, required: false },
+            Field { tag: 4, json: "conditions", ty: Type::Message(166), repeated: true, required: false },
+            Field { tag: 5, json: "addresses", ty: Type::Message(167), repeated: true, required: false },
+            Field { tag: 6, json: "daemonEndpoints", ty: Type::Message(168), repeated: false, required: false },
+            Field { tag: 7, json: "nodeInfo", ty: Type::Message(169), repeated: false, required: false },
+            Field { tag: 8, json: "images", ty: Type::Message(170), repeated: true, required: false },
             Field { tag: 9, json: "volumesInUse", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
-            Field { tag: 10, json: "volumesAttached", ty: Type::Message(165), repeated: true, required: false },
-            Field { tag: 11, json: "config", ty: Type::Message(166), repeated: false, required: false },
-            Field { tag: 12, json: "runtimeHandlers", ty: Type::Message(167), repeated: true, required: false },
-            Field { tag: 13, json: "features", ty: Type::Message(168), repeated: false, required: false },
+            Field { tag: 10, json: "volumesAttached", ty: Type::Message(171), repeated: true, required: false },
+            Field { tag: 11, json: "config", ty: Type::Message(172), repeated: false, required: false },
+            Field { tag: 12, json: "runtimeHandlers", ty: Type::Message(173), repeated: true, required: false },
+            Field { tag: 13, json: "features", ty: Type::Message(174), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::EndpointSubset",
         fields: &[
-            Field { tag: 1, json: "addresses", ty: Type::Message(169), repeated: true, required: false },
-            Field { tag: 2, json: "notReadyAddresses", ty: Type::Message(169), repeated: true, required: false },
-            Field { tag: 3, json: "ports", ty: Type::Message(170), repeated: true, required: false },
+            Field { tag: 1, json: "addresses", ty: Type::Message(175), repeated: true, required: false },
+            Field { tag: 2, json: "notReadyAddresses", ty: Type::Message(175), repeated: true, required: false },
+            Field { tag: 3, json: "ports", ty: Type::Message(176), repeated: true, required: false },
         ],
     },
     Message {
@@ -768,13 +786,13 @@ pub static MESSAGES: &[Message] = &[
         name: "api::discovery::v1::Endpoint",
         fields: &[
             Field { tag: 1, json: "addresses", ty: Type::Scalar(Scalar::String), repeated: true, required: true },
-            Field { tag: 2, json: "conditions", ty: Type::Message(171), repeated: false, required: false },
+            Field { tag: 2, json: "conditions", ty: Type::Message(177), repeated: false, required: false },
             Field { tag: 3, json: "hostname", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 4, json: "targetRef", ty: Type::Message(63), repeated: false, required: false },
+            Field { tag: 4, json: "targetRef", ty: Type::Message(65), repeated: false, required: false },
             Field { tag: 5, json: "deprecatedTopology", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
             Field { tag: 6, json: "nodeName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 7, json: "zone", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 8, json: "hints", ty: Type::Message(172), repeated: false, required: false },
+            Field { tag: 8, json: "hints", ty: Type::Message(178), repeated: false, required: false },
         ],
     },
     Message {
@@ -809,42 +827,42 @@ pub static MESSAGES: &[Message] = &[
         name: "api::admissionregistration::v1::ValidatingWebhook",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "clientConfig", ty: Type::Message(173), repeated: false, required: true },
-            Field { tag: 3, json: "rules", ty: Type::Message(174), repeated: true, required: false },
+            Field { tag: 2, json: "clientConfig", ty: Type::Message(179), repeated: false, required: true },
+            Field { tag: 3, json: "rules", ty: Type::Message(180), repeated: true, required: false },
             Field { tag: 4, json: "failurePolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 5, json: "namespaceSelector", ty: Type::Message(113), repeated: false, required: false },
+            Field { tag: 5, json: "namespaceSelector", ty: Type::Message(115), repeated: false, required: false },
             Field { tag: 6, json: "sideEffects", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 7, json: "timeoutSeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 8, json: "admissionReviewVersions", ty: Type::Scalar(Scalar::String), repeated: true, required: true },
             Field { tag: 9, json: "matchPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 10, json: "objectSelector", ty: Type::Message(113), repeated: false, required: false },
-            Field { tag: 11, json: "matchConditions", ty: Type::Message(175), repeated: true, required: false },
+            Field { tag: 10, json: "objectSelector", ty: Type::Message(115), repeated: false, required: false },
+            Field { tag: 11, json: "matchConditions", ty: Type::Message(181), repeated: true, required: false },
         ],
     },
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionSpec",
         fields: &[
             Field { tag: 1, json: "group", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 3, json: "names", ty: Type::Message(176), repeated: false, required: true },
+            Field { tag: 3, json: "names", ty: Type::Message(182), repeated: false, required: true },
             Field { tag: 4, json: "scope", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 7, json: "versions", ty: Type::Message(177), repeated: true, required: true },
-            Field { tag: 9, json: "conversion", ty: Type::Message(178), repeated: false, required: false },
+            Field { tag: 7, json: "versions", ty: Type::Message(183), repeated: true, required: true },
+            Field { tag: 9, json: "conversion", ty: Type::Message(184), repeated: false, required: false },
             Field { tag: 10, json: "preserveUnknownFields", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionStatus",
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Type::Message(179), repeated: true, required: false },
-            Field { tag: 2, json: "acceptedNames", ty: Type::Message(176), repeated: false, required: false },
+            Field { tag: 1, json: "conditions", ty: Type::Message(185), repeated: true, required: false },
+            Field { tag: 2, json: "acceptedNames", ty: Type::Message(182), repeated: false, required: false },
             Field { tag: 3, json: "storedVersions", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::authorization::v1::SelfSubjectAccessReviewSpec",
         fields: &[
-            Field { tag: 1, json: "resourceAttributes", ty: Type::Message(180), repeated: false, required: false },
-            Field { tag: 2, json: "nonResourceAttributes", ty: Type::Message(181), repeated: false, required: false },
+            Field { tag: 1, json: "resourceAttributes", ty: Type::Message(186), repeated: false, required: false },
+            Field { tag: 2, json: "nonResourceAttributes", ty: Type::Message(187), repeated: false, required: false },
         ],
     },
     Message {
@@ -866,14 +884,14 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::PersistentVolumeSpec",
         fields: &[
             Field { tag: 1, json: "capacity", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
-            Field { tag: 2, json: "", ty: Type::Inline(182), repeated: false, required: false },
+            Field { tag: 2, json: "", ty: Type::Inline(188), repeated: false, required: false },
             Field { tag: 3, json: "accessModes", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
-            Field { tag: 4, json: "claimRef", ty: Type::Message(63), repeated: false, required: false },
+            Field { tag: 4, json: "claimRef", ty: Type::Message(65), repeated: false, required: false },
             Field { tag: 5, json: "persistentVolumeReclaimPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 6, json: "storageClassName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 7, json: "mountOptions", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 8, json: "volumeMode", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 9, json: "nodeAffinity", ty: Type::Message(183), repeated: false, required: false },
+            Field { tag: 9, json: "nodeAffinity", ty: Type::Message(189), repeated: false, required: false },
             Field { tag: 10, json: "volumeAttributesClassName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
@@ -890,13 +908,13 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::PersistentVolumeClaimSpec",
         fields: &[
             Field { tag: 1, json: "accessModes", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
-            Field { tag: 2, json: "resources", ty: Type::Message(184), repeated: false, required: false },
+            Field { tag: 2, json: "resources", ty: Type::Message(190), repeated: false, required: false },
             Field { tag: 3, json: "volumeName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 4, json: "selector", ty: Type::Message(113), repeated: false, required: false },
+            Field { tag: 4, json: "selector", ty: Type::Message(115), repeated: false, required: false },
             Field { tag: 5, json: "storageClassName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 6, json: "volumeMode", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 7, json: "dataSource", ty: Type::Message(185), repeated: false, required: false },
-            Field { tag: 8, json: "dataSourceRef", ty: Type::Message(186), repeated: false, required: false },
+            Field { tag: 7, json: "dataSource", ty: Type::Message(191), repeated: false, required: false },
+            Field { tag: 8, json: "dataSourceRef", ty: Type::Message(192), repeated: false, required: false },
             Field { tag: 9, json: "volumeAttributesClassName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
@@ -906,11 +924,11 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "phase", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 2, json: "accessModes", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 3, json: "capacity", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
-            Field { tag: 4, json: "conditions", ty: Type::Message(187), repeated: true, required: false },
+            Field { tag: 4, json: "conditions", ty: Type::Message(193), repeated: true, required: false },
             Field { tag: 5, json: "allocatedResources", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
             Field { tag: 7, json: "allocatedResourceStatuses", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
             Field { tag: 8, json: "currentVolumeAttributesClassName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 9, json: "modifyVolumeStatus", ty: Type::Message(188), repeated: false, required: false },
+            Field { tag: 9, json: "modifyVolumeStatus", ty: Type::Message(194), repeated: false, required: false },
         ],
     },
     Message {
@@ -918,7 +936,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "hard", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
             Field { tag: 2, json: "scopes", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
-            Field { tag: 3, json: "scopeSelector", ty: Type::Message(189), repeated: false, required: false },
+            Field { tag: 3, json: "scopeSelector", ty: Type::Message(195), repeated: false, required: false },
         ],
     },
     Message {
@@ -931,7 +949,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::LimitRangeSpec",
         fields: &[
-            Field { tag: 1, json: "limits", ty: Type::Message(190), repeated: true, required: true },
+            Field { tag: 1, json: "limits", ty: Type::Message(196), repeated: true, required: true },
         ],
     },
     Message {
@@ -939,7 +957,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "replicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 2, json: "selector", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
-            Field { tag: 3, json: "template", ty: Type::Message(85), repeated: false, required: false },
+            Field { tag: 3, json: "template", ty: Type::Message(87), repeated: false, required: false },
             Field { tag: 4, json: "minReadySeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
         ],
     },
@@ -951,23 +969,23 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "observedGeneration", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 4, json: "readyReplicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 5, json: "availableReplicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
-            Field { tag: 6, json: "conditions", ty: Type::Message(191), repeated: true, required: false },
+            Field { tag: 6, json: "conditions", ty: Type::Message(197), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::core::v1::PodTemplateSpec",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: false },
-            Field { tag: 2, json: "spec", ty: Type::Message(58), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: false },
+            Field { tag: 2, json: "spec", ty: Type::Message(60), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::apps::v1::DeploymentSpec",
         fields: &[
             Field { tag: 1, json: "replicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
-            Field { tag: 2, json: "selector", ty: Type::Message(113), repeated: false, required: true },
-            Field { tag: 3, json: "template", ty: Type::Message(85), repeated: false, required: true },
-            Field { tag: 4, json: "strategy", ty: Type::Message(192), repeated: false, required: false },
+            Field { tag: 2, json: "selector", ty: Type::Message(115), repeated: false, required: true },
+            Field { tag: 3, json: "template", ty: Type::Message(87), repeated: false, required: true },
+            Field { tag: 4, json: "strategy", ty: Type::Message(198), repeated: false, required: false },
             Field { tag: 5, json: "minReadySeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 7, json: "paused", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
@@ -982,7 +1000,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "updatedReplicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 4, json: "availableReplicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 5, json: "unavailableReplicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
-            Field { tag: 6, json: "conditions", ty: Type::Message(193), repeated: true, required: false },
+            Field { tag: 6, json: "conditions", ty: Type::Message(199), repeated: true, required: false },
             Field { tag: 7, json: "readyReplicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 8, json: "collisionCount", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 9, json: "terminatingReplicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
@@ -992,8 +1010,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api::apps::v1::ReplicaSetSpec",
         fields: &[
             Field { tag: 1, json: "replicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
-            Field { tag: 2, json: "selector", ty: Type::Message(113), repeated: false, required: true },
-            Field { tag: 3, json: "template", ty: Type::Message(85), repeated: false, required: false },
+            Field { tag: 2, json: "selector", ty: Type::Message(115), repeated: false, required: true },
+            Field { tag: 3, json: "template", ty: Type::Message(87), repeated: false, required: false },
             Field { tag: 4, json: "minReadySeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
         ],
     },
@@ -1005,7 +1023,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "observedGeneration", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 4, json: "readyReplicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 5, json: "availableReplicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
-            Field { tag: 6, json: "conditions", ty: Type::Message(194), repeated: true, required: false },
+            Field { tag: 6, json: "conditions", ty: Type::Message(200), repeated: true, required: false },
             Field { tag: 7, json: "terminatingReplicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
         ],
     },
@@ -1013,16 +1031,16 @@ pub static MESSAGES: &[Message] = &[
         name: "api::apps::v1::StatefulSetSpec",
         fields: &[
             Field { tag: 1, json: "replicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
-            Field { tag: 2, json: "selector", ty: Type::Message(113), repeated: false, required: true },
-            Field { tag: 3, json: "template", ty: Type::Message(85), repeated: false, required: true },
+            Field { tag: 2, json: "selector", ty: Type::Message(115), repeated: false, required: true },
+            Field { tag: 3, json: "template", ty: Type::Message(87), repeated: false, required: true },
             Field { tag: 4, json: "volumeClaimTemplates", ty: Type::Message(16), repeated: true, required: false },
             Field { tag: 5, json: "serviceName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 6, json: "podManagementPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 7, json: "updateStrategy", ty: Type::Message(195), repeated: false, required: false },
+            Field { tag: 7, json: "updateStrategy", ty: Type::Message(201), repeated: false, required: false },
             Field { tag: 8, json: "revisionHistoryLimit", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 9, json: "minReadySeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
-            Field { tag: 10, json: "persistentVolumeClaimRetentionPolicy", ty: Type::Message(196), repeated: false, required: false },
-            Field { tag: 11, json: "ordinals", ty: Type::Message(197), repeated: false, required: false },
+            Field { tag: 10, json: "persistentVolumeClaimRetentionPolicy", ty: Type::Message(202), repeated: false, required: false },
+            Field { tag: 11, json: "ordinals", ty: Type::Message(203), repeated: false, required: false },
         ],
     },
     Message {
@@ -1036,16 +1054,16 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "currentRevision", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 7, json: "updateRevision", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 9, json: "collisionCount", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
-            Field { tag: 10, json: "conditions", ty: Type::Message(198), repeated: true, required: false },
+            Field { tag: 10, json: "conditions", ty: Type::Message(204), repeated: true, required: false },
             Field { tag: 11, json: "availableReplicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::apps::v1::DaemonSetSpec",
         fields: &[
-            Field { tag: 1, json: "selector", ty: Type::Message(113), repeated: false, required: true },
-            Field { tag: 2, json: "template", ty: Type::Message(85), repeated: false, required: true },
-            Field { tag: 3, json: "updateStrategy", ty: Type::Message(199), repeated: false, required: false },
+            Field { tag: 1, json: "selector", ty: Type::Message(115), repeated: false, required: true },
+            Field { tag: 2, json: "template", ty: Type::Message(87), repeated: false, required: true },
+            Field { tag: 3, json: "updateStrategy", ty: Type::Message(205), repeated: false, required: false },
             Field { tag: 4, json: "minReadySeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 6, json: "revisionHistoryLimit", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
         ],
@@ -1062,7 +1080,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 7, json: "numberAvailable", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 8, json: "numberUnavailable", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 9, json: "collisionCount", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
-            Field { tag: 10, json: "conditions", ty: Type::Message(200), repeated: true, required: false },
+            Field { tag: 10, json: "conditions", ty: Type::Message(206), repeated: true, required: false },
         ],
     },
     Message {
@@ -1071,32 +1089,32 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "parallelism", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 2, json: "completions", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 3, json: "activeDeadlineSeconds", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
-            Field { tag: 4, json: "selector", ty: Type::Message(113), repeated: false, required: false },
+            Field { tag: 4, json: "selector", ty: Type::Message(115), repeated: false, required: false },
             Field { tag: 5, json: "manualSelector", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 6, json: "template", ty: Type::Message(85), repeated: false, required: true },
+            Field { tag: 6, json: "template", ty: Type::Message(87), repeated: false, required: true },
             Field { tag: 7, json: "backoffLimit", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 8, json: "ttlSecondsAfterFinished", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 9, json: "completionMode", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 10, json: "suspend", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 11, json: "podFailurePolicy", ty: Type::Message(201), repeated: false, required: false },
+            Field { tag: 11, json: "podFailurePolicy", ty: Type::Message(207), repeated: false, required: false },
             Field { tag: 12, json: "backoffLimitPerIndex", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 13, json: "maxFailedIndexes", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 14, json: "podReplacementPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 15, json: "managedBy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 16, json: "successPolicy", ty: Type::Message(202), repeated: false, required: false },
+            Field { tag: 16, json: "successPolicy", ty: Type::Message(208), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::batch::v1::JobStatus",
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Type::Message(203), repeated: true, required: false },
+            Field { tag: 1, json: "conditions", ty: Type::Message(209), repeated: true, required: false },
             Field { tag: 2, json: "startTime", ty: Type::Special(Special::Time), repeated: false, required: false },
             Field { tag: 3, json: "completionTime", ty: Type::Special(Special::Time), repeated: false, required: false },
             Field { tag: 4, json: "active", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 5, json: "succeeded", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 6, json: "failed", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 7, json: "completedIndexes", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 8, json: "uncountedTerminatedPods", ty: Type::Message(204), repeated: false, required: false },
+            Field { tag: 8, json: "uncountedTerminatedPods", ty: Type::Message(210), repeated: false, required: false },
             Field { tag: 9, json: "ready", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 10, json: "failedIndexes", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 11, json: "terminating", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
@@ -1109,7 +1127,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "startingDeadlineSeconds", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 3, json: "concurrencyPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "suspend", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 5, json: "jobTemplate", ty: Type::Message(205), repeated: false, required: true },
+            Field { tag: 5, json: "jobTemplate", ty: Type::Message(211), repeated: false, required: true },
             Field { tag: 6, json: "successfulJobsHistoryLimit", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 7, json: "failedJobsHistoryLimit", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 8, json: "timeZone", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
@@ -1118,7 +1136,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::batch::v1::CronJobStatus",
         fields: &[
-            Field { tag: 1, json: "active", ty: Type::Message(63), repeated: true, required: false },
+            Field { tag: 1, json: "active", ty: Type::Message(65), repeated: true, required: false },
             Field { tag: 4, json: "lastScheduleTime", ty: Type::Special(Special::Time), repeated: false, required: false },
             Field { tag: 5, json: "lastSuccessfulTime", ty: Type::Special(Special::Time), repeated: false, required: false },
         ],
@@ -1126,11 +1144,11 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::autoscaling::v2::HorizontalPodAutoscalerSpec",
         fields: &[
-            Field { tag: 1, json: "scaleTargetRef", ty: Type::Message(206), repeated: false, required: true },
+            Field { tag: 1, json: "scaleTargetRef", ty: Type::Message(212), repeated: false, required: true },
             Field { tag: 2, json: "minReplicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 3, json: "maxReplicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: true },
-            Field { tag: 4, json: "metrics", ty: Type::Message(207), repeated: true, required: false },
-            Field { tag: 5, json: "behavior", ty: Type::Message(208), repeated: false, required: false },
+            Field { tag: 4, json: "metrics", ty: Type::Message(213), repeated: true, required: false },
+            Field { tag: 5, json: "behavior", ty: Type::Message(214), repeated: false, required: false },
         ],
     },
     Message {
@@ -1140,38 +1158,38 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "lastScaleTime", ty: Type::Special(Special::Time), repeated: false, required: false },
             Field { tag: 3, json: "currentReplicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 4, json: "desiredReplicas", ty: Type::Scalar(Scalar::Int32), repeated: false, required: true },
-            Field { tag: 5, json: "currentMetrics", ty: Type::Message(209), repeated: true, required: false },
-            Field { tag: 6, json: "conditions", ty: Type::Message(210), repeated: true, required: false },
+            Field { tag: 5, json: "currentMetrics", ty: Type::Message(215), repeated: true, required: false },
+            Field { tag: 6, json: "conditions", ty: Type::Message(216), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::networking::v1::IngressSpec",
         fields: &[
-            Field { tag: 1, json: "defaultBackend", ty: Type::Message(211), repeated: false, required: false },
-            Field { tag: 2, json: "tls", ty: Type::Message(212), repeated: true, required: false },
-            Field { tag: 3, json: "rules", ty: Type::Message(213), repeated: true, required: false },
+            Field { tag: 1, json: "defaultBackend", ty: Type::Message(217), repeated: false, required: false },
+            Field { tag: 2, json: "tls", ty: Type::Message(218), repeated: true, required: false },
+            Field { tag: 3, json: "rules", ty: Type::Message(219), repeated: true, required: false },
             Field { tag: 4, json: "ingressClassName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::networking::v1::IngressStatus",
         fields: &[
-            Field { tag: 1, json: "loadBalancer", ty: Type::Message(214), repeated: false, required: false },
+            Field { tag: 1, json: "loadBalancer", ty: Type::Message(220), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::networking::v1::IngressClassSpec",
         fields: &[
             Field { tag: 1, json: "controller", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "parameters", ty: Type::Message(215), repeated: false, required: false },
+            Field { tag: 2, json: "parameters", ty: Type::Message(221), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::networking::v1::NetworkPolicySpec",
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Type::Message(113), repeated: false, required: false },
-            Field { tag: 2, json: "ingress", ty: Type::Message(216), repeated: true, required: false },
-            Field { tag: 3, json: "egress", ty: Type::Message(217), repeated: true, required: false },
+            Field { tag: 1, json: "podSelector", ty: Type::Message(115), repeated: false, required: false },
+            Field { tag: 2, json: "ingress", ty: Type::Message(222), repeated: true, required: false },
+            Field { tag: 3, json: "egress", ty: Type::Message(223), repeated: true, required: false },
             Field { tag: 4, json: "policyTypes", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
         ],
     },
@@ -1179,7 +1197,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::policy::v1::PodDisruptionBudgetSpec",
         fields: &[
             Field { tag: 1, json: "minAvailable", ty: Type::Special(Special::IntOrString), repeated: false, required: false },
-            Field { tag: 2, json: "selector", ty: Type::Message(113), repeated: false, required: false },
+            Field { tag: 2, json: "selector", ty: Type::Message(115), repeated: false, required: false },
             Field { tag: 3, json: "maxUnavailable", ty: Type::Special(Special::IntOrString), repeated: false, required: false },
             Field { tag: 4, json: "unhealthyPodEvictionPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
@@ -1193,7 +1211,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "currentHealthy", ty: Type::Scalar(Scalar::Int32), repeated: false, required: true },
             Field { tag: 5, json: "desiredHealthy", ty: Type::Scalar(Scalar::Int32), repeated: false, required: true },
             Field { tag: 6, json: "expectedPods", ty: Type::Scalar(Scalar::Int32), repeated: false, required: true },
-            Field { tag: 7, json: "conditions", ty: Type::Message(138), repeated: true, required: false },
+            Field { tag: 7, json: "conditions", ty: Type::Message(144), repeated: true, required: false },
         ],
     },
     Message {
@@ -1209,7 +1227,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::rbac::v1::AggregationRule",
         fields: &[
-            Field { tag: 1, json: "clusterRoleSelectors", ty: Type::Message(113), repeated: true, required: false },
+            Field { tag: 1, json: "clusterRoleSelectors", ty: Type::Message(115), repeated: true, required: false },
         ],
     },
     Message {
@@ -1232,7 +1250,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::TopologySelectorTerm",
         fields: &[
-            Field { tag: 1, json: "matchLabelExpressions", ty: Type::Message(218), repeated: true, required: false },
+            Field { tag: 1, json: "matchLabelExpressions", ty: Type::Message(224), repeated: true, required: false },
         ],
     },
     Message {
@@ -1243,7 +1261,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "volumeLifecycleModes", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 4, json: "storageCapacity", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 5, json: "fsGroupPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 6, json: "tokenRequests", ty: Type::Message(219), repeated: true, required: false },
+            Field { tag: 6, json: "tokenRequests", ty: Type::Message(225), repeated: true, required: false },
             Field { tag: 7, json: "requiresRepublish", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 8, json: "seLinuxMount", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 9, json: "nodeAllocatableUpdatePeriodSeconds", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
@@ -1252,21 +1270,21 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::storage::v1::CSINodeSpec",
         fields: &[
-            Field { tag: 1, json: "drivers", ty: Type::Message(220), repeated: true, required: true },
+            Field { tag: 1, json: "drivers", ty: Type::Message(226), repeated: true, required: true },
         ],
     },
     Message {
         name: "apimachinery::pkg::apis::meta::v1::LabelSelector",
         fields: &[
             Field { tag: 1, json: "matchLabels", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
-            Field { tag: 2, json: "matchExpressions", ty: Type::Message(221), repeated: true, required: false },
+            Field { tag: 2, json: "matchExpressions", ty: Type::Message(227), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::storage::v1::VolumeAttachmentSpec",
         fields: &[
             Field { tag: 1, json: "attacher", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "source", ty: Type::Message(222), repeated: false, required: true },
+            Field { tag: 2, json: "source", ty: Type::Message(228), repeated: false, required: true },
             Field { tag: 3, json: "nodeName", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
         ],
     },
@@ -1275,8 +1293,8 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "attached", ty: Type::Scalar(Scalar::Bool), repeated: false, required: true },
             Field { tag: 2, json: "attachmentMetadata", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
-            Field { tag: 3, json: "attachError", ty: Type::Message(223), repeated: false, required: false },
-            Field { tag: 4, json: "detachError", ty: Type::Message(223), repeated: false, required: false },
+            Field { tag: 3, json: "attachError", ty: Type::Message(229), repeated: false, required: false },
+            Field { tag: 4, json: "detachError", ty: Type::Message(229), repeated: false, required: false },
         ],
     },
     Message {
@@ -1289,59 +1307,59 @@ pub static MESSAGES: &[Message] = &[
         name: "api::node::v1::Scheduling",
         fields: &[
             Field { tag: 1, json: "nodeSelector", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
-            Field { tag: 2, json: "tolerations", ty: Type::Message(144), repeated: true, required: false },
+            Field { tag: 2, json: "tolerations", ty: Type::Message(150), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::admissionregistration::v1::MutatingWebhook",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "clientConfig", ty: Type::Message(173), repeated: false, required: true },
-            Field { tag: 3, json: "rules", ty: Type::Message(174), repeated: true, required: false },
+            Field { tag: 2, json: "clientConfig", ty: Type::Message(179), repeated: false, required: true },
+            Field { tag: 3, json: "rules", ty: Type::Message(180), repeated: true, required: false },
             Field { tag: 4, json: "failurePolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 5, json: "namespaceSelector", ty: Type::Message(113), repeated: false, required: false },
+            Field { tag: 5, json: "namespaceSelector", ty: Type::Message(115), repeated: false, required: false },
             Field { tag: 6, json: "sideEffects", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 7, json: "timeoutSeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 8, json: "admissionReviewVersions", ty: Type::Scalar(Scalar::String), repeated: true, required: true },
             Field { tag: 9, json: "matchPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 10, json: "reinvocationPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 11, json: "objectSelector", ty: Type::Message(113), repeated: false, required: false },
-            Field { tag: 12, json: "matchConditions", ty: Type::Message(175), repeated: true, required: false },
+            Field { tag: 11, json: "objectSelector", ty: Type::Message(115), repeated: false, required: false },
+            Field { tag: 12, json: "matchConditions", ty: Type::Message(181), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::admissionregistration::v1::ValidatingAdmissionPolicySpec",
         fields: &[
-            Field { tag: 1, json: "paramKind", ty: Type::Message(224), repeated: false, required: false },
-            Field { tag: 2, json: "matchConstraints", ty: Type::Message(225), repeated: false, required: false },
-            Field { tag: 3, json: "validations", ty: Type::Message(226), repeated: true, required: false },
+            Field { tag: 1, json: "paramKind", ty: Type::Message(230), repeated: false, required: false },
+            Field { tag: 2, json: "matchConstraints", ty: Type::Message(231), repeated: false, required: false },
+            Field { tag: 3, json: "validations", ty: Type::Message(232), repeated: true, required: false },
             Field { tag: 4, json: "failurePolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 5, json: "auditAnnotations", ty: Type::Message(227), repeated: true, required: false },
-            Field { tag: 6, json: "matchConditions", ty: Type::Message(175), repeated: true, required: false },
-            Field { tag: 7, json: "variables", ty: Type::Message(228), repeated: true, required: false },
+            Field { tag: 5, json: "auditAnnotations", ty: Type::Message(233), repeated: true, required: false },
+            Field { tag: 6, json: "matchConditions", ty: Type::Message(181), repeated: true, required: false },
+            Field { tag: 7, json: "variables", ty: Type::Message(234), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::admissionregistration::v1::ValidatingAdmissionPolicyStatus",
         fields: &[
             Field { tag: 1, json: "observedGeneration", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
-            Field { tag: 2, json: "typeChecking", ty: Type::Message(229), repeated: false, required: false },
-            Field { tag: 3, json: "conditions", ty: Type::Message(138), repeated: true, required: false },
+            Field { tag: 2, json: "typeChecking", ty: Type::Message(235), repeated: false, required: false },
+            Field { tag: 3, json: "conditions", ty: Type::Message(144), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::admissionregistration::v1::ValidatingAdmissionPolicyBindingSpec",
         fields: &[
             Field { tag: 1, json: "policyName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "paramRef", ty: Type::Message(230), repeated: false, required: false },
-            Field { tag: 3, json: "matchResources", ty: Type::Message(225), repeated: false, required: false },
+            Field { tag: 2, json: "paramRef", ty: Type::Message(236), repeated: false, required: false },
+            Field { tag: 3, json: "matchResources", ty: Type::Message(231), repeated: false, required: false },
             Field { tag: 4, json: "validationActions", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::networking::v1::IPAddressSpec",
         fields: &[
-            Field { tag: 1, json: "parentRef", ty: Type::Message(231), repeated: false, required: true },
+            Field { tag: 1, json: "parentRef", ty: Type::Message(237), repeated: false, required: true },
         ],
     },
     Message {
@@ -1353,36 +1371,66 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::networking::v1::ServiceCIDRStatus",
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Type::Message(138), repeated: true, required: false },
+            Field { tag: 1, json: "conditions", ty: Type::Message(144), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::flowcontrol::v1::FlowSchemaSpec",
         fields: &[
-            Field { tag: 1, json: "priorityLevelConfiguration", ty: Type::Message(232), repeated: false, required: true },
+            Field { tag: 1, json: "priorityLevelConfiguration", ty: Type::Message(238), repeated: false, required: true },
             Field { tag: 2, json: "matchingPrecedence", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
-            Field { tag: 3, json: "distinguisherMethod", ty: Type::Message(233), repeated: false, required: false },
-            Field { tag: 4, json: "rules", ty: Type::Message(234), repeated: true, required: false },
+            Field { tag: 3, json: "distinguisherMethod", ty: Type::Message(239), repeated: false, required: false },
+            Field { tag: 4, json: "rules", ty: Type::Message(240), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::flowcontrol::v1::FlowSchemaStatus",
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Type::Message(235), repeated: true, required: false },
+            Field { tag: 1, json: "conditions", ty: Type::Message(241), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::flowcontrol::v1::PriorityLevelConfigurationSpec",
         fields: &[
             Field { tag: 1, json: "type", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "limited", ty: Type::Message(236), repeated: false, required: false },
-            Field { tag: 3, json: "exempt", ty: Type::Message(237), repeated: false, required: false },
+            Field { tag: 2, json: "limited", ty: Type::Message(242), repeated: false, required: false },
+            Field { tag: 3, json: "exempt", ty: Type::Message(243), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::flowcontrol::v1::PriorityLevelConfigurationStatus",
         fields: &[
-            Field { tag: 1, json: "conditions", ty: Type::Message(238), repeated: true, required: false },
+            Field { tag: 1, json: "conditions", ty: Type::Message(244), repeated: true, required: false },
+        ],
+    },
+    Message {
+        name: "api::authentication::v1::TokenRequestSpec",
+        fields: &[
+            Field { tag: 1, json: "audiences", ty: Type::Scalar(Scalar::String), repeated: true, required: true },
+            Field { tag: 3, json: "boundObjectRef", ty: Type::Message(245), repeated: false, required: false },
+            Field { tag: 4, json: "expirationSeconds", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
+        ],
+    },
+    Message {
+        name: "api::authentication::v1::TokenRequestStatus",
+        fields: &[
+            Field { tag: 1, json: "token", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
+            Field { tag: 2, json: "expirationTimestamp", ty: Type::Special(Special::Time), repeated: false, required: true },
+        ],
+    },
+    Message {
+        name: "api::authorization::v1::SelfSubjectRulesReviewSpec",
+        fields: &[
+            Field { tag: 1, json: "namespace", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+        ],
+    },
+    Message {
+        name: "api::authorization::v1::SubjectRulesReviewStatus",
+        fields: &[
+            Field { tag: 1, json: "resourceRules", ty: Type::Message(246), repeated: true, required: true },
+            Field { tag: 2, json: "nonResourceRules", ty: Type::Message(247), repeated: true, required: true },
+            Field { tag: 3, json: "incomplete", ty: Type::Scalar(Scalar::Bool), repeated: false, required: true },
+            Field { tag: 4, json: "evaluationError", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
     Message {
@@ -1457,13 +1505,13 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::SessionAffinityConfig",
         fields: &[
-            Field { tag: 1, json: "clientIP", ty: Type::Message(239), repeated: false, required: false },
+            Field { tag: 1, json: "clientIP", ty: Type::Message(248), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::LoadBalancerStatus",
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Type::Message(240), repeated: true, required: false },
+            Field { tag: 1, json: "ingress", ty: Type::Message(249), repeated: true, required: false },
         ],
     },
     Message {
@@ -1481,7 +1529,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::Volume",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "", ty: Type::Inline(241), repeated: false, required: false },
+            Field { tag: 2, json: "", ty: Type::Inline(250), repeated: false, required: false },
         ],
     },
     Message {
@@ -1492,48 +1540,48 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 4, json: "args", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 5, json: "workingDir", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 6, json: "ports", ty: Type::Message(242), repeated: true, required: false },
-            Field { tag: 7, json: "env", ty: Type::Message(244), repeated: true, required: false },
-            Field { tag: 8, json: "resources", ty: Type::Message(152), repeated: false, required: false },
-            Field { tag: 9, json: "volumeMounts", ty: Type::Message(246), repeated: true, required: false },
-            Field { tag: 10, json: "livenessProbe", ty: Type::Message(248), repeated: false, required: false },
-            Field { tag: 11, json: "readinessProbe", ty: Type::Message(248), repeated: false, required: false },
-            Field { tag: 12, json: "lifecycle", ty: Type::Message(249), repeated: false, required: false },
+            Field { tag: 6, json: "ports", ty: Type::Message(251), repeated: true, required: false },
+            Field { tag: 7, json: "env", ty: Type::Message(253), repeated: true, required: false },
+            Field { tag: 8, json: "resources", ty: Type::Message(158), repeated: false, required: false },
+            Field { tag: 9, json: "volumeMounts", ty: Type::Message(255), repeated: true, required: false },
+            Field { tag: 10, json: "livenessProbe", ty: Type::Message(257), repeated: false, required: false },
+            Field { tag: 11, json: "readinessProbe", ty: Type::Message(257), repeated: false, required: false },
+            Field { tag: 12, json: "lifecycle", ty: Type::Message(258), repeated: false, required: false },
             Field { tag: 13, json: "terminationMessagePath", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 14, json: "imagePullPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 15, json: "securityContext", ty: Type::Message(250), repeated: false, required: false },
+            Field { tag: 15, json: "securityContext", ty: Type::Message(259), repeated: false, required: false },
             Field { tag: 16, json: "stdin", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 17, json: "stdinOnce", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 18, json: "tty", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 19, json: "envFrom", ty: Type::Message(243), repeated: true, required: false },
+            Field { tag: 19, json: "envFrom", ty: Type::Message(252), repeated: true, required: false },
             Field { tag: 20, json: "terminationMessagePolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 21, json: "volumeDevices", ty: Type::Message(247), repeated: true, required: false },
-            Field { tag: 22, json: "startupProbe", ty: Type::Message(248), repeated: false, required: false },
-            Field { tag: 23, json: "resizePolicy", ty: Type::Message(245), repeated: true, required: false },
+            Field { tag: 21, json: "volumeDevices", ty: Type::Message(256), repeated: true, required: false },
+            Field { tag: 22, json: "startupProbe", ty: Type::Message(257), repeated: false, required: false },
+            Field { tag: 23, json: "resizePolicy", ty: Type::Message(254), repeated: true, required: false },
             Field { tag: 24, json: "restartPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::EphemeralContainer",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(251), repeated: false, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(260), repeated: false, required: false },
             Field { tag: 2, json: "targetContainerName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::PodSecurityContext",
         fields: &[
-            Field { tag: 1, json: "seLinuxOptions", ty: Type::Message(252), repeated: false, required: false },
+            Field { tag: 1, json: "seLinuxOptions", ty: Type::Message(261), repeated: false, required: false },
             Field { tag: 2, json: "runAsUser", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 3, json: "runAsNonRoot", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 4, json: "supplementalGroups", ty: Type::Scalar(Scalar::Int64), repeated: true, required: false },
             Field { tag: 5, json: "fsGroup", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 6, json: "runAsGroup", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
-            Field { tag: 7, json: "sysctls", ty: Type::Message(254), repeated: true, required: false },
-            Field { tag: 8, json: "windowsOptions", ty: Type::Message(253), repeated: false, required: false },
+            Field { tag: 7, json: "sysctls", ty: Type::Message(263), repeated: true, required: false },
+            Field { tag: 8, json: "windowsOptions", ty: Type::Message(262), repeated: false, required: false },
             Field { tag: 9, json: "fsGroupChangePolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 10, json: "seccompProfile", ty: Type::Message(255), repeated: false, required: false },
-            Field { tag: 11, json: "appArmorProfile", ty: Type::Message(256), repeated: false, required: false },
+            Field { tag: 10, json: "seccompProfile", ty: Type::Message(264), repeated: false, required: false },
+            Field { tag: 11, json: "appArmorProfile", ty: Type::Message(265), repeated: false, required: false },
             Field { tag: 12, json: "supplementalGroupsPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 13, json: "seLinuxChangePolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
@@ -1541,9 +1589,9 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::Affinity",
         fields: &[
-            Field { tag: 1, json: "nodeAffinity", ty: Type::Message(257), repeated: false, required: false },
-            Field { tag: 2, json: "podAffinity", ty: Type::Message(258), repeated: false, required: false },
-            Field { tag: 3, json: "podAntiAffinity", ty: Type::Message(259), repeated: false, required: false },
+            Field { tag: 1, json: "nodeAffinity", ty: Type::Message(266), repeated: false, required: false },
+            Field { tag: 2, json: "podAffinity", ty: Type::Message(267), repeated: false, required: false },
+            Field { tag: 3, json: "podAntiAffinity", ty: Type::Message(268), repeated: false, required: false },
         ],
     },
     Message {
@@ -1568,7 +1616,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "nameservers", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 2, json: "searches", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
-            Field { tag: 3, json: "options", ty: Type::Message(260), repeated: true, required: false },
+            Field { tag: 3, json: "options", ty: Type::Message(269), repeated: true, required: false },
         ],
     },
     Message {
@@ -1583,7 +1631,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "maxSkew", ty: Type::Scalar(Scalar::Int32), repeated: false, required: true },
             Field { tag: 2, json: "topologyKey", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 3, json: "whenUnsatisfiable", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 4, json: "labelSelector", ty: Type::Message(113), repeated: false, required: false },
+            Field { tag: 4, json: "labelSelector", ty: Type::Message(115), repeated: false, required: false },
             Field { tag: 5, json: "minDomains", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 6, json: "nodeAffinityPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 7, json: "nodeTaintsPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
@@ -1615,7 +1663,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "limits", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
             Field { tag: 2, json: "requests", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
-            Field { tag: 3, json: "claims", ty: Type::Message(261), repeated: true, required: false },
+            Field { tag: 3, json: "claims", ty: Type::Message(270), repeated: true, required: false },
         ],
     },
     Message {
@@ -1646,8 +1694,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::ContainerStatus",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "state", ty: Type::Message(262), repeated: false, required: false },
-            Field { tag: 3, json: "lastState", ty: Type::Message(262), repeated: false, required: false },
+            Field { tag: 2, json: "state", ty: Type::Message(271), repeated: false, required: false },
+            Field { tag: 3, json: "lastState", ty: Type::Message(271), repeated: false, required: false },
             Field { tag: 4, json: "ready", ty: Type::Scalar(Scalar::Bool), repeated: false, required: true },
             Field { tag: 5, json: "restartCount", ty: Type::Scalar(Scalar::Int32), repeated: false, required: true },
             Field { tag: 6, json: "image", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
@@ -1655,10 +1703,10 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "containerID", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 9, json: "started", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 10, json: "allocatedResources", ty: Type::Map(&Type::Special(Special::Quantity)), repeated: false, required: false },
-            Field { tag: 11, json: "resources", ty: Type::Message(152), repeated: false, required: false },
-            Field { tag: 12, json: "volumeMounts", ty: Type::Message(263), repeated: true, required: false },
-            Field { tag: 13, json: "user", ty: Type::Message(264), repeated: false, required: false },
-            Field { tag: 14, json: "allocatedResourcesStatus", ty: Type::Message(265), repeated: true, required: false },
+            Field { tag: 11, json: "resources", ty: Type::Message(158), repeated: false, required: false },
+            Field { tag: 12, json: "volumeMounts", ty: Type::Message(272), repeated: true, required: false },
+            Field { tag: 13, json: "user", ty: Type::Message(273), repeated: false, required: false },
+            Field { tag: 14, json: "allocatedResourcesStatus", ty: Type::Message(274), repeated: true, required: false },
             Field { tag: 15, json: "stopSignal", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
@@ -1681,7 +1729,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::NodeConfigSource",
         fields: &[
-            Field { tag: 2, json: "configMap", ty: Type::Message(266), repeated: false, required: false },
+            Field { tag: 2, json: "configMap", ty: Type::Message(275), repeated: false, required: false },
         ],
     },
     Message {
@@ -1705,7 +1753,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::NodeDaemonEndpoints",
         fields: &[
-            Field { tag: 1, json: "kubeletEndpoint", ty: Type::Message(267), repeated: false, required: false },
+            Field { tag: 1, json: "kubeletEndpoint", ty: Type::Message(276), repeated: false, required: false },
         ],
     },
     Message {
@@ -1721,7 +1769,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 8, json: "kubeProxyVersion", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 9, json: "operatingSystem", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 10, json: "architecture", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 11, json: "swap", ty: Type::Message(268), repeated: false, required: false },
+            Field { tag: 11, json: "swap", ty: Type::Message(277), repeated: false, required: false },
         ],
     },
     Message {
@@ -1741,9 +1789,9 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::NodeConfigStatus",
         fields: &[
-            Field { tag: 1, json: "assigned", ty: Type::Message(159), repeated: false, required: false },
-            Field { tag: 2, json: "active", ty: Type::Message(159), repeated: false, required: false },
-            Field { tag: 3, json: "lastKnownGood", ty: Type::Message(159), repeated: false, required: false },
+            Field { tag: 1, json: "assigned", ty: Type::Message(165), repeated: false, required: false },
+            Field { tag: 2, json: "active", ty: Type::Message(165), repeated: false, required: false },
+            Field { tag: 3, json: "lastKnownGood", ty: Type::Message(165), repeated: false, required: false },
             Field { tag: 4, json: "error", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
@@ -1751,7 +1799,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::NodeRuntimeHandler",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "features", ty: Type::Message(269), repeated: false, required: false },
+            Field { tag: 2, json: "features", ty: Type::Message(278), repeated: false, required: false },
         ],
     },
     Message {
@@ -1764,7 +1812,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::EndpointAddress",
         fields: &[
             Field { tag: 1, json: "ip", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "targetRef", ty: Type::Message(63), repeated: false, required: false },
+            Field { tag: 2, json: "targetRef", ty: Type::Message(65), repeated: false, required: false },
             Field { tag: 3, json: "hostname", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "nodeName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
@@ -1789,14 +1837,14 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::discovery::v1::EndpointHints",
         fields: &[
-            Field { tag: 1, json: "forZones", ty: Type::Message(270), repeated: true, required: false },
-            Field { tag: 2, json: "forNodes", ty: Type::Message(271), repeated: true, required: false },
+            Field { tag: 1, json: "forZones", ty: Type::Message(279), repeated: true, required: false },
+            Field { tag: 2, json: "forNodes", ty: Type::Message(280), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::admissionregistration::v1::WebhookClientConfig",
         fields: &[
-            Field { tag: 1, json: "service", ty: Type::Message(272), repeated: false, required: false },
+            Field { tag: 1, json: "service", ty: Type::Message(281), repeated: false, required: false },
             Field { tag: 2, json: "caBundle", ty: Type::Scalar(Scalar::Bytes), repeated: false, required: false },
             Field { tag: 3, json: "url", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
@@ -1805,7 +1853,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::admissionregistration::v1::RuleWithOperations",
         fields: &[
             Field { tag: 1, json: "operations", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
-            Field { tag: 2, json: "", ty: Type::Inline(273), repeated: false, required: false },
+            Field { tag: 2, json: "", ty: Type::Inline(282), repeated: false, required: false },
         ],
     },
     Message {
@@ -1832,19 +1880,19 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 2, json: "served", ty: Type::Scalar(Scalar::Bool), repeated: false, required: true },
             Field { tag: 3, json: "storage", ty: Type::Scalar(Scalar::Bool), repeated: false, required: true },
-            Field { tag: 4, json: "schema", ty: Type::Message(274), repeated: false, required: false },
-            Field { tag: 5, json: "subresources", ty: Type::Message(275), repeated: false, required: false },
-            Field { tag: 6, json: "additionalPrinterColumns", ty: Type::Message(276), repeated: true, required: false },
+            Field { tag: 4, json: "schema", ty: Type::Message(283), repeated: false, required: false },
+            Field { tag: 5, json: "subresources", ty: Type::Message(284), repeated: false, required: false },
+            Field { tag: 6, json: "additionalPrinterColumns", ty: Type::Message(285), repeated: true, required: false },
             Field { tag: 7, json: "deprecated", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 8, json: "deprecationWarning", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 9, json: "selectableFields", ty: Type::Message(277), repeated: true, required: false },
+            Field { tag: 9, json: "selectableFields", ty: Type::Message(286), repeated: true, required: false },
         ],
     },
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceConversion",
         fields: &[
             Field { tag: 1, json: "strategy", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "webhook", ty: Type::Message(278), repeated: false, required: false },
+            Field { tag: 2, json: "webhook", ty: Type::Message(287), repeated: false, required: false },
         ],
     },
     Message {
@@ -1867,8 +1915,8 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 5, json: "resource", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 6, json: "subresource", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 7, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 8, json: "fieldSelector", ty: Type::Message(279), repeated: false, required: false },
-            Field { tag: 9, json: "labelSelector", ty: Type::Message(280), repeated: false, required: false },
+            Field { tag: 8, json: "fieldSelector", ty: Type::Message(288), repeated: false, required: false },
+            Field { tag: 9, json: "labelSelector", ty: Type::Message(289), repeated: false, required: false },
         ],
     },
     Message {
@@ -1881,34 +1929,34 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::PersistentVolumeSource",
         fields: &[
-            Field { tag: 1, json: "gcePersistentDisk", ty: Type::Message(281), repeated: false, required: false },
-            Field { tag: 2, json: "awsElasticBlockStore", ty: Type::Message(282), repeated: false, required: false },
-            Field { tag: 3, json: "hostPath", ty: Type::Message(283), repeated: false, required: false },
-            Field { tag: 4, json: "glusterfs", ty: Type::Message(284), repeated: false, required: false },
-            Field { tag: 5, json: "nfs", ty: Type::Message(285), repeated: false, required: false },
-            Field { tag: 6, json: "rbd", ty: Type::Message(286), repeated: false, required: false },
-            Field { tag: 7, json: "iscsi", ty: Type::Message(287), repeated: false, required: false },
-            Field { tag: 8, json: "cinder", ty: Type::Message(288), repeated: false, required: false },
-            Field { tag: 9, json: "cephfs", ty: Type::Message(289), repeated: false, required: false },
-            Field { tag: 10, json: "fc", ty: Type::Message(290), repeated: false, required: false },
-            Field { tag: 11, json: "flocker", ty: Type::Message(291), repeated: false, required: false },
-            Field { tag: 12, json: "flexVolume", ty: Type::Message(292), repeated: false, required: false },
-            Field { tag: 13, json: "azureFile", ty: Type::Message(293), repeated: false, required: false },
-            Field { tag: 14, json: "vsphereVolume", ty: Type::Message(294), repeated: false, required: false },
-            Field { tag: 15, json: "quobyte", ty: Type::Message(295), repeated: false, required: false },
-            Field { tag: 16, json: "azureDisk", ty: Type::Message(296), repeated: false, required: false },
-            Field { tag: 17, json: "photonPersistentDisk", ty: Type::Message(297), repeated: false, required: false },
-            Field { tag: 18, json: "portworxVolume", ty: Type::Message(298), repeated: false, required: false },
-            Field { tag: 19, json: "scaleIO", ty: Type::Message(299), repeated: false, required: false },
-            Field { tag: 20, json: "local", ty: Type::Message(300), repeated: false, required: false },
-            Field { tag: 21, json: "storageos", ty: Type::Message(301), repeated: false, required: false },
-            Field { tag: 22, json: "csi", ty: Type::Message(302), repeated: false, required: false },
+            Field { tag: 1, json: "gcePersistentDisk", ty: Type::Message(290), repeated: false, required: false },
+            Field { tag: 2, json: "awsElasticBlockStore", ty: Type::Message(291), repeated: false, required: false },
+            Field { tag: 3, json: "hostPath", ty: Type::Message(292), repeated: false, required: false },
+            Field { tag: 4, json: "glusterfs", ty: Type::Message(293), repeated: false, required: false },
+            Field { tag: 5, json: "nfs", ty: Type::Message(294), repeated: false, required: false },
+            Field { tag: 6, json: "rbd", ty: Type::Message(295), repeated: false, required: false },
+            Field { tag: 7, json: "iscsi", ty: Type::Message(296), repeated: false, required: false },
+            Field { tag: 8, json: "cinder", ty: Type::Message(297), repeated: false, required: false },
+            Field { tag: 9, json: "cephfs", ty: Type::Message(298), repeated: false, required: false },
+            Field { tag: 10, json: "fc", ty: Type::Message(299), repeated: false, required: false },
+            Field { tag: 11, json: "flocker", ty: Type::Message(300), repeated: false, required: false },
+            Field { tag: 12, json: "flexVolume", ty: Type::Message(301), repeated: false, required: false },
+            Field { tag: 13, json: "azureFile", ty: Type::Message(302), repeated: false, required: false },
+            Field { tag: 14, json: "vsphereVolume", ty: Type::Message(303), repeated: false, required: false },
+            Field { tag: 15, json: "quobyte", ty: Type::Message(304), repeated: false, required: false },
+            Field { tag: 16, json: "azureDisk", ty: Type::Message(305), repeated: false, required: false },
+            Field { tag: 17, json: "photonPersistentDisk", ty: Type::Message(306), repeated: false, required: false },
+            Field { tag: 18, json: "portworxVolume", ty: Type::Message(307), repeated: false, required: false },
+            Field { tag: 19, json: "scaleIO", ty: Type::Message(308), repeated: false, required: false },
+            Field { tag: 20, json: "local", ty: Type::Message(309), repeated: false, required: false },
+            Field { tag: 21, json: "storageos", ty: Type::Message(310), repeated: false, required: false },
+            Field { tag: 22, json: "csi", ty: Type::Message(311), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::VolumeNodeAffinity",
         fields: &[
-            Field { tag: 1, json: "required", ty: Type::Message(303), repeated: false, required: false },
+            Field { tag: 1, json: "required", ty: Type::Message(312), repeated: false, required: false },
         ],
     },
     Message {
@@ -1956,7 +2004,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ScopeSelector",
         fields: &[
-            Field { tag: 1, json: "matchExpressions", ty: Type::Message(304), repeated: true, required: false },
+            Field { tag: 1, json: "matchExpressions", ty: Type::Message(313), repeated: true, required: false },
         ],
     },
     Message {
@@ -1984,7 +2032,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::apps::v1::DeploymentStrategy",
         fields: &[
             Field { tag: 1, json: "type", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "rollingUpdate", ty: Type::Message(305), repeated: false, required: false },
+            Field { tag: 2, json: "rollingUpdate", ty: Type::Message(314), repeated: false, required: false },
         ],
     },
     Message {
@@ -2012,7 +2060,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::apps::v1::StatefulSetUpdateStrategy",
         fields: &[
             Field { tag: 1, json: "type", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "rollingUpdate", ty: Type::Message(306), repeated: false, required: false },
+            Field { tag: 2, json: "rollingUpdate", ty: Type::Message(315), repeated: false, required: false },
         ],
     },
     Message {
@@ -2042,7 +2090,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::apps::v1::DaemonSetUpdateStrategy",
         fields: &[
             Field { tag: 1, json: "type", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "rollingUpdate", ty: Type::Message(307), repeated: false, required: false },
+            Field { tag: 2, json: "rollingUpdate", ty: Type::Message(316), repeated: false, required: false },
         ],
     },
     Message {
@@ -2058,13 +2106,13 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::batch::v1::PodFailurePolicy",
         fields: &[
-            Field { tag: 1, json: "rules", ty: Type::Message(308), repeated: true, required: true },
+            Field { tag: 1, json: "rules", ty: Type::Message(317), repeated: true, required: true },
         ],
     },
     Message {
         name: "api::batch::v1::SuccessPolicy",
         fields: &[
-            Field { tag: 1, json: "rules", ty: Type::Message(309), repeated: true, required: true },
+            Field { tag: 1, json: "rules", ty: Type::Message(318), repeated: true, required: true },
         ],
     },
     Message {
@@ -2088,8 +2136,8 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::batch::v1::JobTemplateSpec",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: false },
-            Field { tag: 2, json: "spec", ty: Type::Message(94), repeated: false, required: false },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: false },
+            Field { tag: 2, json: "spec", ty: Type::Message(96), repeated: false, required: false },
         ],
     },
     Message {
@@ -2104,29 +2152,29 @@ pub static MESSAGES: &[Message] = &[
         name: "api::autoscaling::v2::MetricSpec",
         fields: &[
             Field { tag: 1, json: "type", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "object", ty: Type::Message(310), repeated: false, required: false },
-            Field { tag: 3, json: "pods", ty: Type::Message(311), repeated: false, required: false },
-            Field { tag: 4, json: "resource", ty: Type::Message(312), repeated: false, required: false },
-            Field { tag: 5, json: "external", ty: Type::Message(314), repeated: false, required: false },
-            Field { tag: 7, json: "containerResource", ty: Type::Message(313), repeated: false, required: false },
+            Field { tag: 2, json: "object", ty: Type::Message(319), repeated: false, required: false },
+            Field { tag: 3, json: "pods", ty: Type::Message(320), repeated: false, required: false },
+            Field { tag: 4, json: "resource", ty: Type::Message(321), repeated: false, required: false },
+            Field { tag: 5, json: "external", ty: Type::Message(323), repeated: false, required: false },
+            Field { tag: 7, json: "containerResource", ty: Type::Message(322), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::autoscaling::v2::HorizontalPodAutoscalerBehavior",
         fields: &[
-            Field { tag: 1, json: "scaleUp", ty: Type::Message(315), repeated: false, required: false },
-            Field { tag: 2, json: "scaleDown", ty: Type::Message(315), repeated: false, required: false },
+            Field { tag: 1, json: "scaleUp", ty: Type::Message(324), repeated: false, required: false },
+            Field { tag: 2, json: "scaleDown", ty: Type::Message(324), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::autoscaling::v2::MetricStatus",
         fields: &[
             Field { tag: 1, json: "type", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "object", ty: Type::Message(316), repeated: false, required: false },
-            Field { tag: 3, json: "pods", ty: Type::Message(317), repeated: false, required: false },
-            Field { tag: 4, json: "resource", ty: Type::Message(318), repeated: false, required: false },
-            Field { tag: 5, json: "external", ty: Type::Message(320), repeated: false, required: false },
-            Field { tag: 7, json: "containerResource", ty: Type::Message(319), repeated: false, required: false },
+            Field { tag: 2, json: "object", ty: Type::Message(325), repeated: false, required: false },
+            Field { tag: 3, json: "pods", ty: Type::Message(326), repeated: false, required: false },
+            Field { tag: 4, json: "resource", ty: Type::Message(327), repeated: false, required: false },
+            Field { tag: 5, json: "external", ty: Type::Message(329), repeated: false, required: false },
+            Field { tag: 7, json: "containerResource", ty: Type::Message(328), repeated: false, required: false },
         ],
     },
     Message {
@@ -2142,8 +2190,8 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::networking::v1::IngressBackend",
         fields: &[
-            Field { tag: 3, json: "resource", ty: Type::Message(185), repeated: false, required: false },
-            Field { tag: 4, json: "service", ty: Type::Message(321), repeated: false, required: false },
+            Field { tag: 3, json: "resource", ty: Type::Message(191), repeated: false, required: false },
+            Field { tag: 4, json: "service", ty: Type::Message(330), repeated: false, required: false },
         ],
     },
     Message {
@@ -2157,13 +2205,13 @@ pub static MESSAGES: &[Message] = &[
         name: "api::networking::v1::IngressRule",
         fields: &[
             Field { tag: 1, json: "host", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "", ty: Type::Inline(322), repeated: false, required: false },
+            Field { tag: 2, json: "", ty: Type::Inline(331), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::networking::v1::IngressLoadBalancerStatus",
         fields: &[
-            Field { tag: 1, json: "ingress", ty: Type::Message(323), repeated: true, required: false },
+            Field { tag: 1, json: "ingress", ty: Type::Message(332), repeated: true, required: false },
         ],
     },
     Message {
@@ -2179,15 +2227,15 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::networking::v1::NetworkPolicyIngressRule",
         fields: &[
-            Field { tag: 1, json: "ports", ty: Type::Message(324), repeated: true, required: false },
-            Field { tag: 2, json: "from", ty: Type::Message(325), repeated: true, required: false },
+            Field { tag: 1, json: "ports", ty: Type::Message(333), repeated: true, required: false },
+            Field { tag: 2, json: "from", ty: Type::Message(334), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::networking::v1::NetworkPolicyEgressRule",
         fields: &[
-            Field { tag: 1, json: "ports", ty: Type::Message(324), repeated: true, required: false },
-            Field { tag: 2, json: "to", ty: Type::Message(325), repeated: true, required: false },
+            Field { tag: 1, json: "ports", ty: Type::Message(333), repeated: true, required: false },
+            Field { tag: 2, json: "to", ty: Type::Message(334), repeated: true, required: false },
         ],
     },
     Message {
@@ -2210,7 +2258,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 2, json: "nodeID", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 3, json: "topologyKeys", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
-            Field { tag: 4, json: "allocatable", ty: Type::Message(326), repeated: false, required: false },
+            Field { tag: 4, json: "allocatable", ty: Type::Message(335), repeated: false, required: false },
         ],
     },
     Message {
@@ -2225,7 +2273,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::storage::v1::VolumeAttachmentSource",
         fields: &[
             Field { tag: 1, json: "persistentVolumeName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "inlineVolumeSpec", ty: Type::Message(76), repeated: false, required: false },
+            Field { tag: 2, json: "inlineVolumeSpec", ty: Type::Message(78), repeated: false, required: false },
         ],
     },
     Message {
@@ -2246,10 +2294,10 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::admissionregistration::v1::MatchResources",
         fields: &[
-            Field { tag: 1, json: "namespaceSelector", ty: Type::Message(113), repeated: false, required: false },
-            Field { tag: 2, json: "objectSelector", ty: Type::Message(113), repeated: false, required: false },
-            Field { tag: 3, json: "resourceRules", ty: Type::Message(327), repeated: true, required: false },
-            Field { tag: 4, json: "excludeResourceRules", ty: Type::Message(327), repeated: true, required: false },
+            Field { tag: 1, json: "namespaceSelector", ty: Type::Message(115), repeated: false, required: false },
+            Field { tag: 2, json: "objectSelector", ty: Type::Message(115), repeated: false, required: false },
+            Field { tag: 3, json: "resourceRules", ty: Type::Message(336), repeated: true, required: false },
+            Field { tag: 4, json: "excludeResourceRules", ty: Type::Message(336), repeated: true, required: false },
             Field { tag: 7, json: "matchPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
@@ -2279,7 +2327,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::admissionregistration::v1::TypeChecking",
         fields: &[
-            Field { tag: 1, json: "expressionWarnings", ty: Type::Message(328), repeated: true, required: false },
+            Field { tag: 1, json: "expressionWarnings", ty: Type::Message(337), repeated: true, required: false },
         ],
     },
     Message {
@@ -2287,7 +2335,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 2, json: "namespace", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 3, json: "selector", ty: Type::Message(113), repeated: false, required: false },
+            Field { tag: 3, json: "selector", ty: Type::Message(115), repeated: false, required: false },
             Field { tag: 4, json: "parameterNotFoundAction", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
@@ -2315,9 +2363,9 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::flowcontrol::v1::PolicyRulesWithSubjects",
         fields: &[
-            Field { tag: 1, json: "subjects", ty: Type::Message(329), repeated: true, required: true },
-            Field { tag: 2, json: "resourceRules", ty: Type::Message(330), repeated: true, required: false },
-            Field { tag: 3, json: "nonResourceRules", ty: Type::Message(331), repeated: true, required: false },
+            Field { tag: 1, json: "subjects", ty: Type::Message(338), repeated: true, required: true },
+            Field { tag: 2, json: "resourceRules", ty: Type::Message(339), repeated: true, required: false },
+            Field { tag: 3, json: "nonResourceRules", ty: Type::Message(340), repeated: true, required: false },
         ],
     },
     Message {
@@ -2334,7 +2382,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::flowcontrol::v1::LimitedPriorityLevelConfiguration",
         fields: &[
             Field { tag: 1, json: "nominalConcurrencyShares", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
-            Field { tag: 2, json: "limitResponse", ty: Type::Message(332), repeated: false, required: false },
+            Field { tag: 2, json: "limitResponse", ty: Type::Message(341), repeated: false, required: false },
             Field { tag: 3, json: "lendablePercent", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 4, json: "borrowingLimitPercent", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
         ],
@@ -2357,6 +2405,31 @@ pub static MESSAGES: &[Message] = &[
         ],
     },
     Message {
+        name: "api::authentication::v1::BoundObjectReference",
+        fields: &[
+            Field { tag: 1, json: "kind", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+            Field { tag: 2, json: "apiVersion", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+            Field { tag: 3, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+            Field { tag: 4, json: "uid", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
+        ],
+    },
+    Message {
+        name: "api::authorization::v1::ResourceRule",
+        fields: &[
+            Field { tag: 1, json: "verbs", ty: Type::Scalar(Scalar::String), repeated: true, required: true },
+            Field { tag: 2, json: "apiGroups", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
+            Field { tag: 3, json: "resources", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
+            Field { tag: 4, json: "resourceNames", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
+        ],
+    },
+    Message {
+        name: "api::authorization::v1::NonResourceRule",
+        fields: &[
+            Field { tag: 1, json: "verbs", ty: Type::Scalar(Scalar::String), repeated: true, required: true },
+            Field { tag: 2, json: "nonResourceURLs", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
+        ],
+    },
+    Message {
         name: "api::core::v1::ClientIpConfig",
         fields: &[
             Field { tag: 1, json: "timeoutSeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
@@ -2368,42 +2441,42 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "ip", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 2, json: "hostname", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 3, json: "ipMode", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 4, json: "ports", ty: Type::Message(333), repeated: true, required: false },
+            Field { tag: 4, json: "ports", ty: Type::Message(342), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::core::v1::VolumeSource",
         fields: &[
-            Field { tag: 1, json: "hostPath", ty: Type::Message(283), repeated: false, required: false },
-            Field { tag: 2, json: "emptyDir", ty: Type::Message(334), repeated: false, required: false },
-            Field { tag: 3, json: "gcePersistentDisk", ty: Type::Message(281), repeated: false, required: false },
-            Field { tag: 4, json: "awsElasticBlockStore", ty: Type::Message(282), repeated: false, required: false },
-            Field { tag: 5, json: "gitRepo", ty: Type::Message(335), repeated: false, required: false },
-            Field { tag: 6, json: "secret", ty: Type::Message(336), repeated: false, required: false },
-            Field { tag: 7, json: "nfs", ty: Type::Message(285), repeated: false, required: false },
-            Field { tag: 8, json: "iscsi", ty: Type::Message(337), repeated: false, required: false },
-            Field { tag: 9, json: "glusterfs", ty: Type::Message(338), repeated: false, required: false },
-            Field { tag: 10, json: "persistentVolumeClaim", ty: Type::Message(339), repeated: false, required: false },
-            Field { tag: 11, json: "rbd", ty: Type::Message(340), repeated: false, required: false },
-            Field { tag: 12, json: "flexVolume", ty: Type::Message(341), repeated: false, required: false },
-            Field { tag: 13, json: "cinder", ty: Type::Message(342), repeated: false, required: false },
-            Field { tag: 14, json: "cephfs", ty: Type::Message(343), repeated: false, required: false },
-            Field { tag: 15, json: "flocker", ty: Type::Message(291), repeated: false, required: false },
-            Field { tag: 16, json: "downwardAPI", ty: Type::Message(344), repeated: false, required: false },
-            Field { tag: 17, json: "fc", ty: Type::Message(290), repeated: false, required: false },
-            Field { tag: 18, json: "azureFile", ty: Type::Message(345), repeated: false, required: false },
-            Field { tag: 19, json: "configMap", ty: Type::Message(346), repeated: false, required: false },
-            Field { tag: 20, json: "vsphereVolume", ty: Type::Message(294), repeated: false, required: false },
-            Field { tag: 21, json: "quobyte", ty: Type::Message(295), repeated: false, required: false },
-            Field { tag: 22, json: "azureDisk", ty: Type::Message(296), repeated: false, required: false },
-            Field { tag: 23, json: "photonPersistentDisk", ty: Type::Message(297), repeated: false, required: false },
-            Field { tag: 24, json: "portworxVolume", ty: Type::Message(298), repeated: false, required: false },
-            Field { tag: 25, json: "scaleIO", ty: Type::Message(348), repeated: false, required: false },
-            Field { tag: 26, json: "projected", ty: Type::Message(347), repeated: false, required: false },
-            Field { tag: 27, json: "storageos", ty: Type::Message(349), repeated: false, required: false },
-            Field { tag: 28, json: "csi", ty: Type::Message(350), repeated: false, required: false },
-            Field { tag: 29, json: "ephemeral", ty: Type::Message(351), repeated: false, required: false },
-            Field { tag: 30, json: "image", ty: Type::Message(352), repeated: false, required: false },
+            Field { tag: 1, json: "hostPath", ty: Type::Message(292), repeated: false, required: false },
+            Field { tag: 2, json: "emptyDir", ty: Type::Message(343), repeated: false, required: false },
+            Field { tag: 3, json: "gcePersistentDisk", ty: Type::Message(290), repeated: false, required: false },
+            Field { tag: 4, json: "awsElasticBlockStore", ty: Type::Message(291), repeated: false, required: false },
+            Field { tag: 5, json: "gitRepo", ty: Type::Message(344), repeated: false, required: false },
+            Field { tag: 6, json: "secret", ty: Type::Message(345), repeated: false, required: false },
+            Field { tag: 7, json: "nfs", ty: Type::Message(294), repeated: false, required: false },
+            Field { tag: 8, json: "iscsi", ty: Type::Message(346), repeated: false, required: false },
+            Field { tag: 9, json: "glusterfs", ty: Type::Message(347), repeated: false, required: false },
+            Field { tag: 10, json: "persistentVolumeClaim", ty: Type::Message(348), repeated: false, required: false },
+            Field { tag: 11, json: "rbd", ty: Type::Message(349), repeated: false, required: false },
+            Field { tag: 12, json: "flexVolume", ty: Type::Message(350), repeated: false, required: false },
+            Field { tag: 13, json: "cinder", ty: Type::Message(351), repeated: false, required: false },
+            Field { tag: 14, json: "cephfs", ty: Type::Message(352), repeated: false, required: false },
+            Field { tag: 15, json: "flocker", ty: Type::Message(300), repeated: false, required: false },
+            Field { tag: 16, json: "downwardAPI", ty: Type::Message(353), repeated: false, required: false },
+            Field { tag: 17, json: "fc", ty: Type::Message(299), repeated: false, required: false },
+            Field { tag: 18, json: "azureFile", ty: Type::Message(354), repeated: false, required: false },
+            Field { tag: 19, json: "configMap", ty: Type::Message(355), repeated: false, required: false },
+            Field { tag: 20, json: "vsphereVolume", ty: Type::Message(303), repeated: false, required: false },
+            Field { tag: 21, json: "quobyte", ty: Type::Message(304), repeated: false, required: false },
+            Field { tag: 22, json: "azureDisk", ty: Type::Message(305), repeated: false, required: false },
+            Field { tag: 23, json: "photonPersistentDisk", ty: Type::Message(306), repeated: false, required: false },
+            Field { tag: 24, json: "portworxVolume", ty: Type::Message(307), repeated: false, required: false },
+            Field { tag: 25, json: "scaleIO", ty: Type::Message(357), repeated: false, required: false },
+            Field { tag: 26, json: "projected", ty: Type::Message(356), repeated: false, required: false },
+            Field { tag: 27, json: "storageos", ty: Type::Message(358), repeated: false, required: false },
+            Field { tag: 28, json: "csi", ty: Type::Message(359), repeated: false, required: false },
+            Field { tag: 29, json: "ephemeral", ty: Type::Message(360), repeated: false, required: false },
+            Field { tag: 30, json: "image", ty: Type::Message(361), repeated: false, required: false },
         ],
     },
     Message {
@@ -2420,8 +2493,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::EnvFromSource",
         fields: &[
             Field { tag: 1, json: "prefix", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "configMapRef", ty: Type::Message(353), repeated: false, required: false },
-            Field { tag: 3, json: "secretRef", ty: Type::Message(354), repeated: false, required: false },
+            Field { tag: 2, json: "configMapRef", ty: Type::Message(362), repeated: false, required: false },
+            Field { tag: 3, json: "secretRef", ty: Type::Message(363), repeated: false, required: false },
         ],
     },
     Message {
@@ -2429,7 +2502,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 2, json: "value", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 3, json: "valueFrom", ty: Type::Message(355), repeated: false, required: false },
+            Field { tag: 3, json: "valueFrom", ty: Type::Message(364), repeated: false, required: false },
         ],
     },
     Message {
@@ -2461,7 +2534,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::Probe",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(356), repeated: false, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(365), repeated: false, required: false },
             Field { tag: 2, json: "initialDelaySeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 3, json: "timeoutSeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 4, json: "periodSeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
@@ -2473,26 +2546,26 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::Lifecycle",
         fields: &[
-            Field { tag: 1, json: "postStart", ty: Type::Message(357), repeated: false, required: false },
-            Field { tag: 2, json: "preStop", ty: Type::Message(357), repeated: false, required: false },
+            Field { tag: 1, json: "postStart", ty: Type::Message(366), repeated: false, required: false },
+            Field { tag: 2, json: "preStop", ty: Type::Message(366), repeated: false, required: false },
             Field { tag: 3, json: "stopSignal", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::SecurityContext",
         fields: &[
-            Field { tag: 1, json: "capabilities", ty: Type::Message(358), repeated: false, required: false },
+            Field { tag: 1, json: "capabilities", ty: Type::Message(367), repeated: false, required: false },
             Field { tag: 2, json: "privileged", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 3, json: "seLinuxOptions", ty: Type::Message(252), repeated: false, required: false },
+            Field { tag: 3, json: "seLinuxOptions", ty: Type::Message(261), repeated: false, required: false },
             Field { tag: 4, json: "runAsUser", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 5, json: "runAsNonRoot", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 6, json: "readOnlyRootFilesystem", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 7, json: "allowPrivilegeEscalation", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 8, json: "runAsGroup", ty: Type::Scalar(Scalar::Int64), repeated: false, required: false },
             Field { tag: 9, json: "procMount", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 10, json: "windowsOptions", ty: Type::Message(253), repeated: false, required: false },
-            Field { tag: 11, json: "seccompProfile", ty: Type::Message(255), repeated: false, required: false },
-            Field { tag: 12, json: "appArmorProfile", ty: Type::Message(256), repeated: false, required: false },
+            Field { tag: 10, json: "windowsOptions", ty: Type::Message(262), repeated: false, required: false },
+            Field { tag: 11, json: "seccompProfile", ty: Type::Message(264), repeated: false, required: false },
+            Field { tag: 12, json: "appArmorProfile", ty: Type::Message(265), repeated: false, required: false },
         ],
     },
     Message {
@@ -2503,24 +2576,24 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "command", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 4, json: "args", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 5, json: "workingDir", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 6, json: "ports", ty: Type::Message(242), repeated: true, required: false },
-            Field { tag: 7, json: "env", ty: Type::Message(244), repeated: true, required: false },
-            Field { tag: 8, json: "resources", ty: Type::Message(152), repeated: false, required: false },
-            Field { tag: 9, json: "volumeMounts", ty: Type::Message(246), repeated: true, required: false },
-            Field { tag: 10, json: "livenessProbe", ty: Type::Message(248), repeated: false, required: false },
-            Field { tag: 11, json: "readinessProbe", ty: Type::Message(248), repeated: false, required: false },
-            Field { tag: 12, json: "lifecycle", ty: Type::Message(249), repeated: false, required: false },
+            Field { tag: 6, json: "ports", ty: Type::Message(251), repeated: true, required: false },
+            Field { tag: 7, json: "env", ty: Type::Message(253), repeated: true, required: false },
+            Field { tag: 8, json: "resources", ty: Type::Message(158), repeated: false, required: false },
+            Field { tag: 9, json: "volumeMounts", ty: Type::Message(255), repeated: true, required: false },
+            Field { tag: 10, json: "livenessProbe", ty: Type::Message(257), repeated: false, required: false },
+            Field { tag: 11, json: "readinessProbe", ty: Type::Message(257), repeated: false, required: false },
+            Field { tag: 12, json: "lifecycle", ty: Type::Message(258), repeated: false, required: false },
             Field { tag: 13, json: "terminationMessagePath", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 14, json: "imagePullPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 15, json: "securityContext", ty: Type::Message(250), repeated: false, required: false },
+            Field { tag: 15, json: "securityContext", ty: Type::Message(259), repeated: false, required: false },
             Field { tag: 16, json: "stdin", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 17, json: "stdinOnce", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 18, json: "tty", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 19, json: "envFrom", ty: Type::Message(243), repeated: true, required: false },
+            Field { tag: 19, json: "envFrom", ty: Type::Message(252), repeated: true, required: false },
             Field { tag: 20, json: "terminationMessagePolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 21, json: "volumeDevices", ty: Type::Message(247), repeated: true, required: false },
-            Field { tag: 22, json: "startupProbe", ty: Type::Message(248), repeated: false, required: false },
-            Field { tag: 23, json: "resizePolicy", ty: Type::Message(245), repeated: true, required: false },
+            Field { tag: 21, json: "volumeDevices", ty: Type::Message(256), repeated: true, required: false },
+            Field { tag: 22, json: "startupProbe", ty: Type::Message(257), repeated: false, required: false },
+            Field { tag: 23, json: "resizePolicy", ty: Type::Message(254), repeated: true, required: false },
             Field { tag: 24, json: "restartPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
     },
@@ -2566,22 +2639,22 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::NodeAffinity",
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(303), repeated: false, required: false },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(359), repeated: true, required: false },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(312), repeated: false, required: false },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(368), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::core::v1::PodAffinity",
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(360), repeated: true, required: false },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(361), repeated: true, required: false },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(369), repeated: true, required: false },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(370), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::core::v1::PodAntiAffinity",
         fields: &[
-            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(360), repeated: true, required: false },
-            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(361), repeated: true, required: false },
+            Field { tag: 1, json: "requiredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(369), repeated: true, required: false },
+            Field { tag: 2, json: "preferredDuringSchedulingIgnoredDuringExecution", ty: Type::Message(370), repeated: true, required: false },
         ],
     },
     Message {
@@ -2601,9 +2674,9 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ContainerState",
         fields: &[
-            Field { tag: 1, json: "waiting", ty: Type::Message(362), repeated: false, required: false },
-            Field { tag: 2, json: "running", ty: Type::Message(363), repeated: false, required: false },
-            Field { tag: 3, json: "terminated", ty: Type::Message(364), repeated: false, required: false },
+            Field { tag: 1, json: "waiting", ty: Type::Message(371), repeated: false, required: false },
+            Field { tag: 2, json: "running", ty: Type::Message(372), repeated: false, required: false },
+            Field { tag: 3, json: "terminated", ty: Type::Message(373), repeated: false, required: false },
         ],
     },
     Message {
@@ -2618,14 +2691,14 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ContainerUser",
         fields: &[
-            Field { tag: 1, json: "linux", ty: Type::Message(365), repeated: false, required: false },
+            Field { tag: 1, json: "linux", ty: Type::Message(374), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::ResourceStatus",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "resources", ty: Type::Message(366), repeated: true, required: false },
+            Field { tag: 2, json: "resources", ty: Type::Message(375), repeated: true, required: false },
         ],
     },
     Message {
@@ -2690,14 +2763,14 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceValidation",
         fields: &[
-            Field { tag: 1, json: "openAPIV3Schema", ty: Type::Message(51), repeated: false, required: false },
+            Field { tag: 1, json: "openAPIV3Schema", ty: Type::Message(53), repeated: false, required: false },
         ],
     },
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceSubresources",
         fields: &[
-            Field { tag: 1, json: "status", ty: Type::Message(367), repeated: false, required: false },
-            Field { tag: 2, json: "scale", ty: Type::Message(368), repeated: false, required: false },
+            Field { tag: 1, json: "status", ty: Type::Message(376), repeated: false, required: false },
+            Field { tag: 2, json: "scale", ty: Type::Message(377), repeated: false, required: false },
         ],
     },
     Message {
@@ -2720,7 +2793,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookConversion",
         fields: &[
-            Field { tag: 2, json: "clientConfig", ty: Type::Message(369), repeated: false, required: false },
+            Field { tag: 2, json: "clientConfig", ty: Type::Message(378), repeated: false, required: false },
             Field { tag: 3, json: "conversionReviewVersions", ty: Type::Scalar(Scalar::String), repeated: true, required: true },
         ],
     },
@@ -2728,14 +2801,14 @@ pub static MESSAGES: &[Message] = &[
         name: "api::authorization::v1::FieldSelectorAttributes",
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "requirements", ty: Type::Message(370), repeated: true, required: false },
+            Field { tag: 2, json: "requirements", ty: Type::Message(379), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::authorization::v1::LabelSelectorAttributes",
         fields: &[
             Field { tag: 1, json: "rawSelector", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "requirements", ty: Type::Message(221), repeated: true, required: false },
+            Field { tag: 2, json: "requirements", ty: Type::Message(227), repeated: true, required: false },
         ],
     },
     Message {
@@ -2789,7 +2862,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 5, json: "user", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 6, json: "keyring", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 7, json: "secretRef", ty: Type::Message(371), repeated: false, required: false },
+            Field { tag: 7, json: "secretRef", ty: Type::Message(380), repeated: false, required: false },
             Field { tag: 8, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
@@ -2804,7 +2877,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 7, json: "portals", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 10, json: "secretRef", ty: Type::Message(371), repeated: false, required: false },
+            Field { tag: 10, json: "secretRef", ty: Type::Message(380), repeated: false, required: false },
             Field { tag: 11, json: "chapAuthSession", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 12, json: "initiatorName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
@@ -2815,7 +2888,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 2, json: "fsType", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 3, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 4, json: "secretRef", ty: Type::Message(371), repeated: false, required: false },
+            Field { tag: 4, json: "secretRef", ty: Type::Message(380), repeated: false, required: false },
         ],
     },
     Message {
@@ -2825,7 +2898,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 3, json: "user", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "secretFile", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 5, json: "secretRef", ty: Type::Message(371), repeated: false, required: false },
+            Field { tag: 5, json: "secretRef", ty: Type::Message(380), repeated: false, required: false },
             Field { tag: 6, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
@@ -2851,7 +2924,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "driver", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 2, json: "fsType", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 3, json: "secretRef", ty: Type::Message(371), repeated: false, required: false },
+            Field { tag: 3, json: "secretRef", ty: Type::Message(380), repeated: false, required: false },
             Field { tag: 4, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 5, json: "options", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
         ],
@@ -2916,7 +2989,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "gateway", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 2, json: "system", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 3, json: "secretRef", ty: Type::Message(371), repeated: false, required: true },
+            Field { tag: 3, json: "secretRef", ty: Type::Message(380), repeated: false, required: true },
             Field { tag: 4, json: "sslEnabled", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 5, json: "protectionDomain", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 6, json: "storagePool", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
@@ -2940,7 +3013,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 3, json: "fsType", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 5, json: "secretRef", ty: Type::Message(63), repeated: false, required: false },
+            Field { tag: 5, json: "secretRef", ty: Type::Message(65), repeated: false, required: false },
         ],
     },
     Message {
@@ -2951,17 +3024,17 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 3, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 4, json: "fsType", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 5, json: "volumeAttributes", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
-            Field { tag: 6, json: "controllerPublishSecretRef", ty: Type::Message(371), repeated: false, required: false },
-            Field { tag: 7, json: "nodeStageSecretRef", ty: Type::Message(371), repeated: false, required: false },
-            Field { tag: 8, json: "nodePublishSecretRef", ty: Type::Message(371), repeated: false, required: false },
-            Field { tag: 9, json: "controllerExpandSecretRef", ty: Type::Message(371), repeated: false, required: false },
-            Field { tag: 10, json: "nodeExpandSecretRef", ty: Type::Message(371), repeated: false, required: false },
+            Field { tag: 6, json: "controllerPublishSecretRef", ty: Type::Message(380), repeated: false, required: false },
+            Field { tag: 7, json: "nodeStageSecretRef", ty: Type::Message(380), repeated: false, required: false },
+            Field { tag: 8, json: "nodePublishSecretRef", ty: Type::Message(380), repeated: false, required: false },
+            Field { tag: 9, json: "controllerExpandSecretRef", ty: Type::Message(380), repeated: false, required: false },
+            Field { tag: 10, json: "nodeExpandSecretRef", ty: Type::Message(380), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::NodeSelector",
         fields: &[
-            Field { tag: 1, json: "nodeSelectorTerms", ty: Type::Message(372), repeated: true, required: true },
+            Field { tag: 1, json: "nodeSelectorTerms", ty: Type::Message(381), repeated: true, required: true },
         ],
     },
     Message {
@@ -2997,8 +3070,8 @@ pub static MESSAGES: &[Message] = &[
         name: "api::batch::v1::PodFailurePolicyRule",
         fields: &[
             Field { tag: 1, json: "action", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "onExitCodes", ty: Type::Message(373), repeated: false, required: false },
-            Field { tag: 3, json: "onPodConditions", ty: Type::Message(374), repeated: true, required: false },
+            Field { tag: 2, json: "onExitCodes", ty: Type::Message(382), repeated: false, required: false },
+            Field { tag: 3, json: "onPodConditions", ty: Type::Message(383), repeated: true, required: false },
         ],
     },
     Message {
@@ -3011,45 +3084,45 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::autoscaling::v2::ObjectMetricSource",
         fields: &[
-            Field { tag: 1, json: "describedObject", ty: Type::Message(206), repeated: false, required: true },
-            Field { tag: 2, json: "target", ty: Type::Message(375), repeated: false, required: true },
-            Field { tag: 3, json: "metric", ty: Type::Message(376), repeated: false, required: true },
+            Field { tag: 1, json: "describedObject", ty: Type::Message(212), repeated: false, required: true },
+            Field { tag: 2, json: "target", ty: Type::Message(384), repeated: false, required: true },
+            Field { tag: 3, json: "metric", ty: Type::Message(385), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::autoscaling::v2::PodsMetricSource",
         fields: &[
-            Field { tag: 1, json: "metric", ty: Type::Message(376), repeated: false, required: true },
-            Field { tag: 2, json: "target", ty: Type::Message(375), repeated: false, required: true },
+            Field { tag: 1, json: "metric", ty: Type::Message(385), repeated: false, required: true },
+            Field { tag: 2, json: "target", ty: Type::Message(384), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::autoscaling::v2::ResourceMetricSource",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "target", ty: Type::Message(375), repeated: false, required: true },
+            Field { tag: 2, json: "target", ty: Type::Message(384), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::autoscaling::v2::ContainerResourceMetricSource",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "target", ty: Type::Message(375), repeated: false, required: true },
+            Field { tag: 2, json: "target", ty: Type::Message(384), repeated: false, required: true },
             Field { tag: 3, json: "container", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::autoscaling::v2::ExternalMetricSource",
         fields: &[
-            Field { tag: 1, json: "metric", ty: Type::Message(376), repeated: false, required: true },
-            Field { tag: 2, json: "target", ty: Type::Message(375), repeated: false, required: true },
+            Field { tag: 1, json: "metric", ty: Type::Message(385), repeated: false, required: true },
+            Field { tag: 2, json: "target", ty: Type::Message(384), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::autoscaling::v2::HpaScalingRules",
         fields: &[
             Field { tag: 1, json: "selectPolicy", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "policies", ty: Type::Message(377), repeated: true, required: false },
+            Field { tag: 2, json: "policies", ty: Type::Message(386), repeated: true, required: false },
             Field { tag: 3, json: "stabilizationWindowSeconds", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 4, json: "tolerance", ty: Type::Special(Special::Quantity), repeated: false, required: false },
         ],
@@ -3057,51 +3130,51 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::autoscaling::v2::ObjectMetricStatus",
         fields: &[
-            Field { tag: 1, json: "metric", ty: Type::Message(376), repeated: false, required: true },
-            Field { tag: 2, json: "current", ty: Type::Message(378), repeated: false, required: true },
-            Field { tag: 3, json: "describedObject", ty: Type::Message(206), repeated: false, required: true },
+            Field { tag: 1, json: "metric", ty: Type::Message(385), repeated: false, required: true },
+            Field { tag: 2, json: "current", ty: Type::Message(387), repeated: false, required: true },
+            Field { tag: 3, json: "describedObject", ty: Type::Message(212), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::autoscaling::v2::PodsMetricStatus",
         fields: &[
-            Field { tag: 1, json: "metric", ty: Type::Message(376), repeated: false, required: true },
-            Field { tag: 2, json: "current", ty: Type::Message(378), repeated: false, required: true },
+            Field { tag: 1, json: "metric", ty: Type::Message(385), repeated: false, required: true },
+            Field { tag: 2, json: "current", ty: Type::Message(387), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::autoscaling::v2::ResourceMetricStatus",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "current", ty: Type::Message(378), repeated: false, required: true },
+            Field { tag: 2, json: "current", ty: Type::Message(387), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::autoscaling::v2::ContainerResourceMetricStatus",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "current", ty: Type::Message(378), repeated: false, required: true },
+            Field { tag: 2, json: "current", ty: Type::Message(387), repeated: false, required: true },
             Field { tag: 3, json: "container", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::autoscaling::v2::ExternalMetricStatus",
         fields: &[
-            Field { tag: 1, json: "metric", ty: Type::Message(376), repeated: false, required: true },
-            Field { tag: 2, json: "current", ty: Type::Message(378), repeated: false, required: true },
+            Field { tag: 1, json: "metric", ty: Type::Message(385), repeated: false, required: true },
+            Field { tag: 2, json: "current", ty: Type::Message(387), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::networking::v1::IngressServiceBackend",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "port", ty: Type::Message(379), repeated: false, required: false },
+            Field { tag: 2, json: "port", ty: Type::Message(388), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::networking::v1::IngressRuleValue",
         fields: &[
-            Field { tag: 1, json: "http", ty: Type::Message(380), repeated: false, required: false },
+            Field { tag: 1, json: "http", ty: Type::Message(389), repeated: false, required: false },
         ],
     },
     Message {
@@ -3109,7 +3182,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "ip", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 2, json: "hostname", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 4, json: "ports", ty: Type::Message(381), repeated: true, required: false },
+            Field { tag: 4, json: "ports", ty: Type::Message(390), repeated: true, required: false },
         ],
     },
     Message {
@@ -3123,9 +3196,9 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::networking::v1::NetworkPolicyPeer",
         fields: &[
-            Field { tag: 1, json: "podSelector", ty: Type::Message(113), repeated: false, required: false },
-            Field { tag: 2, json: "namespaceSelector", ty: Type::Message(113), repeated: false, required: false },
-            Field { tag: 3, json: "ipBlock", ty: Type::Message(382), repeated: false, required: false },
+            Field { tag: 1, json: "podSelector", ty: Type::Message(115), repeated: false, required: false },
+            Field { tag: 2, json: "namespaceSelector", ty: Type::Message(115), repeated: false, required: false },
+            Field { tag: 3, json: "ipBlock", ty: Type::Message(391), repeated: false, required: false },
         ],
     },
     Message {
@@ -3138,7 +3211,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::admissionregistration::v1::NamedRuleWithOperations",
         fields: &[
             Field { tag: 1, json: "resourceNames", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
-            Field { tag: 2, json: "", ty: Type::Inline(174), repeated: false, required: false },
+            Field { tag: 2, json: "", ty: Type::Inline(180), repeated: false, required: false },
         ],
     },
     Message {
@@ -3152,9 +3225,9 @@ pub static MESSAGES: &[Message] = &[
         name: "api::flowcontrol::v1::Subject",
         fields: &[
             Field { tag: 1, json: "kind", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "user", ty: Type::Message(383), repeated: false, required: false },
-            Field { tag: 3, json: "group", ty: Type::Message(384), repeated: false, required: false },
-            Field { tag: 4, json: "serviceAccount", ty: Type::Message(385), repeated: false, required: false },
+            Field { tag: 2, json: "user", ty: Type::Message(392), repeated: false, required: false },
+            Field { tag: 3, json: "group", ty: Type::Message(393), repeated: false, required: false },
+            Field { tag: 4, json: "serviceAccount", ty: Type::Message(394), repeated: false, required: false },
         ],
     },
     Message {
@@ -3178,7 +3251,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::flowcontrol::v1::LimitResponse",
         fields: &[
             Field { tag: 1, json: "type", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "queuing", ty: Type::Message(386), repeated: false, required: false },
+            Field { tag: 2, json: "queuing", ty: Type::Message(395), repeated: false, required: false },
         ],
     },
     Message {
@@ -3208,7 +3281,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::SecretVolumeSource",
         fields: &[
             Field { tag: 1, json: "secretName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "items", ty: Type::Message(387), repeated: true, required: false },
+            Field { tag: 2, json: "items", ty: Type::Message(396), repeated: true, required: false },
             Field { tag: 3, json: "defaultMode", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 4, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
@@ -3224,7 +3297,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 6, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 7, json: "portals", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 8, json: "chapAuthDiscovery", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 10, json: "secretRef", ty: Type::Message(75), repeated: false, required: false },
+            Field { tag: 10, json: "secretRef", ty: Type::Message(77), repeated: false, required: false },
             Field { tag: 11, json: "chapAuthSession", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 12, json: "initiatorName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
@@ -3253,7 +3326,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 4, json: "pool", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 5, json: "user", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 6, json: "keyring", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 7, json: "secretRef", ty: Type::Message(75), repeated: false, required: false },
+            Field { tag: 7, json: "secretRef", ty: Type::Message(77), repeated: false, required: false },
             Field { tag: 8, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
@@ -3262,7 +3335,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "driver", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 2, json: "fsType", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 3, json: "secretRef", ty: Type::Message(75), repeated: false, required: false },
+            Field { tag: 3, json: "secretRef", ty: Type::Message(77), repeated: false, required: false },
             Field { tag: 4, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 5, json: "options", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
         ],
@@ -3273,7 +3346,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 1, json: "volumeID", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 2, json: "fsType", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 3, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 4, json: "secretRef", ty: Type::Message(75), repeated: false, required: false },
+            Field { tag: 4, json: "secretRef", ty: Type::Message(77), repeated: false, required: false },
         ],
     },
     Message {
@@ -3283,14 +3356,14 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "path", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 3, json: "user", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "secretFile", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 5, json: "secretRef", ty: Type::Message(75), repeated: false, required: false },
+            Field { tag: 5, json: "secretRef", ty: Type::Message(77), repeated: false, required: false },
             Field { tag: 6, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::DownwardAPIVolumeSource",
         fields: &[
-            Field { tag: 1, json: "items", ty: Type::Message(388), repeated: true, required: false },
+            Field { tag: 1, json: "items", ty: Type::Message(397), repeated: true, required: false },
             Field { tag: 2, json: "defaultMode", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
         ],
     },
@@ -3305,8 +3378,8 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ConfigMapVolumeSource",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(75), repeated: false, required: false },
-            Field { tag: 2, json: "items", ty: Type::Message(387), repeated: true, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(77), repeated: false, required: false },
+            Field { tag: 2, json: "items", ty: Type::Message(396), repeated: true, required: false },
             Field { tag: 3, json: "defaultMode", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
             Field { tag: 4, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
@@ -3314,7 +3387,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ProjectedVolumeSource",
         fields: &[
-            Field { tag: 1, json: "sources", ty: Type::Message(389), repeated: true, required: false },
+            Field { tag: 1, json: "sources", ty: Type::Message(398), repeated: true, required: false },
             Field { tag: 2, json: "defaultMode", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
         ],
     },
@@ -3323,7 +3396,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "gateway", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 2, json: "system", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 3, json: "secretRef", ty: Type::Message(75), repeated: false, required: true },
+            Field { tag: 3, json: "secretRef", ty: Type::Message(77), repeated: false, required: true },
             Field { tag: 4, json: "sslEnabled", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 5, json: "protectionDomain", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 6, json: "storagePool", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
@@ -3340,7 +3413,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "volumeNamespace", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 3, json: "fsType", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
-            Field { tag: 5, json: "secretRef", ty: Type::Message(75), repeated: false, required: false },
+            Field { tag: 5, json: "secretRef", ty: Type::Message(77), repeated: false, required: false },
         ],
     },
     Message {
@@ -3350,13 +3423,13 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "readOnly", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
             Field { tag: 3, json: "fsType", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "volumeAttributes", ty: Type::Map(&Type::Scalar(Scalar::String)), repeated: false, required: false },
-            Field { tag: 5, json: "nodePublishSecretRef", ty: Type::Message(75), repeated: false, required: false },
+            Field { tag: 5, json: "nodePublishSecretRef", ty: Type::Message(77), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::EphemeralVolumeSource",
         fields: &[
-            Field { tag: 1, json: "volumeClaimTemplate", ty: Type::Message(390), repeated: false, required: false },
+            Field { tag: 1, json: "volumeClaimTemplate", ty: Type::Message(399), repeated: false, required: false },
         ],
     },
     Message {
@@ -3369,42 +3442,42 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ConfigMapEnvSource",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(75), repeated: false, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(77), repeated: false, required: false },
             Field { tag: 2, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::SecretEnvSource",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(75), repeated: false, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(77), repeated: false, required: false },
             Field { tag: 2, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::EnvVarSource",
         fields: &[
-            Field { tag: 1, json: "fieldRef", ty: Type::Message(391), repeated: false, required: false },
-            Field { tag: 2, json: "resourceFieldRef", ty: Type::Message(392), repeated: false, required: false },
-            Field { tag: 3, json: "configMapKeyRef", ty: Type::Message(393), repeated: false, required: false },
-            Field { tag: 4, json: "secretKeyRef", ty: Type::Message(394), repeated: false, required: false },
+            Field { tag: 1, json: "fieldRef", ty: Type::Message(400), repeated: false, required: false },
+            Field { tag: 2, json: "resourceFieldRef", ty: Type::Message(401), repeated: false, required: false },
+            Field { tag: 3, json: "configMapKeyRef", ty: Type::Message(402), repeated: false, required: false },
+            Field { tag: 4, json: "secretKeyRef", ty: Type::Message(403), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::ProbeHandler",
         fields: &[
-            Field { tag: 1, json: "exec", ty: Type::Message(395), repeated: false, required: false },
-            Field { tag: 2, json: "httpGet", ty: Type::Message(396), repeated: false, required: false },
-            Field { tag: 3, json: "tcpSocket", ty: Type::Message(397), repeated: false, required: false },
-            Field { tag: 4, json: "grpc", ty: Type::Message(398), repeated: false, required: false },
+            Field { tag: 1, json: "exec", ty: Type::Message(404), repeated: false, required: false },
+            Field { tag: 2, json: "httpGet", ty: Type::Message(405), repeated: false, required: false },
+            Field { tag: 3, json: "tcpSocket", ty: Type::Message(406), repeated: false, required: false },
+            Field { tag: 4, json: "grpc", ty: Type::Message(407), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::LifecycleHandler",
         fields: &[
-            Field { tag: 1, json: "exec", ty: Type::Message(395), repeated: false, required: false },
-            Field { tag: 2, json: "httpGet", ty: Type::Message(396), repeated: false, required: false },
-            Field { tag: 3, json: "tcpSocket", ty: Type::Message(397), repeated: false, required: false },
-            Field { tag: 4, json: "sleep", ty: Type::Message(399), repeated: false, required: false },
+            Field { tag: 1, json: "exec", ty: Type::Message(404), repeated: false, required: false },
+            Field { tag: 2, json: "httpGet", ty: Type::Message(405), repeated: false, required: false },
+            Field { tag: 3, json: "tcpSocket", ty: Type::Message(406), repeated: false, required: false },
+            Field { tag: 4, json: "sleep", ty: Type::Message(408), repeated: false, required: false },
         ],
     },
     Message {
@@ -3418,16 +3491,16 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::PreferredSchedulingTerm",
         fields: &[
             Field { tag: 1, json: "weight", ty: Type::Scalar(Scalar::Int32), repeated: false, required: true },
-            Field { tag: 2, json: "preference", ty: Type::Message(372), repeated: false, required: true },
+            Field { tag: 2, json: "preference", ty: Type::Message(381), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::core::v1::PodAffinityTerm",
         fields: &[
-            Field { tag: 1, json: "labelSelector", ty: Type::Message(113), repeated: false, required: false },
+            Field { tag: 1, json: "labelSelector", ty: Type::Message(115), repeated: false, required: false },
             Field { tag: 2, json: "namespaces", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 3, json: "topologyKey", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 4, json: "namespaceSelector", ty: Type::Message(113), repeated: false, required: false },
+            Field { tag: 4, json: "namespaceSelector", ty: Type::Message(115), repeated: false, required: false },
             Field { tag: 5, json: "matchLabelKeys", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
             Field { tag: 6, json: "mismatchLabelKeys", ty: Type::Scalar(Scalar::String), repeated: true, required: false },
         ],
@@ -3436,7 +3509,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::WeightedPodAffinityTerm",
         fields: &[
             Field { tag: 1, json: "weight", ty: Type::Scalar(Scalar::Int32), repeated: false, required: true },
-            Field { tag: 2, json: "podAffinityTerm", ty: Type::Message(360), repeated: false, required: true },
+            Field { tag: 2, json: "podAffinityTerm", ty: Type::Message(369), repeated: false, required: true },
         ],
     },
     Message {
@@ -3495,7 +3568,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig",
         fields: &[
-            Field { tag: 1, json: "service", ty: Type::Message(400), repeated: false, required: false },
+            Field { tag: 1, json: "service", ty: Type::Message(409), repeated: false, required: false },
             Field { tag: 2, json: "caBundle", ty: Type::Scalar(Scalar::Bytes), repeated: false, required: false },
             Field { tag: 3, json: "url", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
         ],
@@ -3518,8 +3591,8 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::NodeSelectorTerm",
         fields: &[
-            Field { tag: 1, json: "matchExpressions", ty: Type::Message(401), repeated: true, required: false },
-            Field { tag: 2, json: "matchFields", ty: Type::Message(401), repeated: true, required: false },
+            Field { tag: 1, json: "matchExpressions", ty: Type::Message(410), repeated: true, required: false },
+            Field { tag: 2, json: "matchFields", ty: Type::Message(410), repeated: true, required: false },
         ],
     },
     Message {
@@ -3550,7 +3623,7 @@ pub static MESSAGES: &[Message] = &[
         name: "api::autoscaling::v2::MetricIdentifier",
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "selector", ty: Type::Message(113), repeated: false, required: false },
+            Field { tag: 2, json: "selector", ty: Type::Message(115), repeated: false, required: false },
         ],
     },
     Message {
@@ -3579,7 +3652,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::networking::v1::HttpIngressRuleValue",
         fields: &[
-            Field { tag: 1, json: "paths", ty: Type::Message(402), repeated: true, required: true },
+            Field { tag: 1, json: "paths", ty: Type::Message(411), repeated: true, required: true },
         ],
     },
     Message {
@@ -3636,26 +3709,26 @@ pub static MESSAGES: &[Message] = &[
         name: "api::core::v1::DownwardAPIVolumeFile",
         fields: &[
             Field { tag: 1, json: "path", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
-            Field { tag: 2, json: "fieldRef", ty: Type::Message(391), repeated: false, required: false },
-            Field { tag: 3, json: "resourceFieldRef", ty: Type::Message(392), repeated: false, required: false },
+            Field { tag: 2, json: "fieldRef", ty: Type::Message(400), repeated: false, required: false },
+            Field { tag: 3, json: "resourceFieldRef", ty: Type::Message(401), repeated: false, required: false },
             Field { tag: 4, json: "mode", ty: Type::Scalar(Scalar::Int32), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::VolumeProjection",
         fields: &[
-            Field { tag: 1, json: "secret", ty: Type::Message(403), repeated: false, required: false },
-            Field { tag: 2, json: "downwardAPI", ty: Type::Message(404), repeated: false, required: false },
-            Field { tag: 3, json: "configMap", ty: Type::Message(405), repeated: false, required: false },
-            Field { tag: 4, json: "serviceAccountToken", ty: Type::Message(406), repeated: false, required: false },
-            Field { tag: 5, json: "clusterTrustBundle", ty: Type::Message(407), repeated: false, required: false },
+            Field { tag: 1, json: "secret", ty: Type::Message(412), repeated: false, required: false },
+            Field { tag: 2, json: "downwardAPI", ty: Type::Message(413), repeated: false, required: false },
+            Field { tag: 3, json: "configMap", ty: Type::Message(414), repeated: false, required: false },
+            Field { tag: 4, json: "serviceAccountToken", ty: Type::Message(415), repeated: false, required: false },
+            Field { tag: 5, json: "clusterTrustBundle", ty: Type::Message(416), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::PersistentVolumeClaimTemplate",
         fields: &[
-            Field { tag: 1, json: "metadata", ty: Type::Message(53), repeated: false, required: false },
-            Field { tag: 2, json: "spec", ty: Type::Message(78), repeated: false, required: true },
+            Field { tag: 1, json: "metadata", ty: Type::Message(55), repeated: false, required: false },
+            Field { tag: 2, json: "spec", ty: Type::Message(80), repeated: false, required: true },
         ],
     },
     Message {
@@ -3676,7 +3749,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::ConfigMapKeySelector",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(75), repeated: false, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(77), repeated: false, required: false },
             Field { tag: 2, json: "key", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 3, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
@@ -3684,7 +3757,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "api::core::v1::SecretKeySelector",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(75), repeated: false, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(77), repeated: false, required: false },
             Field { tag: 2, json: "key", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 3, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
@@ -3702,7 +3775,7 @@ pub static MESSAGES: &[Message] = &[
             Field { tag: 2, json: "port", ty: Type::Special(Special::IntOrString), repeated: false, required: true },
             Field { tag: 3, json: "host", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 4, json: "scheme", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 5, json: "httpHeaders", ty: Type::Message(408), repeated: true, required: false },
+            Field { tag: 5, json: "httpHeaders", ty: Type::Message(417), repeated: true, required: false },
         ],
     },
     Message {
@@ -3746,29 +3819,29 @@ pub static MESSAGES: &[Message] = &[
         name: "api::networking::v1::HttpIngressPath",
         fields: &[
             Field { tag: 1, json: "path", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 2, json: "backend", ty: Type::Message(211), repeated: false, required: true },
+            Field { tag: 2, json: "backend", ty: Type::Message(217), repeated: false, required: true },
             Field { tag: 3, json: "pathType", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
         ],
     },
     Message {
         name: "api::core::v1::SecretProjection",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(75), repeated: false, required: false },
-            Field { tag: 2, json: "items", ty: Type::Message(387), repeated: true, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(77), repeated: false, required: false },
+            Field { tag: 2, json: "items", ty: Type::Message(396), repeated: true, required: false },
             Field { tag: 4, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
     Message {
         name: "api::core::v1::DownwardAPIProjection",
         fields: &[
-            Field { tag: 1, json: "items", ty: Type::Message(388), repeated: true, required: false },
+            Field { tag: 1, json: "items", ty: Type::Message(397), repeated: true, required: false },
         ],
     },
     Message {
         name: "api::core::v1::ConfigMapProjection",
         fields: &[
-            Field { tag: 1, json: "", ty: Type::Inline(75), repeated: false, required: false },
-            Field { tag: 2, json: "items", ty: Type::Message(387), repeated: true, required: false },
+            Field { tag: 1, json: "", ty: Type::Inline(77), repeated: false, required: false },
+            Field { tag: 2, json: "items", ty: Type::Message(396), repeated: true, required: false },
             Field { tag: 4, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],
     },
@@ -3785,7 +3858,7 @@ pub static MESSAGES: &[Message] = &[
         fields: &[
             Field { tag: 1, json: "name", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
             Field { tag: 2, json: "signerName", ty: Type::Scalar(Scalar::String), repeated: false, required: false },
-            Field { tag: 3, json: "labelSelector", ty: Type::Message(113), repeated: false, required: false },
+            Field { tag: 3, json: "labelSelector", ty: Type::Message(115), repeated: false, required: false },
             Field { tag: 4, json: "path", ty: Type::Scalar(Scalar::String), repeated: false, required: true },
             Field { tag: 5, json: "optional", ty: Type::Scalar(Scalar::Bool), repeated: false, required: false },
         ],

@@ -140,16 +140,13 @@ impl Strategy for Pods {
         Deletion::GracefulPod
     }
 
-    fn prepare_for_create(&self, obj: &mut Value) -> Vec<String> {
-        obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+    fn default_fields(&self, obj: &mut Value) {
         default_pod_spec(obj);
-        Vec::new()
     }
 
-    fn prepare_for_update(&self, obj: &mut Value, _old: &Value, status_only: bool) -> Vec<String> {
-        if !status_only {
-            default_pod_spec(obj);
-        }
+    fn prepare_for_create(&self, obj: &mut Value) -> Vec<String> {
+        obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+        self.default_fields(obj);
         Vec::new()
     }
 
@@ -216,17 +213,14 @@ impl Strategy for Namespaces {
         Deletion::Namespace
     }
 
+    fn default_fields(&self, obj: &mut Value) {
+        label_namespace(obj);
+    }
+
     fn prepare_for_create(&self, obj: &mut Value) -> Vec<String> {
         obj["status"] = json!({"phase": "Active"});
         obj["spec"] = json!({"finalizers": ["kubernetes"]});
-        label_namespace(obj);
-        Vec::new()
-    }
-
-    fn prepare_for_update(&self, obj: &mut Value, _old: &Value, status_only: bool) -> Vec<String> {
-        if !status_only {
-            label_namespace(obj);
-        }
+        self.default_fields(obj);
         Vec::new()
     }
 
@@ -267,16 +261,8 @@ impl Strategy for Nodes {
 pub struct Endpoints;
 
 impl Strategy for Endpoints {
-    fn prepare_for_create(&self, obj: &mut Value) -> Vec<String> {
+    fn default_fields(&self, obj: &mut Value) {
         mutate(obj, svcplane_rules::default_endpoints);
-        Vec::new()
-    }
-
-    fn prepare_for_update(&self, obj: &mut Value, _old: &Value, status_only: bool) -> Vec<String> {
-        if !status_only {
-            mutate(obj, svcplane_rules::default_endpoints);
-        }
-        Vec::new()
     }
 
     fn validate(
@@ -309,16 +295,8 @@ impl Strategy for EndpointSlices {
         true
     }
 
-    fn prepare_for_create(&self, obj: &mut Value) -> Vec<String> {
+    fn default_fields(&self, obj: &mut Value) {
         mutate(obj, svcplane_rules::default_endpoint_slice);
-        Vec::new()
-    }
-
-    fn prepare_for_update(&self, obj: &mut Value, _old: &Value, status_only: bool) -> Vec<String> {
-        if !status_only {
-            mutate(obj, svcplane_rules::default_endpoint_slice);
-        }
-        Vec::new()
     }
 
     fn validate(
@@ -356,16 +334,8 @@ impl Secrets {
 }
 
 impl Strategy for Secrets {
-    fn prepare_for_create(&self, obj: &mut Value) -> Vec<String> {
+    fn default_fields(&self, obj: &mut Value) {
         Secrets::default_type(obj);
-        Vec::new()
-    }
-
-    fn prepare_for_update(&self, obj: &mut Value, _old: &Value, status_only: bool) -> Vec<String> {
-        if !status_only {
-            Secrets::default_type(obj);
-        }
-        Vec::new()
     }
 
     fn typed(&self) -> Option<Typed> {

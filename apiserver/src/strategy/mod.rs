@@ -4,11 +4,13 @@
 //! `BeginCreate` / `BeginUpdate` allocation hooks, `CheckGracefulDelete`, `ReturnDeletedObject`).
 //!
 //! The write pipeline ([`crate::pipeline`]) runs the same stages for every resource and asks
-//! the resource's [`Strategy`] what is specific to it; adding a kind is one registry entry
-//! (`crate::resources`) plus, where its rules differ from the defaults, one strategy here.
+//! the resource's [`Strategy`] what is specific to it; adding a kind is one row of facts
+//! (`crate::kinds`) plus, where its rules differ from the defaults, one strategy here and its
+//! entry in `by_kind` (the one table joining kinds with behaviour, see [`for_kind`]).
 //! Strategies know nothing of HTTP, the store or the server state.
 
 mod builtin;
+mod by_kind;
 pub mod defaults;
 mod schema;
 mod typed;
@@ -17,6 +19,7 @@ use serde_json::Value;
 use svcplane_rules::names;
 
 use crate::error::{ApiError, Cause};
+use crate::kinds::{NameRule, Typed};
 use crate::services::{Reservation, ServiceAllocations};
 use crate::store::StoredObject;
 
@@ -24,8 +27,8 @@ pub use builtin::{
     CustomResourceDefinitions, CustomResources, EndpointSlices, Endpoints, Namespaces, Nodes, Pods,
     Secrets, Services, TypedOnly, ValidatingWebhookConfigurations,
 };
+pub use by_kind::for_kind;
 pub use schema::{common_errors, BuiltinSchema};
-pub use typed::Typed;
 
 /// Group, version and Kind of the objects a strategy handles, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,10 +63,6 @@ pub enum RegistryChange {
     Unregister(Value),
 }
 
-/// Name rule of a kind without validation of its own (upstream `ValidateObjectMeta`'s
-/// `nameFn`): one of the webhook crate's [`names`] functions.
-pub type NameRule = fn(&str) -> Vec<String>;
-
 /// The per-resource rules of the write pipeline. Every method has the generic store's
 /// default, so a strategy implements only what differs.
 pub trait Strategy: std::fmt::Debug + Send + Sync {
@@ -84,20 +83,25 @@ pub trait Strategy: std::fmt::Debug + Send + Sync {
         Deletion::Immediate
     }
 
+    /// Upstream's defaulting of the kind (`SetDefaults_*`), which the default
+    /// [`Strategy::prepare_for_create`] and [`Strategy::prepare_for_update`] run on a create
+    /// and on every update but a write to `/status`.
+    fn default_fields(&self, _obj: &mut Value) {}
+
     /// Defaulting and upstream `PrepareForCreate` of a new object. Returns defaulting
-    /// warnings.
-    fn prepare_for_create(&self, _obj: &mut Value) -> Vec<String> {
+    /// warnings. By default [`Strategy::default_fields`] alone.
+    fn prepare_for_create(&self, obj: &mut Value) -> Vec<String> {
+        self.default_fields(obj);
         Vec::new()
     }
 
     /// Defaulting and upstream `PrepareForUpdate` of an updated object (`status_only` for
-    /// writes to `/status`). Returns defaulting warnings.
-    fn prepare_for_update(
-        &self,
-        _obj: &mut Value,
-        _old: &Value,
-        _status_only: bool,
-    ) -> Vec<String> {
+    /// writes to `/status`). Returns defaulting warnings. By default
+    /// [`Strategy::default_fields`] unless `status_only`.
+    fn prepare_for_update(&self, obj: &mut Value, _old: &Value, status_only: bool) -> Vec<String> {
+        if !status_only {
+            self.default_fields(obj);
+        }
         Vec::new()
     }
 
@@ -336,7 +340,7 @@ pub fn unknown_fields(
 ) -> Result<Vec<String>, ApiError> {
     match strategy.typed() {
         None => Ok(Vec::new()),
-        Some(typed) => typed.unknown_fields(kind, obj),
+        Some(t) => typed::unknown_fields(t, kind, obj),
     }
 }
 

@@ -40,17 +40,14 @@ impl Strategy for BuiltinSchema {
                 m.remove("status");
             }
         }
-        if let Some(defaults) = self.defaults {
-            defaults(obj);
-        }
+        self.default_fields(obj);
         Vec::new()
     }
 
-    fn prepare_for_update(&self, obj: &mut Value, _old: &Value, status_only: bool) -> Vec<String> {
-        if let Some(defaults) = self.defaults.filter(|_| !status_only) {
+    fn default_fields(&self, obj: &mut Value) {
+        if let Some(defaults) = self.defaults {
             defaults(obj);
         }
-        Vec::new()
     }
 
     fn name_rule(&self) -> NameRule {

@@ -112,26 +112,24 @@ fn row(
 fn rows() -> Vec<Row> {
     const ALL: &[&str] = &["all"];
     vec![
-        Row {
-            unserved: &["token"],
-            ..row(
-                "v1",
-                "serviceaccounts",
-                "ServiceAccount",
-                true,
-                &["sa"],
-                &[],
-                &[(
-                    "token",
-                    "TokenRequest",
-                    Some(("authentication.k8s.io", "v1")),
-                    &["create"],
-                )],
-                json!({"automountServiceAccountToken": true}),
-                bad_labels(),
-                "metadata.labels",
-            )
-        },
+        // `serviceaccounts/token` is served (token_request.rs), as upstream.
+        row(
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            true,
+            &["sa"],
+            &[],
+            &[(
+                "token",
+                "TokenRequest",
+                Some(("authentication.k8s.io", "v1")),
+                &["create"],
+            )],
+            json!({"automountServiceAccountToken": true}),
+            bad_labels(),
+            "metadata.labels",
+        ),
         row(
             "v1",
             "persistentvolumes",

@@ -1,16 +1,19 @@
-//! The built-in kinds: one row per kind, from which everything the server knows about it
-//! follows — the registry entry and discovery (`crate::resources`), the OpenAPI v3 schema
-//! (`crate::openapi`), typed and strict decoding (the row's k8s-openapi type), strategic
-//! merge and server-side apply markers (`crate::patch::list_types`), and the write rules
-//! (the kind's own strategy, or [`strategy::BuiltinSchema`]: typed decoding plus upstream's
-//! common `ObjectMeta` rules).
+//! The built-in kinds: one row of facts per kind, from which everything the server knows about
+//! it follows — the registry entry and discovery (`crate::resources`), the OpenAPI v3 schema
+//! (`crate::openapi`), typed and strict decoding (the row's k8s-openapi type, [`Typed`]),
+//! strategic merge and server-side apply markers (`crate::patch::list_types`) and the name
+//! rule. The rows are facts only, so the patch engine, the OpenAPI documents and discovery can
+//! read them; behaviour (a kind's own strategy, upstream's defaulting) is attached above, in
+//! `crate::strategy`'s table of built-in kinds, the one place joining the two.
 //!
 //! Adding a built-in kind is adding a row to [`all`]. Discovery facts (short names,
 //! categories, subresources) are upstream's, as kube-apiserver v1.33 publishes them
 //! (`api/discovery/aggregated_v2.json` in kubernetes/kubernetes).
 
+mod typed;
+
 use std::any::TypeId;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use k8s_openapi::api::{
     admissionregistration, apps, autoscaling, batch, coordination, core, discovery, events,
@@ -23,7 +26,12 @@ use schemars::JsonSchema;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::patch::list_types::{self as merge, MergeRules};
-use crate::strategy::{self, NameRule, Strategy, Typed};
+
+pub use typed::Typed;
+
+/// Name rule of a kind without validation of its own (upstream `ValidateObjectMeta`'s
+/// `nameFn`): one of the rules crate's [`svcplane_rules::names`] functions, or one below.
+pub type NameRule = fn(&str) -> Vec<String>;
 
 /// A subresource besides `status` and `scale` (upstream `metav1.APIResource` of
 /// `pods/binding` etc.): its name, the Kind it takes or returns and the verbs it serves.
@@ -76,10 +84,6 @@ pub struct BuiltinKind {
     pub typed: Typed,
     /// Name rule of the generic strategy.
     pub name_rule: NameRule,
-    /// Its own strategy; `None` = [`strategy::BuiltinSchema`].
-    pub strategy: Option<fn() -> Arc<dyn Strategy>>,
-    /// Upstream's defaulting for [`strategy::BuiltinSchema`] (`strategy::defaults`).
-    pub defaults: Option<fn(&mut serde_json::Value)>,
 }
 
 impl std::fmt::Debug for BuiltinKind {
@@ -119,8 +123,6 @@ where
         schema: register::<T>,
         typed: Typed::of::<T>(),
         name_rule: svcplane_rules::names::is_dns1123_subdomain,
-        strategy: None,
-        defaults: None,
     }
 }
 
@@ -153,34 +155,12 @@ impl BuiltinKind {
         self.name_rule = rule;
         self
     }
-    fn defaults(mut self, defaults: fn(&mut serde_json::Value)) -> Self {
-        self.defaults = Some(defaults);
-        self
-    }
-    fn strategy(mut self, make: fn() -> Arc<dyn Strategy>) -> Self {
-        self.strategy = Some(make);
-        self
-    }
 
     /// The singular resource name (`deployment`).
     pub fn singular(&self) -> String {
         self.singular
             .map(str::to_string)
             .unwrap_or_else(|| self.kind.to_lowercase())
-    }
-
-    /// The row's strategy.
-    pub fn make_strategy(&self) -> Arc<dyn Strategy> {
-        match self.strategy {
-            Some(make) => make(),
-            None => Arc::new(strategy::BuiltinSchema {
-                typed: self.typed,
-                name_rule: self.name_rule,
-                namespaced: self.namespaced,
-                has_status: self.status,
-                defaults: self.defaults,
-            }),
-        }
     }
 }
 
@@ -237,6 +217,15 @@ pub const POD_SUBRESOURCES: &[Subresource] = &[
     },
 ];
 
+/// `serviceaccounts/token` (`TokenRequest`, served by `token_request.rs`).
+pub const SERVICE_ACCOUNT_SUBRESOURCES: &[Subresource] = &[Subresource {
+    name: "token",
+    group: "authentication.k8s.io",
+    version: "v1",
+    kind: "TokenRequest",
+    verbs: &["create"],
+}];
+
 /// Every built-in kind, in the order the registry used to list them (the original 13 first).
 pub fn all() -> &'static [BuiltinKind] {
     static ALL_KINDS: LazyLock<Vec<BuiltinKind>> = LazyLock::new(rows);
@@ -246,19 +235,18 @@ pub fn all() -> &'static [BuiltinKind] {
 fn rows() -> Vec<BuiltinKind> {
     use core::v1 as c;
     vec![
-        // The kinds with rules of their own (Service-grade or upstream's PrepareFor*).
+        // The kinds with rules of their own (Service-grade or upstream's PrepareFor*, see
+        // `crate::strategy`) first, as the registry has always listed them.
         row::<c::Namespace>()
             .short(&["ns"])
             .status()
             .fields(&["status.phase"])
-            .merge(&merge::NAMESPACE_RULES)
-            .strategy(|| Arc::new(strategy::Namespaces)),
+            .merge(&merge::NAMESPACE_RULES),
         row::<c::Service>()
             .short(&["svc"])
             .categories(ALL)
             .status()
-            .merge(&merge::SERVICE_RULES)
-            .strategy(|| Arc::new(strategy::Services)),
+            .merge(&merge::SERVICE_RULES),
         BuiltinKind {
             subresources: POD_SUBRESOURCES,
             ..row::<c::Pod>()
@@ -275,21 +263,18 @@ fn rows() -> Vec<BuiltinKind> {
             "status.podIP",
             "status.nominatedNodeName",
         ])
-        .merge(&merge::POD_RULES)
-        .strategy(|| Arc::new(strategy::Pods)),
+        .merge(&merge::POD_RULES),
         row::<c::Node>()
             .short(&["no"])
             .status()
             .fields(&["spec.unschedulable"])
-            .merge(&merge::NODE_RULES)
-            .strategy(|| Arc::new(strategy::Nodes)),
+            .merge(&merge::NODE_RULES),
         BuiltinKind {
             singular: Some("endpoints"),
             ..row::<c::Endpoints>()
         }
         .short(&["ep"])
-        .merge(&merge::ENDPOINTS_RULES)
-        .strategy(|| Arc::new(strategy::Endpoints)),
+        .merge(&merge::ENDPOINTS_RULES),
         row::<c::Event>()
             .short(&["ev"])
             .fields(&[
@@ -305,40 +290,29 @@ fn rows() -> Vec<BuiltinKind> {
                 "source",
                 "type",
             ])
-            .merge(&merge::PLAIN)
-            .strategy(|| Arc::new(strategy::TypedOnly::of::<c::Event>())),
-        row::<c::ConfigMap>()
-            .short(&["cm"])
-            .merge(&merge::PLAIN)
-            .strategy(|| Arc::new(strategy::TypedOnly::of::<c::ConfigMap>())),
-        row::<c::Secret>()
-            .fields(&["type"])
-            .merge(&merge::PLAIN)
-            .strategy(|| Arc::new(strategy::Secrets)),
-        row::<discovery::v1::EndpointSlice>()
-            .merge(&merge::ENDPOINT_SLICE_RULES)
-            .strategy(|| Arc::new(strategy::EndpointSlices)),
-        row::<coordination::v1::Lease>()
-            .merge(&merge::PLAIN)
-            .strategy(|| Arc::new(strategy::TypedOnly::of::<coordination::v1::Lease>())),
+            .merge(&merge::PLAIN),
+        row::<c::ConfigMap>().short(&["cm"]).merge(&merge::PLAIN),
+        row::<c::Secret>().fields(&["type"]).merge(&merge::PLAIN),
+        row::<discovery::v1::EndpointSlice>().merge(&merge::ENDPOINT_SLICE_RULES),
+        row::<coordination::v1::Lease>().merge(&merge::PLAIN),
         row::<events::v1::Event>()
             .short(&["ev"])
-            .merge(&merge::PLAIN)
-            .strategy(|| Arc::new(strategy::TypedOnly::of::<events::v1::Event>())),
+            .merge(&merge::PLAIN),
         row::<admissionregistration::v1::ValidatingWebhookConfiguration>()
             .categories(API_EXTENSIONS)
-            .merge(&merge::VALIDATING_WEBHOOK_CONFIGURATION_RULES)
-            .strategy(|| Arc::new(strategy::ValidatingWebhookConfigurations)),
+            .merge(&merge::VALIDATING_WEBHOOK_CONFIGURATION_RULES),
         row::<apiextensions::v1::CustomResourceDefinition>()
             .short(&["crd", "crds"])
             .categories(API_EXTENSIONS)
             .status()
-            .merge(&merge::CUSTOM_RESOURCE_DEFINITION_RULES)
-            .strategy(|| Arc::new(strategy::CustomResourceDefinitions)),
-        // Schema validation and the common metadata rules only (strategy::BuiltinSchema).
-        row::<c::ServiceAccount>()
-            .short(&["sa"])
-            .merge(&merge::SERVICE_ACCOUNT_RULES),
+            .merge(&merge::CUSTOM_RESOURCE_DEFINITION_RULES),
+        // Schema validation and the common metadata rules, some with upstream's defaulting.
+        BuiltinKind {
+            subresources: SERVICE_ACCOUNT_SUBRESOURCES,
+            ..row::<c::ServiceAccount>()
+        }
+        .short(&["sa"])
+        .merge(&merge::SERVICE_ACCOUNT_RULES),
         row::<c::PersistentVolume>()
             .short(&["pv"])
             .status()
@@ -354,50 +328,41 @@ fn rows() -> Vec<BuiltinKind> {
             .categories(ALL)
             .status()
             .scale()
-            .merge(&merge::REPLICATION_CONTROLLER_RULES)
-            .defaults(strategy::defaults::replication_controller),
-        row::<c::PodTemplate>()
-            .merge(&merge::POD_TEMPLATE_RULES)
-            .defaults(strategy::defaults::pod_template),
+            .merge(&merge::REPLICATION_CONTROLLER_RULES),
+        row::<c::PodTemplate>().merge(&merge::POD_TEMPLATE_RULES),
         row::<apps::v1::Deployment>()
             .short(&["deploy"])
             .categories(ALL)
             .status()
             .scale()
-            .merge(&merge::WORKLOAD_RULES)
-            .defaults(strategy::defaults::deployment),
+            .merge(&merge::WORKLOAD_RULES),
         row::<apps::v1::ReplicaSet>()
             .short(&["rs"])
             .categories(ALL)
             .status()
             .scale()
-            .merge(&merge::WORKLOAD_RULES)
-            .defaults(strategy::defaults::replica_set),
+            .merge(&merge::WORKLOAD_RULES),
         row::<apps::v1::StatefulSet>()
             .short(&["sts"])
             .categories(ALL)
             .status()
             .scale()
-            .merge(&merge::STATEFUL_SET_RULES)
-            .defaults(strategy::defaults::stateful_set),
+            .merge(&merge::STATEFUL_SET_RULES),
         row::<apps::v1::DaemonSet>()
             .short(&["ds"])
             .categories(ALL)
             .status()
-            .merge(&merge::WORKLOAD_RULES)
-            .defaults(strategy::defaults::daemon_set),
+            .merge(&merge::WORKLOAD_RULES),
         row::<apps::v1::ControllerRevision>(),
         row::<batch::v1::Job>()
             .categories(ALL)
             .status()
-            .merge(&merge::JOB_RULES)
-            .defaults(strategy::defaults::job),
+            .merge(&merge::JOB_RULES),
         row::<batch::v1::CronJob>()
             .short(&["cj"])
             .categories(ALL)
             .status()
-            .merge(&merge::CRON_JOB_RULES)
-            .defaults(strategy::defaults::cron_job),
+            .merge(&merge::CRON_JOB_RULES),
         row::<autoscaling::v2::HorizontalPodAutoscaler>()
             .short(&["hpa"])
             .categories(ALL)
