@@ -77,6 +77,20 @@ pub struct DevArgs {
     /// Watches one client (source address) may hold open at once; more get 429.
     #[arg(long, default_value_t = svcplane_apiserver::WatchLimits::default().max_per_client)]
     pub max_watches_per_client: usize,
+    /// Authorization of the embedded API server, as kube-apiserver's flag: `AlwaysAllow`
+    /// (every request allowed) or `RBAC` (Roles, ClusterRoles and their bindings decide;
+    /// `system:masters`, the generated kubeconfig's group, may do everything).
+    #[arg(long, default_value = "AlwaysAllow", value_parser = parse_authorization_mode)]
+    pub authorization_mode: svcplane_apiserver::AuthorizationMode,
+    /// Admission plugins to enable beyond the built-in ones, as kube-apiserver's flag
+    /// (comma-separated): only `OwnerReferencesPermissionEnforcement` (opt-in upstream too;
+    /// checked in RBAC mode), which makes setting `blockOwnerDeletion` need `update` on the
+    /// owner's `finalizers`.
+    #[arg(long, value_delimiter = ',', value_parser = parse_admission_plugin)]
+    pub enable_admission_plugins: Vec<String>,
+    /// Static bearer tokens, as kube-apiserver's flag: CSV lines `token,user,uid,"group1,group2"`.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
     /// Connections one client (source address) may hold open at once; more are closed.
     #[arg(long, default_value_t = svcplane_webhook::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT)]
     pub max_connections_per_client: usize,
@@ -104,6 +118,23 @@ fn parse_cluster_cidrs(s: &str) -> Result<ClusterCidrs, String> {
     }
     Ok(ClusterCidrs(cidrs))
 }
+
+fn parse_authorization_mode(s: &str) -> Result<svcplane_apiserver::AuthorizationMode, String> {
+    s.parse()
+}
+
+fn parse_admission_plugin(s: &str) -> Result<String, String> {
+    match s {
+        OWNER_REFERENCES_PERMISSION_ENFORCEMENT => Ok(s.to_string()),
+        other => Err(format!(
+            "--enable-admission-plugins: unsupported plugin {other:?}: the embedded API server \
+             can enable only {OWNER_REFERENCES_PERMISSION_ENFORCEMENT:?}"
+        )),
+    }
+}
+
+/// Upstream's admission plugin name (`plugin/pkg/admission/gc`).
+const OWNER_REFERENCES_PERMISSION_ENFORCEMENT: &str = "OwnerReferencesPermissionEnforcement";
 
 fn parse_backend(s: &str) -> Result<svcplane_dataplane::backends::BackendKind, String> {
     s.parse()
@@ -153,6 +184,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         state_file: args.state_file.clone(),
         service_cluster_ip_range: args.service_cluster_ip_range.clone(),
         service_node_port_range: args.service_node_port_range.clone(),
+        authorization_mode: args.authorization_mode,
+        token_auth_file: args.token_auth_file.clone(),
+        owner_references_permission_enforcement: args
+            .enable_admission_plugins
+            .iter()
+            .any(|p| p == OWNER_REFERENCES_PERMISSION_ENFORCEMENT),
         ..Default::default()
     };
     config.watch_limits.max_per_client = args.max_watches_per_client;

@@ -20,6 +20,7 @@ use crate::error::ApiError;
 use crate::resources::{ResourceInfo, ResourceKey};
 use crate::selector::LabelSelector;
 use crate::store::Store;
+use crate::string_list::strings;
 
 /// Default `timeoutSeconds` of a webhook (upstream: 10).
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 10;
@@ -78,16 +79,6 @@ impl WebhookClients {
 /// webhook configurations themselves to webhooks, to avoid locking clusters out).
 fn exempt(info: &ResourceInfo) -> bool {
     info.group == "admissionregistration.k8s.io"
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn matches_list(list: &[String], value: &str) -> bool {
@@ -156,15 +147,48 @@ struct Matched {
     webhook: Value,
 }
 
+/// What a write asks admission about (upstream `admission.Attributes`): the resource and
+/// subresource, the operation (`CREATE`, `UPDATE`, `DELETE`), the new object (`Null` for a
+/// delete), the old one and `dryRun`.
+#[derive(Debug, Clone, Copy)]
+pub struct Attributes<'a> {
+    /// The resource written.
+    pub info: &'a ResourceInfo,
+    /// The subresource written (`status`), if any.
+    pub subresource: Option<&'a str>,
+    /// `CREATE`, `UPDATE` or `DELETE`.
+    pub operation: &'a str,
+    /// The object as it would be stored; `Null` for a delete.
+    pub obj: &'a Value,
+    /// The stored object an update or delete replaces.
+    pub old: Option<&'a Value>,
+    /// `dryRun=All`.
+    pub dry_run: bool,
+}
+
+impl Attributes<'_> {
+    /// The object the request is about: the new one, or a delete's old one.
+    fn source(&self) -> &Value {
+        if self.obj.is_null() {
+            self.old.unwrap_or(self.obj)
+        } else {
+            self.obj
+        }
+    }
+}
+
 fn matching_webhooks(
     state: Admission<'_>,
-    info: &ResourceInfo,
-    subresource: Option<&str>,
-    operation: &str,
-    obj: &Value,
-    old: Option<&Value>,
-    dry_run: bool,
+    attrs: Attributes<'_>,
 ) -> Result<Vec<Matched>, ApiError> {
+    let Attributes {
+        info,
+        subresource,
+        operation,
+        obj,
+        old,
+        dry_run,
+    } = attrs;
     let key = ResourceKey {
         group: "admissionregistration.k8s.io".into(),
         plural: "validatingwebhookconfigurations".into(),
@@ -190,11 +214,7 @@ fn matching_webhooks(
             .map(|o| o.labels.clone())
             .unwrap_or_default()
     } else if info.group.is_empty() && info.plural == "namespaces" {
-        labels_of(if obj.is_null() {
-            old.unwrap_or(obj)
-        } else {
-            obj
-        })
+        labels_of(attrs.source())
     } else {
         BTreeMap::new()
     };
@@ -258,20 +278,9 @@ fn webhook_url(webhook: &Value) -> Result<String, String> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn review(
-    info: &ResourceInfo,
-    subresource: Option<&str>,
-    operation: &str,
-    obj: &Value,
-    old: Option<&Value>,
-    dry_run: bool,
-) -> Value {
-    let source = if obj.is_null() {
-        old.unwrap_or(obj)
-    } else {
-        obj
-    };
+fn review(attrs: Attributes<'_>) -> Value {
+    let info = attrs.info;
+    let source = attrs.source();
     let mut request = json!({
         "uid": uuid::Uuid::new_v4().to_string(),
         "kind": {"group": info.group, "version": info.version, "kind": info.kind},
@@ -279,16 +288,16 @@ fn review(
         "requestKind": {"group": info.group, "version": info.version, "kind": info.kind},
         "requestResource": {"group": info.group, "version": info.version, "resource": info.plural},
         "name": source["metadata"]["name"],
-        "operation": operation,
+        "operation": attrs.operation,
         "userInfo": {"username": "system:admin", "groups": ["system:masters", "system:authenticated"]},
-        "object": if obj.is_null() { Value::Null } else { obj.clone() },
-        "oldObject": old.cloned().unwrap_or(Value::Null),
-        "dryRun": dry_run,
+        "object": attrs.obj.clone(),
+        "oldObject": attrs.old.cloned().unwrap_or(Value::Null),
+        "dryRun": attrs.dry_run,
     });
     if let Some(ns) = source["metadata"]["namespace"].as_str() {
         request["namespace"] = json!(ns);
     }
-    if let Some(sub) = subresource {
+    if let Some(sub) = attrs.subresource {
         request["subResource"] = json!(sub);
     }
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
@@ -348,21 +357,16 @@ pub struct Admission<'a> {
 /// Calls every matching validating webhook; returns their warnings, or the first denial.
 pub async fn call_webhooks(
     state: Admission<'_>,
-    info: &ResourceInfo,
-    subresource: Option<&str>,
-    operation: &str,
-    obj: &Value,
-    old: Option<&Value>,
-    dry_run: bool,
+    attrs: Attributes<'_>,
 ) -> Result<Vec<String>, ApiError> {
-    if exempt(info) {
+    if exempt(attrs.info) {
         return Ok(Vec::new());
     }
-    let matched = matching_webhooks(state, info, subresource, operation, obj, old, dry_run)?;
+    let matched = matching_webhooks(state, attrs)?;
     if matched.is_empty() {
         return Ok(Vec::new());
     }
-    let body = review(info, subresource, operation, obj, old, dry_run);
+    let body = review(attrs);
     // Upstream calls validating webhooks in parallel.
     let results =
         futures::future::join_all(matched.iter().map(|m| call_one(state, m, &body))).await;

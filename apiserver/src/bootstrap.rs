@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::pipeline::DEV_COMPONENTS;
 use crate::state::AppState;
 use crate::Error;
 
@@ -112,7 +113,7 @@ pub async fn apply_manifests(state: &Arc<AppState>, text: &str) -> Result<Vec<St
                 v["status"] = status;
                 state
                     .pipeline()
-                    .update_status_internal(&info, &current, v)
+                    .update_internal(&info, Some("status"), &current, v, DEV_COMPONENTS)
                     .await
                     .map_err(|e| {
                         Error::Bootstrap(format!("{kind} {name:?} status: {}", e.message))

@@ -60,6 +60,19 @@ pub fn decode_object(body: &[u8], format: BodyFormat) -> Result<Value, ApiError>
     Ok(value)
 }
 
+/// Decodes a write's body in the format its `Content-Type` header names ([`body_format`],
+/// then [`decode_object`]); returns the object and the format it came in.
+pub fn decode_body(
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Result<(Value, BodyFormat), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let format = body_format(content_type)?;
+    Ok((decode_object(body, format)?, format))
+}
+
 /// Describes a JSON value's type for error messages.
 pub fn kind_of(v: &Value) -> &'static str {
     match v {

@@ -72,15 +72,45 @@ pub fn core_versions(server_address: &str) -> Value {
     })
 }
 
+/// The create-only resources answered without storage (`access_review.rs`): (group, version,
+/// resource, Kind), listed in discovery as kube-apiserver lists them (cluster-scoped, verb
+/// `create`). Upstream's `tokenreviews`, `subjectaccessreviews` and
+/// `localsubjectaccessreviews` are not served here, so not listed.
+const REVIEWS: &[(&str, &str, &str, &str)] = &[
+    (
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+    ),
+];
+
 fn groups(registry: &Registry) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in registry.all() {
-        if r.group.is_empty() {
+    let served = registry.all();
+    let pairs = served
+        .iter()
+        .map(|r| (r.group.as_str(), r.version.as_str()))
+        .chain(REVIEWS.iter().map(|(g, v, _, _)| (*g, *v)));
+    for (group, version) in pairs {
+        if group.is_empty() {
             continue;
         }
-        let versions = out.entry(r.group.clone()).or_default();
-        if !versions.contains(&r.version) {
-            versions.push(r.version.clone());
+        let versions = out.entry(group.to_string()).or_default();
+        if !versions.iter().any(|v| v == version) {
+            versions.push(version.to_string());
         }
     }
     out
@@ -132,7 +162,14 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
         .into_iter()
         .filter(|r| r.group == group && r.version == version)
         .collect();
-    if resources.is_empty() {
+    let reviews: Vec<Value> = REVIEWS
+        .iter()
+        .filter(|(g, v, _, _)| *g == group && *v == version)
+        .map(|(_, _, plural, kind)| {
+            json!({"name": plural, "singularName": "", "namespaced": false, "kind": kind, "verbs": ["create"]})
+        })
+        .collect();
+    if resources.is_empty() && reviews.is_empty() {
         return None;
     }
     resources.sort_by(|a, b| a.plural.cmp(&b.plural));
@@ -191,6 +228,7 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
             list.push(json!({"name": "namespaces/finalize", "singularName": "", "namespaced": false, "kind": "Namespace", "verbs": ["update"]}));
         }
     }
+    list.extend(reviews);
     let group_version = if group.is_empty() {
         version.to_string()
     } else {
@@ -468,6 +506,30 @@ mod tests {
         openapi_index(registry)["paths"][path]["serverRelativeURL"]
             .as_str()
             .map(|u| u.rsplit_once("?hash=").expect("hash").1.to_string())
+    }
+
+    #[test]
+    fn self_reviews_are_listed_as_upstream_create_only_resources() {
+        let registry = Registry::with_builtins();
+        let list = resource_list(&registry, "authorization.k8s.io", "v1").unwrap();
+        let names: Vec<&str> = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]
+        );
+        assert_eq!(list["resources"][0]["verbs"], json!(["create"]));
+        assert!(group(&registry, "authentication.k8s.io").is_some());
+        let all = group_list(&registry);
+        assert!(all["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "authorization.k8s.io"));
     }
 
     #[test]

@@ -202,6 +202,21 @@ impl ApiError {
         ApiError::new(403, "Forbidden", message)
     }
 
+    /// 403 Forbidden for a resource request (upstream `NewForbidden`: `details` name the
+    /// resource as `kind`, its group and the object).
+    pub fn forbidden_for(group: &str, resource: &str, name: &str, message: String) -> Self {
+        let mut err = ApiError::new(403, "Forbidden", message);
+        err.details.group = Some(group.to_string()).filter(|g| !g.is_empty());
+        err.details.kind = Some(resource.to_string());
+        err.details.name = Some(name.to_string()).filter(|n| !n.is_empty());
+        err
+    }
+
+    /// 401 Unauthorized (upstream `responsewriters.Unauthorized`: message `Unauthorized`).
+    pub fn unauthorized() -> Self {
+        ApiError::new(401, "Unauthorized", "Unauthorized")
+    }
+
     /// 500 InternalError.
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(500, "InternalError", message)

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::pipeline::DeleteOptions;
+use crate::pipeline::{DeleteOptions, CONTROLLER_MANAGER};
 use crate::resources::{ResourceInfo, ResourceKey};
 use crate::state::AppState;
 use crate::store::StoredObject;
@@ -82,7 +82,10 @@ pub async fn sweep(state: &Arc<AppState>) -> bool {
             if let Some(refs) = value["metadata"]["ownerReferences"].as_array_mut() {
                 refs.retain(|r| !r["uid"].as_str().is_some_and(|u| gone.contains(u)));
             }
-            let _ = state.pipeline().update_internal(info, obj, value).await;
+            let _ = state
+                .pipeline()
+                .update_internal(info, None, obj, value, CONTROLLER_MANAGER)
+                .await;
         }
     }
 
@@ -101,7 +104,10 @@ pub async fn sweep(state: &Arc<AppState>) -> bool {
                 if let Some(refs) = dv["metadata"]["ownerReferences"].as_array_mut() {
                     refs.retain(|r| r["uid"].as_str() != Some(obj.uid.as_str()));
                 }
-                let _ = state.pipeline().update_internal(dinfo, dobj, dv).await;
+                let _ = state
+                    .pipeline()
+                    .update_internal(dinfo, None, dobj, dv, CONTROLLER_MANAGER)
+                    .await;
             }
             if deps.is_empty() {
                 remove_finalizer(state, info, obj, value.clone(), ORPHAN).await;
@@ -170,7 +176,11 @@ async fn remove_finalizer(
         .filter(|f| f != finalizer)
         .collect();
     value["metadata"]["finalizers"] = json!(remaining);
-    if let Err(err) = state.pipeline().update_internal(info, obj, value).await {
+    if let Err(err) = state
+        .pipeline()
+        .update_internal(info, None, obj, value, CONTROLLER_MANAGER)
+        .await
+    {
         tracing::debug!(%err, name = %obj.name, "removing finalizer failed; retrying");
     }
 }

@@ -8,17 +8,18 @@ use std::sync::Arc;
 use http::HeaderMap;
 use serde_json::{json, Value};
 
-use crate::codec::{self, body_format, decode_object, json_response, value_response};
+use crate::codec::{self, decode_body, json_response, value_response};
 use crate::error::ApiError;
 use crate::metadata;
 use crate::patch_request::{self, PatchKind};
-use crate::pipeline::{DeleteOptions, WriteOptions};
+use crate::pipeline::DeleteOptions;
+use crate::rbac::UserInfo;
 use crate::reply::Reply;
 use crate::request::{Query, ResourceRequest, Verb};
+use crate::request_options::{store_key_ns, write_options};
 use crate::resources::ResourceInfo;
 use crate::selector::Selectors;
 use crate::state::AppState;
-use crate::strict_decoding::FieldValidation;
 use crate::table;
 
 /// How long a patch or apply keeps re-applying itself to a changing object. Upstream's
@@ -40,6 +41,7 @@ fn is_store_conflict(e: &ApiError) -> bool {
 pub async fn handle(
     state: &Arc<AppState>,
     rr: &ResourceRequest,
+    user: &UserInfo,
     query: &Query,
     headers: &HeaderMap,
     body: &[u8],
@@ -51,6 +53,17 @@ pub async fn handle(
         let opts = write_options(query, headers, rr.verb)?;
         return crate::scale::handle(state, rr, query, headers, body, opts.write).await;
     }
+    if crate::token_request::serves(rr) {
+        if rr.verb != Verb::Create {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        return crate::token_request::create(state, rr, content_type, body);
+    }
     if crate::pod_subresources::serves(rr) {
         return crate::pod_subresources::handle(state, rr, query, headers, body).await;
     }
@@ -61,23 +74,11 @@ pub async fn handle(
             list(state, rr, query, headers)
         }
         Verb::Watch => unreachable!("watch is served by the watch module"),
-        Verb::Create => create(state, rr, query, headers, body).await,
-        Verb::Update => update(state, rr, query, headers, body).await,
-        Verb::Patch | Verb::Apply => patch(state, rr, query, headers, body).await,
+        Verb::Create => create(state, rr, user, query, headers, body).await,
+        Verb::Update => update(state, rr, user, query, headers, body).await,
+        Verb::Patch | Verb::Apply => patch(state, rr, user, query, headers, body).await,
         Verb::Delete => delete(state, rr, query, headers, body).await,
         Verb::DeleteCollection => delete_collection(state, rr, query, headers, body).await,
-    }
-}
-
-fn namespace_of(rr: &ResourceRequest) -> String {
-    rr.namespace.clone().unwrap_or_default()
-}
-
-fn store_key_ns(rr: &ResourceRequest) -> String {
-    if rr.info.namespaced {
-        namespace_of(rr)
-    } else {
-        String::new()
     }
 }
 
@@ -252,63 +253,6 @@ fn list(
     Ok(Reply::new(json_response(200, body)))
 }
 
-/// Options common to write requests: the pipeline's, and how unknown fields are treated.
-struct RequestOptions {
-    write: WriteOptions,
-    strict: FieldValidation,
-}
-
-fn write_options(
-    query: &Query,
-    headers: &HeaderMap,
-    verb: Verb,
-) -> Result<RequestOptions, ApiError> {
-    let dry_run = query.dry_run()?;
-    let field_manager = match query.get("fieldManager") {
-        Some(m) if !m.is_empty() => {
-            if m.len() > 128 {
-                return Err(ApiError::bad_request(
-                    "fieldManager: Too long: may not be more than 128 bytes",
-                ));
-            }
-            m.to_string()
-        }
-        _ if verb == Verb::Apply => {
-            return Err(ApiError::bad_request(
-                "PATCH, application/apply-patch+yaml requests require fieldManager to be set",
-            ))
-        }
-        _ => default_manager(headers),
-    };
-    let strict = match query.get("fieldValidation") {
-        None | Some("") | Some("Warn") => FieldValidation::Warn,
-        Some("Strict") => FieldValidation::Strict,
-        Some("Ignore") => FieldValidation::Ignore,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
-            )))
-        }
-    };
-    Ok(RequestOptions {
-        write: WriteOptions {
-            applied: verb == Verb::Apply,
-            dry_run,
-            field_manager,
-        },
-        strict,
-    })
-}
-
-/// Upstream derives the default field manager from the user agent's program name.
-fn default_manager(headers: &HeaderMap) -> String {
-    let ua = headers
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    crate::patch::apply::manager_from_user_agent(ua)
-}
-
 /// Checks `apiVersion` and `kind` of a body against the addressed resource. Missing ones are
 /// taken from the URL's resource, as kube-apiserver's decoder does with the handler's default
 /// GroupVersionKind (`staging/src/k8s.io/apiserver/pkg/endpoints/handlers/create.go` and
@@ -411,27 +355,37 @@ fn check_namespace_accepts(
     }
 }
 
+/// A written object's `metadata.name` must be the name on the URL (upstream
+/// `endpoints/handlers` `checkName`, which update and patch call).
+fn check_url_name(obj: &Value, name: &str) -> Result<(), ApiError> {
+    let body_name = metadata::name(obj);
+    if body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    Ok(())
+}
+
 async fn create(
     state: &Arc<AppState>,
     rr: &ResourceRequest,
+    user: &UserInfo,
     query: &Query,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Reply, ApiError> {
     if rr.subresource.as_deref() == Some("binding") {
-        return bind_pod(state, rr, query, headers, body).await;
+        return crate::pod_subresources::bind_pod(state, rr, query, headers, body).await;
     }
     if rr.subresource.is_some() {
         return Err(ApiError::method_not_allowed(
             "create is not allowed on subresources",
         ));
     }
-    let opts = write_options(query, headers, rr.verb)?;
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let format = body_format(content_type)?;
-    let mut obj = decode_object(body, format)?;
+    let mut opts = write_options(query, headers, rr.verb)?;
+    opts.write.user = Some(user.clone());
+    let (mut obj, format) = decode_body(headers, body)?;
     check_type(&rr.info, &mut obj)?;
     check_namespace(&rr.info, rr.namespace.as_deref(), &mut obj)?;
     let mut warnings =
@@ -440,72 +394,27 @@ async fn create(
     check_namespace_accepts(state, &rr.info, &ns, metadata::name(&obj))?;
     let (stored, more) = state.pipeline().create(&rr.info, obj, &opts.write).await?;
     warnings.extend(more);
-    let mut reply = Reply::new(json_response(201, stored));
-    reply.warnings = warnings;
-    Ok(reply)
-}
-
-/// `POST pods/NAME/binding`: binds the Pod to the Binding's target Node in one write
-/// ([`crate::binding`]).
-async fn bind_pod(
-    state: &Arc<AppState>,
-    rr: &ResourceRequest,
-    query: &Query,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Reply, ApiError> {
-    let opts = write_options(query, headers, rr.verb)?;
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let binding = decode_object(body, body_format(content_type)?)?;
-    let kind = binding["kind"].as_str().unwrap_or("Binding");
-    if !kind.is_empty() && kind != "Binding" {
-        return Err(ApiError::bad_request(format!(
-            "the body of the request was of kind {kind:?}, not Binding"
-        )));
-    }
-    let name = rr.name.clone().unwrap_or_default();
-    let ns = store_key_ns(rr);
-    let current = state
-        .store
-        .get(&rr.info.key(), &ns, &name)
-        .ok_or_else(|| ApiError::not_found(&rr.info.group, &rr.info.plural, &name))?;
-    let bound = crate::binding::bind(&current.value(), &binding, &name)?;
-    state
-        .pipeline()
-        .update(&rr.info, Some("binding"), &current, bound, &opts.write)
-        .await?;
-    Ok(Reply::new(json_response(
-        201,
-        crate::binding::success().to_string(),
-    )))
+    Ok(Reply::with_warnings(json_response(201, stored), warnings))
 }
 
 async fn update(
     state: &Arc<AppState>,
     rr: &ResourceRequest,
+    user: &UserInfo,
     query: &Query,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Reply, ApiError> {
-    let opts = write_options(query, headers, rr.verb)?;
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let format = body_format(content_type)?;
-    let mut obj = decode_object(body, format)?;
+    let mut opts = write_options(query, headers, rr.verb)?;
+    opts.write.user = Some(user.clone());
+    let (mut obj, format) = decode_body(headers, body)?;
     check_type(&rr.info, &mut obj)?;
     check_namespace(&rr.info, rr.namespace.as_deref(), &mut obj)?;
     let name = rr.name.clone().unwrap_or_default();
-    let body_name = metadata::name(&obj).to_string();
-    if body_name.is_empty() {
+    if metadata::name(&obj).is_empty() {
         obj["metadata"]["name"] = json!(name);
-    } else if body_name != name {
-        return Err(ApiError::bad_request(format!(
-            "the name of the object ({body_name}) does not match the name on the URL ({name})"
-        )));
     }
+    check_url_name(&obj, &name)?;
     let mut warnings =
         crate::strict_decoding::check_body(&rr.info, &mut obj, body, format, opts.strict)?;
     let ns = store_key_ns(rr);
@@ -531,19 +440,19 @@ async fn update(
         )
         .await?;
     warnings.extend(more);
-    let mut reply = Reply::new(json_response(200, json));
-    reply.warnings = warnings;
-    Ok(reply)
+    Ok(Reply::with_warnings(json_response(200, json), warnings))
 }
 
 async fn patch(
     state: &Arc<AppState>,
     rr: &ResourceRequest,
+    user: &UserInfo,
     query: &Query,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Reply, ApiError> {
-    let opts = write_options(query, headers, rr.verb)?;
+    let mut opts = write_options(query, headers, rr.verb)?;
+    opts.write.user = Some(user.clone());
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -574,22 +483,16 @@ async fn patch(
                     patch_request::apply_to_new(&rr.info, &patch, &opts.write.field_manager)?;
                 check_type(&rr.info, &mut obj)?;
                 check_namespace(&rr.info, rr.namespace.as_deref(), &mut obj)?;
-                if metadata::name(&obj) != name {
-                    return Err(ApiError::bad_request(format!(
-                        "the name of the object ({}) does not match the name on the URL ({name})",
-                        metadata::name(&obj)
-                    )));
-                }
+                check_url_name(&obj, &name)?;
                 check_namespace_accepts(state, &rr.info, &ns, &name)?;
                 match state.pipeline().create(&rr.info, obj, &opts.write).await {
                     // Created by someone else meanwhile: apply to that object instead.
                     Err(e) if e.reason == "AlreadyExists" => continue,
                     Err(e) => return Err(e),
                     Ok((json, warnings)) => {
-                        let mut reply = Reply::new(json_response(201, json));
-                        reply.warnings = apply_warnings;
-                        reply.warnings.extend(warnings);
-                        return Ok(reply);
+                        let mut all = apply_warnings;
+                        all.extend(warnings);
+                        return Ok(Reply::with_warnings(json_response(201, json), all));
                     }
                 }
             }
@@ -615,12 +518,7 @@ async fn patch(
         } else {
             crate::strict_decoding::check_patch(&rr.info, kind, &mut new, body, opts.strict)?
         };
-        if metadata::name(&new) != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                metadata::name(&new)
-            )));
-        }
+        check_url_name(&new, &name)?;
         check_namespace(&rr.info, rr.namespace.as_deref(), &mut new)?;
         // The patched object inherits the resourceVersion of the version it was applied to,
         // unless the patch itself set one: that is the precondition, checked against the
@@ -651,10 +549,11 @@ async fn patch(
             }
             Err(e) => return Err(e),
             Ok((json, warnings)) => {
-                let mut reply = Reply::new(json_response(200, json));
                 field_warnings.extend(warnings);
-                reply.warnings = field_warnings;
-                return Ok(reply);
+                return Ok(Reply::with_warnings(
+                    json_response(200, json),
+                    field_warnings,
+                ));
             }
         }
     }

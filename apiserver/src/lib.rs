@@ -13,8 +13,13 @@
 
 mod access_review;
 mod admission;
+mod authn;
+mod authorizer;
+mod authz;
+pub mod authz_log;
 mod binding;
 mod bootstrap;
+mod bootstrap_policy;
 mod codec;
 mod discovery;
 mod duplicate_fields;
@@ -22,7 +27,8 @@ mod error;
 mod faults;
 mod gc;
 mod handlers;
-pub mod kinds;
+mod impersonation;
+mod kinds;
 mod kubeconfig;
 mod managed_fields;
 mod metadata;
@@ -30,6 +36,7 @@ mod metrics;
 mod nesting;
 mod openapi;
 mod openapi_v2;
+mod owner_references;
 pub mod patch;
 mod patch_limits;
 mod patch_request;
@@ -41,7 +48,10 @@ pub mod rbac;
 mod repair_task;
 mod reply;
 mod request;
+mod request_info;
+mod request_options;
 mod resources;
+mod sa_token;
 mod scale;
 pub mod selector;
 mod server;
@@ -50,10 +60,12 @@ mod state;
 mod store;
 mod strategy;
 mod strict_decoding;
+mod string_list;
 mod table;
 pub mod testing;
 mod text;
 mod tls;
+mod token_request;
 mod type_error;
 mod watch;
 mod watch_buffer;
@@ -67,7 +79,8 @@ pub use faults::{FaultConfig, FaultRule, Faults};
 pub use server::{exposure_warning, start, RunningServer, SHUTDOWN_GRACE};
 pub use services::{Finding, Held, RepairReport};
 pub use state::{
-    Config, WatchLimits, DEFAULT_SERVICE_CLUSTER_IP_RANGE, DEFAULT_SERVICE_NODE_PORT_RANGE,
+    AuthorizationMode, Config, WatchLimits, DEFAULT_SERVICE_CLUSTER_IP_RANGE,
+    DEFAULT_SERVICE_NODE_PORT_RANGE,
 };
 
 /// Errors starting or running the server.
@@ -82,6 +95,9 @@ pub enum Error {
     /// The state file could not be read or written.
     #[error("state file {0}: {1}")]
     StateFile(String, String),
+    /// Authentication could not be set up (`--token-auth-file`, the token signing key).
+    #[error("authentication setup failed: {0}")]
+    Auth(String),
     /// A bootstrap object could not be created.
     #[error("bootstrap failed: {0}")]
     Bootstrap(String),

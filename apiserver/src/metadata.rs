@@ -142,14 +142,7 @@ pub fn spec_changed(new: &Value, old: &Value) -> bool {
 
 /// The object's finalizers.
 pub fn finalizers(obj: &Value) -> Vec<String> {
-    obj["metadata"]["finalizers"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::string_list::strings(&obj["metadata"]["finalizers"])
 }
 
 /// Whether the object is being deleted.

@@ -25,6 +25,14 @@ pub struct Metrics {
     pub terminated_watchers: IntCounterVec,
     /// `svcplane_apiserver_watch_history_bytes`: bytes the retained watch history holds.
     pub history_bytes: IntGauge,
+    /// `authentication_attempts{result}` (`success`, `failure`: upstream's name, from
+    /// `staging/src/k8s.io/apiserver/pkg/endpoints/filters/metrics.go`); anonymous requests
+    /// are successes of the anonymous authenticator, as upstream.
+    pub authentication_attempts: IntCounterVec,
+    /// `apiserver_authorization_decisions_total{type,name,decision}` (upstream's name, from
+    /// `staging/src/k8s.io/apiserver/pkg/authorization/metrics`): RBAC decisions, `allowed` or
+    /// `denied`, under `--authorization-mode=RBAC` (impersonation checks included).
+    pub authorization_decisions: IntCounterVec,
 }
 
 impl Metrics {
@@ -85,8 +93,26 @@ impl Metrics {
             "Bytes of object versions held by the watch history of the embedded API server.",
         )
         .expect("valid metric");
+        let authentication_attempts = IntCounterVec::new(
+            Opts::new(
+                "authentication_attempts",
+                "Counter of authenticated attempts.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let authorization_decisions = IntCounterVec::new(
+            Opts::new(
+                "apiserver_authorization_decisions_total",
+                "Total number of terminal decisions made by an authorizer split by authorizer type, name, and decision.",
+            ),
+            &["type", "name", "decision"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(authentication_attempts.clone()),
+            Box::new(authorization_decisions.clone()),
             Box::new(terminated_watchers.clone()),
             Box::new(history_bytes.clone()),
             Box::new(latency.clone()),
@@ -105,6 +131,8 @@ impl Metrics {
             resource_version,
             terminated_watchers,
             history_bytes,
+            authentication_attempts,
+            authorization_decisions,
         }
     }
 

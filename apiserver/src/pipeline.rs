@@ -52,7 +52,17 @@ pub struct Pipeline<'a> {
     pub gc_wakeup: &'a Notify,
     /// Wakes the persister (every write).
     pub persist_wakeup: &'a Notify,
+    /// OwnerReferencesPermissionEnforcement, when enabled.
+    pub owner_references: Option<crate::owner_references::Enforcement<'a>>,
 }
+
+/// The field manager of the server's background writes (GC, namespace cleanup, repair
+/// Events), as upstream's controllers in `kube-controller-manager` record.
+pub const CONTROLLER_MANAGER: &str = "kube-controller-manager";
+
+/// The field manager of the status writes of `svcplane dev`'s built-in components (bootstrap
+/// statuses, a PodDisruptionBudget's `status.disruptedPods`).
+pub const DEV_COMPONENTS: &str = "svcplane-dev";
 
 /// Options of a create or update.
 #[derive(Debug, Clone)]
@@ -63,6 +73,8 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// The field manager recorded in managedFields.
     pub field_manager: String,
+    /// Who writes; None for the server's own writes.
+    pub user: Option<crate::rbac::UserInfo>,
 }
 
 impl WriteOptions {
@@ -72,6 +84,7 @@ impl WriteOptions {
             applied: false,
             dry_run: false,
             field_manager: field_manager.to_string(),
+            user: None,
         }
     }
 }
@@ -155,9 +168,17 @@ impl Pipeline<'_> {
             let mut warnings = defaulting_warnings.clone();
             warnings.extend(strategy.validate(&kind, &obj, None)?);
             // Admit.
+            self.enforce_owner_references(info, None, &obj, None, opts)?;
             warnings.extend(
-                self.admit(info, None, "CREATE", &obj, None, opts.dry_run)
-                    .await?,
+                self.admit(admission::Attributes {
+                    info,
+                    subresource: None,
+                    operation: "CREATE",
+                    obj: &obj,
+                    old: None,
+                    dry_run: opts.dry_run,
+                })
+                .await?,
             );
             if opts.dry_run {
                 let mut preview = obj.clone();
@@ -244,9 +265,17 @@ impl Pipeline<'_> {
         let mut warnings = defaulting_warnings;
         warnings.extend(validated);
         // Admit.
+        self.enforce_owner_references(info, subresource, &obj, Some(&old), opts)?;
         warnings.extend(
-            self.admit(info, subresource, "UPDATE", &obj, Some(&old), opts.dry_run)
-                .await?,
+            self.admit(admission::Attributes {
+                info,
+                subresource,
+                operation: "UPDATE",
+                obj: &obj,
+                old: Some(&old),
+                dry_run: opts.dry_run,
+            })
+            .await?,
         );
         if opts.dry_run {
             return Ok((obj.to_string(), warnings));
@@ -303,14 +332,14 @@ impl Pipeline<'_> {
                 .get(&info.key(), ns, name)
                 .ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))?;
             check_delete_preconditions(info, name, &current, opts)?;
-            self.admit(
+            self.admit(admission::Attributes {
                 info,
-                None,
-                "DELETE",
-                &Value::Null,
-                Some(&current.value()),
-                opts.dry_run,
-            )
+                subresource: None,
+                operation: "DELETE",
+                obj: &Value::Null,
+                old: Some(&current.value()),
+                dry_run: opts.dry_run,
+            })
             .await?;
             if opts.dry_run {
                 return Ok((200, current.json.to_string()));
@@ -424,52 +453,50 @@ impl Pipeline<'_> {
             .map(|(json, _)| json)
     }
 
-    /// Writes a new version of an object from inside the server (GC, namespace cleanup).
+    /// Writes a new version of an object (or, with `subresource` `Some("status")`, its
+    /// status) from inside the server under `field_manager` ([`CONTROLLER_MANAGER`] for GC,
+    /// namespace cleanup and repair, [`DEV_COMPONENTS`] for status writes), bypassing HTTP
+    /// but not the pipeline.
     pub async fn update_internal(
         &self,
         info: &Arc<ResourceInfo>,
+        subresource: Option<&str>,
         current: &Arc<StoredObject>,
         obj: Value,
+        field_manager: &str,
     ) -> Result<String, ApiError> {
-        let opts = WriteOptions::internal("kube-controller-manager");
-        self.update(info, None, current, obj, &opts)
+        let opts = WriteOptions::internal(field_manager);
+        self.update(info, subresource, current, obj, &opts)
             .await
             .map(|(json, _)| json)
     }
 
-    /// Writes an object's status through the status subresource from inside the server.
-    pub async fn update_status_internal(
-        &self,
-        info: &Arc<ResourceInfo>,
-        current: &Arc<StoredObject>,
-        obj: Value,
-    ) -> Result<String, ApiError> {
-        let opts = WriteOptions::internal("svcplane-dev");
-        self.update(info, Some("status"), current, obj, &opts)
-            .await
-            .map(|(json, _)| json)
-    }
-
-    /// The admission stage: validating webhooks.
-    async fn admit(
+    /// The OwnerReferencesPermissionEnforcement admission plugin, when enabled, for a
+    /// user's write.
+    fn enforce_owner_references(
         &self,
         info: &ResourceInfo,
         subresource: Option<&str>,
-        operation: &str,
         obj: &Value,
         old: Option<&Value>,
-        dry_run: bool,
-    ) -> Result<Vec<String>, ApiError> {
-        admission::call_webhooks(
-            self.admission,
-            info,
-            subresource,
-            operation,
-            obj,
-            old,
-            dry_run,
-        )
-        .await
+        opts: &WriteOptions,
+    ) -> Result<(), ApiError> {
+        match (&self.owner_references, &opts.user) {
+            (Some(enforcement), Some(user)) => enforcement.validate(
+                user,
+                info,
+                subresource,
+                obj["metadata"]["namespace"].as_str().unwrap_or_default(),
+                obj,
+                old,
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The admission stage: validating webhooks.
+    async fn admit(&self, attrs: admission::Attributes<'_>) -> Result<Vec<String>, ApiError> {
+        admission::call_webhooks(self.admission, attrs).await
     }
 
     /// Commits a create or update; an object too large to store is stored without its
@@ -641,6 +668,7 @@ mod tests {
                 allocations: &self.allocations,
                 gc_wakeup: &self.gc_wakeup,
                 persist_wakeup: &self.persist_wakeup,
+                owner_references: None,
             }
         }
 
@@ -680,6 +708,7 @@ mod tests {
             applied: false,
             dry_run,
             field_manager: "test".into(),
+            user: None,
         }
     }
 
@@ -830,7 +859,9 @@ mod tests {
         let current = f.store.get(&info.key(), "default", "held").unwrap();
         let mut released = current.value();
         released["metadata"]["finalizers"] = json!([]);
-        p.update_internal(&info, &current, released).await.unwrap();
+        p.update_internal(&info, None, &current, released, CONTROLLER_MANAGER)
+            .await
+            .unwrap();
         assert!(f.get("", "configmaps", "default", "held").is_none());
     }
 
@@ -848,7 +879,10 @@ mod tests {
         let current = f.store.get(&info.key(), "default", "held").unwrap();
         let mut more = current.value();
         more["metadata"]["finalizers"] = json!(["example.com/hold", "example.com/other"]);
-        let err = p.update_internal(&info, &current, more).await.unwrap_err();
+        let err = p
+            .update_internal(&info, None, &current, more, CONTROLLER_MANAGER)
+            .await
+            .unwrap_err();
         assert_eq!(err.code, 422);
         assert_eq!(err.details.causes[0].field, "metadata.finalizers");
     }

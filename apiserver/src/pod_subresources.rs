@@ -1,5 +1,7 @@
-//! `pods/eviction` and `pods/log` (upstream `pkg/registry/core/pod/storage/eviction.go` and
-//! `pkg/registry/core/pod/rest/log.go`). `pods/binding` is served elsewhere.
+//! `pods/binding`, `pods/eviction` and `pods/log` (upstream
+//! `pkg/registry/core/pod/storage/storage.go` `BindingREST`, `eviction.go` and
+//! `pkg/registry/core/pod/rest/log.go`). `pods/binding` is reached through the create handler
+//! ([`bind_pod`]); the others through [`handle`].
 //!
 //! Eviction follows upstream's `EvictionREST.Create`: the Eviction's name must be the Pod's;
 //! a Pod that is terminal, pending or already being deleted is deleted without consulting
@@ -18,10 +20,12 @@ use std::sync::Arc;
 use http::HeaderMap;
 use serde_json::{json, Value};
 
+use crate::codec::{decode_body, json_response};
 use crate::error::{ApiError, Cause};
-use crate::pipeline::DeleteOptions;
+use crate::pipeline::{DeleteOptions, DEV_COMPONENTS};
 use crate::reply::Reply;
 use crate::request::{Query, ResourceRequest, Verb};
+use crate::request_options::{store_key_ns, write_options};
 use crate::selector::LabelSelector;
 use crate::state::AppState;
 
@@ -49,6 +53,40 @@ pub async fn handle(
             "the server does not allow this method on the requested resource",
         )),
     }
+}
+
+/// `POST pods/NAME/binding`: binds the Pod to the Binding's target Node in one write
+/// ([`crate::binding`]).
+pub async fn bind_pod(
+    state: &Arc<AppState>,
+    rr: &ResourceRequest,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let opts = write_options(query, headers, rr.verb)?;
+    let (binding, _) = decode_body(headers, body)?;
+    let kind = binding["kind"].as_str().unwrap_or("Binding");
+    if !kind.is_empty() && kind != "Binding" {
+        return Err(ApiError::bad_request(format!(
+            "the body of the request was of kind {kind:?}, not Binding"
+        )));
+    }
+    let name = rr.name.clone().unwrap_or_default();
+    let ns = store_key_ns(rr);
+    let current = state
+        .store
+        .get(&rr.info.key(), &ns, &name)
+        .ok_or_else(|| ApiError::not_found(&rr.info.group, &rr.info.plural, &name))?;
+    let bound = crate::binding::bind(&current.value(), &binding, &name)?;
+    state
+        .pipeline()
+        .update(&rr.info, Some("binding"), &current, bound, &opts.write)
+        .await?;
+    Ok(Reply::new(json_response(
+        201,
+        crate::binding::success().to_string(),
+    )))
 }
 
 fn log(
@@ -134,11 +172,7 @@ async fn evict(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Reply, ApiError> {
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let format = crate::codec::body_format(content_type)?;
-    let eviction = crate::codec::decode_object(body, format)?;
+    let (eviction, _) = decode_body(headers, body)?;
     if !eviction.is_object() {
         return Err(ApiError::bad_request(
             "the body of an eviction must be a policy/v1 Eviction object",
@@ -277,7 +311,7 @@ async fn check_disruption_budget(
     pdb["status"]["disruptedPods"][pod_name] = json!(now);
     state
         .pipeline()
-        .update_status_internal(&pdbs, &current, pdb)
+        .update_internal(&pdbs, Some("status"), &current, pdb, DEV_COMPONENTS)
         .await?;
     Ok(())
 }

@@ -20,7 +20,7 @@
 //! - `staging/src/k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors.go`:
 //!   `ForbiddenStatusError`, and `apierrors.NewForbidden` for the message's prefix.
 //!
-//! Not wired into request handling yet: nothing authenticates requests.
+//! Wired into request handling by [`crate::authz`] under `--authorization-mode=RBAC`.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +38,8 @@ pub const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
 pub struct UserInfo {
     /// User name (`system:serviceaccount:ns:name`, `alice`).
     pub name: String,
+    /// User uid (a ServiceAccount's `metadata.uid`; empty when the authenticator has none).
+    pub uid: String,
     /// Groups (`system:serviceaccounts`, `system:authenticated`).
     pub groups: Vec<String>,
 }
@@ -47,6 +49,7 @@ impl UserInfo {
     pub fn new(name: impl Into<String>, groups: &[&str]) -> UserInfo {
         UserInfo {
             name: name.into(),
+            uid: String::new(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
         }
     }
@@ -57,6 +60,7 @@ impl UserInfo {
     pub fn service_account(namespace: &str, name: &str) -> UserInfo {
         UserInfo {
             name: format!("{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}"),
+            uid: String::new(),
             groups: vec![
                 "system:serviceaccounts".into(),
                 format!("system:serviceaccounts:{namespace}"),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::pipeline::CONTROLLER_MANAGER;
 use crate::services::repair::{Finding, RepairReport, REPAIR_INTERVAL};
 use crate::state::AppState;
 
@@ -61,7 +62,11 @@ async fn record_event(state: &Arc<AppState>, f: &Finding) {
         let count = ev["count"].as_i64().unwrap_or(1) + 1;
         ev["count"] = json!(count);
         ev["lastTimestamp"] = json!(now);
-        if let Err(err) = state.pipeline().update_internal(&info, &current, ev).await {
+        if let Err(err) = state
+            .pipeline()
+            .update_internal(&info, None, &current, ev, CONTROLLER_MANAGER)
+            .await
+        {
             tracing::debug!(err = %err.message, "repair event not updated");
         }
         return;

@@ -19,4 +19,10 @@ impl Reply {
             warnings: Vec::new(),
         }
     }
+
+    /// A reply carrying `warnings` (defaulting, strict decoding and admission warnings of a
+    /// write).
+    pub(crate) fn with_warnings(response: http::Response<Body>, warnings: Vec<String>) -> Self {
+        Reply { response, warnings }
+    }
 }

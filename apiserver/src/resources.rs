@@ -9,6 +9,7 @@ use serde_json::Value;
 
 pub use crate::store::ResourceKey;
 use crate::strategy::{self, ObjectKind, Strategy};
+use crate::string_list::strings;
 
 /// Static description of one served resource (upstream `metav1.APIResource` plus what the
 /// server needs to store it) and its write rules, the registry entry of the resource.
@@ -119,7 +120,7 @@ fn builtin(row: &crate::kinds::BuiltinKind) -> ResourceInfo {
             .iter()
             .map(|s| s.to_string())
             .collect(),
-        strategy: row.make_strategy(),
+        strategy: strategy::for_kind(row),
     }
 }
 
@@ -300,15 +301,6 @@ pub fn crd_resources(crd: &Value) -> Vec<ResourceInfo> {
     if group.is_empty() || plural.is_empty() || kind.is_empty() {
         return Vec::new();
     }
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let namespaced = spec["scope"].as_str() != Some("Cluster");
     let mut out = Vec::new();
     for version in spec["versions"].as_array().into_iter().flatten() {

@@ -158,9 +158,10 @@ pub async fn handle(
         .update(info, None, &current, new, &opts)
         .await?;
     let updated: Value = serde_json::from_str(&json).unwrap_or_default();
-    let mut out = reply(&scale_of(&updated), 200);
-    out.warnings = warnings;
-    Ok(out)
+    Ok(crate::reply::Reply::with_warnings(
+        crate::codec::value_response(200, &scale_of(&updated)),
+        warnings,
+    ))
 }
 
 #[cfg(test)]

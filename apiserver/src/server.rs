@@ -31,6 +31,8 @@ pub struct RunningServer {
     pub url: String,
     /// The CA certificate (PEM) to trust in HTTPS mode.
     pub ca_pem: Option<String>,
+    /// The admin client certificate and key (PEM) the kubeconfig uses in HTTPS mode.
+    admin_cert: Option<(String, String)>,
     state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
     accept: JoinHandle<()>,
@@ -41,9 +43,9 @@ pub struct RunningServer {
 /// connections (kube-apiserver similarly bounds its graceful termination).
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The warning for a server reachable from other hosts: it has no authentication or
-/// authorization, so whoever reaches the port reads and changes every object, Secrets
-/// included. `None` on a loopback address.
+/// The warning for a server reachable from other hosts that authorizes every request
+/// (`--authorization-mode=AlwaysAllow`, the default): whoever reaches the port reads and
+/// changes every object, Secrets included. `None` on a loopback address.
 pub fn exposure_warning(addr: SocketAddr, tls: bool) -> Option<String> {
     if addr.ip().is_loopback() {
         return None;
@@ -54,9 +56,9 @@ pub fn exposure_warning(addr: SocketAddr, tls: bool) -> Option<String> {
         "a non-loopback address"
     };
     Some(format!(
-        "the embedded API server listens on {addr} ({scope}) without authentication or \
-         authorization: anyone who can reach it can read and change every object, Secrets \
-         included{}. Listen on 127.0.0.1 unless this is intended.",
+        "the embedded API server listens on {addr} ({scope}) without authorization \
+         (--authorization-mode=AlwaysAllow): anyone who can reach it can read and change every object, Secrets \
+         included{}. Listen on 127.0.0.1, or use --authorization-mode=RBAC, unless this is intended.",
         if tls { "" } else { ", over plain HTTP" }
     ))
 }
@@ -93,14 +95,38 @@ impl RunningServer {
         render_metrics(&self.state)
     }
 
-    /// A kubeconfig for `kubectl` and kube-rs pointing at this server.
+    /// A kubeconfig for `kubectl` and kube-rs pointing at this server, as its admin (a
+    /// `system:masters` user: a client certificate signed by the server's CA in HTTPS mode, a
+    /// bearer token generated at start over plain HTTP).
     pub fn kubeconfig(&self) -> String {
-        crate::kubeconfig::render(&self.url, self.ca_pem.as_deref())
+        let credentials = match &self.admin_cert {
+            Some((cert_pem, key_pem)) => {
+                crate::kubeconfig::Credentials::ClientCertificate { cert_pem, key_pem }
+            }
+            None => crate::kubeconfig::Credentials::Token(&self.state.admin_token),
+        };
+        crate::kubeconfig::render(&self.url, self.ca_pem.as_deref(), &credentials)
+    }
+
+    /// A kubeconfig like [`RunningServer::kubeconfig`] that authenticates with `token`
+    /// instead (a ServiceAccount token, a `--token-auth-file` token, or none when empty).
+    pub fn kubeconfig_with_token(&self, token: &str) -> String {
+        crate::kubeconfig::render(
+            &self.url,
+            self.ca_pem.as_deref(),
+            &crate::kubeconfig::Credentials::Token(token),
+        )
     }
 
     /// The warning to show when the server is reachable from other hosts (see
-    /// [`exposure_warning`]).
+    /// [`exposure_warning`]); none over HTTPS with `--authorization-mode=RBAC`, where
+    /// requests are authenticated and authorized.
     pub fn exposure_warning(&self) -> Option<String> {
+        if self.ca_pem.is_some()
+            && self.state.authorizer.mode() == crate::state::AuthorizationMode::Rbac
+        {
+            return None;
+        }
         exposure_warning(self.addr, self.ca_pem.is_some())
     }
 
@@ -151,6 +177,7 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
         persist::load(&state, path)?;
     }
     crate::bootstrap::run(&state).await?;
+    crate::authz::bootstrap(&state).await?;
     let host = if addr.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], addr.port()))
     } else {
@@ -178,12 +205,16 @@ pub async fn start(config: Config) -> Result<RunningServer, Error> {
         tasks.push(tokio::spawn(persist::run(state.clone(), path)));
     }
     tracing::info!(%url, "embedded API server listening");
-    if let Some(warning) = exposure_warning(addr, certs.is_some()) {
+    let rbac = config.authorization_mode == crate::state::AuthorizationMode::Rbac;
+    if let Some(warning) = exposure_warning(addr, certs.is_some()).filter(|_| !rbac) {
         tracing::warn!("{warning}");
     }
     Ok(RunningServer {
         addr,
         url,
+        admin_cert: certs
+            .as_ref()
+            .map(|c| (c.admin_cert_pem.clone(), c.admin_key_pem.clone())),
         ca_pem: certs.map(|c| c.ca_pem),
         state,
         shutdown: shutdown_tx,
@@ -248,12 +279,30 @@ async fn route(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
 
+    let user = match crate::authz::admit(
+        &state,
+        &method,
+        &path,
+        &query,
+        &headers,
+        conn.as_ref().and_then(|c| c.client_certificate.as_deref()),
+    ) {
+        Ok(user) => user,
+        Err(e) => return error_response(&e),
+    };
     if path == "/debug/faults" {
         return faults_endpoint(&state, &method, req).await;
     }
-    if method == Method::POST && path == crate::access_review::PATH {
+    if let (&Method::POST, Some(review)) = (&method, crate::access_review::Review::at(&path)) {
         let answer = match read_body(req, request_timeout).await {
-            Ok(body) => crate::access_review::review(&body, content_type.as_deref()),
+            Ok(body) => crate::access_review::answer(
+                review,
+                &body,
+                content_type.as_deref(),
+                &user,
+                &state.authorizer,
+                &state.store,
+            ),
             Err(e) => Err(e),
         };
         let resp = match answer {
@@ -377,7 +426,7 @@ async fn route(
             }
             return watch_mod::watch(&state, &rr, &query, &headers, conn.as_ref(), http1);
         }
-        let reply = handlers::handle(&state, &rr, &query, &headers, &body).await?;
+        let reply = handlers::handle(&state, &rr, &user, &query, &headers, &body).await?;
         let mut resp = reply.response;
         add_warnings(&mut resp, &reply.warnings);
         Ok::<_, ApiError>(resp)

@@ -9,6 +9,10 @@ use svcplane_webhook::connections::ConnectionLimits;
 use tokio::sync::Notify;
 
 use crate::admission::Admission;
+use crate::authn::Authenticator;
+pub use crate::authorizer::AuthorizationMode;
+use crate::authorizer::Authorizer;
+use crate::authz_log::AuthorizationLog;
 use crate::faults::Faults;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
@@ -57,6 +61,13 @@ pub struct Config {
     pub simulate_pod_termination: bool,
     /// Interval of watch bookmarks when clients allow them.
     pub bookmark_interval: std::time::Duration,
+    /// `--authorization-mode`: `AlwaysAllow` (default) or `RBAC`.
+    pub authorization_mode: AuthorizationMode,
+    /// `--enable-admission-plugins=OwnerReferencesPermissionEnforcement` (opt-in, as
+    /// upstream): see [`crate::owner_references`]. Checked only in RBAC mode.
+    pub owner_references_permission_enforcement: bool,
+    /// `--token-auth-file`: static bearer tokens (`token,user,uid,"group1,group2"`).
+    pub token_auth_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -75,6 +86,9 @@ impl Default for Config {
             service_node_port_range: DEFAULT_SERVICE_NODE_PORT_RANGE.to_string(),
             simulate_pod_termination: true,
             bookmark_interval: std::time::Duration::from_secs(5),
+            authorization_mode: AuthorizationMode::default(),
+            owner_references_permission_enforcement: false,
+            token_auth_file: None,
         }
     }
 }
@@ -124,6 +138,15 @@ pub struct AppState {
     pub webhook_clients: crate::admission::WebhookClients,
     /// Open watches per client.
     pub watch_clients: Arc<WatchClients>,
+    /// Who sends each request.
+    pub authn: Authenticator,
+    /// Whether each request is allowed.
+    pub authorizer: Authorizer,
+    /// Every distinct authorization decision per user (RBAC mode only), for tests.
+    pub authorization_log: AuthorizationLog,
+    /// The bearer token of the generated kubeconfig in plain-HTTP mode (a `system:masters`
+    /// user; HTTPS kubeconfigs use a client certificate instead). Random per start.
+    pub admin_token: String,
 }
 
 impl AppState {
@@ -142,7 +165,32 @@ impl AppState {
             &config.service_cluster_ip_range,
             &config.service_node_port_range,
         )?;
+        let mut tokens = match &config.token_auth_file {
+            None => HashMap::new(),
+            Some(path) => {
+                let shown = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| crate::Error::Auth(format!("--token-auth-file {shown}: {e}")))?;
+                crate::authn::parse_token_file(&shown, &text)
+                    .map_err(|e| crate::Error::Auth(e.to_string()))?
+            }
+        };
+        let admin_token = uuid::Uuid::new_v4().simple().to_string();
+        tokens.insert(
+            admin_token.clone(),
+            crate::rbac::UserInfo::new(
+                crate::tls::ADMIN_USER,
+                &[crate::authn::MASTERS, crate::authn::AUTHENTICATED],
+            ),
+        );
+        let issuer = crate::sa_token::DEFAULT_ISSUER;
+        let signer = crate::sa_token::TokenSigner::generate(issuer, vec![issuer.to_string()])
+            .map_err(|e| crate::Error::Auth(format!("ServiceAccount token key: {e}")))?;
         Ok(Arc::new(AppState {
+            authn: Authenticator { tokens, signer },
+            authorizer: Authorizer::new(config.authorization_mode),
+            authorization_log: AuthorizationLog::default(),
+            admin_token,
             registry,
             store,
             metrics: Metrics::new(),
@@ -168,6 +216,14 @@ impl AppState {
             allocations: &self.services,
             gc_wakeup: &self.gc_wakeup,
             persist_wakeup: &self.persist_wakeup,
+            owner_references: (self.config.owner_references_permission_enforcement
+                && self.authorizer.mode() == AuthorizationMode::Rbac)
+                .then_some(crate::owner_references::Enforcement {
+                    authorizer: &self.authorizer,
+                    store: &self.store,
+                    registry: &self.registry,
+                    log: &self.authorization_log,
+                }),
         }
     }
 }

@@ -222,6 +222,50 @@ pub enum WatchError {
 
 type ObjKey = (String, String);
 
+/// Where a list page starts in a table: after the `continue` token's key, else at the
+/// namespace's first key, else at the beginning.
+fn page_start(
+    continue_after: Option<(&str, &str)>,
+    namespace: Option<&str>,
+) -> std::ops::Bound<ObjKey> {
+    match (continue_after, namespace) {
+        (Some((ns, name)), _) => std::ops::Bound::Excluded((ns.to_string(), name.to_string())),
+        (None, Some(ns)) => std::ops::Bound::Included((ns.to_string(), String::new())),
+        (None, None) => std::ops::Bound::Unbounded,
+    }
+}
+
+/// One list page from `entries` in key order (`None` = absent at the listed revision): the
+/// objects of `namespace` (all when `None`) that pass `filter`, at most `limit` of them, and
+/// whether more follow.
+fn take_page<'a>(
+    entries: impl Iterator<Item = (&'a ObjKey, Option<&'a Arc<StoredObject>>)>,
+    namespace: Option<&str>,
+    mut filter: impl FnMut(&StoredObject) -> bool,
+    limit: Option<usize>,
+) -> (Vec<Arc<StoredObject>>, bool) {
+    let mut out = Vec::new();
+    for ((ns, _), obj) in entries {
+        if let Some(want) = namespace {
+            if ns != want {
+                if ns.as_str() > want {
+                    break;
+                }
+                continue;
+            }
+        }
+        let Some(obj) = obj else { continue };
+        if !filter(obj) {
+            continue;
+        }
+        if limit.is_some_and(|l| out.len() >= l) {
+            return (out, true);
+        }
+        out.push(obj.clone());
+    }
+    (out, false)
+}
+
 /// The `resourceVersion` an object is serialized with before its revision is known.
 const RV_PLACEHOLDER: &str = "\u{1}svcplane-rv\u{1}";
 /// How [`RV_PLACEHOLDER`] appears in serialized JSON (control characters escaped).
@@ -552,7 +596,7 @@ impl Store {
         &self,
         resource: &ResourceKey,
         namespace: Option<&str>,
-        mut filter: impl FnMut(&StoredObject) -> bool,
+        filter: impl FnMut(&StoredObject) -> bool,
         continue_after: Option<(&str, &str)>,
         limit: Option<usize>,
     ) -> (u64, Vec<Arc<StoredObject>>, bool) {
@@ -561,31 +605,11 @@ impl Store {
         let Some(table) = inner.tables.get(resource) else {
             return (rv, Vec::new(), false);
         };
-        let start = match (continue_after, namespace) {
-            (Some((ns, name)), _) => std::ops::Bound::Excluded((ns.to_string(), name.to_string())),
-            (None, Some(ns)) => std::ops::Bound::Included((ns.to_string(), String::new())),
-            (None, None) => std::ops::Bound::Unbounded,
-        };
-        let mut out = Vec::new();
-        let mut more = false;
-        for ((ns, _), obj) in table.range((start, std::ops::Bound::Unbounded)) {
-            if let Some(want) = namespace {
-                if ns != want {
-                    if ns.as_str() > want {
-                        break;
-                    }
-                    continue;
-                }
-            }
-            if !filter(obj) {
-                continue;
-            }
-            if limit.is_some_and(|l| out.len() >= l) {
-                more = true;
-                break;
-            }
-            out.push(obj.clone());
-        }
+        let start = page_start(continue_after, namespace);
+        let entries = table
+            .range((start, std::ops::Bound::Unbounded))
+            .map(|(key, obj)| (key, Some(obj)));
+        let (out, more) = take_page(entries, namespace, filter, limit);
         (rv, out, more)
     }
 
@@ -598,7 +622,7 @@ impl Store {
         &self,
         resource: &ResourceKey,
         namespace: Option<&str>,
-        mut filter: impl FnMut(&StoredObject) -> bool,
+        filter: impl FnMut(&StoredObject) -> bool,
         continue_after: Option<(&str, &str)>,
         limit: Option<usize>,
         at_rv: u64,
@@ -619,11 +643,7 @@ impl Store {
         }
         let empty = BTreeMap::new();
         let table = inner.tables.get(resource).unwrap_or(&empty);
-        let start = match (continue_after, namespace) {
-            (Some((ns, name)), _) => std::ops::Bound::Excluded((ns.to_string(), name.to_string())),
-            (None, Some(ns)) => std::ops::Bound::Included((ns.to_string(), String::new())),
-            (None, None) => std::ops::Bound::Unbounded,
-        };
+        let start = page_start(continue_after, namespace);
         // Walk the live table and the rolled-back keys together, in key order, so a page
         // costs what a live page costs plus the keys changed since `at_rv`.
         let mut live = table
@@ -632,11 +652,9 @@ impl Store {
         let mut then = rolled_back
             .range((start, std::ops::Bound::Unbounded))
             .peekable();
-        let mut out = Vec::new();
-        let mut more = false;
-        loop {
-            let (key, obj) = match (live.peek(), then.peek()) {
-                (None, None) => break,
+        let entries = std::iter::from_fn(|| {
+            Some(match (live.peek(), then.peek()) {
+                (None, None) => return None,
                 (Some((lk, _)), Some((tk, _))) if tk <= lk => {
                     if tk == lk {
                         live.next();
@@ -652,26 +670,9 @@ impl Store {
                     let (tk, old) = then.next().expect("peeked");
                     (tk, old.as_ref())
                 }
-            };
-            if let Some(want) = namespace {
-                if key.0 != want {
-                    if key.0.as_str() > want {
-                        break;
-                    }
-                    continue;
-                }
-            }
-            let Some(obj) = obj else { continue };
-            if !filter(obj) {
-                continue;
-            }
-            if limit.is_some_and(|l| out.len() >= l) {
-                more = true;
-                break;
-            }
-            out.push(obj.clone());
-        }
-        Ok((out, more))
+            })
+        });
+        Ok(take_page(entries, namespace, filter, limit))
     }
 
     /// Counts objects of a resource.

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::request::Query;
 use crate::resources::ResourceInfo;
 use crate::store::StoredObject;
+use crate::string_list::strings;
 
 /// Whether the client asked for a Table (`Accept: application/json;as=Table;g=meta.k8s.io;v=v1`).
 pub fn wants_table(headers: &HeaderMap) -> bool {
@@ -142,16 +143,6 @@ fn svc_external_ip(o: &Value) -> Value {
         }
         _ => none_if_empty(strings(&spec["externalIPs"]).join(",")),
     }
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn svc_ports(o: &Value) -> Value {
@@ -305,24 +296,24 @@ fn ready_of_desired(o: &Value) -> Value {
 
 /// Containers of a workload's pod template (the `-o wide` `Containers` column).
 fn template_containers(o: &Value) -> Value {
-    let names: Vec<String> = o["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["name"].as_str().map(str::to_string))
-        .collect();
-    json!(names.join(","))
+    template_container_field(o, "name")
 }
 
 /// Images of a workload's pod template (the `-o wide` `Images` column).
 fn template_images(o: &Value) -> Value {
-    let images: Vec<String> = o["spec"]["template"]["spec"]["containers"]
+    template_container_field(o, "image")
+}
+
+/// One field of each container of a workload's pod template, comma-joined as upstream's
+/// printers `layoutContainerCells` join names and images.
+fn template_container_field(o: &Value, field: &str) -> Value {
+    let values: Vec<&str> = o["spec"]["template"]["spec"]["containers"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|c| c["image"].as_str().map(str::to_string))
+        .filter_map(|c| c[field].as_str())
         .collect();
-    json!(images.join(","))
+    json!(values.join(","))
 }
 
 /// A `metav1.LabelSelector` as upstream's `FormatLabelSelector` prints it.

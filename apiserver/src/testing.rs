@@ -22,6 +22,14 @@ impl Inspector {
         Inspector { state }
     }
 
+    /// The distinct authorization decisions recorded for a user (`system:serviceaccount:ns:name`)
+    /// under `--authorization-mode=RBAC`, sorted; empty in `AlwaysAllow` mode. Impersonation
+    /// checks are recorded for the impersonating user, the impersonated request for the
+    /// impersonated one.
+    pub fn authorization_log(&self, user: &str) -> Vec<crate::authz_log::Decided> {
+        self.state.authorization_log.for_user(user)
+    }
+
     /// Whether a ClusterIP or node port is allocated.
     pub fn is_allocated(&self, value: Held) -> bool {
         self.state.services.is_allocated(value)

@@ -336,13 +336,7 @@ impl Watch {
                 Err(_) => return End::FellBehind,
             };
             if batch.is_empty() {
-                let deadline = self.deadline;
-                let sleep_until = async {
-                    match deadline {
-                        Some(d) => tokio::time::sleep_until(d).await,
-                        None => futures::future::pending().await,
-                    }
-                };
+                let sleep_until = sleep_until_deadline(self.deadline);
                 tokio::select! {
                     changed = self.revisions.changed() => if changed.is_err() {
                         return End::Finished;
@@ -379,13 +373,7 @@ impl Watch {
 
     /// Queues one line, ending the watch on timeout, a fault's drop, a gone or slow client.
     async fn send(&mut self, line: String) -> Result<(), End> {
-        let deadline = self.deadline;
-        let sleep_until = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => futures::future::pending().await,
-            }
-        };
+        let sleep_until = sleep_until_deadline(self.deadline);
         tokio::select! {
             sent = self.tx.send(Bytes::from(line), self.wait) => match sent {
                 Ok(()) => Ok(()),
@@ -403,5 +391,13 @@ struct GaugeGuard(prometheus::IntGauge);
 impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// Ends at the watch's `timeoutSeconds` deadline; never without one.
+async fn sleep_until_deadline(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => futures::future::pending().await,
     }
 }

@@ -491,7 +491,7 @@ fn validate_of_an_empty_file_fails_with_exit_2() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dev_warns_when_listening_beyond_loopback_without_authentication() {
+async fn dev_warns_when_listening_beyond_loopback_without_authorization() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut p = Process::spawn(
         &[
@@ -513,10 +513,10 @@ async fn dev_warns_when_listening_beyond_loopback_without_authentication() {
         .iter()
         .find(|l| l.contains("WARNING"))
         .unwrap_or_else(|| panic!("no warning in the banner: {banner:?}"));
-    assert!(warning.contains("without authentication"), "{warning}");
+    assert!(warning.contains("without authorization"), "{warning}");
     assert!(warning.contains("Secrets"), "{warning}");
     assert!(
-        p.stderr().contains("without authentication"),
+        p.stderr().contains("without authorization"),
         "the warning is logged too: {}",
         p.stderr()
     );
@@ -529,7 +529,7 @@ async fn dev_warns_when_listening_beyond_loopback_without_authentication() {
     quiet.signal("TERM");
     quiet.wait_exit();
     let tail = quiet.remaining_stdout();
-    assert!(!quiet.stderr().contains("without authentication"));
+    assert!(!quiet.stderr().contains("without authorization"));
     assert!(!tail.iter().any(|l| l.contains("WARNING")), "{tail:?}");
 }
 

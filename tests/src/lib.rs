@@ -2,6 +2,8 @@
 //! and a `kube::Client` (or a kubeconfig for `kubectl`) that talks to it over the network; and
 //! [`vm`], a qemu guest running Debian's kernel for the dataplane's real-kernel tests.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;

@@ -77,6 +77,9 @@ impl Default for ConnectionLimits {
 pub struct ConnectionInfo {
     /// The client's address.
     pub peer: SocketAddr,
+    /// The client's certificate (DER) when it sent one over TLS; the listener's verifier
+    /// decides whether it had to be signed by a trusted CA.
+    pub client_certificate: Option<Arc<[u8]>>,
     closer: Arc<Notify>,
 }
 
@@ -178,14 +181,10 @@ async fn serve_one<S, B>(
         inner: tcp,
         activity: activity.clone(),
     };
-    let info = ConnectionInfo {
+    let mut info = ConnectionInfo {
         peer,
+        client_certificate: None,
         closer: Arc::new(Notify::new()),
-    };
-    let tracked = Tracked {
-        inner: service,
-        activity: activity.clone(),
-        info: info.clone(),
     };
     match tls {
         Some(acceptor) => {
@@ -201,6 +200,17 @@ async fn serve_one<S, B>(
                         return;
                     }
                 };
+            info.client_certificate = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|cert| Arc::from(cert.as_ref()));
+            let tracked = Tracked {
+                inner: service,
+                activity: activity.clone(),
+                info: info.clone(),
+            };
             drive(
                 TokioIo::new(stream),
                 tracked,
@@ -211,7 +221,14 @@ async fn serve_one<S, B>(
             )
             .await
         }
-        None => drive(TokioIo::new(io), tracked, &activity, limits, &info, stop).await,
+        None => {
+            let tracked = Tracked {
+                inner: service,
+                activity: activity.clone(),
+                info: info.clone(),
+            };
+            drive(TokioIo::new(io), tracked, &activity, limits, &info, stop).await
+        }
     }
 }
 

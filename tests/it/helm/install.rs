@@ -185,7 +185,14 @@ impl Release<'_> {
 
 async fn lifecycle(helm: Helm) {
     let major = helm.major;
-    let fx = svcplane_tests::Fixture::start_tls().await;
+    // Under `--authorization-mode=RBAC`, as the admin (`system:masters` client certificate),
+    // as issue 11's "done when" installs the chart.
+    let fx = svcplane_tests::Fixture::start_with(svcplane_apiserver::Config {
+        tls: true,
+        authorization_mode: svcplane_apiserver::AuthorizationMode::Rbac,
+        ..Default::default()
+    })
+    .await;
     let ns: Namespace =
         serde_json::from_value(serde_json::json!({"metadata": {"name": NAMESPACE}})).unwrap();
     Api::<Namespace>::all(fx.client.clone())

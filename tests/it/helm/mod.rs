@@ -2,5 +2,6 @@
 
 mod chart;
 mod install;
+mod rbac_use;
 mod stock_chart;
 mod support;
