@@ -4,8 +4,27 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-use crate::pool::{IpBlock, MAX_BLOCK_ADDRESSES};
+/// The most addresses one block may hold: blocks are allocated from in-memory bitmaps
+/// (one bit per address), as Service CIDRs are (`MAX_SERVICE_CIDR_HOST_BITS` there).
+pub const MAX_BLOCK_ADDRESSES: u128 = 1 << 20;
+
+/// One block of a pool: either `cidr`, or `start` and `stop` (inclusive), never both.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IpBlock {
+    /// A CIDR such as `192.0.2.0/28` or `2001:db8::/120`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<String>,
+    /// The first address of a range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// The last address of a range (inclusive, same family as `start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<String>,
+}
 
 /// An inclusive range of addresses of one family, from a CIDR or a start/stop pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -18,10 +18,10 @@ mod block;
 mod pool;
 mod validation;
 
-pub use block::{AddressBlock, BlockError};
+pub use block::{AddressBlock, BlockError, IpBlock, MAX_BLOCK_ADDRESSES};
 pub use pool::{
-    FamilyUsage, IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec, LoadBalancerIPPoolStatus,
+    FamilyUsage, LoadBalancerIPPool, LoadBalancerIPPoolSpec, LoadBalancerIPPoolStatus,
     PoolConditionType, ALLOW_SHARED_IP_ANNOTATION, API_GROUP, API_VERSION,
-    DEFAULT_LOAD_BALANCER_CLASS, LOAD_BALANCER_IPS_ANNOTATION, MAX_BLOCK_ADDRESSES,
+    DEFAULT_LOAD_BALANCER_CLASS, LOAD_BALANCER_IPS_ANNOTATION,
 };
 pub use validation::{validate_pool, validate_pool_overlaps};

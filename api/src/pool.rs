@@ -8,7 +8,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::block::{AddressBlock, BlockError};
+use crate::block::{AddressBlock, BlockError, IpBlock};
 
 /// The API group of svcplane's own kinds.
 pub const API_GROUP: &str = "svcplane.io";
@@ -24,9 +24,6 @@ pub const LOAD_BALANCER_IPS_ANNOTATION: &str = "svcplane.io/load-balancer-ips";
 /// Service annotation: Services carrying the same value may share an address when their
 /// ports (protocol and port) do not clash (MetalLB's `allow-shared-ip`).
 pub const ALLOW_SHARED_IP_ANNOTATION: &str = "svcplane.io/allow-shared-ip";
-/// The most addresses one block may hold: blocks are allocated from in-memory bitmaps
-/// (one bit per address), as Service CIDRs are (`MAX_SERVICE_CIDR_HOST_BITS` there).
-pub const MAX_BLOCK_ADDRESSES: u128 = 1 << 20;
 
 /// A pool of addresses for `type: LoadBalancer` Services.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -61,21 +58,6 @@ pub struct LoadBalancerIPPoolSpec {
     /// A disabled pool hands out no new address; Services keep the ones they hold.
     #[serde(default)]
     pub disabled: bool,
-}
-
-/// One block of a pool: either `cidr`, or `start` and `stop` (inclusive), never both.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct IpBlock {
-    /// A CIDR such as `192.0.2.0/28` or `2001:db8::/120`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cidr: Option<String>,
-    /// The first address of a range.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start: Option<String>,
-    /// The last address of a range (inclusive, same family as `start`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop: Option<String>,
 }
 
 /// What the controller observed of a pool.

@@ -6,8 +6,8 @@ use svcplane_rules::meta::validate_labels;
 use svcplane_rules::names::validate_qualified_name;
 use svcplane_rules::FieldError;
 
-use crate::block::{AddressBlock, BlockError};
-use crate::pool::{LoadBalancerIPPool, MAX_BLOCK_ADDRESSES};
+use crate::block::{AddressBlock, BlockError, IpBlock, MAX_BLOCK_ADDRESSES};
+use crate::pool::LoadBalancerIPPool;
 
 /// Checks one pool on its own: every block parses, no two blocks of the pool overlap, the
 /// selectors are valid label selectors (upstream `ValidateLabelSelector`).
@@ -86,7 +86,7 @@ pub fn validate_pool_overlaps<'a>(
     errs
 }
 
-fn block_error(block: &crate::IpBlock, err: BlockError, path: &Path) -> FieldError {
+fn block_error(block: &IpBlock, err: BlockError, path: &Path) -> FieldError {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     match err {
         BlockError::Empty => FieldError::required(path, "one of `cidr` or `start` and `stop`"),
