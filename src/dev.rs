@@ -148,6 +148,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     ("examples/pods.yaml", include_str!("../examples/pods.yaml")),
     (
+        "examples/pools.yaml",
+        include_str!("../examples/pools.yaml"),
+    ),
+    (
         "examples/services.yaml",
         include_str!("../examples/services.yaml"),
     ),
@@ -202,6 +206,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let (stop_webhook, webhook_stop_rx) = tokio::sync::watch::channel(false);
     // The in-process API clients (controllers, node agents) stop first, the webhook last.
     let (stop_clients, clients_stop_rx) = tokio::sync::watch::channel(false);
+    crate::dev_components::install_crds(&server)
+        .await
+        .context("installing svcplane's CustomResourceDefinitions")?;
     let webhook = if args.no_webhook {
         None
     } else {

@@ -30,7 +30,36 @@ pub struct DevWebhook {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Generates certificates, starts the webhook on a loopback port and registers it.
+/// How long dev waits for a CRD it installed to be served, and for the webhook's first list
+/// of pools.
+const POOLS_LISTED_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Installs svcplane's own CustomResourceDefinitions (`LoadBalancerIPPool`), replacing a
+/// definition a state file kept from an earlier version, and waits until the kind is served.
+pub async fn install_crds(server: &RunningServer) -> anyhow::Result<()> {
+    use kube::CustomResourceExt;
+    use svcplane_api::LoadBalancerIPPool;
+    let crd = serde_json::to_value(LoadBalancerIPPool::crd())?;
+    server
+        .replace_object(crd)
+        .await
+        .map_err(|e| anyhow::anyhow!("installing the LoadBalancerIPPool CRD: {}", e.message))?;
+    let pools = kube::Api::<LoadBalancerIPPool>::all(client_of(server).await?);
+    let deadline = tokio::time::Instant::now() + POOLS_LISTED_WITHIN;
+    loop {
+        match pools.list(&kube::api::ListParams::default().limit(1)).await {
+            Ok(_) => return Ok(()),
+            Err(err) if tokio::time::Instant::now() >= deadline => {
+                anyhow::bail!("the LoadBalancerIPPool CRD is not served: {err}")
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Generates certificates, starts the webhook on a loopback port and registers it (for
+/// Services, Endpoints, EndpointSlices and LoadBalancerIPPools; call [`install_crds`]
+/// first).
 pub async fn start_webhook(
     server: &RunningServer,
     work_dir: &Path,
@@ -48,7 +77,11 @@ pub async fn start_webhook(
         key: certs.key.clone(),
         reload_interval: std::time::Duration::from_secs(10),
     };
-    let options = svcplane_webhook::ServeOptions::new()?;
+    let mut options = svcplane_webhook::ServeOptions::new()?;
+    let pools = crate::pool_watch::watch_pools(client_of(server).await?, POOLS_LISTED_WITHIN)
+        .await
+        .context("the webhook's LoadBalancerIPPool watch")?;
+    options.pools = std::sync::Arc::new(pools);
     let task = tokio::spawn(async move {
         if let Err(err) = svcplane_webhook::serve(listener, tls, options, stopped(stop)).await {
             tracing::error!(%err, "webhook server stopped");
@@ -73,6 +106,7 @@ pub async fn start_webhook(
             "rules": [
                 {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["services", "endpoints"]},
                 {"apiGroups": ["discovery.k8s.io"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["endpointslices"]},
+                {"apiGroups": [svcplane_api::API_GROUP], "apiVersions": [svcplane_api::API_VERSION], "operations": ["CREATE", "UPDATE"], "resources": ["loadbalancerippools"]},
             ],
         }],
     });

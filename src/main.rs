@@ -1,10 +1,13 @@
 //! `svcplane`: the Kubernetes Service networking control plane.
 
+mod client;
 mod controller_manager;
+mod crds_cmd;
 mod dev;
 mod dev_components;
 mod logging;
 mod node_agent;
+mod pool_watch;
 mod shutdown;
 mod validate_cmd;
 mod webhook_cmd;
@@ -35,12 +38,15 @@ enum Command {
     Dev(dev::DevArgs),
     /// Run the EndpointSlice, EndpointSlice mirroring and Endpoints controllers against a cluster.
     ControllerManager(controller_manager::ControllerManagerArgs),
-    /// Serve the validating admission webhook for Services, EndpointSlices and Endpoints.
+    /// Serve the validating admission webhook for Services, EndpointSlices, Endpoints and
+    /// LoadBalancerIPPools.
     Webhook(webhook_cmd::WebhookArgs),
     /// Program node-local Service forwarding (IPVS, nftables) on this node.
     NodeAgent(node_agent::NodeAgentArgs),
     /// Validate Service, EndpointSlice and Endpoints manifests offline, as the API server would.
     Validate(validate_cmd::ValidateArgs),
+    /// Print svcplane's CustomResourceDefinitions (LoadBalancerIPPool) as YAML.
+    Crds,
 }
 
 fn main() -> ExitCode {
@@ -50,6 +56,18 @@ fn main() -> ExitCode {
         // Offline and synchronous: 0 all allowed, 1 any rejected, 2 unreadable input.
         let code = validate_cmd::run_validate(args, &mut std::io::stdout());
         return ExitCode::from(code);
+    }
+    if let Command::Crds = &cli.command {
+        return match crds_cmd::crds_yaml() {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::from(1)
+            }
+        };
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -77,7 +95,7 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::NodeAgent(args) => node_agent::run(args).await,
-            Command::Validate(_) => unreachable!("handled above"),
+            Command::Validate(_) | Command::Crds => unreachable!("handled above"),
         }
     });
     match result {

@@ -212,22 +212,7 @@ pub async fn run(args: NodeAgentArgs) -> anyhow::Result<ExitCode> {
             .context("--manifests: cannot handle SIGHUP")?;
         tokio::spawn(follow_manifests(path, events, hangup, events_tx));
     } else {
-        let client = match &args.kubeconfig {
-            Some(path) => {
-                let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                    .with_context(|| format!("--kubeconfig {}: cannot read", path.display()))?;
-                let config = kube::Config::from_custom_kubeconfig(
-                    kubeconfig,
-                    &kube::config::KubeConfigOptions::default(),
-                )
-                .await
-                .with_context(|| format!("--kubeconfig {}", path.display()))?;
-                kube::Client::try_from(config)?
-            }
-            None => kube::Client::try_default()
-                .await
-                .context("no --kubeconfig, and no in-cluster or $KUBECONFIG configuration")?,
-        };
+        let client = crate::client::kube_client(args.kubeconfig.as_deref()).await?;
         tokio::spawn(svcplane_dataplane::source::watch_api(
             client,
             node.clone(),

@@ -58,6 +58,14 @@ pub struct WebhookArgs {
     /// Also serve the routes (including /metrics) over plain HTTP on this address.
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Watch the cluster's LoadBalancerIPPools (through --kubeconfig or in-cluster config) so a
+    /// pool overlapping another is refused; without it pools are only checked on their own.
+    #[arg(long)]
+    pub check_pool_overlaps: bool,
+    /// Path to a kubeconfig for --check-pool-overlaps; without it the usual inference
+    /// (KUBECONFIG, in-cluster) applies.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl From<WebhookArgs> for WebhookOptions {
@@ -72,17 +80,28 @@ impl From<WebhookArgs> for WebhookOptions {
             cert_reload_interval: args.cert_reload_interval,
             request_timeout: args.request_timeout,
             metrics_listen: args.metrics_listen,
+            pools: std::sync::Arc::new(svcplane_webhook::NoPools),
         }
     }
 }
 
 /// Run `svcplane webhook` until `shutdown` completes (the binary completes it on SIGTERM or
-/// SIGINT); reviews in flight are answered before it returns.
+/// SIGINT); reviews in flight are answered before it returns. With
+/// `--check-pool-overlaps` the cluster's pools are listed first (a failure is fatal: a
+/// webhook asked to check overlaps must not silently skip them).
 pub async fn run(
     args: WebhookArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), svcplane_webhook::Error> {
-    svcplane_webhook::run(args.into(), shutdown).await
+) -> anyhow::Result<()> {
+    let check = args.check_pool_overlaps.then(|| args.kubeconfig.clone());
+    let mut options: WebhookOptions = args.into();
+    if let Some(kubeconfig) = check {
+        let client = crate::client::kube_client(kubeconfig.as_deref()).await?;
+        let pools = crate::pool_watch::watch_pools(client, Duration::from_secs(30)).await?;
+        options.pools = std::sync::Arc::new(pools);
+    }
+    svcplane_webhook::run(options, shutdown).await?;
+    Ok(())
 }
 
 #[cfg(test)]

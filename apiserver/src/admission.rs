@@ -413,6 +413,21 @@ pub async fn call_webhooks(
                             field: c["field"].as_str().unwrap_or_default().to_string(),
                         })
                         .collect();
+                    // Upstream `webhookerrors.ToStatusErr` keeps the webhook's whole Status,
+                    // details included: kubectl prints `The Kind "name" is invalid` from them.
+                    let details = &status["details"];
+                    let text_of = |key: &str| {
+                        details[key]
+                            .as_str()
+                            .filter(|v| !v.is_empty())
+                            .map(str::to_string)
+                    };
+                    err.details.name = text_of("name");
+                    err.details.group = text_of("group");
+                    err.details.kind = text_of("kind");
+                    err.details.retry_after_seconds = details["retryAfterSeconds"]
+                        .as_u64()
+                        .and_then(|s| u32::try_from(s).ok());
                     return Err(err);
                 }
             }

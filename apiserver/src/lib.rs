@@ -43,6 +43,7 @@ mod patch_request;
 mod persist;
 mod pipeline;
 mod pod_subresources;
+mod printer_columns;
 mod protobuf;
 pub mod rbac;
 mod repair_task;

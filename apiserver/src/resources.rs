@@ -43,6 +43,9 @@ pub struct ResourceInfo {
     pub selectable_fields: Vec<String>,
     /// The resource's write rules (upstream's registry strategy).
     pub strategy: Arc<dyn Strategy>,
+    /// A custom resource version's `additionalPrinterColumns` (empty for built-in kinds,
+    /// whose Table columns are upstream's printers in `crate::table`).
+    pub printer_columns: Vec<crate::printer_columns::PrinterColumn>,
 }
 
 /// Two entries are equal when they describe the same resource the same way (the strategy is
@@ -62,6 +65,7 @@ impl PartialEq for ResourceInfo {
             && self.has_scale == other.has_scale
             && self.subresources == other.subresources
             && self.selectable_fields == other.selectable_fields
+            && self.printer_columns == other.printer_columns
     }
 }
 
@@ -121,6 +125,7 @@ fn builtin(row: &crate::kinds::BuiltinKind) -> ResourceInfo {
             .map(|s| s.to_string())
             .collect(),
         strategy: strategy::for_kind(row),
+        printer_columns: Vec::new(),
     }
 }
 
@@ -332,7 +337,9 @@ pub fn crd_resources(crd: &Value) -> Vec<ResourceInfo> {
             selectable_fields: Vec::new(),
             strategy: Arc::new(strategy::CustomResources {
                 has_status: version["subresources"]["status"].is_object(),
+                schema: version["schema"]["openAPIV3Schema"].clone(),
             }),
+            printer_columns: crate::printer_columns::PrinterColumn::of_crd_version(version),
         });
     }
     out

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 use serde_json::{json, Value};
 
+use crate::printer_columns::PrinterColumn;
 use crate::request::Query;
 use crate::resources::ResourceInfo;
 use crate::store::StoredObject;
@@ -560,6 +561,42 @@ fn columns(info: &ResourceInfo) -> Vec<Column> {
     }
 }
 
+/// Computes one row's cells.
+type RowCells = Box<dyn Fn(&Value) -> Vec<Value>>;
+
+/// One `columnDefinitions` entry; the `Name` column has format `name`, as upstream's.
+fn column_definition(name: &str, kind: &str, description: &str, priority: i64) -> Value {
+    json!({
+        "name": name,
+        "type": kind,
+        "format": if name == "Name" { "name" } else { "" },
+        "description": description,
+        "priority": priority,
+    })
+}
+
+/// A custom resource's columns: `Name`, then its `additionalPrinterColumns` (upstream's
+/// custom resource table convertor); `date` cells are ages, missing values empty.
+fn custom_columns(columns: &[PrinterColumn]) -> (Vec<Value>, RowCells) {
+    let mut defs = vec![column_definition("Name", "string", "", 0)];
+    for c in columns {
+        let mut def = column_definition(&c.name, &c.kind, &c.description, c.priority);
+        def["format"] = json!(c.format);
+        defs.push(def);
+    }
+    let columns = columns.to_vec();
+    let cells = move |o: &Value| {
+        let mut cells = vec![name_cell(o)];
+        cells.extend(columns.iter().map(|c| match c.value_in(o) {
+            Some(v) if c.kind == "date" => json!(age(v.as_str())),
+            Some(v) => v,
+            None => Value::Null,
+        }));
+        cells
+    };
+    (defs, Box::new(cells))
+}
+
 /// Builds a Table for the objects.
 pub fn to_table(
     info: &ResourceInfo,
@@ -580,24 +617,24 @@ pub fn table_of_values(
     continue_token: Option<&str>,
     query: &Query,
 ) -> Value {
-    let cols = columns(info);
     let include = query.get("includeObject").unwrap_or("Metadata");
-    let defs: Vec<Value> = cols
-        .iter()
-        .map(|c| {
-            json!({
-                "name": c.name,
-                "type": c.kind,
-                "format": if c.name == "Name" { "name" } else { "" },
-                "description": "",
-                "priority": c.priority,
-            })
-        })
-        .collect();
+    let (defs, cells): (Vec<Value>, RowCells) = if info.printer_columns.is_empty() {
+        let cols = columns(info);
+        let defs = cols
+            .iter()
+            .map(|c| column_definition(c.name, c.kind, "", c.priority as i64))
+            .collect();
+        (
+            defs,
+            Box::new(move |o| cols.iter().map(|c| (c.cell)(o)).collect()),
+        )
+    } else {
+        custom_columns(&info.printer_columns)
+    };
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
-            let cells: Vec<Value> = cols.iter().map(|c| (c.cell)(o)).collect();
+            let cells = cells(o);
             let object = match include {
                 "None" => Value::Null,
                 "Object" => o.clone(),

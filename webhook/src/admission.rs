@@ -52,36 +52,53 @@ fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
 
 /// A `metav1.Status` for a rejected object, shaped like upstream's 422 Invalid error.
 pub fn invalid_status(kind: Kind, name: &str, errors: &[FieldError]) -> Value {
-    let causes: Vec<Value> = errors
-        .iter()
-        .map(|e| json!({"reason": e.kind.reason(), "message": e.body(), "field": e.field}))
-        .collect();
     let group = match kind {
         Kind::EndpointSlice => "discovery.k8s.io",
         _ => "",
     };
+    invalid_status_of(group, kind.as_str(), kind.qualified(), name, errors)
+}
+
+/// [`invalid_status`] for any kind: `qualified` is `Kind.group` (or `Kind` in the core
+/// group), as upstream's `NewInvalid` prints it.
+pub(crate) fn invalid_status_of(
+    group: &str,
+    kind: &str,
+    qualified: &str,
+    name: &str,
+    errors: &[FieldError],
+) -> Value {
+    let causes: Vec<Value> = errors
+        .iter()
+        .map(|e| json!({"reason": e.kind.reason(), "message": e.body(), "field": e.field}))
+        .collect();
     let mut details = Map::new();
     details.insert("name".into(), json!(name));
     if !group.is_empty() {
         details.insert("group".into(), json!(group));
     }
-    details.insert("kind".into(), json!(kind.as_str()));
+    details.insert("kind".into(), json!(kind));
     details.insert("causes".into(), Value::Array(causes));
     json!({
         "metadata": {},
         "status": "Failure",
-        "message": invalid_message(kind.qualified(), name, errors),
+        "message": invalid_message(qualified, name, errors),
         "reason": "Invalid",
         "details": Value::Object(details),
         "code": 422
     })
 }
 
-fn bad_request_status(message: String) -> Value {
+pub(crate) fn bad_request_status(message: String) -> Value {
     json!({"metadata": {}, "status": "Failure", "message": message, "reason": "BadRequest", "code": 400})
 }
 
-fn response(uid: &str, allowed: bool, status: Option<Value>, warnings: Vec<String>) -> Value {
+pub(crate) fn response(
+    uid: &str,
+    allowed: bool,
+    status: Option<Value>,
+    warnings: Vec<String>,
+) -> Value {
     let mut r = Map::new();
     r.insert("uid".into(), json!(uid));
     r.insert("allowed".into(), json!(allowed));
@@ -150,41 +167,41 @@ fn complete_object(
 }
 
 #[derive(serde::Deserialize, Default)]
-struct Gvk {
+pub(crate) struct Gvk {
     #[serde(default)]
-    group: String,
+    pub(crate) group: String,
     #[serde(default)]
-    version: String,
+    pub(crate) version: String,
     #[serde(default)]
-    kind: String,
+    pub(crate) kind: String,
 }
 
 #[derive(serde::Deserialize)]
-struct RequestEnvelope<'a> {
+pub(crate) struct RequestEnvelope<'a> {
     #[serde(default)]
-    uid: String,
+    pub(crate) uid: String,
     #[serde(default)]
-    kind: Gvk,
+    pub(crate) kind: Gvk,
     #[serde(default)]
-    operation: String,
+    pub(crate) operation: String,
     #[serde(default)]
-    namespace: String,
+    pub(crate) namespace: String,
     #[serde(default)]
-    name: String,
+    pub(crate) name: String,
     #[serde(borrow, default)]
-    object: Option<&'a serde_json::value::RawValue>,
+    pub(crate) object: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow, default, rename = "oldObject")]
-    old_object: Option<&'a serde_json::value::RawValue>,
+    pub(crate) old_object: Option<&'a serde_json::value::RawValue>,
 }
 
 #[derive(serde::Deserialize)]
-struct ReviewEnvelope<'a> {
+pub(crate) struct ReviewEnvelope<'a> {
     #[serde(default, rename = "apiVersion")]
-    api_version: String,
+    pub(crate) api_version: String,
     #[serde(default)]
-    kind: String,
+    pub(crate) kind: String,
     #[serde(borrow)]
-    request: Option<RequestEnvelope<'a>>,
+    pub(crate) request: Option<RequestEnvelope<'a>>,
 }
 
 /// The common case without an intermediate JSON tree: a well-formed CREATE or UPDATE
@@ -240,8 +257,8 @@ fn review_fast(body: &[u8]) -> Option<ReviewOutcome> {
     })
 }
 
-/// Answer one AdmissionReview body. Never panics; input that cannot carry a response
-/// (not JSON, wrong type, no uid) is a [`ReviewError`].
+/// Answer one AdmissionReview body of a Service, EndpointSlice or Endpoints. Never panics;
+/// input that cannot carry a response (not JSON, wrong type, no uid) is a [`ReviewError`].
 pub fn review(body: &[u8]) -> Result<ReviewOutcome, ReviewError> {
     if let Some(out) = review_fast(body) {
         return Ok(out);
@@ -293,7 +310,7 @@ pub fn review_general(body: &[u8]) -> Result<ReviewOutcome, ReviewError> {
         return Ok(outcome(
             false,
             Some(bad_request_status(format!(
-                "svcplane webhook does not validate {req_kind:?} in {gv:?}; register it for v1 Services, v1 Endpoints and discovery.k8s.io/v1 EndpointSlices only"
+                "svcplane webhook does not validate {req_kind:?} in {gv:?}; register it for v1 Services, v1 Endpoints, discovery.k8s.io/v1 EndpointSlices and svcplane.io/v1alpha1 LoadBalancerIPPools only"
             ))),
             Vec::new(),
         ));

@@ -1,5 +1,5 @@
-//! svcplane webhook: the validating admission webhook server for Services, EndpointSlices and
-//! Endpoints (`admission.k8s.io/v1` AdmissionReview handling, TLS with reloading certificates,
+//! svcplane webhook: the validating admission webhook server for Services, EndpointSlices,
+//! Endpoints and svcplane's LoadBalancerIPPools (`admission.k8s.io/v1` AdmissionReview handling, TLS with reloading certificates,
 //! certificate generation, connection limits, metrics).
 //!
 //! The rules themselves (defaulting, validation, warnings, field errors) live in the pure
@@ -16,11 +16,13 @@ pub mod admission;
 pub mod certs;
 pub mod connections;
 pub mod metrics;
+pub mod pools;
 pub mod server;
 pub mod tls;
 mod webhook_cmd;
 
 pub use certs::{generate_certs, GeneratedCerts};
+pub use pools::{NoPools, PoolLister};
 pub use server::{serve, serve_plain, ServeOptions};
 pub use tls::TlsFiles;
 pub use webhook_cmd::{prepare_tls, run, WebhookOptions};

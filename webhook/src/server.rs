@@ -4,6 +4,7 @@
 //! One path serves every kind: the handler dispatches on `request.kind`.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::error_handling::HandleErrorLayer;
@@ -17,9 +18,10 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::admission::{review, review_error_body};
+use crate::admission::review_error_body;
 use crate::connections::{self, ConnectionLimits};
 use crate::metrics::WebhookMetrics;
+use crate::pools::{review_with, NoPools, PoolLister};
 use crate::tls::{server_config, ReloadingCert, TlsFiles};
 use crate::Error;
 
@@ -44,6 +46,9 @@ pub struct ServeOptions {
     pub metrics: WebhookMetrics,
     /// Timeouts and the per-client connection cap of the listeners.
     pub limits: ConnectionLimits,
+    /// The cluster's `LoadBalancerIPPool`s, for the overlap check of a pool under review
+    /// (none by default).
+    pub pools: Arc<dyn PoolLister>,
 }
 
 impl ServeOptions {
@@ -53,13 +58,22 @@ impl ServeOptions {
             request_timeout: Duration::from_secs(10),
             metrics: WebhookMetrics::new().map_err(|e| Error::Metrics(e.to_string()))?,
             limits: ConnectionLimits::default(),
+            pools: Arc::new(NoPools),
         })
     }
 }
 
-async fn validate(State(metrics): State<WebhookMetrics>, body: Bytes) -> Response {
+/// What the validating route needs.
+#[derive(Clone)]
+struct ReviewState {
+    metrics: WebhookMetrics,
+    pools: Arc<dyn PoolLister>,
+}
+
+async fn validate(State(state): State<ReviewState>, body: Bytes) -> Response {
     let start = Instant::now();
-    match review(&body) {
+    let metrics = &state.metrics;
+    match review_with(&body, state.pools.as_ref()) {
         Ok(out) => {
             metrics.observe(
                 &out.kind,
@@ -78,10 +92,10 @@ async fn validate(State(metrics): State<WebhookMetrics>, body: Bytes) -> Respons
     }
 }
 
-async fn metrics_handler(State(metrics): State<WebhookMetrics>) -> Response {
+async fn metrics_handler(State(state): State<ReviewState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics.render(),
+        state.metrics.render(),
     )
         .into_response()
 }
@@ -110,7 +124,10 @@ pub fn router(options: &ServeOptions) -> Router {
                 .layer(HandleErrorLayer::new(handle_timeout))
                 .timeout(options.request_timeout),
         )
-        .with_state(options.metrics.clone())
+        .with_state(ReviewState {
+            metrics: options.metrics.clone(),
+            pools: options.pools.clone(),
+        })
 }
 
 /// Serve the webhook over TLS on `listener` until `shutdown` completes, then stop accepting

@@ -4,9 +4,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::certs::generate_certs;
+use crate::pools::PoolLister;
 use crate::server::{serve, serve_plain, ServeOptions};
 use crate::tls::TlsFiles;
 use crate::Error;
@@ -34,6 +36,9 @@ pub struct WebhookOptions {
     pub request_timeout: Duration,
     /// Also serve the routes (including /metrics) over plain HTTP on this address.
     pub metrics_listen: Option<SocketAddr>,
+    /// The cluster's `LoadBalancerIPPool`s for the overlap check (`NoPools` without cluster
+    /// access).
+    pub pools: Arc<dyn PoolLister>,
 }
 
 /// Resolve the certificate files from the options, generating them if asked.
@@ -74,6 +79,7 @@ pub async fn run(
     }
     let mut options = ServeOptions::new()?;
     options.request_timeout = args.request_timeout;
+    options.pools = args.pools.clone();
     let io = |e: std::io::Error| Error::Io(args.listen.to_string(), e.to_string());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -127,6 +133,7 @@ mod tests {
             cert_reload_interval: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             metrics_listen: None,
+            pools: Arc::new(crate::NoPools),
         }
     }
 

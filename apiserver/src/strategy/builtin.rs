@@ -430,14 +430,58 @@ impl Strategy for CustomResourceDefinitions {
 }
 
 /// Custom resources: generation tracked; with a `/status` subresource, a create's status is
-/// dropped (upstream's custom resource strategy `PrepareForCreate`).
+/// dropped (upstream's custom resource strategy `PrepareForCreate`); the version's structural
+/// schema `default`s are applied to written objects (upstream `structuraldefaulting.Default`).
 #[derive(Debug, Default)]
 pub struct CustomResources {
     /// Whether the version serves a `/status` subresource.
     pub has_status: bool,
+    /// The version's `schema.openAPIV3Schema` (`Null` when it has none).
+    pub schema: Value,
+}
+
+/// Upstream `structuraldefaulting.Default`: a property missing from an object gets its
+/// schema's `default`; present objects and array items are walked with their own schemas
+/// (`properties`, `items`, `additionalProperties`). `metadata` is never defaulted here.
+fn apply_schema_defaults(value: &mut Value, schema: &Value, top: bool) {
+    match value {
+        Value::Object(map) => {
+            if let Some(properties) = schema["properties"].as_object() {
+                for (name, property) in properties {
+                    if top && (name == "metadata" || name == "apiVersion" || name == "kind") {
+                        continue;
+                    }
+                    if !map.contains_key(name) {
+                        if let Some(default) = property.get("default") {
+                            map.insert(name.clone(), default.clone());
+                        }
+                    }
+                    if let Some(child) = map.get_mut(name) {
+                        apply_schema_defaults(child, property, false);
+                    }
+                }
+            } else if schema["additionalProperties"].is_object() {
+                for child in map.values_mut() {
+                    apply_schema_defaults(child, &schema["additionalProperties"], false);
+                }
+            }
+        }
+        Value::Array(items) if schema["items"].is_object() => {
+            for item in items {
+                apply_schema_defaults(item, &schema["items"], false);
+            }
+        }
+        _ => {}
+    }
 }
 
 impl Strategy for CustomResources {
+    fn default_fields(&self, obj: &mut Value) {
+        if self.schema.is_object() {
+            apply_schema_defaults(obj, &self.schema, true);
+        }
+    }
+
     fn tracks_generation(&self) -> bool {
         true
     }
@@ -453,5 +497,31 @@ impl Strategy for CustomResources {
             }
         }
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod schema_default_tests {
+    use super::*;
+
+    #[test]
+    fn missing_properties_get_their_defaults_at_every_level() {
+        let schema = json!({"type": "object", "properties": {
+            "metadata": {"type": "object", "properties": {"name": {"default": "x"}}},
+            "spec": {"type": "object", "properties": {
+                "disabled": {"type": "boolean", "default": false},
+                "blocks": {"type": "array", "items": {"type": "object", "properties": {
+                    "weight": {"type": "integer", "default": 1}}}}}},
+            "status": {"type": "object", "properties": {"used": {"type": "integer", "default": 0}}}}});
+        let mut obj = json!({"metadata": {}, "spec": {"blocks": [{}, {"weight": 5}]}});
+        CustomResources {
+            has_status: true,
+            schema,
+        }
+        .default_fields(&mut obj);
+        assert_eq!(
+            obj,
+            json!({"metadata": {}, "spec": {"disabled": false, "blocks": [{"weight": 1}, {"weight": 5}]}})
+        );
     }
 }

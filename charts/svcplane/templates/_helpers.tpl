@@ -91,9 +91,9 @@ the mode's default when empty (replace: all three; sideBySide: endpointslice onl
 {{- $list := .Values.controllerManager.controllers -}}
 {{- if not $list -}}
 {{- if eq .Values.mode "sideBySide" -}}
-{{- $list = list "endpointslice" -}}
+{{- $list = list "endpointslice" "lbipam" -}}
 {{- else -}}
-{{- $list = list "endpointslice" "endpointslicemirroring" "endpoint" -}}
+{{- $list = list "endpointslice" "endpointslicemirroring" "endpoint" "lbipam" -}}
 {{- end -}}
 {{- end -}}
 {{- toJson $list -}}
@@ -157,8 +157,8 @@ Included by validate.yaml, and first by every template that could fail on its ow
 {{- fail "controllerManager.managedBy: mode sideBySide needs a value other than kube-controller-manager's endpointslice-controller.k8s.io (empty means endpointslice-controller.svcplane.dev)" -}}
 {{- end -}}
 {{- range $controllers -}}
-{{- if ne . "endpointslice" -}}
-{{- fail (printf "controllerManager.controllers: %q cannot run in mode sideBySide: it would write the same objects as kube-controller-manager's; only endpointslice can (under its own managed-by value)" .) -}}
+{{- if not (has . (list "endpointslice" "lbipam")) -}}
+{{- fail (printf "controllerManager.controllers: %q cannot run in mode sideBySide: it would write the same objects as kube-controller-manager's; only endpointslice (under its own managed-by value) and lbipam can" .) -}}
 {{- end -}}
 {{- end -}}
 {{- if and $v.nodeAgent.enabled (ne $v.nodeAgent.backend "dry-run") -}}

@@ -858,6 +858,21 @@ impl Live {
             for object in objects {
                 let kind = object["kind"].as_str().unwrap_or_default().to_string();
                 let resource = match kind.as_str() {
+                    "LoadBalancerIPPool" => {
+                        let api: kube::Api<DynamicObject> = kube::Api::all_with(
+                            client.clone(),
+                            &ApiResource::erase::<svcplane_api::LoadBalancerIPPool>(&()),
+                        );
+                        let name = object["metadata"]["name"].as_str().unwrap().to_string();
+                        api.patch(
+                            &name,
+                            &PatchParams::apply("nftables-traffic").force(),
+                            &Patch::Apply(&object),
+                        )
+                        .await
+                        .unwrap_or_else(|e| panic!("apply pool {name}: {e}"));
+                        continue;
+                    }
                     "Service" => ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
                     "EndpointSlice" => {
                         ApiResource::erase::<k8s_openapi::api::discovery::v1::EndpointSlice>(&())
@@ -888,6 +903,30 @@ impl Live {
             svc.spec
                 .and_then(|s| s.health_check_node_port)
                 .expect("a healthCheckNodePort") as u16
+        })
+    }
+
+    /// The first `status.loadBalancer.ingress[].ip` of a Service, once it has one (bounded:
+    /// 20 s).
+    fn load_balancer_ip(&self, service: &str) -> String {
+        let name = service.to_string();
+        Live::call(&self.c, &self.kubeconfig, |client| async move {
+            let api: kube::Api<k8s_openapi::api::core::v1::Service> =
+                kube::Api::namespaced(client, "default");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let svc = api.get(&name).await.expect("get Service");
+                let ip = svc
+                    .status
+                    .and_then(|s| s.load_balancer)
+                    .and_then(|lb| lb.ingress)
+                    .and_then(|ingress| ingress.into_iter().find_map(|i| i.ip));
+                if let Some(ip) = ip {
+                    return ip;
+                }
+                assert!(Instant::now() < deadline, "{name} got no LoadBalancer IP");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         })
     }
 
@@ -1038,6 +1077,50 @@ fn health_check_node_port_answers_200_with_local_endpoints_and_503_without() {
         p.failures() == 0 && p.answered_by().len() == 2
     });
     assert_eq!(sorted(p.answered_by()), vec!["b1", "b2"], "{p:?}");
+}
+
+/// Issue 12: the LoadBalancer IPAM controller (in `svcplane dev`, which serves class-less
+/// Services) hands the Service an address from a pool, and the agent forwards it with
+/// `externalTrafficPolicy: Local`: only the local endpoint answers, the health-check node port
+/// says 200, and once no endpoint is local the address refuses and the check says 503.
+#[test]
+fn a_pool_address_with_external_traffic_policy_local_works_end_to_end() {
+    let _heavy = crate::heavy::heavy_blocking();
+    let live = Live::start(four_pods("pool"));
+    let c = &live.c;
+    live.apply(vec![
+        json!({"apiVersion": "svcplane.io/v1alpha1", "kind": "LoadBalancerIPPool",
+               "metadata": {"name": "edge"},
+               "spec": {"blocks": [{"cidr": "203.0.113.64/28"}], "avoidBuggyIPs": true}}),
+        service(
+            "edge",
+            json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+                   "clusterIP": "10.96.1.30", "clusterIPs": ["10.96.1.30"],
+                   "ports": tcp_udp(None)}),
+        ),
+        slice(c, "edge", "IPv4", &ready(&["a1", "b1"])),
+    ]);
+    let ip = live.load_balancer_ip("edge");
+    let block: ipnet::Ipv4Net = "203.0.113.64/28".parse().unwrap();
+    assert!(
+        block.contains(&ip.parse::<std::net::Ipv4Addr>().expect("an IPv4 address")),
+        "{ip} is not from the pool"
+    );
+    let target = format!("{ip}:80");
+    let p = live.wait_for("--tcp", &target, |p| {
+        p.failures() == 0 && p.answered_by() == vec!["a1"]
+    });
+    assert_eq!(p.failures(), 0, "{p:?}");
+    assert_eq!(p.answered_by(), vec!["a1"], "{p:?}");
+    let health = format!("{NODE_IP}:{}", live.health_check_node_port("edge"));
+    let (code, body) = wait_for_health(&c.client, &health, 200);
+    assert_eq!(code, 200, "{body}");
+    // No local endpoint left: the address refuses (not a timeout), the check says 503.
+    live.apply(vec![slice(c, "edge", "IPv4", &ready(&["b1", "b2"]))]);
+    let (code, body) = wait_for_health(&c.client, &health, 503);
+    assert_eq!(code, 503, "{body}");
+    let p = live.wait_for("--tcp", &target, |p| p.count("refused") == 4);
+    assert_eq!(p.count("refused"), 4, "{p:?}");
 }
 
 #[test]

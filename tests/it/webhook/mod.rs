@@ -1,3 +1,4 @@
 //! The validating admission webhook end to end.
 
 mod admission;
+mod pools;
