@@ -231,8 +231,7 @@ pub fn plan(input: &PlanInput<'_>) -> IpamPlan {
                 continue;
             }
             let got = match entry.requested.by_family.get(&v4).copied() {
-                Some(ip) => allocate_requested(&mut prepared, &pool_refs, &holders, entry, ip)
-                    .map_err(|message| entry.event(true, "AllocationFailed", message)),
+                Some(ip) => allocate_requested(&mut prepared, &pool_refs, &holders, entry, ip),
                 None => allocate_any(&mut prepared, &pool_refs, &holders, entry, v4),
             };
             match got {
@@ -246,7 +245,7 @@ pub fn plan(input: &PlanInput<'_>) -> IpamPlan {
                         format!("Assigned IP {ip} from LoadBalancerIPPool {pool_name}"),
                     ));
                 }
-                Err(event) => events.push(event),
+                Err(message) => events.push(entry.event(true, "AllocationFailed", message)),
             }
         }
     }
@@ -364,7 +363,7 @@ fn allocate_any(
     holders: &BTreeMap<IpAddr, Vec<Holder>>,
     entry: &Entry<'_>,
     v4: bool,
-) -> Result<(IpAddr, String), PlannedEvent> {
+) -> Result<(IpAddr, String), String> {
     if entry.holder.key.is_some() {
         let shared = holders.iter().find(|(ip, here)| {
             ip.is_ipv4() == v4 && compatible(here, entry.holder.key.as_deref(), &entry.holder.ports)
@@ -387,12 +386,8 @@ fn allocate_any(
     }
     let family = family_name(v4);
     if candidates.is_empty() {
-        return Err(entry.event(
-            true,
-            "AllocationFailed",
-            format!(
-                "no enabled, valid LoadBalancerIPPool with {family} addresses selects this Service"
-            ),
+        return Err(format!(
+            "no enabled, valid LoadBalancerIPPool with {family} addresses selects this Service"
         ));
     }
     let mut names = Vec::new();
@@ -402,13 +397,9 @@ fn allocate_any(
             names.push(pool_name(pool_refs, pool));
         }
     }
-    Err(entry.event(
-        true,
-        "AllocationFailed",
-        format!(
-            "no free {family} address in LoadBalancerIPPool {}",
-            names.join(", ")
-        ),
+    Err(format!(
+        "no free {family} address in LoadBalancerIPPool {}",
+        names.join(", ")
     ))
 }
 
