@@ -93,7 +93,10 @@ impl ControllerManager {
         let lb_ipam = async {
             let result = match lb_ipam {
                 Some(c) => c.run(stopped(stop_rx.clone())).await,
-                None => Ok(()),
+                None => {
+                    stopped(stop_rx.clone()).await;
+                    Ok(())
+                }
             };
             let _ = stop_tx.send(true);
             result
