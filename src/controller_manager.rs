@@ -16,10 +16,14 @@ use kube::Client;
 
 use svcplane_controllers::{
     parse_controllers, parse_duration, run_with_leader_election, ClientRateLimit, ControllerConfig,
-    ControllerManager, Error, LeaderElectionConfig, Metrics, Result,
+    ControllerKind, ControllerManager, Error, LeaderElectionConfig, Metrics, Result,
     DEFAULT_MAX_ENDPOINTS_PER_SLICE, KUBE_CONTROLLER_MANAGER_BURST, KUBE_CONTROLLER_MANAGER_QPS,
     MANAGED_BY_ENDPOINTSLICE_CONTROLLER, MIRRORING_MAX_ENDPOINTS_PER_SUBSET,
 };
+
+/// The Lease of the LoadBalancer IPAM controller's leader election (default of
+/// `--lb-ipam-leader-elect-resource-name`).
+pub const LB_IPAM_LEASE_NAME: &str = "svcplane-lb-ipam";
 
 /// kube-controller-manager's `--kube-api-content-type` default.
 pub const KUBE_API_CONTENT_TYPE_PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
@@ -38,9 +42,9 @@ pub struct ControllerManagerArgs {
     pub kubeconfig: Option<PathBuf>,
     /// Controllers to enable (comma-separated, repeatable): `*` enables all, `foo` enables
     /// `foo`, `-foo` disables `foo`. svcplane runs only endpoints-controller (alias
-    /// endpoint), endpointslice-controller (alias endpointslice) and
-    /// endpointslice-mirroring-controller (alias endpointslicemirroring); any other name is
-    /// an error.
+    /// endpoint), endpointslice-controller (alias endpointslice),
+    /// endpointslice-mirroring-controller (alias endpointslicemirroring) and its own
+    /// lb-ipam-controller (alias lbipam; in `*`); any other name is an error.
     #[arg(
         long,
         value_delimiter = ',',
@@ -122,6 +126,26 @@ pub struct ControllerManagerArgs {
     /// `endpointslice.kubernetes.io/managed-by` value written on slices (svcplane's flag).
     #[arg(long, default_value = MANAGED_BY_ENDPOINTSLICE_CONTROLLER)]
     pub managed_by: String,
+    /// The `spec.loadBalancerClass` the LoadBalancer IPAM controller (lb-ipam-controller)
+    /// serves (svcplane's flag).
+    #[arg(long, default_value = svcplane_api::DEFAULT_LOAD_BALANCER_CLASS)]
+    pub load_balancer_class: String,
+    /// The LoadBalancer IPAM controller also serves `type: LoadBalancer` Services without a
+    /// `loadBalancerClass`, as the cluster's default implementation (svcplane's flag; only one
+    /// implementation in a cluster should).
+    #[arg(
+        long,
+        default_value_t = false,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub lb_ipam_default_class: bool,
+    /// Lease name of the LoadBalancer IPAM controller, which elects its leader apart from the
+    /// endpoint controllers (same namespace and timings).
+    #[arg(long, default_value = LB_IPAM_LEASE_NAME)]
+    pub lb_ipam_leader_elect_resource_name: String,
     /// Plain-HTTP address of `/healthz`, `/readyz` and `/metrics` (svcplane's flag;
     /// kube-controller-manager serves them over HTTPS on `--secure-port`).
     #[arg(long, default_value = "127.0.0.1:10257")]
@@ -156,6 +180,8 @@ impl ControllerManagerArgs {
             mirroring_endpointslice_updates_batch_period: self
                 .mirroring_endpointslice_updates_batch_period,
             managed_by: self.managed_by.clone(),
+            load_balancer_class: self.load_balancer_class.clone(),
+            lb_ipam_default_class: self.lb_ipam_default_class,
             client_rate_limit: ClientRateLimit::from_flags(self.kube_api_qps, self.kube_api_burst)?,
             ..ControllerConfig::default()
         };
@@ -265,7 +291,8 @@ pub async fn run(args: ControllerManagerArgs) -> Result<()> {
     };
     ready.store(true, Ordering::Release);
     let result = if args.leader_elect {
-        run_with_leader_election(client, config, election, metrics, shutdown).await
+        let elections = elections(config, election, &args.lb_ipam_leader_elect_resource_name);
+        run_elections(client, elections, metrics, shutdown).await
     } else {
         ControllerManager::new(client, config, metrics)?
             .run(shutdown)
@@ -275,11 +302,83 @@ pub async fn run(args: ControllerManagerArgs) -> Result<()> {
     result
 }
 
+/// The leader elections to run: the endpoint controllers on `--leader-elect-resource-name`,
+/// the LoadBalancer IPAM controller on its own Lease (`lb_lease`), so that the two can move
+/// between instances independently; an election with no controller is left out.
+pub fn elections(
+    config: ControllerConfig,
+    election: LeaderElectionConfig,
+    lb_lease: &str,
+) -> Vec<(ControllerConfig, LeaderElectionConfig)> {
+    let mut out = Vec::new();
+    let mut endpoint = config.clone();
+    endpoint.controllers.remove(&ControllerKind::LbIpam);
+    if !endpoint.controllers.is_empty() {
+        out.push((endpoint, election.clone()));
+    }
+    if config.enabled(ControllerKind::LbIpam) {
+        let lb = ControllerConfig {
+            controllers: [ControllerKind::LbIpam].into(),
+            ..config
+        };
+        let lease = LeaderElectionConfig {
+            name: lb_lease.to_string(),
+            ..election
+        };
+        out.push((lb, lease));
+    }
+    out
+}
+
+/// Runs each election until `shutdown`; the first lost election ends them all with its error
+/// (the process exits, as upstream's does on a lost lease).
+async fn run_elections(
+    client: Client,
+    elections: Vec<(ControllerConfig, LeaderElectionConfig)>,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut running = tokio::task::JoinSet::new();
+    for (config, election) in elections {
+        let mut stop = stop_rx.clone();
+        running.spawn(run_with_leader_election(
+            client.clone(),
+            config,
+            election,
+            metrics.clone(),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+    }
+    tokio::pin!(shutdown);
+    let mut result = Ok(());
+    loop {
+        tokio::select! {
+            _ = &mut shutdown, if !*stop_tx.borrow() => {
+                let _ = stop_tx.send(true);
+            }
+            joined = running.join_next() => match joined {
+                None => break,
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(err))) => {
+                    let _ = stop_tx.send(true);
+                    if result.is_ok() {
+                        result = Err(err);
+                    }
+                }
+                Some(Err(join)) => tracing::error!(error = %join, "leader election task failed"),
+            }
+        }
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
-    use svcplane_controllers::ControllerKind;
 
     #[derive(Parser)]
     struct Cli {
@@ -301,7 +400,9 @@ mod tests {
         let args = parse(&[]);
         let c = args.controller_config().unwrap();
         assert_eq!(c.controllers, ControllerKind::ALL.into());
-        for kind in ControllerKind::ALL {
+        assert_eq!(c.load_balancer_class, "svcplane.io/lb");
+        assert!(!c.lb_ipam_default_class);
+        for kind in ControllerKind::ENDPOINT_CONTROLLERS {
             assert_eq!(c.concurrent_syncs(kind), 5, "{kind:?}");
             assert_eq!(c.updates_batch_period(kind), Duration::ZERO, "{kind:?}");
         }
@@ -359,14 +460,14 @@ mod tests {
             "kube-controller-manager",
         ]);
         let c = args.controller_config().unwrap();
-        assert_eq!(c.controllers, ControllerKind::ALL.into());
+        assert_eq!(c.controllers, ControllerKind::ENDPOINT_CONTROLLERS.into());
         assert_eq!(c.concurrent_syncs(ControllerKind::Endpoints), 10);
         assert_eq!(c.concurrent_syncs(ControllerKind::EndpointSlice), 8);
         assert_eq!(
             c.concurrent_syncs(ControllerKind::EndpointSliceMirroring),
             3
         );
-        for kind in ControllerKind::ALL {
+        for kind in ControllerKind::ENDPOINT_CONTROLLERS {
             assert_eq!(c.updates_batch_period(kind), Duration::from_secs(1));
         }
         assert_eq!(c.max_endpoints_per_slice, 200);
@@ -422,10 +523,45 @@ mod tests {
             c.controllers,
             [
                 ControllerKind::EndpointSlice,
-                ControllerKind::EndpointSliceMirroring
+                ControllerKind::EndpointSliceMirroring,
+                ControllerKind::LbIpam,
             ]
             .into()
         );
+    }
+
+    /// The LoadBalancer IPAM controller: its flags, and its own Lease next to the endpoint
+    /// controllers' one.
+    #[test]
+    fn lb_ipam_flags_and_its_own_lease() {
+        let args = parse(&[
+            "--load-balancer-class",
+            "example.com/lb",
+            "--lb-ipam-default-class",
+        ]);
+        let c = args.controller_config().unwrap();
+        assert_eq!(c.load_balancer_class, "example.com/lb");
+        assert!(c.lb_ipam_default_class);
+        let le = args.leader_election_config().unwrap();
+        let split = elections(c.clone(), le.clone(), LB_IPAM_LEASE_NAME);
+        let leases: Vec<(&str, usize)> = split
+            .iter()
+            .map(|(c, le)| (le.name.as_str(), c.controllers.len()))
+            .collect();
+        assert_eq!(
+            leases,
+            [("svcplane-controller-manager", 3), ("svcplane-lb-ipam", 1)]
+        );
+        let only_lb = ControllerConfig {
+            controllers: [ControllerKind::LbIpam].into(),
+            ..c
+        };
+        assert_eq!(elections(only_lb, le, LB_IPAM_LEASE_NAME).len(), 1);
+        let err = parse(&["--load-balancer-class", "lb"])
+            .controller_config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--load-balancer-class"), "{err}");
     }
 
     /// client-go's reading of QPS: 0 is its default 5 (burst 0 → 10), negative disables.

@@ -218,6 +218,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
                 .context("starting the validating admission webhook")?;
         Some(webhook)
     };
+    // svcplane's own kinds before any manifest, which may hold objects of them.
+    crate::dev_components::install_crds(&server)
+        .await
+        .context("installing svcplane's CustomResourceDefinitions")?;
     if !args.no_examples {
         for (name, text) in EXAMPLES {
             let created = server
@@ -295,7 +299,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         println!("  admission webhook: {}", webhook.url);
     }
     if controllers.is_some() {
-        println!("  controllers: endpointslice, endpointslicemirroring, endpoints");
+        println!(
+            "  controllers: endpointslice, endpointslicemirroring, endpoints, lb-ipam (serves \
+             LoadBalancer Services of class {} and those without a class)",
+            svcplane_api::DEFAULT_LOAD_BALANCER_CLASS
+        );
     }
     if simulator.is_some() {
         println!(

@@ -11,6 +11,8 @@ use crate::labels::{
     MIRRORING_MAX_ENDPOINTS_PER_SUBSET, RESERVED_MANAGED_BY,
 };
 use crate::runtime::rate_limit::ClientRateLimit;
+use svcplane_rules::field_error::Path;
+use svcplane_rules::names::validate_qualified_name;
 
 /// The controllers this crate runs (names as in kube-controller-manager's `--controllers`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -21,11 +23,23 @@ pub enum ControllerKind {
     EndpointSliceMirroring,
     /// `endpoints`: legacy Endpoints for Services with a selector.
     Endpoints,
+    /// `lb-ipam`: LoadBalancer addresses from `LoadBalancerIPPool`s for Services of
+    /// svcplane's `loadBalancerClass` (svcplane's own; not a kube-controller-manager
+    /// controller).
+    LbIpam,
 }
 
 impl ControllerKind {
     /// All controllers, the default set.
-    pub const ALL: [ControllerKind; 3] = [
+    pub const ALL: [ControllerKind; 4] = [
+        ControllerKind::EndpointSlice,
+        ControllerKind::EndpointSliceMirroring,
+        ControllerKind::Endpoints,
+        ControllerKind::LbIpam,
+    ];
+
+    /// The three endpoint controllers (kube-controller-manager's), without svcplane's own.
+    pub const ENDPOINT_CONTROLLERS: [ControllerKind; 3] = [
         ControllerKind::EndpointSlice,
         ControllerKind::EndpointSliceMirroring,
         ControllerKind::Endpoints,
@@ -37,6 +51,7 @@ impl ControllerKind {
             ControllerKind::EndpointSlice => "endpointslice",
             ControllerKind::EndpointSliceMirroring => "endpointslicemirroring",
             ControllerKind::Endpoints => "endpoints",
+            ControllerKind::LbIpam => "lb-ipam",
         }
     }
 
@@ -47,6 +62,7 @@ impl ControllerKind {
             ControllerKind::EndpointSlice => "endpointslice-controller",
             ControllerKind::EndpointSliceMirroring => "endpointslice-mirroring-controller",
             ControllerKind::Endpoints => "endpoints-controller",
+            ControllerKind::LbIpam => "lb-ipam-controller",
         }
     }
 
@@ -57,6 +73,7 @@ impl ControllerKind {
             ControllerKind::EndpointSlice => "endpointslice",
             ControllerKind::EndpointSliceMirroring => "endpointslicemirroring",
             ControllerKind::Endpoints => "endpoint",
+            ControllerKind::LbIpam => "lbipam",
         }
     }
 
@@ -67,6 +84,7 @@ impl ControllerKind {
             ControllerKind::EndpointSlice => "endpoint-slice-controller",
             ControllerKind::EndpointSliceMirroring => "endpoint-slice-mirroring-controller",
             ControllerKind::Endpoints => "endpoint-controller",
+            ControllerKind::LbIpam => "lb-ipam-controller",
         }
     }
 
@@ -77,6 +95,7 @@ impl ControllerKind {
             ControllerKind::EndpointSlice => "endpointslice-controller",
             ControllerKind::EndpointSliceMirroring => "endpointslicemirroring-controller",
             ControllerKind::Endpoints => "endpoint-controller",
+            ControllerKind::LbIpam => "lb-ipam-controller",
         }
     }
 }
@@ -94,8 +113,8 @@ impl FromStr for ControllerKind {
                 message: format!(
                     "{s:?} is not in the list of known controllers (svcplane runs \
                      endpoints-controller (alias endpoint), endpointslice-controller (alias \
-                     endpointslice) and endpointslice-mirroring-controller (alias \
-                     endpointslicemirroring))"
+                     endpointslice), endpointslice-mirroring-controller (alias \
+                     endpointslicemirroring) and lb-ipam-controller (alias lbipam))"
                 ),
             })
     }
@@ -174,6 +193,12 @@ pub struct ControllerConfig {
     pub client_rate_limit: Option<ClientRateLimit>,
     /// First retry delay after a failed sync; doubles per failure.
     pub sync_backoff_base: Duration,
+    /// The `spec.loadBalancerClass` the LoadBalancer IPAM controller serves
+    /// (`--load-balancer-class`, default `svcplane.io/lb`).
+    pub load_balancer_class: String,
+    /// The LoadBalancer IPAM controller also serves `type: LoadBalancer` Services without a
+    /// class (`--lb-ipam-default-class`; `svcplane dev` sets it).
+    pub lb_ipam_default_class: bool,
     /// Largest retry delay.
     pub sync_backoff_max: Duration,
 }
@@ -193,6 +218,8 @@ impl Default for ControllerConfig {
             managed_by: MANAGED_BY_ENDPOINTSLICE_CONTROLLER.to_string(),
             client_rate_limit: None,
             sync_backoff_base: Duration::from_millis(50),
+            load_balancer_class: svcplane_api::DEFAULT_LOAD_BALANCER_CLASS.to_string(),
+            lb_ipam_default_class: false,
             sync_backoff_max: Duration::from_secs(100),
         }
     }
@@ -251,6 +278,18 @@ impl ControllerConfig {
                 ),
             });
         }
+        // KEP-1959: a class is a label-style key with a domain prefix.
+        let class = &self.load_balancer_class;
+        if !class.contains('/')
+            || !validate_qualified_name(class, &Path::new("loadBalancerClass")).is_empty()
+        {
+            return Err(Error::InvalidConfig {
+                flag: "--load-balancer-class",
+                message: format!(
+                    "{class:?} is not a qualified name with a domain prefix (e.g. svcplane.io/lb)"
+                ),
+            });
+        }
         if let Some(limit) = self.client_rate_limit {
             if !(limit.qps.is_finite() && limit.qps > 0.0) {
                 return Err(Error::InvalidConfig {
@@ -281,6 +320,8 @@ impl ControllerConfig {
                 self.mirroring_concurrent_service_endpoint_syncs
             }
             ControllerKind::Endpoints => self.concurrent_endpoint_syncs,
+            // One planner over all Services and pools (see `crate::lb_ipam`).
+            ControllerKind::LbIpam => 1,
         }
     }
 
@@ -292,6 +333,7 @@ impl ControllerConfig {
                 self.mirroring_endpointslice_updates_batch_period
             }
             ControllerKind::Endpoints => self.endpoint_updates_batch_period,
+            ControllerKind::LbIpam => Duration::ZERO,
         }
     }
 }
@@ -300,17 +342,20 @@ impl ControllerConfig {
 mod tests {
     use super::*;
 
-    use ControllerKind::{EndpointSlice, EndpointSliceMirroring, Endpoints};
+    use ControllerKind::{EndpointSlice, EndpointSliceMirroring, Endpoints, LbIpam};
 
     /// `--controllers` as kube-controller-manager reads it (`IsControllerEnabled`, the
     /// aliases of `cmd/kube-controller-manager/app`).
     #[test]
     fn controllers_flag_follows_kube_controller_manager() {
         let all: BTreeSet<ControllerKind> = ControllerKind::ALL.into();
-        let cases: [(&str, BTreeSet<ControllerKind>); 10] = [
+        let cases: [(&str, BTreeSet<ControllerKind>); 12] = [
             ("*", all.clone()),
             // Upstream's own invocation for these three controllers (aliases).
-            ("endpoint,endpointslice,endpointslicemirroring", all.clone()),
+            (
+                "endpoint,endpointslice,endpointslicemirroring",
+                ControllerKind::ENDPOINT_CONTROLLERS.into(),
+            ),
             // Canonical names.
             (
                 "endpoints-controller,endpointslice-mirroring-controller",
@@ -318,12 +363,15 @@ mod tests {
             ),
             (
                 "*,-endpoint",
-                [EndpointSlice, EndpointSliceMirroring].into(),
+                [EndpointSlice, EndpointSliceMirroring, LbIpam].into(),
             ),
             (
                 "-endpointslice-controller,*",
-                [EndpointSliceMirroring, Endpoints].into(),
+                [EndpointSliceMirroring, Endpoints, LbIpam].into(),
             ),
+            // svcplane's own controller, by name and alias.
+            ("*,-lbipam", ControllerKind::ENDPOINT_CONTROLLERS.into()),
+            ("lb-ipam-controller", [LbIpam].into()),
             // Without `*` only what is named runs.
             ("endpointslice", [EndpointSlice].into()),
             ("-endpointslice", BTreeSet::new()),
@@ -331,7 +379,7 @@ mod tests {
             ("endpointslice,-endpointslice", [EndpointSlice].into()),
             (
                 "-endpointslice,endpointslice-controller,*",
-                [EndpointSliceMirroring, Endpoints].into(),
+                [EndpointSliceMirroring, Endpoints, LbIpam].into(),
             ),
             (
                 " endpoint , endpointslice ",
@@ -429,6 +477,13 @@ mod tests {
                         qps: 0.0,
                         burst: 30,
                     }),
+                    ..Default::default()
+                },
+            ),
+            (
+                "--load-balancer-class",
+                ControllerConfig {
+                    load_balancer_class: "lb".into(),
                     ..Default::default()
                 },
             ),

@@ -1,6 +1,7 @@
 #![warn(missing_docs)]
 //! svcplane controllers: EndpointSlice, EndpointSlice mirroring and Endpoints controllers
-//! with upstream (kube-controller-manager) semantics.
+//! with upstream (kube-controller-manager) semantics, and svcplane's own LoadBalancer IPAM
+//! controller ([`lb_ipam`]).
 //!
 //! Planning is pure ([`slices::plan`], [`endpoints::plan`], [`mirroring::plan`]); the controllers are
 //! thin apply steps over kube-runtime watchers.
@@ -43,6 +44,7 @@ mod endpointslice;
 mod error;
 mod informer;
 mod labels;
+pub mod lb_ipam;
 mod manager;
 mod metrics;
 mod mirroring;

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::informer::cache::{run_informer, Handler, InformerEvent};
 use crate::informer::cached_pod::CachedPod;
 use crate::informer::strip::{strip_endpoints, strip_node, strip_service, strip_slice};
+use crate::lb_ipam::controller::LbIpamController;
 use crate::metrics::Metrics;
 use crate::mirroring::controller::MirroringController;
 use crate::reconciler::{self, Reconciler, Watches};
@@ -27,6 +28,9 @@ use crate::reconciler::{self, Reconciler, Watches};
 pub struct ControllerManager {
     ctx: Arc<Context>,
     controllers: Vec<Arc<dyn Reconciler>>,
+    /// The LoadBalancer IPAM controller: one planner with its own informers, not a keyed
+    /// [`Reconciler`] (see [`crate::lb_ipam`]).
+    lb_ipam: Option<LbIpamController>,
 }
 
 impl ControllerManager {
@@ -37,7 +41,11 @@ impl ControllerManager {
         config.validate()?;
         let ctx = Arc::new(Context::new(client, config, metrics));
         let mut controllers: Vec<Arc<dyn Reconciler>> = Vec::new();
-        for kind in ControllerKind::ALL {
+        let lb_ipam = ctx
+            .config
+            .enabled(ControllerKind::LbIpam)
+            .then(|| LbIpamController::new(&ctx));
+        for kind in ControllerKind::ENDPOINT_CONTROLLERS {
             if !ctx.config.enabled(kind) {
                 continue;
             }
@@ -49,12 +57,70 @@ impl ControllerManager {
                 ControllerKind::EndpointSliceMirroring => {
                     Arc::new(MirroringController::new(ctx.clone()))
                 }
+                ControllerKind::LbIpam => continue,
             });
         }
-        Ok(ControllerManager { ctx, controllers })
+        Ok(ControllerManager {
+            ctx,
+            controllers,
+            lb_ipam,
+        })
     }
 
-    /// The informers the enabled controllers read (Services always).
+    /// Runs the enabled controllers until `shutdown` completes (or one of them stops on its
+    /// own, which stops the others); in-flight syncs finish first.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let ControllerManager {
+            ctx,
+            controllers,
+            lb_ipam,
+        } = self;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let endpoint_controllers = async {
+            let result = if controllers.is_empty() {
+                stopped(stop_rx.clone()).await;
+                Ok(())
+            } else {
+                let keyed = KeyedControllers { ctx, controllers };
+                keyed.run(stopped(stop_rx.clone())).await
+            };
+            let _ = stop_tx.send(true);
+            result
+        };
+        let lb_ipam = async {
+            let result = match lb_ipam {
+                Some(c) => c.run(stopped(stop_rx.clone())).await,
+                None => {
+                    stopped(stop_rx.clone()).await;
+                    Ok(())
+                }
+            };
+            let _ = stop_tx.send(true);
+            result
+        };
+        let signal = async {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = stopped(stop_rx.clone()) => {}
+            }
+            let _ = stop_tx.send(true);
+        };
+        let ((), endpoints, lb) = tokio::join!(signal, endpoint_controllers, lb_ipam);
+        endpoints.and(lb)
+    }
+}
+
+/// The keyed controllers (the endpoint controllers) over their shared informers.
+struct KeyedControllers {
+    ctx: Arc<Context>,
+    controllers: Vec<Arc<dyn Reconciler>>,
+}
+
+impl KeyedControllers {
+    /// The informers the controllers read (Services always).
     fn watches(&self) -> Watches {
         self.controllers
             .iter()
@@ -72,7 +138,7 @@ impl ControllerManager {
     }
 
     /// Runs informers and workers until `shutdown` completes; in-flight syncs finish first.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+    async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let ctx = self.ctx.clone();
         let client = ctx.client.clone();
         let caches = &ctx.caches;

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use parking_lot::Mutex;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::error::Result;
@@ -43,6 +43,13 @@ pub struct Metrics {
     /// waited for its client's token bucket (upstream client-go
     /// `rest_client_rate_limiter_duration_seconds`); only clients with a limit observe.
     pub client_rate_limiter_duration: HistogramVec,
+    /// `svcplane_lb_ipam_allocations_total`: LoadBalancer addresses handed out (written to
+    /// a Service's status).
+    pub lb_ipam_allocations: IntCounter,
+    /// `svcplane_lb_ipam_pool_addresses{pool,family,state=total|used}`.
+    pub lb_ipam_pool_addresses: IntGaugeVec,
+    /// `svcplane_lb_ipam_status_writes_total{result=success|error}`: Service status writes.
+    pub lb_ipam_status_writes: IntCounterVec,
     per_object: Mutex<DesiredByObject>,
 }
 
@@ -124,6 +131,24 @@ impl Metrics {
                 &["client"],
                 prometheus::exponential_buckets(0.001, 2.0, 18).expect("static buckets"),
             )?,
+            lb_ipam_allocations: IntCounter::new(
+                "svcplane_lb_ipam_allocations_total",
+                "LoadBalancer addresses handed out to Services",
+            )?,
+            lb_ipam_pool_addresses: IntGaugeVec::new(
+                Opts::new(
+                    "svcplane_lb_ipam_pool_addresses",
+                    "Addresses of a LoadBalancerIPPool by family and state (total, used)",
+                ),
+                &["pool", "family", "state"],
+            )?,
+            lb_ipam_status_writes: IntCounterVec::new(
+                Opts::new(
+                    "svcplane_lb_ipam_status_writes_total",
+                    "Service status writes of the LoadBalancer IPAM controller by result",
+                ),
+                &["result"],
+            )?,
             per_object: Mutex::new(HashMap::new()),
             registry,
         };
@@ -142,6 +167,12 @@ impl Metrics {
         m.registry.register(Box::new(m.is_leader.clone()))?;
         m.registry
             .register(Box::new(m.client_rate_limiter_duration.clone()))?;
+        m.registry
+            .register(Box::new(m.lb_ipam_allocations.clone()))?;
+        m.registry
+            .register(Box::new(m.lb_ipam_pool_addresses.clone()))?;
+        m.registry
+            .register(Box::new(m.lb_ipam_status_writes.clone()))?;
         Ok(m)
     }
 
