@@ -437,17 +437,17 @@ async fn kubectl_runs_svcplane_explain_as_a_plugin() {
     );
     // kubectl passes everything after the plugin name through, `-n` included; the plugin
     // finds the cluster through $KUBECONFIG as kubectl does.
-    let run = |args: &'static [&'static str]| {
-        Command::new("kubectl")
-            .args(args)
+    let kubectl = |args: &[&str]| {
+        let mut cmd = Command::new("kubectl");
+        cmd.args(args)
             .env("PATH", &path)
             .env("HOME", k.home.path())
-            .env("KUBECONFIG", k.fx.kubeconfig_path())
-            .output()
+            .env("KUBECONFIG", k.fx.kubeconfig_path());
+        cmd
     };
     let out = tokio::time::timeout(
         Duration::from_secs(60),
-        run(&["svcplane", "explain", "svc/local", "-n", NS]),
+        kubectl(&["svcplane", "explain", "svc/local", "-n", NS]).output(),
     )
     .await
     .expect("kubectl finishes")
@@ -465,7 +465,10 @@ async fn kubectl_runs_svcplane_explain_as_a_plugin() {
         "{stdout}"
     );
 
-    let out = run(&["svcplane", "--help"]).await.expect("kubectl runs");
+    let out = kubectl(&["svcplane", "--help"])
+        .output()
+        .await
+        .expect("kubectl runs");
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("Usage: kubectl svcplane"), "{help}");
     assert!(help.contains("explain"), "{help}");
