@@ -149,13 +149,15 @@ pub struct LbIpReport {
 #[serde(rename_all = "camelCase")]
 pub struct Addresses {
     /// `spec.clusterIPs`.
+    #[serde(rename = "clusterIPs")]
     pub cluster_ips: Vec<ClusterIpReport>,
     /// Allocated `spec.ports[].nodePort`s.
     pub node_ports: Vec<NodePortReport>,
     /// `spec.externalIPs`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "externalIPs", skip_serializing_if = "Vec::is_empty")]
     pub external_ips: Vec<String>,
     /// `status.loadBalancer.ingress[].ip`.
+    #[serde(rename = "loadBalancerIPs")]
     pub load_balancer_ips: Vec<LbIpReport>,
     /// What the cluster says about pools, when the Service is a LoadBalancer.
     #[serde(skip_serializing_if = "Option::is_none")]

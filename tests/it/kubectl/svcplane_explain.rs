@@ -396,6 +396,100 @@ async fn explain_shows_each_nodes_endpoint_choices_and_the_usual_mistakes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_tells_how_addresses_were_allocated_and_why_a_load_balancer_is_pending() {
+    let k = Kubectl::start(
+        "explain_tells_how_addresses_were_allocated_and_why_a_load_balancer_is_pending",
+    )
+    .await;
+    populate(&k.fx.client).await;
+    let kubeconfig = k.fx.kubeconfig_path();
+    // Without a ServiceCIDR object the band is not known.
+    let web = explain_json(&kubeconfig, "web").await;
+    let allocation = &web["addresses"]["clusterIPs"][0]["allocation"];
+    assert_eq!(allocation["band"], "Unknown", "{allocation}");
+    // The server's range as a ServiceCIDR (kube-apiserver creates `kubernetes` from its flag):
+    // a /12 has a static band of 256 addresses (KEP-3070).
+    create(
+        &Api::<k8s_openapi::api::networking::v1::ServiceCIDR>::all(k.fx.client.clone()),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR",
+               "metadata": {"name": "kubernetes"}, "spec": {"cidrs": ["10.96.0.0/12"]}}),
+    )
+    .await;
+    let web = explain_json(&kubeconfig, "web").await;
+    let cluster_ip = &web["addresses"]["clusterIPs"][0];
+    let ip: std::net::Ipv4Addr = cluster_ip["ip"].as_str().unwrap().parse().unwrap();
+    let expected = if u32::from(ip) - u32::from(std::net::Ipv4Addr::new(10, 96, 0, 0)) <= 256 {
+        "Static"
+    } else {
+        "Dynamic"
+    };
+    assert_eq!(cluster_ip["allocation"]["band"], expected, "{cluster_ip}");
+    assert_eq!(cluster_ip["allocation"]["range"], "10.96.0.0/12");
+
+    // A LoadBalancer with externalTrafficPolicy: Local, no endpoints and no address.
+    let services: Api<Service> = Api::namespaced(k.fx.client.clone(), NS);
+    create(
+        &services,
+        service(
+            "lb",
+            "web",
+            json!(8080),
+            json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+                   "loadBalancerClass": "svcplane.io/lb"}),
+        ),
+    )
+    .await;
+    let lb = explain_json(&kubeconfig, "lb").await;
+    let found = codes(&lb);
+    assert!(
+        found.contains(&"ExternalLocalWithoutLocalEndpoint".to_string()),
+        "{found:?}"
+    );
+    let pending = lb["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "LoadBalancerPending")
+        .unwrap_or_else(|| panic!("{}", lb["findings"]));
+    assert!(
+        pending["message"]
+            .as_str()
+            .unwrap()
+            .contains("the LoadBalancerIPPool CRD is not installed"),
+        "{pending}"
+    );
+    assert_eq!(
+        lb["addresses"]["nodePorts"][0]["allocation"]["band"],
+        "Unknown"
+    );
+    // An address written by someone else (no pool CRD here).
+    let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}});
+    services
+        .patch_status("lb", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("lb status");
+    let lb = explain_json(&kubeconfig, "lb").await;
+    assert!(!codes(&lb).contains(&"LoadBalancerPending".to_string()));
+    let ingress = &lb["addresses"]["loadBalancerIPs"][0];
+    assert_eq!(ingress["ip"], "192.0.2.10");
+    assert!(
+        ingress["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not from a LoadBalancerIPPool (the CRD is not installed)"),
+        "{ingress}"
+    );
+    // The LoadBalancer address is a frontend of every node, forwarding to the local set.
+    let frontends = lb["nodes"][0]["ports"][0]["frontends"].as_array().unwrap();
+    assert!(
+        frontends
+            .iter()
+            .any(|f| f["kind"] == "LoadBalancer" && f["endpointSet"] == "Local"),
+        "{frontends:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_reports_a_missing_service_and_an_unreachable_server() {
     let k = Kubectl::start("explain_reports_a_missing_service_and_an_unreachable_server").await;
     let kubeconfig = k.fx.kubeconfig_path();
