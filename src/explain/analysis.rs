@@ -148,3 +148,124 @@ fn slice_report(slice: &EndpointSlice) -> SliceReport {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explain::gather::Pools;
+    use crate::explain::render::{render, Format};
+    use serde_json::json;
+    use svcplane_dataplane::model::Exclusion;
+
+    /// Two nodes in two zones; `internalTrafficPolicy: Local`; one ready endpoint on node-a and
+    /// one not-ready endpoint on node-b.
+    fn gathered() -> Gathered {
+        let node = |name: &str, zone: &str| {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": {"topology.kubernetes.io/zone": zone}},
+            }))
+            .unwrap()
+        };
+        Gathered {
+            service: serde_json::from_value(json!({
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"clusterIP": "10.0.0.20", "clusterIPs": ["10.0.0.20"],
+                         "internalTrafficPolicy": "Local",
+                         "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+            }))
+            .unwrap(),
+            slices: vec![serde_json::from_value(json!({
+                "metadata": {"name": "web-1", "namespace": "default",
+                             "labels": {"kubernetes.io/service-name": "web"}},
+                "addressType": "IPv4",
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                "endpoints": [
+                    {"addresses": ["10.244.1.5"], "nodeName": "node-a", "zone": "zone-a",
+                     "conditions": {"ready": true}},
+                    {"addresses": ["10.244.2.5"], "nodeName": "node-b", "zone": "zone-b",
+                     "conditions": {"ready": false, "serving": false, "terminating": false}},
+                ],
+            }))
+            .unwrap()],
+            pods: Vec::new(),
+            nodes: vec![node("node-a", "zone-a"), node("node-b", "zone-b")],
+            namespace_labels: Default::default(),
+            pools: Pools::NotInstalled,
+            service_cidrs: vec!["10.0.0.0/24".parse().unwrap()],
+        }
+    }
+
+    #[test]
+    fn local_policy_uses_only_the_nodes_own_ready_endpoints() {
+        let report = explain(&gathered(), None).unwrap();
+        assert_eq!(report.nodes.len(), 2);
+        let b = &report.nodes[1].ports[0];
+        assert!(!b.cluster.in_use);
+        let verdicts: Vec<(String, Option<Exclusion>)> = b
+            .local
+            .endpoints
+            .iter()
+            .map(|e| (e.address.to_string(), e.reason))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("10.244.1.5".to_string(), Some(Exclusion::NotLocal)),
+                ("10.244.2.5".to_string(), Some(Exclusion::NotReady)),
+            ]
+        );
+        assert!(report.nodes[0].ports[0].local.endpoints[0].used);
+        // 10.0.0.20 is offset 19 of a /24: above the static band of 16.
+        assert_eq!(
+            report.addresses.cluster_ips[0].allocation.band,
+            crate::explain::report::Band::Dynamic
+        );
+    }
+
+    #[test]
+    fn only_node_narrows_the_report_and_unknown_nodes_are_errors() {
+        let report = explain(&gathered(), Some("node-b")).unwrap();
+        assert_eq!(report.nodes.len(), 1);
+        assert_eq!(report.nodes[0].name, "node-b");
+        assert_eq!(
+            explain(&gathered(), Some("node-z")).unwrap_err(),
+            UnknownNode("node-z".into())
+        );
+    }
+
+    #[test]
+    fn text_and_wide_say_why_in_words_and_json_by_stable_names() {
+        let report = explain(&gathered(), Some("node-b")).unwrap();
+        let text = render(&report, Format::Text);
+        assert!(
+            text.contains("ClusterIP 10.0.0.20:80 -> local set (no endpoint: rejected)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    local set: 0 of 2 endpoint(s)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("excluded  10.244.2.5:8080  not ready\n"),
+            "{text}"
+        );
+        let wide = render(&report, Format::Wide);
+        assert!(
+            wide.contains("ENDPOINT         NODE    ZONE    CLUSTER  LOCAL"),
+            "{wide}"
+        );
+        assert!(
+            wide.contains("10.244.2.5:8080  node-b  zone-b  -        not ready"),
+            "{wide}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&render(&report, Format::Json)).unwrap();
+        assert_eq!(
+            json["nodes"][0]["ports"][0]["local"]["endpoints"][0]["reason"],
+            "NotLocal"
+        );
+        assert_eq!(
+            json["addresses"]["clusterIPs"][0]["allocation"]["band"],
+            "Dynamic"
+        );
+    }
+}
