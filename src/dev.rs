@@ -206,6 +206,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let (stop_webhook, webhook_stop_rx) = tokio::sync::watch::channel(false);
     // The in-process API clients (controllers, node agents) stop first, the webhook last.
     let (stop_clients, clients_stop_rx) = tokio::sync::watch::channel(false);
+    // svcplane's own kinds before the webhook (which watches pools) and any manifest, which
+    // may hold objects of them.
     crate::dev_components::install_crds(&server)
         .await
         .context("installing svcplane's CustomResourceDefinitions")?;
@@ -218,10 +220,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
                 .context("starting the validating admission webhook")?;
         Some(webhook)
     };
-    // svcplane's own kinds before any manifest, which may hold objects of them.
-    crate::dev_components::install_crds(&server)
-        .await
-        .context("installing svcplane's CustomResourceDefinitions")?;
     if !args.no_examples {
         for (name, text) in EXAMPLES {
             let created = server

@@ -136,38 +136,6 @@ pub async fn start_simulator(
     Ok(tokio::spawn(svcplane_simulator::run(client, config, stop)))
 }
 
-/// Installs svcplane's CustomResourceDefinitions (`LoadBalancerIPPool`) and waits, at most
-/// 10 s, until each is `Established`.
-pub async fn install_crds(server: &RunningServer) -> anyhow::Result<()> {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    use kube::CustomResourceExt;
-    let crd = svcplane_api::LoadBalancerIPPool::crd();
-    let name = crd.metadata.name.clone().unwrap_or_default();
-    server
-        .apply_manifests(&serde_json::to_string(&crd)?)
-        .await
-        .map_err(|e| anyhow::anyhow!("creating CustomResourceDefinition {name}: {e}"))?;
-    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client_of(server).await?);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let established = api.get_opt(&name).await?.is_some_and(|crd| {
-            crd.status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-        });
-        if established {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "CustomResourceDefinition {name} is not Established after 10 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 /// Starts the controllers against the server over a real client.
 pub async fn start_controllers(
     server: &RunningServer,

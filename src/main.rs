@@ -5,8 +5,10 @@ mod controller_manager;
 mod crds_cmd;
 mod dev;
 mod dev_components;
+mod explain;
 mod logging;
 mod node_agent;
+mod plugin;
 mod pool_watch;
 mod shutdown;
 mod validate_cmd;
@@ -14,7 +16,7 @@ mod webhook_cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// mimalloc instead of glibc malloc: the API server allocates many small JSON values per
 /// request, and glibc's per-thread arenas fragment under that load (measured in BENCHMARKS.md).
@@ -47,27 +49,49 @@ enum Command {
     Validate(validate_cmd::ValidateArgs),
     /// Print svcplane's CustomResourceDefinitions (LoadBalancerIPPool) as YAML.
     Crds,
+    /// Explain a Service: its addresses, slices, and which endpoints each node uses and why.
+    Explain(explain::ExplainArgs),
+    /// Link this binary as `kubectl-svcplane`, so `kubectl svcplane explain svc/NAME` works.
+    InstallKubectlPlugin(plugin::InstallArgs),
+}
+
+/// Parses the command line. Run as `kubectl-svcplane` (kubectl's plugin name) the commands are
+/// the same; only usage and help say `kubectl svcplane`.
+fn parse_cli() -> Cli {
+    let argv0 = std::env::args_os().next();
+    if !plugin::invoked_as_plugin(argv0.as_deref()) {
+        return Cli::parse();
+    }
+    let matches = Cli::command()
+        .name("kubectl svcplane")
+        .bin_name("kubectl svcplane")
+        .get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     logging::init(cli.log_format);
-    if let Command::Validate(args) = &cli.command {
-        // Offline and synchronous: 0 all allowed, 1 any rejected, 2 unreadable input.
-        let code = validate_cmd::run_validate(args, &mut std::io::stdout());
-        return ExitCode::from(code);
-    }
-    if let Command::Crds = &cli.command {
-        return match crds_cmd::crds_yaml() {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(err) => {
-                eprintln!("error: {err:#}");
-                ExitCode::from(1)
-            }
-        };
+    match &cli.command {
+        Command::Validate(args) => {
+            // Offline and synchronous: 0 all allowed, 1 any rejected, 2 unreadable input.
+            let code = validate_cmd::run_validate(args, &mut std::io::stdout());
+            return ExitCode::from(code);
+        }
+        Command::InstallKubectlPlugin(args) => return install_kubectl_plugin(args),
+        Command::Crds => {
+            return match crds_cmd::crds_yaml() {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -95,11 +119,34 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::NodeAgent(args) => node_agent::run(args).await,
-            Command::Validate(_) | Command::Crds => unreachable!("handled above"),
+            Command::Explain(args) => explain::run(args).await,
+            Command::Validate(_) | Command::InstallKubectlPlugin(_) | Command::Crds => {
+                unreachable!("handled above")
+            }
         }
     });
     match result {
         Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn install_kubectl_plugin(args: &plugin::InstallArgs) -> ExitCode {
+    match plugin::install(args) {
+        Ok(link) => {
+            println!("installed {}", link.display());
+            if let Some(dir) = link.parent().filter(|d| !plugin::on_path(d)) {
+                println!(
+                    "note: {} is not on PATH; add it so kubectl finds the plugin",
+                    dir.display()
+                );
+            }
+            println!("try: kubectl svcplane explain svc/NAME -n NAMESPACE");
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(1)

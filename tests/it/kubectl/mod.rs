@@ -5,6 +5,7 @@ mod explain;
 mod owner_references;
 mod protobuf;
 mod rbac;
+mod svcplane_explain;
 
 /// Creates Role `role` in `namespace` allowing `verbs` on `resource` and RoleBinding `binding`
 /// giving it to ServiceAccount `namespace/service_account` (`kubectl create role` +
