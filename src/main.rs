@@ -6,6 +6,7 @@ mod dev_components;
 mod logging;
 mod node_agent;
 mod shutdown;
+mod status_page;
 mod validate_cmd;
 mod webhook_cmd;
 
