@@ -348,3 +348,67 @@ async fn dev_status_page_in_chromium_matches_the_api() {
     assert!(png.len() > 1000, "screenshot of {} bytes", png.len());
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
 }
+
+/// `svcplane controller-manager --status-page` serves the page on its metrics address, with
+/// the ranges of its own flags, no node tables (no agent runs there) and, without the CRD,
+/// "no LoadBalancerIPPool CRD"; without the flag there is no page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_manager_serves_the_page_only_with_the_flag() {
+    let fixture = svcplane_tests::Fixture::start().await;
+    let services: Api<Service> = Api::namespaced(fixture.client.clone(), "default");
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "cm-page"},
+        "spec": {"ports": [{"port": 80}]},
+    }))
+    .unwrap();
+    services
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    let start = |status_page: bool| {
+        let port = free_port();
+        let mut command = Command::new(workspace_binary("svcplane"));
+        command
+            .arg("controller-manager")
+            .arg("--kubeconfig")
+            .arg(fixture.kubeconfig_path())
+            .args(["--leader-elect=false", "--metrics-addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if status_page {
+            command.args([
+                "--status-page",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--service-node-port-range=30000-30999",
+            ]);
+        }
+        (Dev(command.spawn().unwrap()), port)
+    };
+
+    let (_with, port) = start(true);
+    let url = format!("http://127.0.0.1:{port}/status");
+    let page = wait_for(&url, |p| p.contains("data-service=\"default/cm-page\"")).await;
+    assert!(page.contains("svcplane controller-manager"), "{page}");
+    assert!(
+        page.contains("ClusterIPs <code>10.96.0.0/16</code>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("NodePorts <code>30000-30999</code>"),
+        "{page}"
+    );
+    assert!(page.contains("no LoadBalancerIPPool CRD"), "{page}");
+    assert!(
+        page.contains("not available in the controller manager"),
+        "{page}"
+    );
+
+    let (_without, port) = start(false);
+    wait_for(&format!("http://127.0.0.1:{port}/healthz"), |b| b == "ok").await;
+    let status = reqwest::get(format!("http://127.0.0.1:{port}/status"))
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+}
