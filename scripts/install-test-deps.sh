@@ -7,6 +7,9 @@ command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 # `kill`: the binary suite sends SIGTERM/SIGINT/SIGKILL to `svcplane` processes.
 command -v kill >/dev/null 2>&1 || need_apt+=(procps)
+# Headless Chromium: the status page test (tests/it/status_page.rs) loads the page in it and
+# takes a screenshot.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

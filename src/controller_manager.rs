@@ -150,6 +150,17 @@ pub struct ControllerManagerArgs {
     /// kube-controller-manager serves them over HTTPS on `--secure-port`).
     #[arg(long, default_value = "127.0.0.1:10257")]
     pub metrics_addr: SocketAddr,
+    /// Also serve the HTML status page at `/status` on `--metrics-addr` (svcplane's flag).
+    #[arg(long)]
+    pub status_page: bool,
+    /// The Service ClusterIP range(s) whose band usage the status page shows, as
+    /// kube-apiserver's flag (its default too); used only by the status page.
+    #[arg(long, default_value = svcplane_allocators::FALLBACK_SERVICE_CLUSTER_IP_RANGE)]
+    pub service_cluster_ip_range: String,
+    /// The NodePort range whose band usage the status page shows, as kube-apiserver's flag
+    /// (its default too); used only by the status page.
+    #[arg(long, default_value = svcplane_allocators::DEFAULT_SERVICE_NODE_PORT_RANGE)]
+    pub service_node_port_range: String,
 }
 
 impl ControllerManagerArgs {
@@ -209,6 +220,30 @@ impl ControllerManagerArgs {
             ..LeaderElectionConfig::default()
         })
     }
+
+    /// The status page's routes with `--status-page` (none without): the controller manager
+    /// runs no node agent, so the page says the tables are not available here.
+    fn status_page_routes(&self, client: &Client) -> Result<Router> {
+        if !self.status_page {
+            return Ok(Router::new());
+        }
+        let page = crate::status_page::Page::new(
+            client.clone(),
+            "svcplane controller-manager",
+            &self.service_cluster_ip_range,
+            &self.service_node_port_range,
+            crate::status_page::AgentTables::NotAvailable(
+                "not available in the controller manager: no node agent runs here (see each \
+                 node agent's /debug/table, or the status page of svcplane dev)"
+                    .into(),
+            ),
+        )
+        .map_err(|e| Error::InvalidConfig {
+            flag: "--service-cluster-ip-range/--service-node-port-range",
+            message: e.to_string(),
+        })?;
+        Ok(crate::status_page::router(page))
+    }
 }
 
 async fn client_for(kubeconfig: Option<&PathBuf>) -> Result<Client> {
@@ -231,11 +266,13 @@ struct HealthState {
 }
 
 /// Serves `/healthz` (always ok while running), `/readyz` (ok once this instance is leading
-/// or on standby with leader election, i.e. started) and `/metrics`.
+/// or on standby with leader election, i.e. started), `/metrics`, and `extra` (the status
+/// page with `--status-page`).
 pub async fn serve_health(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    extra: Router,
 ) -> Result<()> {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -253,7 +290,8 @@ pub async fn serve_health(
             "/metrics",
             get(|State(s): State<HealthState>| async move { s.metrics.encode() }),
         )
-        .with_state(HealthState { metrics, ready });
+        .with_state(HealthState { metrics, ready })
+        .merge(extra);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await?;
     Ok(())
@@ -266,10 +304,12 @@ pub async fn run(args: ControllerManagerArgs) -> Result<()> {
     let client = client_for(args.kubeconfig.as_ref()).await?;
     let metrics = Arc::new(Metrics::new()?);
     let ready = Arc::new(AtomicBool::new(false));
+    let status_page = args.status_page_routes(&client)?;
     let health = tokio::spawn(serve_health(
         args.metrics_addr,
         metrics.clone(),
         ready.clone(),
+        status_page,
     ));
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
@@ -625,6 +665,22 @@ mod tests {
         };
         let err = err.to_string();
         assert!(err.contains("--leader-elect-lease-duration"), "{err}");
+    }
+
+    /// `--status-page` is off by default; its ranges default to kube-apiserver's.
+    #[test]
+    fn status_page_is_off_by_default_with_kube_apiserver_ranges() {
+        let args = parse(&[]);
+        assert!(!args.status_page);
+        assert_eq!(args.service_cluster_ip_range, "10.0.0.0/24");
+        assert_eq!(args.service_node_port_range, "30000-32767");
+        let args = parse(&[
+            "--status-page",
+            "--service-cluster-ip-range=10.96.0.0/12,fd00::/108",
+            "--service-node-port-range=30000-30100",
+        ]);
+        assert!(args.status_page);
+        assert_eq!(args.service_node_port_range, "30000-30100");
     }
 
     #[test]

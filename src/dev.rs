@@ -268,6 +268,38 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
                 .context("starting the simulated cluster")?;
         Some(handle)
     };
+    // --- status page (src/status_page) ---
+    let status_page = crate::status_page::Page::new(
+        crate::dev_components::client_of(&server)
+            .await
+            .context("a client for the status page")?,
+        "svcplane dev",
+        &args.service_cluster_ip_range,
+        &args.service_node_port_range,
+        crate::status_page::AgentTables::NotAvailable(
+            "no node agents run here (svcplane dev --no-node-agents)".into(),
+        ),
+    )
+    .context("the status page's ranges")?;
+    let mut status_page_url = None;
+    if args.no_node_agents {
+        // Alone on the node agents' address, which is free then.
+        let listener = tokio::net::TcpListener::bind(args.node_agents_listen)
+            .await
+            .with_context(|| format!("--node-agents-listen {}", args.node_agents_listen))?;
+        status_page_url = Some(format!(
+            "http://{}{}",
+            listener.local_addr()?,
+            crate::status_page::PATH
+        ));
+        let stop = clients_stop_rx.clone();
+        tokio::spawn(crate::status_page::serve_alone(
+            listener,
+            status_page.clone(),
+            stop,
+        ));
+    }
+    // --- end status page ---
     let node_agents = if args.no_node_agents {
         None
     } else {
@@ -279,6 +311,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
             &server,
             args.node_agents_listen,
             &real,
+            Some(status_page),
             clients_stop_rx.clone(),
         )
         .await
@@ -327,6 +360,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
                  `svcplane node-agent --backend {backend} --cleanup`"
             );
         }
+    }
+    if let Some(agents) = &node_agents {
+        status_page_url = Some(format!("{}{}", agents.url, crate::status_page::PATH));
+    }
+    if let Some(url) = &status_page_url {
+        println!("  status page: {url}");
     }
     println!("Press Ctrl-C to stop.");
     let signal = shutdown.requested().await;

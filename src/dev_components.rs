@@ -119,7 +119,7 @@ pub async fn start_webhook(
 }
 
 /// A client of the server, over its kubeconfig like any other client.
-async fn client_of(server: &RunningServer) -> anyhow::Result<kube::Client> {
+pub async fn client_of(server: &RunningServer) -> anyhow::Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&server.kubeconfig())?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
     Ok(kube::Client::try_from(config)?)
@@ -177,11 +177,13 @@ pub struct RealAgent {
 
 /// Starts one dry-run node agent per Node in the API (over a real client, like a DaemonSet's
 /// pods would) and serves each node's table on `listen`: `/nodes`, `/nodes/NAME/table`
-/// (`?o=json` for JSON) and `/nodes/NAME/metrics`.
+/// (`?o=json` for JSON) and `/nodes/NAME/metrics`; and `status_page`, when given, at
+/// `/status` with these agents' tables.
 pub async fn start_node_agents(
     server: &RunningServer,
     listen: std::net::SocketAddr,
     real: &RealAgent,
+    status_page: Option<crate::status_page::Page>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<NodeAgents> {
     use k8s_openapi::api::core::v1::Node;
@@ -213,6 +215,7 @@ pub async fn start_node_agents(
         );
     }
     let mut programs_this_machine = None;
+    let mut tables = Vec::new();
     for node in nodes.items {
         let Some(name) = node.metadata.name.clone() else {
             continue;
@@ -237,6 +240,7 @@ pub async fn start_node_agents(
             metrics.clone(),
         );
         let status = agent.subscribe();
+        tables.push((name.clone(), agent.subscribe()));
         let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
         tokio::spawn(svcplane_dataplane::source::watch_api(
             client.clone(),
@@ -257,6 +261,9 @@ pub async fn start_node_agents(
         .map(|n| format!("{n}\t/nodes/{n}/table\n"))
         .collect::<String>();
     routes = routes.route("/nodes", axum::routing::get(move || async move { index }));
+    if let Some(page) = status_page {
+        routes = routes.merge(crate::status_page::router(page.with_agents(tables)));
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("--node-agents-listen {listen}: cannot listen"))?;

@@ -11,6 +11,7 @@ mod node_agent;
 mod plugin;
 mod pool_watch;
 mod shutdown;
+mod status_page;
 mod validate_cmd;
 mod webhook_cmd;
 

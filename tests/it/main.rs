@@ -22,5 +22,6 @@ mod dataplane;
 mod helm;
 mod hostile;
 mod kubectl;
+mod status_page;
 mod vm;
 mod webhook;
