@@ -53,7 +53,7 @@ pub struct LoadBalancerIPPoolSpec {
     pub namespace_selector: Option<LabelSelector>,
     /// Skip IPv4 addresses ending in `.0` and `.255`, which some old network equipment
     /// mistakes for network or broadcast addresses.
-    #[serde(default)]
+    #[serde(default, rename = "avoidBuggyIPs")]
     pub avoid_buggy_ips: bool,
     /// A disabled pool hands out no new address; Services keep the ones they hold.
     #[serde(default)]
@@ -166,6 +166,19 @@ mod tests {
             .map(|c| c.name.as_str())
             .collect();
         assert_eq!(columns, ["Disabled", "Total", "Used", "Valid", "Age"]);
+    }
+
+    /// The field names users write: `avoidBuggyIPs` (not serde's camelCase `avoidBuggyIps`,
+    /// which the API server would prune from what users write).
+    #[test]
+    fn spec_field_names() {
+        let spec: LoadBalancerIPPoolSpec = serde_json::from_value(serde_json::json!({
+            "blocks": [{"cidr": "192.0.2.0/28"}], "avoidBuggyIPs": true, "disabled": true,
+            "serviceSelector": {}, "namespaceSelector": {}}))
+        .unwrap();
+        assert!(spec.avoid_buggy_ips && spec.disabled);
+        let crd = serde_json::to_string(&LoadBalancerIPPool::crd()).unwrap();
+        assert!(crd.contains("\"avoidBuggyIPs\"") && !crd.contains("avoidBuggyIps"));
     }
 
     #[test]

@@ -49,25 +49,8 @@ pub struct ExplainArgs {
 }
 
 async fn client_config(args: &ExplainArgs) -> anyhow::Result<kube::Config> {
-    let options = kube::config::KubeConfigOptions {
-        context: args.context.clone(),
-        ..Default::default()
-    };
-    let mut config = match (&args.kubeconfig, &args.context) {
-        (Some(path), _) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("--kubeconfig {}: cannot read", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                .await
-                .with_context(|| format!("--kubeconfig {}", path.display()))?
-        }
-        (None, Some(_)) => kube::Config::from_kubeconfig(&options)
-            .await
-            .context("--context")?,
-        (None, None) => kube::Config::infer().await.context(
-            "no --kubeconfig, and no $KUBECONFIG, ~/.kube/config or in-cluster configuration",
-        )?,
-    };
+    let mut config =
+        crate::client::kube_config(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     // Fail fast on an unreachable server instead of kube's 30 s default.
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = Some(Duration::from_secs(30));

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Event, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::CustomResourceExt;
 use serde_json::json;
 use svcplane_api::LoadBalancerIPPool;
 use svcplane_tests::vm::workspace_binary;
@@ -116,15 +114,6 @@ fn bar_after(dom: &str, anchor: &str, label: &str) -> (i64, i64) {
     let rest = rest.strip_prefix(" data-total=\"").unwrap();
     let (total, _) = rest.split_once('"').unwrap();
     (used.parse().unwrap(), total.parse().unwrap())
-}
-
-async fn install_pool_crd(client: &kube::Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = LoadBalancerIPPool::crd();
-    let name = crd.metadata.name.clone().unwrap();
-    if crds.get_opt(&name).await.unwrap().is_none() {
-        crds.create(&PostParams::default(), &crd).await.unwrap();
-    }
 }
 
 /// Creates the pool (retrying while the new CRD's resource is not served yet) and writes a
@@ -229,7 +218,7 @@ async fn dev_status_page_in_chromium_matches_the_api() {
     let kubeconfig = std::fs::read_to_string(dir.path().join("svcplane-dev.kubeconfig")).unwrap();
     let client = svcplane_tests::client_from_kubeconfig(&kubeconfig).await;
 
-    install_pool_crd(&client).await;
+    svcplane_tests::install_pool_crd(&client).await;
     create_pool(&client).await;
     create_service_with_endpoints(&client).await;
     create_event(&client).await;

@@ -150,3 +150,28 @@ pub fn require_kubectl(test: &str) {
          (scripts/install-helm.sh installs kubectl v1.33.9 when there is none)"
     );
 }
+
+/// Installs the `LoadBalancerIPPool` CRD (from `svcplane_api`, as `svcplane dev` and the chart
+/// do) unless it exists, and waits until pools can be listed (bounded: 10 s).
+pub async fn install_pool_crd(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::CustomResourceExt;
+    use svcplane_api::LoadBalancerIPPool;
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    let crd = LoadBalancerIPPool::crd();
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    if crds.get_opt(&name).await.expect("get the CRD").is_none() {
+        crds.create(&Default::default(), &crd)
+            .await
+            .expect("create the CRD");
+    }
+    let pools: kube::Api<LoadBalancerIPPool> = kube::Api::all(client.clone());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pools.list(&Default::default()).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "LoadBalancerIPPools are not served 10 s after the CRD was created"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -496,6 +496,7 @@ impl Strategy for CustomResources {
                 m.remove("status");
             }
         }
+        self.default_fields(obj);
         Vec::new()
     }
 }
@@ -513,12 +514,13 @@ mod schema_default_tests {
                 "blocks": {"type": "array", "items": {"type": "object", "properties": {
                     "weight": {"type": "integer", "default": 1}}}}}},
             "status": {"type": "object", "properties": {"used": {"type": "integer", "default": 0}}}}});
-        let mut obj = json!({"metadata": {}, "spec": {"blocks": [{}, {"weight": 5}]}});
+        let mut obj = json!({"metadata": {}, "spec": {"blocks": [{}, {"weight": 5}]},
+                             "status": {"used": 3}});
         CustomResources {
             has_status: true,
             schema,
         }
-        .default_fields(&mut obj);
+        .prepare_for_create(&mut obj);
         assert_eq!(
             obj,
             json!({"metadata": {}, "spec": {"disabled": false, "blocks": [{"weight": 1}, {"weight": 5}]}})

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use controllers_support::*;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Namespace, Service, ServicePort, ServiceSpec};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, CustomResourceExt};
+use kube::Client;
 use serde_json::json;
 use svcplane_api::{
     IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec, ALLOW_SHARED_IP_ANNOTATION,
@@ -32,26 +31,7 @@ async fn fixture() -> Fixture {
         ..Default::default()
     })
     .await;
-    let crds: Api<CustomResourceDefinition> = Api::all(fx.client.clone());
-    let crd = LoadBalancerIPPool::crd();
-    crds.create(&PostParams::default(), &crd)
-        .await
-        .expect("create CRD");
-    let name = crd.metadata.name.unwrap();
-    eventually(WAIT, "CRD Established", || {
-        let crds = crds.clone();
-        let name = name.clone();
-        async move {
-            crds.get(&name)
-                .await
-                .ok()
-                .and_then(|c| c.status?.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-        }
-    })
-    .await;
+    svcplane_tests::install_pool_crd(&fx.client).await;
     fx
 }
 

@@ -1088,6 +1088,9 @@ fn a_pool_address_with_external_traffic_policy_local_works_end_to_end() {
     let _heavy = crate::heavy::heavy_blocking();
     let live = Live::start(four_pods("pool"));
     let c = &live.c;
+    // Like the Service ranges: a packet our table does not DNAT (the rejected ones) must
+    // route somewhere, or it fails routing before the filter hooks see it.
+    c.node.route("203.0.113.64/28", "172.16.0.2");
     live.apply(vec![
         json!({"apiVersion": "svcplane.io/v1alpha1", "kind": "LoadBalancerIPPool",
                "metadata": {"name": "edge"},

@@ -182,8 +182,8 @@ fn defaults_install_controller_manager_webhook_and_node_agent() {
     for helm in Helm::both() {
         let r = render(&helm, "");
         let want: BTreeMap<String, usize> = [
-            ("ClusterRole", 2),
-            ("ClusterRoleBinding", 2),
+            ("ClusterRole", 3),
+            ("ClusterRoleBinding", 3),
             ("DaemonSet", 1),
             ("Deployment", 2),
             ("PodDisruptionBudget", 2),
@@ -267,8 +267,11 @@ fn controller_manager_runs_with_kube_controller_manager_flags_and_leader_electio
         let want = [
             (
                 "--controllers",
-                "endpointslice,endpointslicemirroring,endpoint",
+                "endpointslice,endpointslicemirroring,endpoint,lbipam",
             ),
+            ("--load-balancer-class", "svcplane.io/lb"),
+            ("--lb-ipam-default-class", "false"),
+            ("--lb-ipam-leader-elect-resource-name", "svcplane-lb-ipam"),
             ("--managed-by", "endpointslice-controller.k8s.io"),
             ("--concurrent-service-endpoint-syncs", "5"),
             ("--mirroring-concurrent-service-endpoint-syncs", "5"),
@@ -340,7 +343,9 @@ fn controller_manager_runs_with_kube_controller_manager_flags_and_leader_electio
 /// and Endpoints), `recorder.rs` (create Events), `leader_election.rs` (its own
 /// Lease), and the finalizer updates OwnerReferencesPermissionEnforcement asks for
 /// (upstream's `controller_policy.go` grants the same). Node agent: the watches of
-/// `dataplane/src/source.rs`. Webhook: nothing.
+/// `dataplane/src/source.rs`. The lbipam controller (`controllers/src/lb_ipam`): pools and
+/// Namespaces watched, Service and pool status patched, its own Lease. Webhook: the pool
+/// watch of `src/pool_watch.rs`.
 const CONTROLLER_MANAGER_GRANTS: &[&str] = &[
     "list services",
     "watch services",
@@ -360,10 +365,23 @@ const CONTROLLER_MANAGER_GRANTS: &[&str] = &[
     "delete endpointslices.discovery.k8s.io",
     "update services/finalizers",
     "update endpoints/finalizers",
+    "list loadbalancerippools.svcplane.io",
+    "watch loadbalancerippools.svcplane.io",
+    "patch loadbalancerippools.svcplane.io/status",
+    "list namespaces",
+    "watch namespaces",
+    "patch services/status",
     "create events",
     "svcplane: create leases.coordination.k8s.io",
     "svcplane: get leases.coordination.k8s.io/svcplane-controller-manager",
     "svcplane: update leases.coordination.k8s.io/svcplane-controller-manager",
+    "svcplane: get leases.coordination.k8s.io/svcplane-lb-ipam",
+    "svcplane: update leases.coordination.k8s.io/svcplane-lb-ipam",
+];
+
+const WEBHOOK_GRANTS: &[&str] = &[
+    "list loadbalancerippools.svcplane.io",
+    "watch loadbalancerippools.svcplane.io",
 ];
 
 const NODE_AGENT_GRANTS: &[&str] = &[
@@ -392,6 +410,10 @@ fn rbac_grants_each_component_exactly_what_it_calls() {
             (
                 format!("{NAMESPACE}/t-svcplane-node-agent"),
                 set(NODE_AGENT_GRANTS),
+            ),
+            (
+                format!("{NAMESPACE}/t-svcplane-webhook"),
+                set(WEBHOOK_GRANTS),
             ),
         ]
         .into_iter()
@@ -482,18 +504,57 @@ fn rbac_shrinks_with_the_enabled_controllers_and_options() {
     assert!(r.of_kind("Role").is_empty() && r.of_kind("RoleBinding").is_empty());
     let renamed = only("controllerManager: {leaderElection: {leaseName: cm-lock}}");
     assert!(renamed.contains("svcplane: update leases.coordination.k8s.io/cm-lock"));
+    let mut lbipam = with_lease(&[
+        "list services",
+        "watch services",
+        "list loadbalancerippools.svcplane.io",
+        "watch loadbalancerippools.svcplane.io",
+        "patch loadbalancerippools.svcplane.io/status",
+        "list namespaces",
+        "watch namespaces",
+        "patch services/status",
+        "create events",
+        "svcplane: get leases.coordination.k8s.io/svcplane-lb-ipam",
+        "svcplane: update leases.coordination.k8s.io/svcplane-lb-ipam",
+    ]);
+    assert_eq!(only("controllerManager: {controllers: [lbipam]}"), lbipam);
+    lbipam.retain(|g| !g.contains("svcplane-lb-ipam"));
+    lbipam.insert("svcplane: get leases.coordination.k8s.io/pools-lock".into());
+    lbipam.insert("svcplane: update leases.coordination.k8s.io/pools-lock".into());
+    assert_eq!(
+        only("controllerManager: {controllers: [lbipam], leaderElection: {lbIpamLeaseName: pools-lock}}"),
+        lbipam
+    );
 }
 
+/// The webhook's only API calls are its pool watch (`--check-pool-overlaps`); it reviews pools
+/// through a second, cluster-scoped registration.
 #[test]
-fn webhook_calls_no_api_so_it_gets_no_token_and_no_role() {
+fn webhook_watches_only_pools_and_reviews_them() {
     for helm in Helm::both() {
         let r = render(&helm, "");
         let account = format!("{NAMESPACE}/{}", r.name("webhook"));
-        assert!(!r.grants().contains_key(&account));
-        let sa = r.get("ServiceAccount", &r.name("webhook"));
-        assert_eq!(sa["automountServiceAccountToken"], false);
-        let pod = &r.get("Deployment", &r.name("webhook"))["spec"]["template"]["spec"];
-        assert_eq!(pod["automountServiceAccountToken"], false);
+        assert_eq!(r.grants()[&account], set(WEBHOOK_GRANTS));
+        let deployment = r.get("Deployment", &r.name("webhook"));
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["automountServiceAccountToken"],
+            true
+        );
+        let args = args_of(r.container(deployment, "webhook"));
+        assert!(
+            args.iter().any(|a| a == "--check-pool-overlaps"),
+            "{args:?}"
+        );
+        let registration = r.get("ValidatingWebhookConfiguration", &r.name("webhook"));
+        let pools = registration["webhooks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|w| str_of(&w["name"]) == "pools.validate.svcplane.dev")
+            .expect("a registration for pools");
+        assert_eq!(pools["rules"][0]["apiGroups"][0], "svcplane.io");
+        assert_eq!(pools["rules"][0]["resources"][0], "loadbalancerippools");
+        assert_eq!(pools["rules"][0]["scope"], "Cluster");
     }
 }
 
@@ -825,7 +886,8 @@ fn cert_manager_tls_issues_a_certificate_and_injects_its_ca() {
 }
 
 /// Next to kube-controller-manager: only the EndpointSlice controller, under its own
-/// managed-by value, so both controllers' slices of one Service can be compared.
+/// managed-by value, so both controllers' slices of one Service can be compared (and lbipam,
+/// which writes only Services of its own class).
 #[test]
 fn side_by_side_runs_only_the_endpointslice_controller_under_its_own_managed_by() {
     for helm in Helm::both() {
@@ -834,7 +896,7 @@ fn side_by_side_runs_only_the_endpointslice_controller_under_its_own_managed_by(
             r.get("Deployment", &r.name("controller-manager")),
             "controller-manager",
         ));
-        assert_eq!(flag(&args, "--controllers"), Some("endpointslice"));
+        assert_eq!(flag(&args, "--controllers"), Some("endpointslice,lbipam"));
         assert_eq!(
             flag(&args, "--managed-by"),
             Some("endpointslice-controller.svcplane.dev")
@@ -1353,6 +1415,9 @@ async fn run_setup() -> (
         .create(&PostParams::default(), &node)
         .await
         .unwrap();
+    // The lbipam controller and the webhook's pool watch need svcplane's CRD, as the chart
+    // installs it (`crds/`).
+    svcplane_tests::install_pool_crd(&fx.client).await;
     (binary, r, fx, kubeconfig)
 }
 
@@ -1401,7 +1466,7 @@ async fn node_agent_accepts_the_rendered_command_line_and_serves_its_probes() {
 /// metrics on the metrics port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_accepts_the_rendered_command_line_and_serves_the_registration() {
-    let (binary, r, _fx, _) = run_setup().await;
+    let (binary, r, _fx, kubeconfig) = run_setup().await;
     let deployment = r.get("Deployment", "t-svcplane-webhook");
     let webhook = r.container(deployment, "webhook");
     let secret = r.get("Secret", "t-svcplane-webhook-tls");
@@ -1414,7 +1479,8 @@ async fn webhook_accepts_the_rendered_command_line_and_serves_the_registration()
         .into_iter()
         .map(|a| a.replace(mount, dir.path().to_str().unwrap()))
         .collect();
-    let (args, ports) = localize(&args, &[], &[]);
+    // The pool watch reads the API through the kubeconfig (in a pod: the mounted token).
+    let (args, ports) = localize(&args, &[], std::slice::from_ref(&kubeconfig));
     let mut running = Running::start("webhook", &binary, &args, &[]);
     let hook = &r.get("ValidatingWebhookConfiguration", "t-svcplane-webhook")["webhooks"][0];
     let ca = reqwest::Certificate::from_pem(pem_of(&hook["clientConfig"]["caBundle"]).as_bytes())
@@ -1584,7 +1650,7 @@ fn install_notes_describe_the_mode_and_the_components() {
     let replace = notes("");
     for line in [
         "(mode: replace)",
-        "controllers: endpointslice, endpointslicemirroring, endpoint",
+        "controllers: endpointslice, endpointslicemirroring, endpoint, lbipam",
         "managed-by=endpointslice-controller.k8s.io",
         "--controllers=*,-endpointslice,-endpointslicemirroring,-endpoint",
         "kubectl -n kube-system delete daemonset kube-proxy",
@@ -1599,7 +1665,7 @@ fn install_notes_describe_the_mode_and_the_components() {
     let side = notes("mode: sideBySide\nnodeAgent: {enabled: false}");
     for line in [
         "(mode: sideBySide)",
-        "controllers: endpointslice\n",
+        "controllers: endpointslice, lbipam\n",
         "managed-by=endpointslice-controller.svcplane.dev",
         "node agent          not installed",
     ] {

@@ -10,7 +10,9 @@
 //! `plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go`: `system:basic-user`,
 //! `system:discovery`, `system:public-info-viewer`).
 //!
-//! The webhook has no ServiceAccount rules: it only answers AdmissionReviews and calls no API.
+//! The webhook runs too (`svcplane webhook --check-pool-overlaps`, with a generated certificate
+//! in place of the mounted Secret): it lists and watches LoadBalancerIPPools. Its registration
+//! is deleted right after the install, because nothing here serves its in-cluster Service.
 
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
@@ -27,7 +29,9 @@ use svcplane_apiserver::{FaultConfig, FaultRule};
 use svcplane_tests::vm::workspace_binary;
 use svcplane_tests::Kubectl;
 
-use super::support::{chart_dir, parse_documents, str_of, Helm, NAMESPACE, RELEASE};
+use super::support::{
+    chart_dir, kubectl_resource, parse_documents, str_of, Helm, NAMESPACE, RELEASE,
+};
 
 /// How long the components get to use every granted rule.
 const USE_DEADLINE: Duration = Duration::from_secs(40);
@@ -62,11 +66,7 @@ impl Grant {
     /// The row key kubectl's `auth can-i --list` prints for it: (`resource.group`, URL, name,
     /// verb).
     fn can_i_row(&self) -> (String, String, String, String) {
-        let resource = if self.api_group.is_empty() {
-            self.resource.clone()
-        } else {
-            format!("{}.{}", self.resource, self.api_group)
-        };
+        let resource = kubectl_resource(&self.resource, &self.api_group);
         (
             resource,
             String::new(),
@@ -239,15 +239,22 @@ fn rendered(manifest: &[Value], kind: &str, container: &str) -> (Vec<String>, St
 
 /// Starts `svcplane` with the chart's args for a component, adapted to a process on this
 /// host: `--kubeconfig` with the ServiceAccount token, loopback listen addresses on free
-/// ports, `--node-name=node-a`, and the node agent's `dry-run` backend (no kernel tables).
-fn start(args: &[String], kubeconfig: &std::path::Path) -> Component {
+/// ports, `--node-name=node-a`, the node agent's `dry-run` backend (no kernel tables), and a
+/// certificate generated into `certs` for the webhook.
+fn start(args: &[String], kubeconfig: &std::path::Path, certs: &std::path::Path) -> Component {
     let adapted: Vec<String> = args
         .iter()
         .map(|arg| match arg.split_once('=') {
             Some((
-                flag @ ("--metrics-addr" | "--metrics-bind-address" | "--healthz-bind-address"),
+                flag @ ("--metrics-addr"
+                | "--metrics-bind-address"
+                | "--healthz-bind-address"
+                | "--metrics-listen"),
                 _,
             )) => format!("{flag}=127.0.0.1:{}", free_port()),
+            Some(("--listen", _)) => format!("--listen=127.0.0.1:{}", free_port()),
+            Some(("--tls-cert-file", _)) => format!("--generate-certs={}", certs.display()),
+            Some(("--tls-key-file", _)) => "--cert-dns-names=localhost".into(),
             Some(("--node-name", _)) => "--node-name=node-a".into(),
             Some(("--backend", _)) => "--backend=dry-run".into(),
             _ => arg.clone(),
@@ -337,6 +344,23 @@ spec:
   ports: [{name: http, port: 81, targetPort: 8080}]
 "#;
 
+const LOAD_BALANCER: &str = r#"
+apiVersion: svcplane.io/v1alpha1
+kind: LoadBalancerIPPool
+metadata: {name: edge}
+spec:
+  blocks: [{cidr: 192.0.2.0/28}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: edge, namespace: default}
+spec:
+  type: LoadBalancer
+  loadBalancerClass: svcplane.io/lb
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chart_service_accounts_use_every_granted_rule_and_are_never_denied() {
     let k = Kubectl::start_with(
@@ -360,24 +384,35 @@ async fn chart_service_accounts_use_every_granted_rule_and_are_never_denied() {
         helm.run(&all)
             .unwrap_or_else(|e| panic!("helm {args:?}: {e}"))
     };
-    // Without the webhook: nothing here serves it, and with `failurePolicy: Fail` every
-    // Service write would fail. Its ServiceAccount is bound to no rule either way.
-    helm_run(&[
-        "install",
-        RELEASE,
-        chart.to_str().unwrap(),
-        "--set",
-        "webhook.enabled=false",
-    ]);
+    helm_run(&["install", RELEASE, chart.to_str().unwrap()]);
     let manifest = parse_documents(&helm_run(&["get", "manifest", RELEASE]));
+    // The registration points at the webhook's in-cluster Service, which nothing serves here:
+    // with `failurePolicy: Fail` every reviewed write would fail.
+    for registration in manifest
+        .iter()
+        .filter(|o| str_of(&o["kind"]) == "ValidatingWebhookConfiguration")
+    {
+        k.ok(&[
+            "delete",
+            "validatingwebhookconfiguration",
+            str_of(&registration["metadata"]["name"]),
+        ])
+        .await;
+    }
 
     let (cm_args, cm_sa) = rendered(&manifest, "Deployment", "controller-manager");
     let (agent_args, agent_sa) = rendered(&manifest, "DaemonSet", "node-agent");
+    let (webhook_args, webhook_sa) = rendered(&manifest, "Deployment", "webhook");
+    let certs = tempfile::tempdir().expect("certificate directory");
     let mut components = Vec::new();
-    for (sa, args) in [(&cm_sa, &cm_args), (&agent_sa, &agent_args)] {
+    for (sa, args) in [
+        (&cm_sa, &cm_args),
+        (&agent_sa, &agent_args),
+        (&webhook_sa, &webhook_args),
+    ] {
         let token = k.ok(&["create", "token", sa, "-n", NAMESPACE]).await;
         let path = k.token_kubeconfig(&format!("{sa}.kubeconfig"), token.trim());
-        components.push(start(args, &path));
+        components.push(start(args, &path, certs.path()));
     }
 
     // Work for every controller: a selected Service and Pod (slices, Endpoints), a custom
@@ -444,6 +479,17 @@ async fn chart_service_accounts_use_every_granted_rule_and_are_never_denied() {
     })
     .await;
     k.fx.faults().clear();
+    // LoadBalancer IPAM: a pool and a Service of svcplane's class get status writes.
+    k.fx.server
+        .apply_manifests(LOAD_BALANCER)
+        .await
+        .expect("pool and LoadBalancer Service");
+    wait_for("the lbipam controller writes a Service's address", || {
+        used(&cm_sa, &|d| {
+            d.allowed && d.verb == "patch" && d.resource == "services" && d.subresource == "status"
+        })
+    })
+    .await;
     k.ok(&["delete", "endpoints", "custom", "-n", "default"])
         .await;
     k.ok(&["delete", "service", "web", "-n", "default"]).await;
@@ -452,6 +498,7 @@ async fn chart_service_accounts_use_every_granted_rule_and_are_never_denied() {
     let grants = [
         (cm_sa.clone(), chart_grants(&manifest, &cm_sa)),
         (agent_sa.clone(), chart_grants(&manifest, &agent_sa)),
+        (webhook_sa.clone(), chart_grants(&manifest, &webhook_sa)),
     ];
     let unused = |sa: &str, grants: &BTreeSet<Grant>| -> Vec<String> {
         let log = inspector.authorization_log(&user(sa));

@@ -319,11 +319,7 @@ pub fn rule_grants(role: &Value) -> BTreeSet<String> {
             for resource in list("resources") {
                 for verb in list("verbs") {
                     for name in &names {
-                        let mut grant = format!("{verb} {resource}");
-                        if !group.is_empty() {
-                            grant.push('.');
-                            grant.push_str(&group);
-                        }
+                        let mut grant = format!("{verb} {}", kubectl_resource(&resource, &group));
                         if let Some(name) = name {
                             grant.push('/');
                             grant.push_str(name);
@@ -335,6 +331,16 @@ pub fn rule_grants(role: &Value) -> BTreeSet<String> {
         }
     }
     out
+}
+
+/// How `kubectl auth can-i --list` names a resource of a group: `resource.group`, with a
+/// subresource after the group (`loadbalancerippools.svcplane.io/status`).
+pub fn kubectl_resource(resource: &str, group: &str) -> String {
+    match (group.is_empty(), resource.split_once('/')) {
+        (true, _) => resource.to_string(),
+        (false, Some((resource, sub))) => format!("{resource}.{group}/{sub}"),
+        (false, None) => format!("{resource}.{group}"),
+    }
 }
 
 /// A JSON string's text, or "" for anything else.

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
-use kube::CustomResourceExt;
 use serde_json::json;
 use svcplane_api::{IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec};
 use svcplane_tests::vm::workspace_binary;
@@ -37,19 +35,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port()
-}
-
-async fn install_crd(f: &Fixture) {
-    let crds: Api<CustomResourceDefinition> = Api::all(f.client.clone());
-    crds.create(&PostParams::default(), &LoadBalancerIPPool::crd())
-        .await
-        .expect("create the CRD");
-    let pools: Api<LoadBalancerIPPool> = Api::all(f.client.clone());
-    let deadline = Instant::now() + WITHIN;
-    while pools.list(&Default::default()).await.is_err() {
-        assert!(Instant::now() < deadline, "the CRD is not served");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Starts `svcplane webhook --check-pool-overlaps` and registers it for pools.
@@ -135,7 +120,7 @@ fn refusal(result: Result<LoadBalancerIPPool, kube::Error>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pools_are_validated_and_may_not_overlap() {
     let f = Fixture::start_tls().await;
-    install_crd(&f).await;
+    svcplane_tests::install_pool_crd(&f.client).await;
     let _webhook = start_webhook(&f).await;
     let pools: Api<LoadBalancerIPPool> = Api::all(f.client.clone());
     let create = PostParams::default();
@@ -218,7 +203,7 @@ async fn pools_are_validated_and_may_not_overlap() {
 async fn kubectl_shows_pool_field_errors() {
     svcplane_tests::require_kubectl("kubectl_shows_pool_field_errors");
     let f = Fixture::start_tls().await;
-    install_crd(&f).await;
+    svcplane_tests::install_pool_crd(&f.client).await;
     let _webhook = start_webhook(&f).await;
     let dir = tempfile::tempdir().expect("dir");
     let manifest = dir.path().join("pool.yaml");
@@ -237,7 +222,7 @@ async fn kubectl_shows_pool_field_errors() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "kubectl apply passed: {stderr}");
     assert!(
-        stderr.contains("LoadBalancerIPPool.svcplane.io \"p\" is invalid")
+        stderr.contains("The LoadBalancerIPPool \"p\" is invalid")
             && stderr.contains(
                 "spec.blocks[0]: Forbidden: `cidr` may not be set together with `start` or `stop`"
             ),
