@@ -2,7 +2,8 @@
 //! Helm 4 CLIs against the embedded API server (TLS, as a cluster's): every object of the
 //! release's manifest (`helm get manifest`) is created and reads back with what was rendered,
 //! an upgrade changes a value and drops a disabled component, a rollback restores them, and
-//! `helm uninstall` removes every object and the release records.
+//! `helm uninstall` removes every object and the release records. The value sets rendering
+//! prometheus-operator and cert-manager kinds install once their CRDs are loaded.
 
 use std::collections::BTreeSet;
 
@@ -16,8 +17,9 @@ use svcplane_apiserver::rbac::{forbidden_message, Policy, Request, UserInfo};
 
 use super::support::{chart_dir, parse_documents, str_of, Helm, NAMESPACE, RELEASE};
 
-/// Values the release is installed with: every optional object the embedded server can hold
-/// (the Grafana dashboard ConfigMap; not the ServiceMonitor, a CRD of prometheus-operator).
+/// Values the release is installed with: every optional object of built-in kinds (the Grafana
+/// dashboard ConfigMap; the ServiceMonitor and cert-manager objects need those projects' CRDs:
+/// [`optional_value_sets`]).
 const INSTALL_VALUES: &str = "metrics.grafanaDashboard.enabled=true";
 
 /// Where a rendered object lives and what it is called: `Kind namespace/name`.
@@ -439,4 +441,94 @@ async fn helm_3_installs_upgrades_rolls_back_and_uninstalls_the_chart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_4_installs_upgrades_rolls_back_and_uninstalls_the_chart() {
     lifecycle(Helm::major(4)).await;
+}
+
+/// A CRD of another project, as little of it as the chart's objects need: its group, kind and
+/// scope, and a schema that keeps every field (as those projects' own CRDs do for the fields
+/// the chart sets).
+fn foreign_crd(group: &str, kind: &str, plural: &str) -> Value {
+    serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {
+            "group": group,
+            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
+            "scope": "Namespaced",
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                          "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}],
+        },
+    })
+}
+
+/// The value sets that render other projects' kinds install once those CRDs are loaded
+/// (prometheus-operator's ServiceMonitor; cert-manager's Certificate and Issuer): every object
+/// is stored as rendered, and `helm uninstall` removes them.
+async fn optional_value_sets(helm: Helm) {
+    let major = helm.major;
+    let fx = svcplane_tests::Fixture::start_tls().await;
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": NAMESPACE}})).unwrap();
+    Api::<Namespace>::all(fx.client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    for crd in [
+        foreign_crd("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),
+        foreign_crd("cert-manager.io", "Certificate", "certificates"),
+        foreign_crd("cert-manager.io", "Issuer", "issuers"),
+    ] {
+        fx.server
+            .replace_object(crd)
+            .await
+            .unwrap_or_else(|e| panic!("CRD: {}", e.message));
+    }
+    let kubeconfig = format!("--kubeconfig={}", fx.kubeconfig_path().display());
+    let release = Release {
+        helm: &helm,
+        fx,
+        kubeconfig,
+    };
+    let chart = chart_dir();
+    let chart = chart.to_str().unwrap();
+    for (values, kinds) in [
+        (
+            "metrics.serviceMonitor.enabled=true",
+            &["ServiceMonitor"][..],
+        ),
+        (
+            "webhook.tls.source=certManager",
+            &["Certificate", "Issuer"][..],
+        ),
+    ] {
+        release.run(&["install", RELEASE, chart, "--set", values]);
+        let installed = release.manifest();
+        let rendered: BTreeSet<&str> = installed.iter().map(|o| str_of(&o["kind"])).collect();
+        for kind in kinds {
+            assert!(rendered.contains(kind), "helm {major} {values}: no {kind}");
+        }
+        release.assert_all_stored(&installed, values).await;
+        release.run(&["uninstall", RELEASE]);
+        let discovery = Discovery::new(release.fx.client.clone())
+            .run()
+            .await
+            .unwrap();
+        for object in &installed {
+            assert!(
+                release.stored(&discovery, object).await.is_none(),
+                "helm {major} {values}: uninstall left {}",
+                key(object)
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_3_installs_the_service_monitor_and_cert_manager_value_sets() {
+    optional_value_sets(Helm::major(3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_4_installs_the_service_monitor_and_cert_manager_value_sets() {
+    optional_value_sets(Helm::major(4)).await;
 }
