@@ -26,6 +26,25 @@ pub struct IpBlock {
     pub stop: Option<String>,
 }
 
+impl IpBlock {
+    /// A `cidr` block.
+    pub fn cidr(cidr: impl Into<String>) -> Self {
+        IpBlock {
+            cidr: Some(cidr.into()),
+            ..Default::default()
+        }
+    }
+
+    /// A `start`/`stop` block (inclusive).
+    pub fn range(start: impl Into<String>, stop: impl Into<String>) -> Self {
+        IpBlock {
+            start: Some(start.into()),
+            stop: Some(stop.into()),
+            ..Default::default()
+        }
+    }
+}
+
 /// An inclusive range of addresses of one family, from a CIDR or a start/stop pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AddressBlock {
@@ -212,18 +231,11 @@ mod tests {
     use super::*;
 
     fn cidr(s: &str) -> IpBlock {
-        IpBlock {
-            cidr: Some(s.into()),
-            ..Default::default()
-        }
+        IpBlock::cidr(s)
     }
 
     fn range(start: &str, stop: &str) -> IpBlock {
-        IpBlock {
-            start: Some(start.into()),
-            stop: Some(stop.into()),
-            ..Default::default()
-        }
+        IpBlock::range(start, stop)
     }
 
     #[test]

@@ -112,6 +112,19 @@ impl PoolConditionType {
     }
 }
 
+impl LoadBalancerIPPool {
+    /// A pool of these blocks, everything else unset (selects every Service, enabled).
+    pub fn with_blocks(name: &str, blocks: Vec<IpBlock>) -> Self {
+        LoadBalancerIPPool::new(
+            name,
+            LoadBalancerIPPoolSpec {
+                blocks,
+                ..Default::default()
+            },
+        )
+    }
+}
+
 impl LoadBalancerIPPoolSpec {
     /// The blocks parsed, in order; the first block that does not parse is the error, with
     /// its index.

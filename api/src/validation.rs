@@ -171,31 +171,17 @@ fn validate_selector(selector: Option<&LabelSelector>, path: &Path) -> Vec<Field
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{IpBlock, LoadBalancerIPPoolSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn pool(name: &str, blocks: &[&str]) -> LoadBalancerIPPool {
         let blocks = blocks
             .iter()
             .map(|b| match b.split_once('-') {
-                Some((start, stop)) => IpBlock {
-                    start: Some(start.into()),
-                    stop: Some(stop.into()),
-                    ..Default::default()
-                },
-                None => IpBlock {
-                    cidr: Some(b.to_string()),
-                    ..Default::default()
-                },
+                Some((start, stop)) => IpBlock::range(start, stop),
+                None => IpBlock::cidr(*b),
             })
             .collect();
-        LoadBalancerIPPool::new(
-            name,
-            LoadBalancerIPPoolSpec {
-                blocks,
-                ..Default::default()
-            },
-        )
+        LoadBalancerIPPool::with_blocks(name, blocks)
     }
 
     fn messages(errs: &[FieldError]) -> Vec<String> {

@@ -16,8 +16,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
 use svcplane_api::{
-    IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec, ALLOW_SHARED_IP_ANNOTATION,
-    DEFAULT_LOAD_BALANCER_CLASS, LOAD_BALANCER_IPS_ANNOTATION,
+    IpBlock, LoadBalancerIPPool, ALLOW_SHARED_IP_ANNOTATION, DEFAULT_LOAD_BALANCER_CLASS,
+    LOAD_BALANCER_IPS_ANNOTATION,
 };
 use svcplane_controllers::{ControllerConfig, ControllerKind};
 use svcplane_tests::Fixture;
@@ -50,19 +50,7 @@ fn selector(key: &str, value: &str) -> Option<LabelSelector> {
 }
 
 fn pool(name: &str, cidrs: &[&str]) -> LoadBalancerIPPool {
-    LoadBalancerIPPool::new(
-        name,
-        LoadBalancerIPPoolSpec {
-            blocks: cidrs
-                .iter()
-                .map(|c| IpBlock {
-                    cidr: Some(c.to_string()),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        },
-    )
+    LoadBalancerIPPool::with_blocks(name, cidrs.iter().map(|c| IpBlock::cidr(*c)).collect())
 }
 
 async fn create_pool(client: &Client, pool: &LoadBalancerIPPool) {

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::api::{Api, PostParams};
 use serde_json::json;
-use svcplane_api::{IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec};
+use svcplane_api::{IpBlock, LoadBalancerIPPool};
 use svcplane_tests::vm::workspace_binary;
 use svcplane_tests::Fixture;
 
@@ -89,24 +89,11 @@ fn pool(name: &str, blocks: &[(&str, Option<&str>)]) -> LoadBalancerIPPool {
     let blocks = blocks
         .iter()
         .map(|(first, stop)| match stop {
-            Some(stop) => IpBlock {
-                start: Some(first.to_string()),
-                stop: Some(stop.to_string()),
-                ..Default::default()
-            },
-            None => IpBlock {
-                cidr: Some(first.to_string()),
-                ..Default::default()
-            },
+            Some(stop) => IpBlock::range(*first, *stop),
+            None => IpBlock::cidr(*first),
         })
         .collect();
-    LoadBalancerIPPool::new(
-        name,
-        LoadBalancerIPPoolSpec {
-            blocks,
-            ..Default::default()
-        },
-    )
+    LoadBalancerIPPool::with_blocks(name, blocks)
 }
 
 /// The message of a refused write.

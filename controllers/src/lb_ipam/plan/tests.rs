@@ -7,8 +7,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use svcplane_api::{
-    IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec, ALLOW_SHARED_IP_ANNOTATION,
-    LOAD_BALANCER_IPS_ANNOTATION,
+    IpBlock, LoadBalancerIPPool, ALLOW_SHARED_IP_ANNOTATION, LOAD_BALANCER_IPS_ANNOTATION,
 };
 
 use super::*;
@@ -23,20 +22,7 @@ fn config() -> ClassConfig {
 }
 
 fn pool(name: &str, blocks: &[&str]) -> LoadBalancerIPPool {
-    let blocks = blocks
-        .iter()
-        .map(|b| IpBlock {
-            cidr: Some(b.to_string()),
-            ..Default::default()
-        })
-        .collect();
-    LoadBalancerIPPool::new(
-        name,
-        LoadBalancerIPPoolSpec {
-            blocks,
-            ..Default::default()
-        },
-    )
+    LoadBalancerIPPool::with_blocks(name, blocks.iter().map(|b| IpBlock::cidr(*b)).collect())
 }
 
 fn svc(name: &str, second: i64) -> Service {
