@@ -111,6 +111,26 @@ impl Release<'_> {
             .map(|o| serde_json::to_value(o).expect("objects serialize"))
     }
 
+    /// None of `objects` is stored any more.
+    async fn assert_none_stored<'o>(
+        &self,
+        objects: impl IntoIterator<Item = &'o Value>,
+        when: &str,
+    ) {
+        let discovery = Discovery::new(self.fx.client.clone())
+            .run()
+            .await
+            .expect("discovery");
+        for object in objects {
+            assert!(
+                self.stored(&discovery, object).await.is_none(),
+                "helm {} {when} left {}",
+                self.helm.major,
+                key(object)
+            );
+        }
+    }
+
     /// Every object of the manifest is stored with every rendered field; returns their keys.
     async fn assert_all_stored(&self, objects: &[Value], when: &str) -> BTreeSet<String> {
         let major = self.helm.major;
@@ -383,17 +403,12 @@ async fn lifecycle(helm: Helm) {
         dropped.iter().any(|k| k.starts_with("DaemonSet ")),
         "helm {major}: {dropped:?}"
     );
-    let discovery = Discovery::new(release.fx.client.clone())
-        .run()
-        .await
-        .unwrap();
-    for object in installed.iter().filter(|o| !kept.contains(&key(o))) {
-        assert!(
-            release.stored(&discovery, object).await.is_none(),
-            "helm {major} upgrade left {}",
-            key(object)
-        );
-    }
+    release
+        .assert_none_stored(
+            installed.iter().filter(|o| !kept.contains(&key(o))),
+            "upgrade",
+        )
+        .await;
     // The generated webhook CA survives the upgrade (the chart's `lookup` of its Secret).
     let tls = |objects: &[Value]| {
         objects
@@ -417,17 +432,7 @@ async fn lifecycle(helm: Helm) {
 
     // Uninstall: nothing of the release is left.
     release.run(&["uninstall", RELEASE]);
-    let discovery = Discovery::new(release.fx.client.clone())
-        .run()
-        .await
-        .unwrap();
-    for object in &rolled_back {
-        assert!(
-            release.stored(&discovery, object).await.is_none(),
-            "helm {major} uninstall left {}",
-            key(object)
-        );
-    }
+    release.assert_none_stored(&rolled_back, "uninstall").await;
     assert_eq!(release.release_secrets().await, 0, "helm {major} uninstall");
 }
 
@@ -509,17 +514,9 @@ async fn optional_value_sets(helm: Helm) {
         }
         release.assert_all_stored(&installed, values).await;
         release.run(&["uninstall", RELEASE]);
-        let discovery = Discovery::new(release.fx.client.clone())
-            .run()
-            .await
-            .unwrap();
-        for object in &installed {
-            assert!(
-                release.stored(&discovery, object).await.is_none(),
-                "helm {major} {values}: uninstall left {}",
-                key(object)
-            );
-        }
+        release
+            .assert_none_stored(&installed, &format!("{values} uninstall"))
+            .await;
     }
 }
 
