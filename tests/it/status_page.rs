@@ -85,18 +85,7 @@ async fn chromium(profile: &Path, args: &[String], url: &str) -> String {
 
 /// Polls `url` until `check` accepts the body (bounded: 30 s).
 async fn wait_for(url: &str, check: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        if let Ok(resp) = reqwest::get(url).await {
-            last = resp.text().await.unwrap_or_default();
-            if check(&last) {
-                return last;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{url} never satisfied the check; last body:\n{last}");
+    svcplane_tests::poll_http(url, Duration::from_secs(30), check).await
 }
 
 /// `data-used` and `data-total` of the first bar labelled `label` after `anchor`.

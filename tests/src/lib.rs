@@ -175,3 +175,24 @@ pub async fn install_pool_crd(client: &kube::Client) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// GETs `url` every 100 ms until `check` accepts the body; panics with the last body after
+/// `within`.
+pub async fn poll_http(
+    url: &str,
+    within: std::time::Duration,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + within;
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(resp) = reqwest::get(url).await {
+            last = resp.text().await.unwrap_or_default();
+            if check(&last) {
+                return last;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{url} never satisfied the check; last body:\n{last}");
+}

@@ -857,30 +857,23 @@ impl Live {
             use kube::discovery::ApiResource;
             for object in objects {
                 let kind = object["kind"].as_str().unwrap_or_default().to_string();
-                let resource = match kind.as_str() {
-                    "LoadBalancerIPPool" => {
-                        let api: kube::Api<DynamicObject> = kube::Api::all_with(
-                            client.clone(),
-                            &ApiResource::erase::<svcplane_api::LoadBalancerIPPool>(&()),
-                        );
-                        let name = object["metadata"]["name"].as_str().unwrap().to_string();
-                        api.patch(
-                            &name,
-                            &PatchParams::apply("nftables-traffic").force(),
-                            &Patch::Apply(&object),
-                        )
-                        .await
-                        .unwrap_or_else(|e| panic!("apply pool {name}: {e}"));
-                        continue;
-                    }
-                    "Service" => ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
-                    "EndpointSlice" => {
-                        ApiResource::erase::<k8s_openapi::api::discovery::v1::EndpointSlice>(&())
-                    }
+                let api: kube::Api<DynamicObject> = match kind.as_str() {
+                    "LoadBalancerIPPool" => kube::Api::all_with(
+                        client.clone(),
+                        &ApiResource::erase::<svcplane_api::LoadBalancerIPPool>(&()),
+                    ),
+                    "Service" => kube::Api::namespaced_with(
+                        client.clone(),
+                        "default",
+                        &ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+                    ),
+                    "EndpointSlice" => kube::Api::namespaced_with(
+                        client.clone(),
+                        "default",
+                        &ApiResource::erase::<k8s_openapi::api::discovery::v1::EndpointSlice>(&()),
+                    ),
                     other => panic!("cannot apply {other}"),
                 };
-                let api: kube::Api<DynamicObject> =
-                    kube::Api::namespaced_with(client.clone(), "default", &resource);
                 let name = object["metadata"]["name"].as_str().unwrap().to_string();
                 api.patch(
                     &name,

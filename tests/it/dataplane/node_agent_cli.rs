@@ -375,18 +375,7 @@ async fn create_all(fixture: &Fixture, yaml: &str) {
 
 /// Polls `url` until `check` accepts the body (bounded: 20 s).
 async fn wait_for(url: &str, check: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        if let Ok(resp) = reqwest::get(url).await {
-            last = resp.text().await.unwrap_or_default();
-            if check(&last) {
-                return last;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} never satisfied the check; last body:\n{last}");
+    svcplane_tests::poll_http(url, Duration::from_secs(20), check).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
