@@ -107,12 +107,25 @@ fn start_agent(kubeconfig: &std::path::Path, min_sync: &str) -> AgentProcess {
         .args(["--metrics-bind-address", &format!("127.0.0.1:{port}")])
         .args(["--healthz-bind-address", ""])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(agent_log(min_sync))
         .spawn()
         .expect("start the node agent");
     AgentProcess {
         child,
         base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// Where the agent's log goes: `BENCH_AGENT_LOG=DIR` keeps each agent's stderr in
+/// `DIR/agent-<min-sync-period>.log` (set `RUST_LOG` for detail); discarded otherwise.
+fn agent_log(min_sync: &str) -> Stdio {
+    let Some(dir) = std::env::var_os("BENCH_AGENT_LOG") else {
+        return Stdio::null();
+    };
+    let path = std::path::Path::new(&dir).join(format!("agent-{min_sync}.log"));
+    match std::fs::File::create(&path) {
+        Ok(file) => file.into(),
+        Err(err) => panic!("BENCH_AGENT_LOG: cannot create {}: {err}", path.display()),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `svcplane`: the Kubernetes Service networking control plane.
 
+mod allocator;
 mod client;
 mod controller_manager;
 mod crds_cmd;
@@ -18,11 +19,6 @@ mod webhook_cmd;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-
-/// mimalloc instead of glibc malloc: the API server allocates many small JSON values per
-/// request, and glibc's per-thread arenas fragment under that load (measured in BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Kubernetes Service networking control plane.
 #[derive(Debug, Parser)]
@@ -92,6 +88,7 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Command::NodeAgent(_) => allocator::return_freed_memory_at_once(),
         _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

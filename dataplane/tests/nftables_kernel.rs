@@ -46,7 +46,7 @@ fn slices() -> Vec<Slice> {
         slice("web", "web-v4")
             .port("http", "TCP", 8080)
             .ep(ep("10.244.1.2"))
-            .ep(ep("10.244.2.3")),
+            .ep(ep("10.244.2.3").local()),
         slice("web", "web-v6")
             .ipv6()
             .port("http", "TCP", 8080)
@@ -94,7 +94,8 @@ fn a_full_sync_writes_a_table_nft_can_list_and_a_second_one_writes_nothing() {
         // With affinity: a chain per endpoint.
         "meta l4proto udp dnat to 10.244.1.5:5353",
         "ct status dnat ip saddr . ip daddr @hairpin-endpoints meta mark set meta mark | 0x00004000",
-        "10.244.1.2 . 10.244.1.2",
+        // Hairpin pairs for this node's endpoints only.
+        "10.244.2.3 . 10.244.2.3",
         "update @affinity-",
         "flags dynamic,timeout",
         "timeout 30s",
@@ -106,6 +107,10 @@ fn a_full_sync_writes_a_table_nft_can_list_and_a_second_one_writes_nothing() {
     ] {
         assert!(v4.contains(expected), "missing {expected:?} in\n{v4}");
     }
+    assert!(
+        !v4.contains("10.244.1.2 . 10.244.1.2"),
+        "an endpoint on another node never reaches itself through this node: no hairpin pair\n{v4}"
+    );
     let v6 = ns.exec_ok(&["nft", "list", "table", "ip6", "svcplane"]);
     assert!(
         v6.contains("fd00:96::10 . tcp . 80 : goto service-"),
@@ -150,7 +155,7 @@ fn a_partial_sync_writes_only_the_changed_service() {
         .sync(m.table(), &SyncScope::Services(changes.services.clone()))
         .expect("partial sync");
     // Without affinity only elements change: the slot map loses the second range (its
-    // start and end) and the hairpin set the gone endpoint. No rule, no chain.
+    // start and end) and the hairpin set the gone (local) endpoint. No rule, no chain.
     assert_eq!(
         report.operations,
         3,

@@ -37,7 +37,13 @@
 //!   verdict; a rule, or an element with a jump/goto, makes the kernel re-validate every
 //!   chain of the table at commit (`nft_table_validate`), 150–350 ms at 10,000 Services.
 //!   The hairpin mark is decided in postrouting from one set of `endpoint . endpoint` pairs
-//!   for the same reason. Services with ClientIP affinity keep a chain per endpoint (its
+//!   for the same reason; it holds only this node's endpoints, as upstream's IPVS proxier
+//!   fills `KUBE-LOOP-BACK` (`if !ep.IsLocal() { continue }`, `pkg/proxy/ipvs/proxier.go`)
+//!   and as our IPVS backend does: only a Pod on this node sends packets that this node
+//!   DNATs back to their source (a remote Pod's own node proxies its traffic, and external
+//!   traffic reaching a remote endpoint is masqueraded anyway). At 10,000 Services × 10
+//!   endpoints on 10 nodes that is 10,000 pairs instead of 100,000 (BENCHMARKS.md, "Agent
+//!   RSS"). Services with ClientIP affinity keep a chain per endpoint (its
 //!   `update @affinity-…` needs one) and pay the validation when their endpoints change.
 //! - Affinity chains select with chained `numgen random mod N−i` tests instead of an
 //!   anonymous verdict map per Service (binding an anonymous set walks the whole transaction
@@ -85,7 +91,7 @@ pub struct Fixed {
     pub nodeport_ips: Name,
     /// Set: every ClusterIP.
     pub cluster_ips: Name,
-    /// Set: `endpoint . endpoint` of every endpoint (hairpin masquerade).
+    /// Set: `endpoint . endpoint` of every endpoint on this node (hairpin masquerade).
     pub hairpin: Name,
     /// Chain: dispatch to Services.
     pub services: Name,
@@ -527,7 +533,7 @@ pub fn render_service(
             continue;
         }
         let chain = b.policy_chain(row);
-        for d in row.destinations.iter() {
+        for d in row.destinations.iter().filter(|d| d.local) {
             b.claim(&f.hairpin, Key::Hairpin(d.address), None);
         }
         let (dispatch, masq_map) = if node_port {

@@ -1171,6 +1171,32 @@ mod tests {
     }
 
     #[test]
+    fn only_this_nodes_endpoints_get_a_hairpin_pair() {
+        // Upstream's IPVS proxier fills KUBE-LOOP-BACK from local endpoints only: a Pod on
+        // another node never sends a packet this node DNATs back to it.
+        let mut fx = Fixture::new();
+        let mut web = row(
+            "web",
+            FrontendKind::ClusterIP,
+            "10.96.0.1",
+            80,
+            &["10.0.0.1", "10.0.0.2"],
+        );
+        let mut destinations = web.destinations.to_vec();
+        destinations[1].local = false;
+        web.destinations = destinations.into();
+        let ops = fx.sync(&table("web", vec![web]));
+        let pairs: Vec<_> = ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::AddElement(_, Key::Hairpin(address), _) => Some(address.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pairs, vec!["10.0.0.1"]);
+    }
+
+    #[test]
     fn the_same_rows_again_write_nothing() {
         let mut fx = Fixture::new();
         let t = table(
