@@ -98,6 +98,26 @@ async fn pool_unknown_fields_follow_field_validation_and_are_pruned() {
     assert_eq!(stored["spec"]["disabled"], false, "{stored}");
     assert_eq!(stored["spec"]["avoidBuggyIPs"], false, "{stored}");
 
+    // Sorted, not in document order; a repeated key of the body comes first, as upstream's
+    // decoder reports its duplicates before the pruned paths.
+    let r = raw(
+        &fx,
+        "POST",
+        &format!("{POOLS}?fieldValidation=Strict"),
+        Some(JSON),
+        r#"{"apiVersion": "svcplane.io/v1alpha1", "kind": "LoadBalancerIPPool",
+            "metadata": {"name": "order"},
+            "spec": {"zzz": 1, "blocks": [], "aaa": 2, "disabled": true, "disabled": false}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["message"],
+        "LoadBalancerIPPool in version \"v1alpha1\" cannot be handled as a LoadBalancerIPPool: \
+         strict decoding error: duplicate field \"spec.disabled\", unknown field \"spec.aaa\", \
+         unknown field \"spec.zzz\""
+    );
+
     let r = raw(
         &fx,
         "POST",
