@@ -337,6 +337,7 @@ pub fn crd_resources(crd: &Value) -> Vec<ResourceInfo> {
             selectable_fields: Vec::new(),
             strategy: Arc::new(strategy::CustomResources {
                 has_status: version["subresources"]["status"].is_object(),
+                namespaced,
                 schema: version["schema"]["openAPIV3Schema"].clone(),
             }),
             printer_columns: crate::printer_columns::PrinterColumn::of_crd_version(version),

@@ -1,6 +1,7 @@
 //! Server-side field validation (`fieldValidation`, KEP-2885): unknown and duplicate fields of
 //! a request body, reported as kube-apiserver reports them under each mode: `Strict` fails the
-//! request with one 400 `strict decoding error: ...` listing them all, `Warn` (also the
+//! request with one 400 `strict decoding error: ...` listing them all (after `Kind in version
+//! "v1" cannot be handled as a Kind: ` for a create or update), `Warn` (also the
 //! default when the parameter is absent) returns each as a `Warning`, `Ignore` says nothing.
 //! In every mode unknown fields are dropped and the last of repeated keys wins.
 //!
@@ -70,11 +71,18 @@ pub fn check_body(
                 .filter(|d| !is_under_any(&d.path, &unknown))
                 .map(|d| (d.order, format!("duplicate field {:?}", d.path)))
                 .collect();
-            ordered.extend(unknown.iter().map(|p| {
-                let at = scan.positions.get(p).copied().unwrap_or(usize::MAX);
-                (at, format!("unknown field {p:?}"))
-            }));
-            ordered.sort_by_key(|(at, _)| *at);
+            if info.strategy.unknown_fields_in_document_order() {
+                ordered.extend(unknown.iter().map(|p| {
+                    let at = scan.positions.get(p).copied().unwrap_or(usize::MAX);
+                    (at, format!("unknown field {p:?}"))
+                }));
+                ordered.sort_by_key(|(at, _)| *at);
+            } else {
+                // Custom resources: the JSON decoder's duplicates, then the pruned paths
+                // (upstream `schemaCoercingDecoder.Decode`).
+                ordered.sort_by_key(|(at, _)| *at);
+                ordered.extend(unknown_findings(&unknown).into_iter().map(|t| (0, t)));
+            }
             Findings {
                 yaml: Vec::new(),
                 other: ordered.into_iter().map(|(_, text)| text).collect(),
@@ -89,7 +97,15 @@ pub fn check_body(
             other: unknown_findings(&unknown),
         },
     };
-    let outcome = findings.apply(mode, "strict decoding error: ");
+    // A create's or update's strict error goes through upstream's `transformDecodeError`
+    // (`staging/src/k8s.io/apiserver/pkg/endpoints/handlers/rest.go`, called from
+    // `create.go` and `update.go`), which names the kind; a patch's does not.
+    let prefix = format!(
+        "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: ",
+        kind = info.kind,
+        version = info.version
+    );
+    let outcome = findings.apply(mode, &prefix);
     if outcome.is_ok() {
         drop_unknown_fields(&*info.strategy, obj, &unknown);
     }

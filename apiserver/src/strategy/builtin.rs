@@ -429,57 +429,24 @@ impl Strategy for CustomResourceDefinitions {
     }
 }
 
-/// Custom resources: generation tracked; with a `/status` subresource, a create's status is
-/// dropped (upstream's custom resource strategy `PrepareForCreate`); the version's structural
-/// schema `default`s are applied to written objects (upstream `structuraldefaulting.Default`).
+/// Custom resources (upstream `apiextensions-apiserver/pkg/registry/customresource`):
+/// generation tracked; with a `/status` subresource, a create's status is dropped (the
+/// strategy's `PrepareForCreate`); every write is pruned, stripped of non-nullable nulls and
+/// defaulted by the version's structural schema, as upstream's decoder does, and validated
+/// against it after upstream's `ObjectMeta` rules (see `cr_schema`).
 #[derive(Debug, Default)]
 pub struct CustomResources {
     /// Whether the version serves a `/status` subresource.
     pub has_status: bool,
+    /// Whether the resource is namespaced (`metadata.namespace` required, else forbidden).
+    pub namespaced: bool,
     /// The version's `schema.openAPIV3Schema` (`Null` when it has none).
     pub schema: Value,
 }
 
-/// Upstream `structuraldefaulting.Default`: a property missing from an object gets its
-/// schema's `default`; present objects and array items are walked with their own schemas
-/// (`properties`, `items`, `additionalProperties`). `metadata` is never defaulted here.
-fn apply_schema_defaults(value: &mut Value, schema: &Value, top: bool) {
-    match value {
-        Value::Object(map) => {
-            if let Some(properties) = schema["properties"].as_object() {
-                for (name, property) in properties {
-                    if top && (name == "metadata" || name == "apiVersion" || name == "kind") {
-                        continue;
-                    }
-                    if !map.contains_key(name) {
-                        if let Some(default) = property.get("default") {
-                            map.insert(name.clone(), default.clone());
-                        }
-                    }
-                    if let Some(child) = map.get_mut(name) {
-                        apply_schema_defaults(child, property, false);
-                    }
-                }
-            } else if schema["additionalProperties"].is_object() {
-                for child in map.values_mut() {
-                    apply_schema_defaults(child, &schema["additionalProperties"], false);
-                }
-            }
-        }
-        Value::Array(items) if schema["items"].is_object() => {
-            for item in items {
-                apply_schema_defaults(item, &schema["items"], false);
-            }
-        }
-        _ => {}
-    }
-}
-
 impl Strategy for CustomResources {
     fn default_fields(&self, obj: &mut Value) {
-        if self.schema.is_object() {
-            apply_schema_defaults(obj, &self.schema, true);
-        }
+        super::cr_schema::coerce(obj, &self.schema);
     }
 
     fn tracks_generation(&self) -> bool {
@@ -499,31 +466,109 @@ impl Strategy for CustomResources {
         self.default_fields(obj);
         Vec::new()
     }
+
+    /// Upstream prunes and defaults whatever it decodes, `/status` writes included.
+    fn prepare_for_update(&self, obj: &mut Value, _old: &Value, _status_only: bool) -> Vec<String> {
+        self.default_fields(obj);
+        Vec::new()
+    }
+
+    /// Upstream `customResourceValidator.Validate` / `ValidateUpdate`: `ObjectMeta` (DNS-1123
+    /// subdomain names), then the schema (ratcheted on update) and the list types.
+    fn validate(
+        &self,
+        kind: &ObjectKind<'_>,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> Result<Vec<String>, ApiError> {
+        let mut errors: Vec<super::cr_schema::SchemaError> = super::schema::object_meta_errors(
+            names::is_dns1123_subdomain,
+            self.namespaced,
+            obj,
+            old,
+        )
+        .iter()
+        .map(Into::into)
+        .collect();
+        errors.extend(super::cr_schema::errors(obj, &self.schema, old));
+        if errors.is_empty() {
+            return Ok(Vec::new());
+        }
+        Err(super::cr_schema::invalid(
+            kind,
+            crate::metadata::name(obj),
+            &errors,
+        ))
+    }
+
+    fn unknown_fields(&self, _kind: &ObjectKind<'_>, obj: &Value) -> Result<Vec<String>, ApiError> {
+        Ok(super::cr_schema::unknown_fields(obj, &self.schema))
+    }
+
+    fn drop_unknown_fields(&self, obj: &mut Value) {
+        super::cr_schema::drop_unknown_fields(obj, &self.schema);
+    }
+
+    fn unknown_fields_in_document_order(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
-mod schema_default_tests {
+mod custom_resource_tests {
     use super::*;
 
-    #[test]
-    fn missing_properties_get_their_defaults_at_every_level() {
-        let schema = json!({"type": "object", "properties": {
-            "metadata": {"type": "object", "properties": {"name": {"default": "x"}}},
-            "spec": {"type": "object", "properties": {
-                "disabled": {"type": "boolean", "default": false},
-                "blocks": {"type": "array", "items": {"type": "object", "properties": {
-                    "weight": {"type": "integer", "default": 1}}}}}},
-            "status": {"type": "object", "properties": {"used": {"type": "integer", "default": 0}}}}});
-        let mut obj = json!({"metadata": {}, "spec": {"blocks": [{}, {"weight": 5}]},
-                             "status": {"used": 3}});
+    fn pools() -> CustomResources {
         CustomResources {
             has_status: true,
-            schema,
+            namespaced: false,
+            schema: json!({"type": "object", "properties": {
+                "spec": {"type": "object", "required": ["blocks"], "properties": {
+                    "disabled": {"type": "boolean", "default": false},
+                    "blocks": {"type": "array", "items": {"type": "object", "properties": {
+                        "weight": {"type": "integer", "default": 1}}}}}},
+                "status": {"type": "object", "properties": {"used": {"type": "integer", "default": 0}}}}}),
         }
-        .prepare_for_create(&mut obj);
+    }
+
+    const KIND: ObjectKind<'static> = ObjectKind {
+        group: "svcplane.io",
+        version: "v1alpha1",
+        kind: "LoadBalancerIPPool",
+    };
+
+    #[test]
+    fn a_create_drops_status_prunes_and_defaults() {
+        let mut obj = json!({"metadata": {"name": "p"}, "spec": {"blocks": [{}, {"weight": 5}], "foo": 1},
+                             "status": {"used": 3}});
+        pools().prepare_for_create(&mut obj);
         assert_eq!(
             obj,
-            json!({"metadata": {}, "spec": {"disabled": false, "blocks": [{"weight": 1}, {"weight": 5}]}})
+            json!({"metadata": {"name": "p"}, "spec": {"disabled": false, "blocks": [{"weight": 1}, {"weight": 5}]}})
         );
+    }
+
+    #[test]
+    fn a_status_write_is_pruned_and_defaulted_too() {
+        let mut obj =
+            json!({"metadata": {"name": "p"}, "spec": {"blocks": []}, "status": {"bar": 1}});
+        pools().prepare_for_update(&mut obj, &Value::Null, true);
+        assert_eq!(obj["status"], json!({"used": 0}));
+    }
+
+    #[test]
+    fn validation_reports_metadata_then_schema_errors() {
+        let obj = json!({"metadata": {"name": "Bad_Name"}, "spec": {"disabled": "no"}});
+        let err = pools().validate(&KIND, &obj, None).unwrap_err();
+        let fields: Vec<&str> = err
+            .details
+            .causes
+            .iter()
+            .map(|c| c.field.as_str())
+            .collect();
+        assert_eq!(fields, ["metadata.name", "spec.disabled", "spec.blocks"]);
+        assert_eq!(err.details.causes[2].message, "Required value");
+        let ok = json!({"metadata": {"name": "p"}, "spec": {"blocks": []}});
+        assert!(pools().validate(&KIND, &ok, None).is_ok());
     }
 }

@@ -11,6 +11,7 @@
 
 mod builtin;
 mod by_kind;
+mod cr_schema;
 pub mod defaults;
 mod schema;
 mod typed;
@@ -160,6 +161,32 @@ pub trait Strategy: std::fmt::Debug + Send + Sync {
     /// drop the fields the type does not declare; `None` for kinds without one.
     fn typed(&self) -> Option<Typed> {
         None
+    }
+
+    /// The fields of `obj` the resource does not declare, in upstream's notation
+    /// (`spec.ports[0].foo`) and the order upstream reports them. By default those the
+    /// [`Strategy::typed`] type does not declare (document order); a value of the wrong JSON
+    /// type is then a 400.
+    fn unknown_fields(&self, kind: &ObjectKind<'_>, obj: &Value) -> Result<Vec<String>, ApiError> {
+        match self.typed() {
+            None => Ok(Vec::new()),
+            Some(t) => typed::unknown_fields(t, kind, obj),
+        }
+    }
+
+    /// Removes the fields [`Strategy::unknown_fields`] reports (upstream decodes built-in
+    /// objects into their Go types, so undeclared fields never reach storage).
+    fn drop_unknown_fields(&self, obj: &mut Value) {
+        if let Some(typed) = self.typed() {
+            typed.drop_unknown_fields(obj);
+        }
+    }
+
+    /// Whether [`Strategy::unknown_fields`] come in document order, to be interleaved with
+    /// the body's repeated keys (typed decoding), or in their own order after them (custom
+    /// resources: upstream's decoder reports the JSON duplicates, then the pruned paths).
+    fn unknown_fields_in_document_order(&self) -> bool {
+        true
     }
 
     /// Side effects on the served resources of a committed write (`new` = None on delete).
@@ -329,28 +356,26 @@ pub fn merge_subresource(has_status: bool, new: &mut Value, old: &Value, status_
     }
 }
 
-/// The fields of a built-in object its type does not declare, in upstream's notation
-/// (`spec.ports[0].foo`) and document order; empty for other resources. Values of the wrong
-/// JSON type are a 400 whatever the `fieldValidation` mode, as upstream (see
-/// [`crate::type_error`]). [`crate::strict_decoding`] reports the unknown fields per mode.
+/// The fields of an object its resource does not declare ([`Strategy::unknown_fields`]):
+/// for a built-in kind those its type does not declare, in upstream's notation
+/// (`spec.ports[0].foo`) and document order, values of the wrong JSON type being a 400
+/// whatever the `fieldValidation` mode, as upstream (see [`crate::type_error`]); for a custom
+/// resource those its structural schema prunes. [`crate::strict_decoding`] reports the
+/// unknown fields per mode.
 pub fn unknown_fields(
     strategy: &dyn Strategy,
     kind: &ObjectKind<'_>,
     obj: &Value,
 ) -> Result<Vec<String>, ApiError> {
-    match strategy.typed() {
-        None => Ok(Vec::new()),
-        Some(t) => typed::unknown_fields(t, kind, obj),
-    }
+    strategy.unknown_fields(kind, obj)
 }
 
 /// Removes the `unknown` fields (from [`unknown_fields`]) from `obj`: upstream decodes
-/// built-in objects into their Go types, so undeclared fields never reach storage.
+/// built-in objects into their Go types and prunes custom resources by their structural
+/// schema, so undeclared fields never reach storage.
 pub fn drop_unknown_fields(strategy: &dyn Strategy, obj: &mut Value, unknown: &[String]) {
     if unknown.is_empty() {
         return;
     }
-    if let Some(typed) = strategy.typed() {
-        typed.drop_unknown_fields(obj);
-    }
+    strategy.drop_unknown_fields(obj);
 }

@@ -94,7 +94,7 @@ fn string_map(v: &Value) -> Option<std::collections::BTreeMap<String, String>> {
 /// Upstream `ValidateObjectMeta` (create) and `ValidateObjectMetaUpdate` (update): name by
 /// `name_rule`, namespace by scope, labels, annotations, finalizers; name and namespace
 /// immutable.
-fn object_meta_errors(
+pub(super) fn object_meta_errors(
     name_rule: NameRule,
     namespaced: bool,
     obj: &Value,

@@ -3,6 +3,7 @@
 mod binding;
 mod client_compat;
 mod conflicts;
+mod cr_schema;
 mod crd;
 mod crud;
 mod errors;

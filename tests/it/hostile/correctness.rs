@@ -383,6 +383,10 @@ const INVALID_SERVICE_JSON: &str = r#"{
     }
 }"#;
 
+/// What upstream's `transformDecodeError` puts before a create's or update's strict error
+/// (`staging/src/k8s.io/apiserver/pkg/endpoints/handlers/rest.go`); patches have none.
+const SVC_PREFIX: &str = "Service in version \"v1\" cannot be handled as a Service: ";
+
 const INVALID_SERVICE_YAML: &str = "apiVersion: v1
 kind: Service
 metadata:
@@ -432,14 +436,17 @@ async fn duplicate_fields_in_a_create_are_reported_per_field_validation_mode() {
             "application/json",
             INVALID_SERVICE_JSON,
             &json_findings[..],
-            format!("strict decoding error: {}", json_findings.join(", ")),
+            format!(
+                "{SVC_PREFIX}strict decoding error: {}",
+                json_findings.join(", ")
+            ),
         ),
         (
             "application/yaml",
             INVALID_SERVICE_YAML,
             &yaml_findings[..],
             format!(
-                "strict decoding error: yaml: unmarshal errors:\n  {}, {}",
+                "{SVC_PREFIX}strict decoding error: yaml: unmarshal errors:\n  {}, {}",
                 yaml_findings[..4].join("\n  "),
                 yaml_findings[4..].join(", ")
             ),
@@ -511,7 +518,7 @@ async fn duplicate_fields_in_an_update_are_reported_too() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(
         r.body["message"],
-        r#"strict decoding error: duplicate field "data.k""#
+        r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: duplicate field "data.k""#
     );
     let r = raw(
         &fx,

@@ -1,6 +1,7 @@
 //! The real kubectl against the embedded API server.
 
 mod cli;
+mod cr_schema;
 mod explain;
 mod owner_references;
 mod protobuf;
