@@ -15,6 +15,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use svcplane_api::LoadBalancerIPPool;
+use svcplane_tests::free_port;
 use svcplane_tests::vm::workspace_binary;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -28,14 +29,6 @@ impl Drop for Dev {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Whether Chromium can run here; panics (saying how to install it) when it cannot and

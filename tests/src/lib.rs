@@ -176,6 +176,14 @@ pub async fn install_pool_crd(client: &kube::Client) {
     }
 }
 
+/// A free loopback port: bound and released, for a child process to bind right after.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free loopback port")
+        .port()
+}
+
 /// GETs `url` every 100 ms until `check` accepts the body; panics with the last body after
 /// `within`.
 pub async fn poll_http(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use controllers_support::*;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Event, Namespace, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{Namespace, Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
@@ -156,27 +156,10 @@ async fn wait_ips(client: &Client, ns: &str, name: &str, want: &[&str]) {
     .await;
 }
 
-/// Messages of the Events with `reason` on Service `ns/name`.
-async fn events(client: &Client, ns: &str, name: &str, reason: &str) -> Vec<(String, String)> {
-    Api::<Event>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .expect("list events")
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.involved_object.name.as_deref() == Some(name)
-                && e.involved_object.kind.as_deref() == Some("Service")
-                && e.reason.as_deref() == Some(reason)
-        })
-        .map(|e| (e.type_.unwrap_or_default(), e.message.unwrap_or_default()))
-        .collect()
-}
-
 async fn wait_event(client: &Client, ns: &str, name: &str, reason: &str, contains: &str) {
     let what = format!("Warning {reason} on {ns}/{name} containing {contains:?}");
     eventually(WAIT, &what, || async move {
-        events(client, ns, name, reason)
+        service_events(client, ns, name, reason, |_| true)
             .await
             .iter()
             .any(|(t, m)| t == "Warning" && m.contains(contains))
@@ -421,9 +404,11 @@ async fn dual_stack_gets_one_address_per_family_and_type_change_releases() {
     })
     .await;
     assert!(ips_of(c, NS, "other-class").await.is_empty());
-    assert!(events(c, NS, "other-class", "AllocationFailed")
-        .await
-        .is_empty());
+    assert!(
+        service_events(c, NS, "other-class", "AllocationFailed", |_| true)
+            .await
+            .is_empty()
+    );
     running.stop().await;
 }
 

@@ -9,7 +9,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, Endpoints, Node, Pod, PodSpec, Service, ServicePort, ServiceSpec,
+    Container, ContainerPort, Endpoints, Event, Node, Pod, PodSpec, Service, ServicePort,
+    ServiceSpec,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -430,4 +431,28 @@ pub fn writes(fx: &Fixture) -> BTreeMap<&'static str, u64> {
         ("endpoints", fx.write_count("endpoints")),
     ]
     .into()
+}
+
+/// `(type, message)` of the Events with `reason` on Service `ns/name` that `also` accepts.
+pub async fn service_events(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    reason: &str,
+    also: impl Fn(&Event) -> bool,
+) -> Vec<(String, String)> {
+    Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.involved_object.kind.as_deref() == Some("Service")
+                && e.involved_object.name.as_deref() == Some(name)
+                && e.reason.as_deref() == Some(reason)
+                && also(e)
+        })
+        .map(|e| (e.type_.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect()
 }

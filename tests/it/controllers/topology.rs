@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use controllers_support::*;
-use k8s_openapi::api::core::v1::{Event, Node, Service};
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
 use svcplane_tests::Fixture;
@@ -136,28 +136,17 @@ async fn wait_hints(
 
 /// `(type, message)` of the Events on Service `web` with `reason`, recorded under upstream's
 /// event source `endpoint-slice-controller`.
-async fn service_events(client: &Client, reason: &str) -> Vec<(String, String)> {
-    Api::<Event>::namespaced(client.clone(), NS)
-        .list(&ListParams::default())
-        .await
-        .expect("list events")
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.involved_object.kind.as_deref() == Some("Service")
-                && e.involved_object.name.as_deref() == Some("web")
-                && e.reason.as_deref() == Some(reason)
-                && e.source.as_ref().and_then(|s| s.component.as_deref())
-                    == Some("endpoint-slice-controller")
-        })
-        .map(|e| (e.type_.unwrap_or_default(), e.message.unwrap_or_default()))
-        .collect()
+async fn web_events(client: &Client, reason: &str) -> Vec<(String, String)> {
+    service_events(client, NS, "web", reason, |e| {
+        e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("endpoint-slice-controller")
+    })
+    .await
 }
 
 async fn wait_event(client: &Client, reason: &str, type_: &str, message: &str) {
     let want = (type_.to_string(), message.to_string());
     eventually(T, &format!("{reason} event {message:?}"), || async {
-        service_events(client, reason).await.contains(&want)
+        web_events(client, reason).await.contains(&want)
     })
     .await;
 }

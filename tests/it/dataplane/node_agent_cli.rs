@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use svcplane_tests::vm::workspace_binary;
-use svcplane_tests::Fixture;
+use svcplane_tests::{free_port, Fixture};
 
 const NODE: &str = r#"
 apiVersion: v1
@@ -326,14 +326,6 @@ fn bad_flags_are_refused_with_the_flag_named() {
         err.contains("--manifests") && err.contains("missing"),
         "{err}"
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn create_all(fixture: &Fixture, yaml: &str) {

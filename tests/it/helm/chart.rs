@@ -20,6 +20,7 @@ use base64::Engine as _;
 use helm_support::{args_of, flag, str_of, Helm, Rendered, NAMESPACE, RELEASE};
 use serde_json::Value;
 use svcplane_dataplane::sysctl::{ipvs_sysctls, KernelVersion};
+use svcplane_tests::free_port;
 
 /// Value sets of the README's scenarios; each must lint and render with both Helm majors.
 const VALUE_SETS: &[(&str, &str)] = &[
@@ -1318,14 +1319,6 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The container's args made runnable here: every bind flag moved to 127.0.0.1 on a free

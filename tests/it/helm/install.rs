@@ -73,7 +73,23 @@ struct Release<'a> {
     kubeconfig: String,
 }
 
-impl Release<'_> {
+impl<'a> Release<'a> {
+    /// A release of the chart into [`NAMESPACE`] (created here) of `fx`'s API server.
+    async fn new(helm: &'a Helm, fx: svcplane_tests::Fixture) -> Release<'a> {
+        let ns: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": NAMESPACE}})).unwrap();
+        Api::<Namespace>::all(fx.client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
+        let kubeconfig = format!("--kubeconfig={}", fx.kubeconfig_path().display());
+        Release {
+            helm,
+            fx,
+            kubeconfig,
+        }
+    }
+
     fn run(&self, args: &[&str]) -> String {
         let mut all = args.to_vec();
         all.extend(["--namespace", NAMESPACE, self.kubeconfig.as_str()]);
@@ -215,18 +231,7 @@ async fn lifecycle(helm: Helm) {
         ..Default::default()
     })
     .await;
-    let ns: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": NAMESPACE}})).unwrap();
-    Api::<Namespace>::all(fx.client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
-    let kubeconfig = format!("--kubeconfig={}", fx.kubeconfig_path().display());
-    let release = Release {
-        helm: &helm,
-        fx,
-        kubeconfig,
-    };
+    let release = Release::new(&helm, fx).await;
     let chart = chart_dir();
     let chart = chart.to_str().unwrap();
 
@@ -472,12 +477,6 @@ fn foreign_crd(group: &str, kind: &str, plural: &str) -> Value {
 async fn optional_value_sets(helm: Helm) {
     let major = helm.major;
     let fx = svcplane_tests::Fixture::start_tls().await;
-    let ns: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": NAMESPACE}})).unwrap();
-    Api::<Namespace>::all(fx.client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
     for crd in [
         foreign_crd("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),
         foreign_crd("cert-manager.io", "Certificate", "certificates"),
@@ -488,12 +487,7 @@ async fn optional_value_sets(helm: Helm) {
             .await
             .unwrap_or_else(|e| panic!("CRD: {}", e.message));
     }
-    let kubeconfig = format!("--kubeconfig={}", fx.kubeconfig_path().display());
-    let release = Release {
-        helm: &helm,
-        fx,
-        kubeconfig,
-    };
+    let release = Release::new(&helm, fx).await;
     let chart = chart_dir();
     let chart = chart.to_str().unwrap();
     for (values, kinds) in [

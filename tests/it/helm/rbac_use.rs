@@ -27,7 +27,7 @@ use svcplane_apiserver::authz_log::Decided;
 use svcplane_apiserver::rbac::rule_allows;
 use svcplane_apiserver::{FaultConfig, FaultRule};
 use svcplane_tests::vm::workspace_binary;
-use svcplane_tests::Kubectl;
+use svcplane_tests::{free_port, Kubectl};
 
 use super::support::{
     chart_dir, kubectl_resource, parse_documents, str_of, Helm, NAMESPACE, RELEASE,
@@ -187,14 +187,6 @@ fn can_i_rows(output: &str) -> BTreeSet<(String, String, String, String)> {
         }
     }
     rows
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
 }
 
 /// A component process, killed when dropped.

@@ -12,7 +12,7 @@ use kube::api::{Api, PostParams};
 use serde_json::json;
 use svcplane_api::{IpBlock, LoadBalancerIPPool};
 use svcplane_tests::vm::workspace_binary;
-use svcplane_tests::Fixture;
+use svcplane_tests::{free_port, Fixture, Kubectl};
 
 /// How long the webhook gets to start and to see a pool created.
 const WITHIN: Duration = Duration::from_secs(20);
@@ -28,13 +28,6 @@ impl Drop for WebhookProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// Starts `svcplane webhook --check-pool-overlaps` and registers it for pools.
@@ -188,26 +181,15 @@ async fn pools_are_validated_and_may_not_overlap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_shows_pool_field_errors() {
-    svcplane_tests::require_kubectl("kubectl_shows_pool_field_errors");
-    let f = Fixture::start_tls().await;
-    svcplane_tests::install_pool_crd(&f.client).await;
-    let _webhook = start_webhook(&f).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let manifest = dir.path().join("pool.yaml");
-    std::fs::write(
-        &manifest,
+    let k = Kubectl::start("kubectl_shows_pool_field_errors").await;
+    svcplane_tests::install_pool_crd(&k.fx.client).await;
+    let _webhook = start_webhook(&k.fx).await;
+    let manifest = k.write(
+        "pool.yaml",
         "apiVersion: svcplane.io/v1alpha1\nkind: LoadBalancerIPPool\nmetadata:\n  name: p\nspec:\n  blocks:\n  - cidr: 192.0.2.0/28\n    start: 192.0.2.1\n",
-    )
-    .expect("write");
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(f.kubeconfig_path())
-        .args(["apply", "-f"])
-        .arg(&manifest)
-        .output()
-        .expect("kubectl");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "kubectl apply passed: {stderr}");
+    );
+    let (ok, _, stderr) = k.run(&["apply", "-f", &manifest]).await;
+    assert!(!ok, "kubectl apply passed: {stderr}");
     assert!(
         stderr.contains("The LoadBalancerIPPool \"p\" is invalid")
             && stderr.contains(

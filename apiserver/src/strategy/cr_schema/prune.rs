@@ -87,17 +87,26 @@ impl Walk {
         }
     }
 
+    /// Prunes the value of field `key` of an object with schema `s` by the field's own schema.
+    /// Returns whether the field is declared (an embedded resource's `apiVersion`, `kind` and
+    /// `metadata` always are, and are left alone).
+    fn prune_field(&mut self, key: &str, value: &mut Value, s: Node<'_>) -> bool {
+        if s.embedded_resource() && META_FIELDS.contains(&key) {
+            return true;
+        }
+        let Some(child) = s.property(key).or_else(|| s.additional_properties()) else {
+            return false;
+        };
+        self.push_key(key);
+        self.prune(value, child.schema());
+        self.path.pop();
+        true
+    }
+
     fn prune_object(&mut self, map: &mut Map<String, Value>, s: Node<'_>) {
         let mut removed = Vec::new();
         for (key, value) in map.iter_mut() {
-            if s.embedded_resource() && META_FIELDS.contains(&key.as_str()) {
-                continue;
-            }
-            if let Some(child) = s.property(key).or_else(|| s.additional_properties()) {
-                self.push_key(key);
-                self.prune(value, child.schema());
-                self.path.pop();
-            } else {
+            if !self.prune_field(key, value, s) {
                 if !META_FIELDS.contains(&key.as_str()) || !self.path.is_empty() {
                     self.unknown.push(self.path_with_key(key));
                 }
@@ -115,14 +124,7 @@ impl Walk {
         match x {
             Value::Object(map) => {
                 for (key, value) in map.iter_mut() {
-                    if s.embedded_resource() && META_FIELDS.contains(&key.as_str()) {
-                        continue;
-                    }
-                    if let Some(child) = s.property(key).or_else(|| s.additional_properties()) {
-                        self.push_key(key);
-                        self.prune(value, child.schema());
-                        self.path.pop();
-                    }
+                    self.prune_field(key, value, s);
                 }
             }
             Value::Array(items) => {

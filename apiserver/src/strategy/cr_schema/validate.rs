@@ -119,13 +119,39 @@ fn string(text: &str, s: Node<'_>, path: &str, out: &mut Vec<SchemaError>) {
     if let Some(pattern) = s.str("pattern").filter(|p| !p.is_empty()) {
         // An invalid pattern is rejected when the CRD is written; here it matches nothing
         // and everything alike, so it is skipped.
-        if let Ok(re) = regex::Regex::new(pattern) {
-            if !re.is_match(text) {
-                let message = format!("{path} in body should match '{pattern}'");
-                out.push(SchemaError::invalid(field(path), &value, &message));
-            }
+        if pattern_matches(pattern, text) == Some(false) {
+            let message = format!("{path} in body should match '{pattern}'");
+            out.push(SchemaError::invalid(field(path), &value, &message));
         }
     }
+}
+
+/// Patterns compiled at most once per process, as go-openapi's validator caches them
+/// (`validate/pattern.go`'s `compileRegexp`): a CRD's few patterns are matched on every write.
+/// The cache is cleared when it holds [`PATTERN_CACHE_LIMIT`] patterns (CRDs come and go).
+static PATTERNS: std::sync::Mutex<Option<std::collections::HashMap<String, Option<regex::Regex>>>> =
+    std::sync::Mutex::new(None);
+
+/// Patterns the cache keeps at most.
+const PATTERN_CACHE_LIMIT: usize = 1024;
+
+/// Whether `text` matches `pattern`; `None` for a pattern that does not compile.
+fn pattern_matches(pattern: &str, text: &str) -> Option<bool> {
+    let compiled = {
+        let mut cache = PATTERNS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let cache = cache.get_or_insert_with(Default::default);
+        if !cache.contains_key(pattern) {
+            if cache.len() >= PATTERN_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(pattern.to_string(), regex::Regex::new(pattern).ok());
+        }
+        // A `Regex` clone shares the compiled program; matching runs outside the lock.
+        cache[pattern].clone()
+    };
+    compiled.map(|re| re.is_match(text))
 }
 
 /// A bound as the message prints it: integer data is compared with, and shows, the bound
