@@ -11,7 +11,8 @@
 //!   every UDP datagram with `NAME`. It prints `listening tcp|udp ADDR:PORT` per socket (port 0
 //!   picks one) and then `ready`, and exits by itself after `--lifetime-ms` (default 10 minutes).
 //! * `probe` makes `--count` attempts (default 10), each on a new connection or a new UDP socket
-//!   (a new source port, so a new conntrack entry and a new scheduling decision), and prints one
+//!   (a new source port, so a new conntrack entry and a new scheduling decision: UDP sockets
+//!   stay open until the probe ends, so the kernel cannot hand a port out twice), and prints one
 //!   line per attempt: the answering name, `refused`, `reset`, `timeout` or `error KIND`; then
 //!   `summary attempts=N answered=N refused=N reset=N timeout=N error=N distinct=N`.
 //! * `hold` keeps one TCP connection and sends a line every `--interval-ms` for `--duration-ms`,
@@ -81,11 +82,12 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             let interval = Duration::from_millis(opts.millis("interval-ms", 0)?);
             let bind = opts.one("bind")?;
             let mut tally = Tally::default();
+            let mut held = Vec::new();
             for i in 0..count {
                 if i > 0 && !interval.is_zero() {
                     thread::sleep(interval);
                 }
-                let outcome = target.attempt(bind.as_deref(), timeout);
+                let outcome = target.attempt(bind.as_deref(), timeout, &mut held);
                 writeln!(out, "{outcome}").ok();
                 tally.add(&outcome);
             }
@@ -210,11 +212,14 @@ impl Target {
         }
     }
 
-    /// One attempt on a fresh connection or socket.
-    fn attempt(self, bind: Option<&str>, timeout: Duration) -> Outcome {
+    /// One attempt on a fresh connection or socket. A UDP socket on a kernel-chosen port goes
+    /// into `held`, kept open by the caller so that later attempts cannot be given its port
+    /// again (a reused source port would be the same conntrack entry and the same scheduling
+    /// decision; a closed TCP connection's port is kept from reuse by `TIME_WAIT`).
+    fn attempt(self, bind: Option<&str>, timeout: Duration, held: &mut Vec<UdpSocket>) -> Outcome {
         let result = match self {
             Target::Tcp(addr) => tcp_once(addr, bind, timeout),
-            Target::Udp(addr) => udp_once(addr, bind, timeout),
+            Target::Udp(addr) => udp_once(addr, bind, timeout, held),
         };
         match result {
             Ok(name) => Outcome::Answer(name),
@@ -338,16 +343,30 @@ fn tcp_once(addr: SocketAddr, bind: Option<&str>, timeout: Duration) -> io::Resu
     Ok(line.trim_end().to_string())
 }
 
-/// One UDP exchange on a new socket: send a datagram, read the answer.
-fn udp_once(addr: SocketAddr, bind: Option<&str>, timeout: Duration) -> io::Result<String> {
-    let socket = UdpSocket::bind(bind_addr(bind, addr)?)?;
-    // Connected, so an ICMP port unreachable comes back as ECONNREFUSED.
-    socket.connect(addr)?;
-    socket.set_read_timeout(Some(timeout))?;
-    socket.send(b"ping")?;
-    let mut buf = [0u8; 1500];
-    let n = socket.recv(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf[..n]).trim_end().to_string())
+/// One UDP exchange on a new socket: send a datagram, read the answer. The socket goes into
+/// `held` when the kernel chose its port (see [`Target::attempt`]).
+fn udp_once(
+    addr: SocketAddr,
+    bind: Option<&str>,
+    timeout: Duration,
+    held: &mut Vec<UdpSocket>,
+) -> io::Result<String> {
+    let local = bind_addr(bind, addr)?;
+    let socket = UdpSocket::bind(local)?;
+    let exchange = || -> io::Result<String> {
+        // Connected, so an ICMP port unreachable comes back as ECONNREFUSED.
+        socket.connect(addr)?;
+        socket.set_read_timeout(Some(timeout))?;
+        socket.send(b"ping")?;
+        let mut buf = [0u8; 1500];
+        let n = socket.recv(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf[..n]).trim_end().to_string())
+    };
+    let answer = exchange();
+    if local.port() == 0 {
+        held.push(socket);
+    }
+    answer
 }
 
 fn remaining(deadline: Instant) -> io::Result<Duration> {
@@ -544,24 +563,48 @@ mod tests {
         for v6 in [false, true] {
             let server = Server::start("alpha", &[loopback(v6)], &[]).unwrap();
             for _ in 0..3 {
-                let outcome = Target::Tcp(server.tcp[0]).attempt(None, T);
+                let outcome = Target::Tcp(server.tcp[0]).attempt(None, T, &mut Vec::new());
                 assert_eq!(outcome, Outcome::Answer("alpha".into()), "v6={v6}");
             }
         }
     }
 
     #[test]
+    fn udp_attempts_keep_their_sockets_so_each_has_its_own_source_port() {
+        let server = Server::start("gamma", &[], &[loopback(false)]).unwrap();
+        let mut held = Vec::new();
+        for _ in 0..20 {
+            let outcome = Target::Udp(server.udp[0]).attempt(None, T, &mut held);
+            assert_eq!(outcome, Outcome::Answer("gamma".into()));
+        }
+        let ports: BTreeSet<u16> = held
+            .iter()
+            .map(|s| s.local_addr().unwrap().port())
+            .collect();
+        assert_eq!((held.len(), ports.len()), (20, 20));
+        // A fixed source port (`--bind ADDR:PORT`) is reused on purpose: nothing is held.
+        let fixed = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut none = Vec::new();
+        let outcome = Target::Udp(server.udp[0]).attempt(Some(&fixed.to_string()), T, &mut none);
+        assert_eq!(outcome, Outcome::Answer("gamma".into()));
+        assert!(none.is_empty());
+    }
+
+    #[test]
     fn udp_probe_gets_the_server_name_on_ipv4_and_ipv6() {
         for v6 in [false, true] {
             let server = Server::start("beta", &[], &[loopback(v6)]).unwrap();
-            let outcome = Target::Udp(server.udp[0]).attempt(None, T);
+            let outcome = Target::Udp(server.udp[0]).attempt(None, T, &mut Vec::new());
             assert_eq!(outcome, Outcome::Answer("beta".into()), "v6={v6}");
         }
     }
 
     #[test]
     fn tcp_probe_to_a_closed_port_is_refused() {
-        let outcome = Target::Tcp(closed_tcp_port()).attempt(None, T);
+        let outcome = Target::Tcp(closed_tcp_port()).attempt(None, T, &mut Vec::new());
         assert_eq!(outcome, Outcome::Refused);
     }
 
@@ -571,7 +614,7 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let outcome = Target::Udp(addr).attempt(None, T);
+        let outcome = Target::Udp(addr).attempt(None, T, &mut Vec::new());
         assert_eq!(outcome, Outcome::Refused);
     }
 
@@ -580,8 +623,11 @@ mod tests {
         // A bound socket that never answers.
         let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
         let start = Instant::now();
-        let outcome =
-            Target::Udp(silent.local_addr().unwrap()).attempt(None, Duration::from_millis(150));
+        let outcome = Target::Udp(silent.local_addr().unwrap()).attempt(
+            None,
+            Duration::from_millis(150),
+            &mut Vec::new(),
+        );
         assert_eq!(outcome, Outcome::Timeout);
         assert!(start.elapsed() < Duration::from_secs(2));
     }
@@ -667,7 +713,7 @@ mod tests {
 
         let server = UdpSocket::bind("127.0.0.1:0").unwrap();
         let target = server.local_addr().unwrap();
-        let probe = thread::spawn(move || udp_once(target, Some("127.0.0.3"), T));
+        let probe = thread::spawn(move || udp_once(target, Some("127.0.0.3"), T, &mut Vec::new()));
         let mut buf = [0u8; 64];
         let (_, peer) = server.recv_from(&mut buf).unwrap();
         assert_eq!(peer.ip().to_string(), "127.0.0.3");
